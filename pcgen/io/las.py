@@ -1,0 +1,188 @@
+"""LAS 1.0–1.4 and LAZ through laspy (lazrs backend), with laspy failures turned into `InputError`."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import os
+from pathlib import Path
+from typing import Iterator
+
+import laspy
+import numpy as np
+
+from pcgen.atomic import atomic_path
+from pcgen.errors import InputError, OutputError
+from pcgen.io.cloud import PointCloud, parse_crs
+
+LAS_SUFFIXES = (".las", ".laz")
+
+
+def _problem(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:200]
+
+
+def _reraise(exc: BaseException, path) -> None:
+    """Turn any laspy/lazrs failure (including lazrs' Rust panics) into an InputError."""
+    if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit, MemoryError)):
+        raise exc
+    if isinstance(exc, InputError):
+        raise exc
+    raise InputError(f"not a readable LAS/LAZ file ({_problem(exc)})", path) from None
+
+
+def _check_exists(path: Path) -> None:
+    if not path.exists():
+        raise InputError("file not found", path)
+    if not path.is_file():
+        raise InputError("not a file", path)
+
+
+def read_las(path) -> PointCloud:
+    """Read a whole LAS/LAZ file. Raises `InputError` for corrupt, truncated or non-LAS files."""
+    path = Path(path)
+    _check_exists(path)
+    try:
+        with laspy.open(path) as reader:
+            header = reader.header
+            expected = header.point_count
+            points = reader.read_points(expected)
+            if reader.header.version.minor >= 4 and header.number_of_evlrs:
+                pass  # laspy reads EVLRs into header.evlrs on open
+    except BaseException as exc:  # noqa: BLE001 - lazrs raises pyo3 PanicException
+        _reraise(exc, path)
+    if len(points) != expected:
+        raise InputError(f"truncated: header says {expected} points, file holds {len(points)}",
+                         path)
+    return PointCloud(header=header, record=laspy.PackedPointRecord(points.array,
+                                                                    points.point_format))
+
+
+class ChunkReader:
+    """Iterate a LAS/LAZ file as `PointCloud` chunks; ``header``, ``crs`` and ``point_count`` up front."""
+
+    def __init__(self, reader: laspy.LasReader, path: Path, chunk_size: int):
+        self._reader = reader
+        self.path = path
+        self.header = reader.header
+        self.point_count = int(reader.header.point_count)
+        self.chunk_size = int(chunk_size)
+        self.crs = parse_crs(self.header)
+
+    def __iter__(self) -> Iterator[PointCloud]:
+        seen = 0
+        try:
+            for points in self._reader.chunk_iterator(self.chunk_size):
+                if len(points) == 0:
+                    break
+                seen += len(points)
+                yield PointCloud(header=self.header, record=laspy.PackedPointRecord(
+                    points.array, points.point_format), crs=self.crs)
+        except BaseException as exc:  # noqa: BLE001
+            _reraise(exc, self.path)
+        if seen != self.point_count:
+            raise InputError(f"truncated: header says {self.point_count} points, file holds "
+                             f"{seen}", self.path)
+
+
+@contextlib.contextmanager
+def open_las_chunks(path, chunk_size: int = 1_000_000) -> Iterator[ChunkReader]:
+    """Context manager yielding a `ChunkReader` over ``path`` (never the whole file in memory)."""
+    path = Path(path)
+    _check_exists(path)
+    if chunk_size <= 0:
+        raise ValueError("chunk_size must be positive")
+    try:
+        reader = laspy.open(path)
+    except BaseException as exc:  # noqa: BLE001
+        _reraise(exc, path)
+    try:
+        yield ChunkReader(reader, path, chunk_size)
+    finally:
+        reader.close()
+
+
+def default_header(cloud: PointCloud, scale: float = 0.001) -> laspy.LasHeader:
+    """A LAS 1.4 header fitting ``cloud``'s attributes: the smallest standard point format that
+    holds them, millimetre scales, offsets at the floor of the minimum."""
+    names = set(cloud.attributes)
+    has_rgb = {"red", "green", "blue"} <= names
+    has_nir = "nir" in names
+    has_time = "gps_time" in names
+    if has_nir:
+        fmt = 8
+    elif has_rgb:
+        fmt = 3 if has_time else 2
+    else:
+        fmt = 1 if has_time else 0
+    if "classification" in names and len(cloud) and cloud.attributes["classification"].max() > 31:
+        fmt = {0: 6, 1: 6, 2: 7, 3: 7}.get(fmt, fmt)
+    header = laspy.LasHeader(point_format=fmt, version="1.4" if fmt >= 6 else "1.2")
+    header.scales = np.array([scale] * 3)
+    header.offsets = np.floor(cloud.xyz.min(axis=0)) if len(cloud) else np.zeros(3)
+    if cloud.crs is not None:
+        header.add_crs(cloud.crs)
+    return header
+
+
+def _header_for(cloud: PointCloud) -> laspy.LasHeader:
+    header = copy.deepcopy(cloud.header) if cloud.header is not None else default_header(cloud)
+    fmt_names = set(header.point_format.dimension_names)
+    params = []
+    descriptions = getattr(cloud, "_extra_descriptions", {})
+    for name in cloud.attributes:
+        if name in fmt_names:
+            continue
+        value = cloud.attributes[name]
+        if value.dtype.kind not in "iuf" or value.ndim > 2:
+            raise OutputError(f"attribute {name!r} of dtype {value.dtype} cannot be stored in LAS")
+        dtype = value.dtype if value.ndim == 1 else np.dtype((value.dtype, value.shape[1]))
+        params.append(laspy.ExtraBytesParams(name=name, type=dtype,
+                                             description=descriptions.get(name, "")[:31]))
+    if params:
+        header.add_extra_dims(params)
+    return header
+
+
+def write_las(cloud: PointCloud, path, *, compress: bool | None = None) -> None:
+    """Write ``cloud`` as LAS/LAZ (by suffix unless ``compress`` is given), atomically.
+
+    Header metadata, CRS, VLRs and EVLRs of ``cloud.header`` are kept; bounds, counts and
+    return histograms are recomputed by laspy.
+    """
+    path = Path(path)
+    header = _header_for(cloud)
+    record = cloud.to_record(header)
+    if compress is None:
+        compress = path.suffix.lower() == ".laz"
+    evlrs = header.evlrs if header.evlrs is not None else []
+    if len(evlrs) and header.version.minor < 4:
+        evlrs = []
+    with atomic_path(path) as tmp:
+        try:
+            with open(tmp, "wb") as fh, laspy.LasWriter(fh, header, do_compress=compress,
+                                                         closefd=False) as writer:
+                writer.write_points(record)
+                if len(evlrs):
+                    writer.write_evlrs(evlrs)
+        except OSError as exc:
+            raise OutputError(f"cannot write ({exc.strerror or exc})", path) from None
+
+
+def write_las_records(path, header: laspy.LasHeader, records, *, compress: bool) -> None:
+    """Stream already-packed records (same point format/grid as ``header``) into one file.
+
+    Used by tiling, which packs once and writes many; not atomic by itself (callers wrap it).
+    """
+    with open(path, "wb") as fh, laspy.LasWriter(fh, header, do_compress=compress,
+                                                 closefd=False) as writer:
+        for record in records:
+            writer.write_points(record)
+        evlrs = header.evlrs if header.evlrs is not None else []
+        if len(evlrs) and header.version.minor >= 4:
+            writer.write_evlrs(evlrs)
+
+
+def is_las(path) -> bool:
+    return os.fspath(path).lower().endswith(LAS_SUFFIXES)
