@@ -1,0 +1,96 @@
+"""k-nearest neighbours and ball query between padded batches of point sets."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from pcgen.errors import InputError
+from pcgen.ops import _ext, reference
+from pcgen.ops._checks import as_lengths, check_k, check_pair
+
+
+class KNN(NamedTuple):
+    """Output of :func:`knn`: ``dists`` (B, N, k) squared distances, ``idx`` (B, N, k) int64."""
+
+    dists: torch.Tensor
+    idx: torch.Tensor
+
+
+class BallQuery(NamedTuple):
+    """Output of :func:`ball_query`: ``dists`` (B, N, k) squared, ``idx`` (B, N, k) padded with -1."""
+
+    dists: torch.Tensor
+    idx: torch.Tensor
+
+
+def knn(p1: torch.Tensor, p2: torch.Tensor, k: int, lengths1=None, lengths2=None) -> KNN:
+    """The k nearest points of ``p2`` for every point of ``p1``, sorted nearest first.
+
+    Differentiable w.r.t. both point sets through ``dists``. Uses the compiled kernel
+    (a uniform grid for D <= 3, blocked brute force above) when built, else the chunked
+    pure-torch reference; neither builds the full (B, N, M) distance matrix.
+
+    Args:
+        p1: (B, N, D) query points, float32 or float64.
+        p2: (B, M, D) points to search.
+        k: neighbours per query.
+        lengths1: (B,) valid points per cloud of ``p1`` (default: all N).
+        lengths2: (B,) valid points per cloud of ``p2`` (default: all M).
+    Returns:
+        KNN(dists (B, N, k) squared distances, idx (B, N, k) int64 indices into ``p2``).
+        Where a cloud has fewer than k valid points, and for padded queries, idx is -1 and
+        dists is 0.
+    """
+    check_pair(p1, p2)
+    k = check_k(k)
+    l1 = as_lengths("lengths1", lengths1, p1)
+    l2 = as_lengths("lengths2", lengths2, p2)
+    if _ext.has_op("knn", p1.device):
+        dists, idx = torch.ops.pcgen.knn(p1.contiguous(), p2.contiguous(), l1, l2, k)
+    else:
+        dists, idx = reference.knn_reference(p1, p2, l1, l2, k)
+    return KNN(dists, idx)
+
+
+def ball_query(p1: torch.Tensor, p2: torch.Tensor, radius: float, k: int, lengths1=None,
+               lengths2=None) -> BallQuery:
+    """Up to k points of ``p2`` within ``radius`` of each point of ``p1``, nearest first.
+
+    Unlike pytorch3d's ``ball_query`` (the first k in index order), this returns the k
+    *nearest* points inside the ball, so the result does not depend on point order.
+
+    Args:
+        p1: (B, N, D) query points.
+        p2: (B, M, D) points to search.
+        radius: ball radius (points with squared distance <= radius**2 count).
+        k: maximum neighbours per query.
+        lengths1, lengths2: (B,) valid points per cloud (default: all).
+    Returns:
+        BallQuery(dists (B, N, k) squared distances, 0 where padded; idx (B, N, k), -1 where padded).
+    """
+    check_pair(p1, p2)
+    k = check_k(k)
+    if not radius > 0:
+        raise InputError(f"radius must be positive, got {radius}")
+    l1 = as_lengths("lengths1", lengths1, p1)
+    l2 = as_lengths("lengths2", lengths2, p2)
+    if _ext.has_op("ball_query", p1.device):
+        dists, idx = torch.ops.pcgen.ball_query(p1.contiguous(), p2.contiguous(), l1, l2, k,
+                                                float(radius))
+    else:
+        dists, idx = reference.ball_query_reference(p1, p2, l1, l2, k, float(radius))
+    return BallQuery(dists, idx)
+
+
+def knn_gather(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """Gather features of neighbours.
+
+    Args:
+        x: (B, M, C) features of the searched points.
+        idx: (B, N, k) indices from :func:`knn` or :func:`ball_query` (-1 allowed).
+    Returns:
+        (B, N, k, C), zeros where idx is -1.
+    """
+    return reference.gather_points(x, idx)

@@ -1,0 +1,118 @@
+"""Pure-torch references for every pcgen kernel.
+
+They define what the compiled kernels must return (tests compare against them) and serve as
+the fallback when ``pcgen._C`` is not built. Gradients flow through ordinary torch ops: neighbour
+*indices* are chosen without gradient, then distances are recomputed from the gathered points, so
+the result is differentiable w.r.t. both point sets. Distance matrices are built in row chunks of
+at most ``CHUNK_ELEMS`` entries, so memory stays linear in the number of points.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+CHUNK_ELEMS = 1 << 24  # entries of one distance block (64 MiB in float32)
+
+
+def gather_points(points: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """Points at ``idx`` per batch, zeros where ``idx`` is -1.
+
+    Args:
+        points: (B, M, C).
+        idx: (B, N, K) int64, -1 for "no neighbour".
+    Returns:
+        (B, N, K, C).
+    """
+    B, N, K = idx.shape
+    C = points.shape[-1]
+    safe = idx.clamp_min(0).reshape(B, N * K, 1).expand(B, N * K, C)
+    out = points.gather(1, safe).reshape(B, N, K, C)
+    return out * (idx >= 0).unsqueeze(-1).to(points.dtype)
+
+
+@torch.no_grad()
+def nearest_indices(p1, p2, lengths1, lengths2, k: int, max_dist2: float = math.inf) -> torch.Tensor:
+    """Indices (B, N, k) of the k nearest valid points of ``p2`` for every point of ``p1``.
+
+    Sorted by distance; -1 where a cloud has fewer than k points (or none within
+    ``sqrt(max_dist2)``) and for padded query points.
+    """
+    B, N, D = p1.shape
+    M = p2.shape[1]
+    idx = torch.full((B, N, k), -1, dtype=torch.int64, device=p1.device)
+    if B == 0 or N == 0 or M == 0:
+        return idx
+    kk = min(k, M)
+    # center on p2's mean: the |a|^2 + |b|^2 - 2ab expansion loses digits far from the origin
+    valid2 = torch.arange(M, device=p1.device)[None, :] < lengths2[:, None]
+    denom = lengths2.clamp_min(1).to(p2.dtype)[:, None]
+    center = (p2 * valid2.unsqueeze(-1)).sum(1) / denom
+    a = p1 - center[:, None]
+    b = p2 - center[:, None]
+    b2 = (b * b).sum(-1)
+    chunk = max(1, CHUNK_ELEMS // max(1, B * M))
+    for s in range(0, N, chunk):
+        q = a[:, s:s + chunk]
+        d2 = (q * q).sum(-1, keepdim=True) + b2[:, None, :] - 2.0 * q @ b.transpose(1, 2)
+        d2.clamp_min_(0).masked_fill_(~valid2[:, None, :], math.inf)
+        vals, ids = d2.topk(kk, dim=-1, largest=False, sorted=True)
+        ids.masked_fill_(~torch.isfinite(vals), -1)
+        idx[:, s:s + chunk, :kk] = ids
+    valid1 = torch.arange(N, device=p1.device)[None, :] < lengths1[:, None]
+    idx.masked_fill_(~valid1.unsqueeze(-1), -1)
+    return idx
+
+
+def distances_from_indices(p1, p2, idx, max_dist2: float = math.inf):
+    """Squared distances (B, N, K) from ``p1`` to ``p2[idx]``, differentiable w.r.t. both.
+
+    Entries with ``idx == -1`` (or farther than ``max_dist2``) get distance 0 and index -1.
+    Returns:
+        (dists, idx) with the radius mask applied to both.
+    """
+    diff = p1.unsqueeze(2) - gather_points(p2, idx)
+    dists = (diff * diff).sum(-1)
+    ok = idx >= 0
+    if math.isfinite(max_dist2):
+        ok = ok & (dists <= max_dist2)
+        idx = idx.masked_fill(~ok, -1)
+    return dists * ok.to(dists.dtype), idx
+
+
+def knn_reference(p1, p2, lengths1, lengths2, k: int):
+    """Reference for :func:`pcgen.ops.knn`; returns (dists, idx), both (B, N, k)."""
+    idx = nearest_indices(p1, p2, lengths1, lengths2, k)
+    return distances_from_indices(p1, p2, idx)
+
+
+def ball_query_reference(p1, p2, lengths1, lengths2, k: int, radius: float):
+    """Reference for :func:`pcgen.ops.ball_query`: the k nearest within ``radius``."""
+    r2 = float(radius) ** 2
+    idx = nearest_indices(p1, p2, lengths1, lengths2, k, r2)
+    dists, idx = distances_from_indices(p1, p2, idx, r2)
+    # a radius miss in the middle of a row cannot happen (rows are sorted), so -1s are trailing
+    return dists, idx
+
+
+@torch.no_grad()
+def farthest_point_sample_reference(points, lengths, n: int, start_idx) -> torch.Tensor:
+    """Reference for :func:`pcgen.ops.farthest_point_sample`; returns (B, n) int64, -1 padded."""
+    B, N, _ = points.shape
+    out = torch.full((B, n), -1, dtype=torch.int64, device=points.device)
+    if B == 0 or N == 0 or n == 0:
+        return out
+    valid = torch.arange(N, device=points.device)[None, :] < lengths[:, None]
+    mind = torch.full((B, N), math.inf, dtype=points.dtype, device=points.device)
+    mind.masked_fill_(~valid, -1.0)
+    cur = start_idx.clone().clamp(0, N - 1)
+    rows = torch.arange(B, device=points.device)
+    for i in range(n):
+        active = lengths > i
+        out[:, i] = torch.where(active, cur, torch.full_like(cur, -1))
+        p = points[rows, cur]
+        d = ((points - p[:, None, :]) ** 2).sum(-1)
+        mind = torch.minimum(mind, d).masked_fill_(~valid, -1.0)
+        cur = mind.argmax(-1)
+    return out
