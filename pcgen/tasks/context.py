@@ -1,0 +1,141 @@
+"""Context windows around gaps: which points a generator sees, and how many points it must make.
+
+A window is a square centred on the gap, big enough that the gap looks like the holes cut
+during training (the gap spans about ``1 / scale`` of the window), minus the gap itself.
+The number of points to generate is the window's density times the gap's area, so the filled
+gap is as dense as its surroundings. Generated points are clipped to the gap polygon; the
+frame change for models lives with the model generator (:mod:`pcgen.tasks.generators`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+from shapely.geometry import Polygon, box
+
+from pcgen.errors import InputError
+
+
+@dataclass
+class ContextConfig:
+    """Window geometry (mirrored by ``conf/task/fill.yaml`` ``context:``)."""
+
+    scale: float = 3.0          # window side / gap side
+    min_half_size: float = 10.0  # CRS units; small gaps still see some terrain
+    min_points: int = 32        # fewer points around a gap is an error, not a guess
+    max_points: int = 4096      # random subset above this (models see a fixed budget anyway)
+
+
+@dataclass
+class GapContext:
+    """What a generator gets for one gap.
+
+    Attributes:
+        polygon: the gap, in the file's CRS.
+        index: (M,) indices of the context points in the source cloud.
+        xyz: (M, 3) float64 world coordinates of the context points.
+        attributes: per-point arrays for the context points (laspy names), possibly empty.
+        window: the square window (gap included).
+        n_target: points to generate so the gap matches the window's density.
+        density: points per unit² around the gap.
+    """
+
+    polygon: Polygon
+    index: np.ndarray
+    xyz: np.ndarray
+    attributes: dict
+    window: Polygon
+    n_target: int
+    density: float
+
+    @property
+    def gap_box(self) -> np.ndarray:
+        """(4,) xmin, ymin, xmax, ymax of the gap in world coordinates."""
+        return np.asarray(self.polygon.bounds, dtype=np.float64)
+
+
+def gap_window(polygon: Polygon, config: ContextConfig) -> Polygon:
+    """Square window of side ``scale`` × the gap's larger side, at least ``2 * min_half_size``."""
+    xmin, ymin, xmax, ymax = polygon.bounds
+    half = max(config.min_half_size, 0.5 * config.scale * max(xmax - xmin, ymax - ymin))
+    cx, cy = 0.5 * (xmin + xmax), 0.5 * (ymin + ymax)
+    return box(cx - half, cy - half, cx + half, cy + half)
+
+
+def build_context(xyz: np.ndarray, polygon: Polygon, config: ContextConfig | None = None,
+                  attributes: dict | None = None, footprint: Polygon | None = None,
+                  rng: np.random.Generator | None = None, gap_id: int | str = "") -> GapContext:
+    """Collect the points around one gap and the number of points to generate inside it.
+
+    Args:
+        xyz: (N, 3) world coordinates of the whole tile.
+        polygon: the gap.
+        config: window geometry.
+        attributes: per-point arrays of the tile (N,), sliced for the context.
+        footprint: survey area; the density is measured over the part of the window inside it.
+        rng: for the random subset when the window holds more than ``max_points``.
+        gap_id: names the gap in errors.
+    Returns:
+        A :class:`GapContext`.
+    Raises:
+        InputError: fewer than ``min_points`` points around the gap.
+    """
+    cfg = config or ContextConfig()
+    window = gap_window(polygon, cfg)
+    xmin, ymin, xmax, ymax = window.bounds
+    near = np.nonzero((xyz[:, 0] >= xmin) & (xyz[:, 0] <= xmax) & (xyz[:, 1] >= ymin) & (xyz[:, 1] <= ymax))[0]
+    outside_gap = ~shapely.contains_xy(polygon, xyz[near, 0], xyz[near, 1])
+    index = near[outside_gap]
+    if len(index) < cfg.min_points:
+        raise InputError(f"gap {gap_id}: only {len(index)} points around it (need {cfg.min_points}); "
+                         "nothing to fill from")
+    ring = window.difference(polygon)
+    if footprint is not None:
+        ring = ring.intersection(footprint)
+    density = len(index) / max(ring.area, 1e-12)
+    n_target = int(round(density * polygon.area))
+    if len(index) > cfg.max_points:
+        rng = rng or np.random.default_rng(0)
+        index = np.sort(rng.choice(index, cfg.max_points, replace=False))
+        # density was measured on every point; only the generator's view is thinned
+    attrs = {k: np.asarray(v)[index] for k, v in (attributes or {}).items()}
+    return GapContext(polygon=polygon, index=index, xyz=np.asarray(xyz[index], dtype=np.float64),
+                      attributes=attrs, window=window, n_target=n_target, density=density)
+
+
+def clip_to_polygon(points: np.ndarray, polygon: Polygon) -> np.ndarray:
+    """Keep the (P, 3) points whose xy lie inside the polygon."""
+    if len(points) == 0:
+        return points
+    return points[shapely.contains_xy(polygon, points[:, 0], points[:, 1])]
+
+
+def generate_in_gap(generator, ctx: GapContext, rng: np.random.Generator, max_tries: int = 4) -> np.ndarray:
+    """Ask ``generator`` for points until ``ctx.n_target`` of them fall inside the gap polygon.
+
+    Generators produce points over the gap's bounding box; the polygon covers only part of it,
+    so each try asks for the shortfall scaled by box-area / polygon-area.
+
+    Returns:
+        (ctx.n_target, 3) float64 world coordinates (fewer only if the generator keeps missing).
+    """
+    need = ctx.n_target
+    if need <= 0:
+        return np.zeros((0, 3))
+    xmin, ymin, xmax, ymax = ctx.polygon.bounds
+    fill_ratio = ctx.polygon.area / max((xmax - xmin) * (ymax - ymin), 1e-12)
+    got: list[np.ndarray] = []
+    have = 0
+    for _ in range(max_tries):
+        ask = int(np.ceil((need - have) / max(fill_ratio, 0.05) * 1.15)) + 4
+        pts = clip_to_polygon(np.asarray(generator.generate(ctx, ask, rng), dtype=np.float64), ctx.polygon)
+        got.append(pts)
+        have += len(pts)
+        if have >= need:
+            break
+    pts = np.concatenate(got) if got else np.zeros((0, 3))
+    if len(pts) > need:
+        pts = pts[rng.choice(len(pts), need, replace=False)]
+    return pts

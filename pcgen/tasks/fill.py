@@ -1,0 +1,216 @@
+"""Fill gaps in LiDAR tiles: detect or read gaps, generate points, write LAS/LAZ with every original kept.
+
+The generator is anything with ``generate(ctx, n, rng) -> (P, 3)`` world points over the gap's
+box: the shipped model (:class:`pcgen.tasks.generators.ModelGenerator`) or a baseline
+(:mod:`pcgen.tasks.baselines`). New points get the ASPRS ``synthetic`` flag and an extra-bytes
+dimension (``generated`` by default: 1 new, 0 original; laspy already names the standard flag
+bit ``synthetic``, so an extra-bytes ``synthetic`` would be unreadable by name), their other
+attributes from the nearest original point, and with K > 1 samples an ``uncertainty``
+dimension: the mean distance from each point to the nearest point of the K - 1 other draws.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from scipy.spatial import cKDTree
+from shapely.geometry import Polygon
+
+from pcgen.errors import ConfigError, InputError
+from pcgen.tasks.context import ContextConfig, GapContext, build_context, generate_in_gap
+from pcgen.tasks.gaps import Gap, GapConfig, detect_gaps, tile_footprint
+
+CONF_PATH = Path(__file__).resolve().parent.parent.parent / "conf" / "task" / "fill.yaml"
+
+
+@dataclass
+class OutputConfig:
+    class_code: int | None = None        # ASPRS class of new points; None: nearest original's
+    generated_dim: str = "generated"      # extra bytes: 1 new, 0 original
+    uncertainty_dim: str = "uncertainty"  # extra bytes (K > 1): metres between draws
+    set_synthetic_flag: bool = True       # the LAS standard 'synthetic' classification bit
+
+
+@dataclass
+class FillConfig:
+    """Everything ``pcgen fill`` reads from ``conf/task/fill.yaml`` (overridable per run)."""
+
+    gaps: GapConfig = field(default_factory=GapConfig)
+    context: ContextConfig = field(default_factory=ContextConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    samples: int = 1
+    seed: int = 0
+
+
+def load_fill_config(path: str | os.PathLike | None = None, overrides: Sequence[str] = ()) -> FillConfig:
+    """Load ``fill.yaml`` over the defaults, then ``key=value`` overrides (Hydra-style dotted keys).
+
+    Raises:
+        ConfigError: unknown key or wrongly typed value.
+    """
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    base = OmegaConf.structured(FillConfig)
+    try:
+        path = Path(path) if path else CONF_PATH
+        if path.is_file():
+            base = OmegaConf.merge(base, OmegaConf.load(path))
+        elif path != CONF_PATH:
+            raise ConfigError("config file not found", path)
+        if overrides:
+            base = OmegaConf.merge(base, OmegaConf.from_dotlist(list(overrides)))
+        cfg = OmegaConf.to_object(base)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"bad fill config: {str(exc).splitlines()[0]}") from None
+    cfg.gaps.exclude_classes = list(cfg.gaps.exclude_classes)
+    return cfg
+
+
+@dataclass
+class GapResult:
+    """What happened in one gap (also the per-gap row of the JSON report)."""
+
+    id: int
+    area: float
+    density: float
+    n_context: int
+    n_target: int
+    n_generated: int
+
+
+@dataclass
+class FillResult:
+    cloud: object  # pcgen.io.PointCloud: originals first, then new points
+    n_original: int
+    gaps: list[GapResult]
+
+
+def check_samples(samples: int) -> int:
+    if not isinstance(samples, (int, np.integer)) or samples <= 0:
+        raise ConfigError(f"--samples must be a positive integer, got {samples}")
+    return int(samples)
+
+
+def _uncertainty(draws: list[np.ndarray]) -> np.ndarray:
+    """(P,) mean distance from each point of draw 0 to its nearest point in each other draw."""
+    first = draws[0]
+    if len(draws) == 1 or len(first) == 0:
+        return np.zeros(len(first), np.float32)
+    dists = []
+    for other in draws[1:]:
+        if len(other) == 0:
+            continue
+        d, _ = cKDTree(other).query(first, k=1)
+        dists.append(d)
+    return (np.mean(dists, axis=0) if dists else np.zeros(len(first))).astype(np.float32)
+
+
+def fill_points(xyz: np.ndarray, gaps: Sequence[Gap], generator, *, attributes: dict | None = None,
+                config: FillConfig | None = None, footprint: Polygon | None = None,
+                progress: bool = False, desc: str = "gaps"):
+    """Generate points for every gap (the array half of :func:`fill_cloud`).
+
+    Args:
+        xyz: (N, 3) world coordinates.
+        gaps: gaps to fill.
+        generator: object with ``generate(ctx, n, rng)``.
+        attributes: (N,) arrays given to generators through the context (classification, ...).
+    Returns:
+        (new (P, 3), source (P,) index of the nearest original point, uncertainty (P,) float32,
+        list of GapResult).
+    Raises:
+        InputError: a gap has too few points around it.
+    """
+    from tqdm.auto import tqdm
+
+    cfg = config or FillConfig()
+    samples = check_samples(cfg.samples)
+    rng = np.random.default_rng(cfg.seed)
+    new, src, unc, results = [], [], [], []
+    for gap in tqdm(gaps, desc=desc, unit="gap", disable=not progress, leave=False):
+        ctx = build_context(xyz, gap.polygon, cfg.context, attributes=attributes, footprint=footprint,
+                            rng=rng, gap_id=gap.id)
+        draws = [generate_in_gap(generator, ctx, rng) for _ in range(samples)]
+        pts = draws[0]
+        if len(pts):
+            new.append(pts)
+            unc.append(_uncertainty(draws))
+            src.append(_nearest_source(ctx, pts))
+        results.append(GapResult(id=gap.id, area=round(gap.area, 3), density=round(ctx.density, 4),
+                                 n_context=len(ctx.index), n_target=ctx.n_target, n_generated=len(pts)))
+    if not new:
+        return np.zeros((0, 3)), np.zeros(0, np.int64), np.zeros(0, np.float32), results
+    return np.concatenate(new), np.concatenate(src), np.concatenate(unc), results
+
+
+def _nearest_source(ctx: GapContext, pts: np.ndarray) -> np.ndarray:
+    """Index (into the tile) of each new point's nearest context point, for attribute imputation."""
+    _, j = cKDTree(ctx.xyz).query(pts, k=1)
+    return ctx.index[j]
+
+
+def fill_cloud(cloud, gaps: Sequence[Gap], generator, config: FillConfig | None = None,
+               progress: bool = False, desc: str = "gaps") -> FillResult:
+    """Fill ``gaps`` in a :class:`pcgen.io.PointCloud`; originals stay first and untouched.
+
+    Returns:
+        A :class:`FillResult` whose cloud holds N originals then P new points, plus the
+        ``generated`` (and with K > 1 ``uncertainty``) extra-bytes dimensions.
+    """
+    from pcgen.io import concat
+
+    cfg = config or FillConfig()
+    xyz = cloud.xyz
+    attrs = {k: cloud.attributes[k] for k in ("classification", "return_number", "number_of_returns")
+             if k in cloud.attributes}
+    footprint = tile_footprint(xyz[:, :2], cfg.gaps.footprint_concavity)
+    new_xyz, src, unc, results = fill_points(xyz, gaps, generator, attributes=attrs, config=cfg,
+                                             footprint=footprint, progress=progress, desc=desc)
+    out_cfg = cfg.output
+    for name in (out_cfg.generated_dim, out_cfg.uncertainty_dim):
+        if name in cloud.attributes:
+            raise InputError(f"the file already has a dimension {name!r}; pick another name "
+                             "in the fill config (output.*_dim)")
+    n = len(cloud)
+    if len(new_xyz):
+        extra = cloud.select(src)
+        extra.xyz = new_xyz
+        if out_cfg.class_code is not None and "classification" in extra.attributes:
+            extra.attributes["classification"] = np.full(len(new_xyz), out_cfg.class_code,
+                                                         dtype=extra.attributes["classification"].dtype)
+        if out_cfg.set_synthetic_flag and "synthetic" in extra.attributes:
+            extra.attributes["synthetic"] = np.ones(len(new_xyz), dtype=extra.attributes["synthetic"].dtype)
+        merged = concat([cloud, extra])
+    else:
+        merged = concat([cloud])
+    flag = np.zeros(len(merged), np.uint8)
+    flag[n:] = 1
+    merged.add_extra_dimension(out_cfg.generated_dim, np.uint8, flag, "pcgen: 1 generated, 0 original")
+    if cfg.samples > 1:
+        u = np.zeros(len(merged), np.float32)
+        u[n:] = unc
+        merged.add_extra_dimension(out_cfg.uncertainty_dim, np.float32, u, "pcgen: spread of K draws")
+    return FillResult(cloud=merged, n_original=n, gaps=results)
+
+
+def mask_gaps(cloud, polygons: Sequence[Polygon]) -> list[Gap]:
+    """User-drawn polygons as :class:`Gap` objects (density is measured later, per window)."""
+    return [Gap(id=i, polygon=p, density_around=float("nan"), n_cells=0, properties={"source": "mask"})
+            for i, p in enumerate(polygons)]
+
+
+def find_gaps(cloud, config: FillConfig) -> list[Gap]:
+    """Automatic detection on a cloud (classification used for the excluded classes)."""
+    cls = cloud.attributes["classification"] if "classification" in cloud.attributes else None
+    return detect_gaps(cloud.xyz, cls, config.gaps)
+
+
+def with_overrides(cfg: FillConfig, **changes) -> FillConfig:
+    """A copy of ``cfg`` with top-level fields replaced (``samples=4``)."""
+    return dataclasses.replace(cfg, **changes)

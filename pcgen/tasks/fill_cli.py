@@ -1,0 +1,111 @@
+"""`pcgen fill IN OUT`: fill gaps in a LAS/LAZ file, a folder of them, or a tile index."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from pcgen.errors import ConfigError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", help="LAS/LAZ file, folder of them, or tile index (.txt / GeoJSON)")
+    parser.add_argument("output", help="output LAS/LAZ file (a folder for several inputs); never IN")
+    parser.add_argument("--ckpt", default=None,
+                        help="conditional checkpoint (default: the one shipped in pcgen/checkpoints)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--mask", default=None, help="GeoJSON polygons, in the file's CRS, to fill")
+    where.add_argument("--auto", action="store_true", help="detect gaps automatically (the default)")
+    parser.add_argument("--samples", "-k", type=int, default=None,
+                        help="K generations per gap; K > 1 adds a per-point 'uncertainty' dimension")
+    parser.add_argument("--baseline", choices=("mirror", "surface"), default=None,
+                        help="fill with a baseline instead of the model")
+    parser.add_argument("--class-code", type=int, default=None,
+                        help="ASPRS class of new points (default: copied from the nearest original)")
+    parser.add_argument("--exclude-classes", default=None,
+                        help="comma-separated classes never called gaps (default from config: 9, water)")
+    parser.add_argument("--gaps", default=None, metavar="GEOJSON",
+                        help="where to write the gap report (default: OUT with .gaps.geojson)")
+    parser.add_argument("--config", default=None, help="fill YAML (default conf/task/fill.yaml)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. --set gaps.density_ratio=0.1")
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--workers", "-j", type=int, default=1, help="processes over tiles")
+    parser.add_argument("--dask", default=None, metavar="ADDRESS",
+                        help="run tiles on the Dask scheduler at ADDRESS (tcp://host:8786)")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+
+
+def _config(args):
+    from pcgen.tasks.fill import check_samples, load_fill_config
+
+    overrides = list(args.set)
+    if args.samples is not None:
+        check_samples(args.samples)
+        overrides.append(f"samples={args.samples}")
+    if args.seed is not None:
+        overrides.append(f"seed={args.seed}")
+    if args.class_code is not None:
+        if not 0 <= args.class_code <= 255:
+            raise ConfigError(f"--class-code must be 0..255, got {args.class_code}")
+        overrides.append(f"output.class_code={args.class_code}")
+    if args.exclude_classes is not None:
+        try:
+            classes = [int(c) for c in args.exclude_classes.split(",") if c.strip()]
+        except ValueError:
+            raise ConfigError(f"--exclude-classes wants integers, got {args.exclude_classes!r}") from None
+        overrides.append(f"gaps.exclude_classes={classes}")
+    cfg = load_fill_config(args.config, overrides)
+    check_samples(cfg.samples)
+    return cfg
+
+
+def run(args: argparse.Namespace) -> int:
+    from pcgen.tasks.generators import make_generator
+    from pcgen.tasks.jobs import FillJob, expand_inputs, run_jobs
+
+    cfg = _config(args)
+    if args.workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {args.workers}")
+    spec = (args.baseline,) if args.baseline else ("model", args.ckpt)
+    make_generator(spec)  # a bad checkpoint fails here, before anything is read or written
+    pairs = expand_inputs(args.input, args.output)
+    single = len(pairs) == 1 and not Path(args.input).is_dir()
+    progress = not args.quiet and sys.stderr.isatty()
+    if single:
+        src, dst = pairs[0]
+        report = args.gaps or str(dst.with_suffix("")) + ".gaps.geojson"
+        jobs = [FillJob(str(src), str(dst), spec, cfg, args.mask, report, True, progress)]
+        results = run_jobs(jobs, 1, args.dask, progress)
+    else:
+        # Several files: write into a staging folder beside OUT and move in only when all succeed.
+        out_dir = Path(args.output)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=".pcgen-fill-", dir=out_dir))
+        try:
+            jobs = [FillJob(str(s), str(stage / d.name), spec, cfg, args.mask,
+                            str(stage / (Path(d.name).stem + ".gaps.geojson")), False, False)
+                    for s, d in pairs]
+            results = run_jobs(jobs, args.workers, args.dask, progress)
+            for item in stage.iterdir():
+                item.replace(out_dir / item.name)
+            for r in results:
+                if r.dst:
+                    r.dst = str(out_dir / Path(r.dst).name)
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+    for r in results:
+        if r.skipped:
+            print(f"{r.src}: skipped ({r.skipped})", file=sys.stderr)
+        else:
+            print(f"{r.src} -> {r.dst}: {len(r.gaps)} gaps, {r.n_generated} new points "
+                  f"(+{r.n_original} original)", file=sys.stderr)
+    if args.quiet:
+        return 0
+    print(json.dumps([{"input": r.src, "output": r.dst, "generated": r.n_generated,
+                       "gaps": r.gaps} for r in results], indent=1))
+    return 0

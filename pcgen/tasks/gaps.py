@@ -1,0 +1,181 @@
+"""Find gaps in a LiDAR tile: footprint cells whose point density falls far below their neighbourhood.
+
+A gap is what a user would call a hole: inside the area the survey covers (the tile's
+footprint), a patch of the occupancy grid holds far fewer points than the cells around it.
+Cells with points of an excluded class (water, by default ASPRS 9) and a ring around them are
+never gaps, because lakes legitimately return few points. Connected gap cells merge into one
+polygon in the file's CRS; :func:`gaps_to_geojson` reports them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import shapely
+from scipy import ndimage
+from shapely.geometry import MultiPoint, Polygon, box, mapping
+
+from pcgen.errors import InputError
+
+
+@dataclass
+class GapConfig:
+    """Thresholds of the detector (mirrored by ``conf/task/fill.yaml`` ``gaps:``).
+
+    ``cell_size`` None picks a cell holding ``min_expected_points`` points at the tile's mean
+    density, so an empty cell is unlikely to be chance (Poisson P(0) = exp(-8) ≈ 3e-4).
+    """
+
+    cell_size: float | None = None
+    min_expected_points: float = 8.0
+    neighbourhood_cells: int = 7
+    density_ratio: float = 0.15
+    min_gap_cells: int = 2
+    exclude_classes: list[int] = field(default_factory=lambda: [9])
+    exclude_buffer_cells: int = 1
+    footprint_concavity: float = 0.3
+    footprint_inset_cells: float = 0.5
+
+
+@dataclass
+class Gap:
+    """One gap: a polygon in the file's CRS and the density of the points around it."""
+
+    id: int
+    polygon: Polygon
+    density_around: float  # points per m² (CRS unit²) in the surrounding cells
+    n_cells: int
+    properties: dict = field(default_factory=dict)
+
+    @property
+    def area(self) -> float:
+        return float(self.polygon.area)
+
+
+def tile_footprint(xy: np.ndarray, concavity: float = 0.3) -> Polygon:
+    """Area the survey covers: a concave hull of the points (``concavity`` 1 = convex hull).
+
+    Args:
+        xy: (N, 2) planar coordinates.
+        concavity: shapely ``concave_hull`` ratio; lower follows curved tile edges more closely.
+    Returns:
+        A shapely Polygon.
+    """
+    if len(xy) < 3:
+        raise InputError(f"{len(xy)} points cannot span a footprint")
+    step = max(1, len(xy) // 20000)  # the hull of a thinned set is the same shape, far faster
+    pts = MultiPoint(xy[::step])
+    hull = shapely.concave_hull(pts, ratio=concavity) if concavity < 1 else pts.convex_hull
+    if hull.geom_type != "Polygon":
+        hull = pts.convex_hull
+    if hull.geom_type != "Polygon" or hull.area <= 0:
+        raise InputError("points are collinear; no footprint")
+    return hull
+
+
+def _auto_cell(n_points: int, area: float, min_expected: float) -> float:
+    density = n_points / max(area, 1e-12)
+    return float(np.sqrt(min_expected / density))
+
+
+def detect_gaps(xyz: np.ndarray, classification: np.ndarray | None = None,
+                config: GapConfig | None = None, footprint: Polygon | None = None) -> list[Gap]:
+    """Detect low-density patches inside the footprint.
+
+    Args:
+        xyz: (N, 3) real-world coordinates.
+        classification: (N,) ASPRS classes, used to exclude ``config.exclude_classes``.
+        config: thresholds; defaults to :class:`GapConfig`.
+        footprint: survey area; defaults to :func:`tile_footprint`.
+    Returns:
+        Gaps sorted by decreasing area, ids 0..G-1.
+    """
+    cfg = config or GapConfig()
+    xy = np.asarray(xyz, dtype=np.float64)[:, :2]
+    if footprint is None:
+        footprint = tile_footprint(xy, cfg.footprint_concavity)
+    cell = cfg.cell_size or _auto_cell(len(xy), footprint.area, cfg.min_expected_points)
+    xmin, ymin, xmax, ymax = footprint.bounds
+    nx, ny = max(1, int(np.ceil((xmax - xmin) / cell))), max(1, int(np.ceil((ymax - ymin) / cell)))
+    ix = np.clip(((xy[:, 0] - xmin) / cell).astype(np.int64), 0, nx - 1)
+    iy = np.clip(((xy[:, 1] - ymin) / cell).astype(np.int64), 0, ny - 1)
+    counts = np.bincount(iy * nx + ix, minlength=nx * ny).reshape(ny, nx).astype(np.float64)
+
+    # Candidate cells: centre inside the footprint shrunk by a fraction of a cell, so the
+    # ragged boundary (half-covered cells) is never called a gap.
+    cx = xmin + (np.arange(nx) + 0.5) * cell
+    cy = ymin + (np.arange(ny) + 0.5) * cell
+    gx, gy = np.meshgrid(cx, cy)
+    inner = footprint.buffer(-cfg.footprint_inset_cells * cell)
+    inside = shapely.contains_xy(inner, gx, gy) if not inner.is_empty else np.zeros_like(gx, bool)
+
+    excluded = np.zeros((ny, nx), dtype=bool)
+    if classification is not None and len(cfg.exclude_classes):
+        ex = np.isin(np.asarray(classification), np.asarray(list(cfg.exclude_classes)))
+        if ex.any():
+            excluded.reshape(-1)[np.unique(iy[ex] * nx + ix[ex])] = True
+            if cfg.exclude_buffer_cells > 0:
+                excluded = ndimage.binary_dilation(excluded, iterations=cfg.exclude_buffer_cells)
+
+    # Neighbourhood density: mean count of footprint cells in a window (masked box filter).
+    size = cfg.neighbourhood_cells
+    valid = (inside & ~excluded).astype(np.float64)
+    num = ndimage.uniform_filter(counts * valid, size=size, mode="constant")
+    den = ndimage.uniform_filter(valid, size=size, mode="constant")
+    around = np.divide(num, den, out=np.zeros_like(num), where=den > 1e-9)
+    sparse = inside & ~excluded & (counts < cfg.density_ratio * around) & (around >= 0.5 * cfg.min_expected_points)
+
+    labels, n = ndimage.label(sparse, structure=np.ones((3, 3)))
+    gaps: list[Gap] = []
+    for lab in range(1, n + 1):
+        rows, cols = np.nonzero(labels == lab)
+        if len(rows) < cfg.min_gap_cells:
+            continue
+        cells = [box(xmin + c * cell, ymin + r * cell, xmin + (c + 1) * cell, ymin + (r + 1) * cell)
+                 for r, c in zip(rows, cols)]
+        poly = shapely.unary_union(cells)
+        if poly.geom_type != "Polygon":  # 8-connected diagonal touch: keep the hull of the pieces
+            poly = poly.convex_hull
+        ring = ndimage.binary_dilation(labels == lab, iterations=2) & (labels != lab) & (valid > 0)
+        density = float(counts[ring].mean() / cell**2) if ring.any() else float(around[rows, cols].mean() / cell**2)
+        gaps.append(Gap(id=0, polygon=poly, density_around=density, n_cells=len(rows),
+                        properties={"cell_size": cell}))
+    gaps.sort(key=lambda g: -g.area)
+    for i, g in enumerate(gaps):
+        g.id = i
+    return gaps
+
+
+def crs_urn(crs) -> str | None:
+    """``urn:ogc:def:crs:EPSG::XXXX`` for a pyproj CRS with an EPSG code, else its WKT, else None."""
+    if crs is None:
+        return None
+    epsg = crs.to_epsg()
+    return f"urn:ogc:def:crs:EPSG::{epsg}" if epsg else crs.to_wkt()
+
+
+def gaps_to_geojson(gaps: Sequence[Gap], crs=None) -> dict:
+    """A GeoJSON FeatureCollection of the gaps, in the file's CRS (named in a ``crs`` member).
+
+    RFC 7946 assumes WGS84; projected LiDAR coordinates need the (GDAL-read) 2008 ``crs`` member.
+    """
+    collection = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "geometry": mapping(g.polygon),
+         "properties": {"id": g.id, "area": round(g.area, 3), "cells": g.n_cells,
+                        "density_around": round(g.density_around, 4), **g.properties}}
+        for g in gaps]}
+    name = crs_urn(crs)
+    if name:
+        collection["crs"] = {"type": "name", "properties": {"name": name}}
+    return collection
+
+
+def write_geojson(gaps: Sequence[Gap], path, crs=None) -> None:
+    """Write :func:`gaps_to_geojson` atomically."""
+    from pcgen.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(gaps_to_geojson(gaps, crs), indent=1))

@@ -1,0 +1,123 @@
+"""Gap generators behind one interface: ``generate(ctx, n, rng) -> (P, 3)`` world points.
+
+:class:`ModelGenerator` wraps a trained conditional head: it normalizes the context window as
+training samples were normalized, gives the head the gap's box in that frame, and maps the
+generated points back to world coordinates. :func:`make_generator` builds any generator by
+name, so worker processes (process pool, Dask) can rebuild it from a picklable spec.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pcgen.errors import CheckpointError, ConfigError
+from pcgen.tasks.context import GapContext
+
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "default_fill.ckpt"
+BASELINES = ("mirror", "surface")
+
+
+def window_frame(xyz: np.ndarray, window_bounds) -> tuple[np.ndarray, float]:
+    """Centre and scale of the normalized frame of a context window.
+
+    The centre is the window's xy centre and the points' mean height; the scale is the
+    window's half side, so a tile-sized window maps to [-1, 1]² like a training tile.
+
+    Args:
+        xyz: (M, 3) world context points.
+        window_bounds: (xmin, ymin, xmax, ymax) of the window.
+    Returns:
+        center (3,) float64, scale float.
+    """
+    xmin, ymin, xmax, ymax = window_bounds
+    center = np.array([(xmin + xmax) / 2, (ymin + ymax) / 2, float(np.mean(xyz[:, 2]))])
+    return center, float(max(xmax - xmin, ymax - ymin) / 2)
+
+
+class ModelGenerator:
+    """A conditional head as a gap generator.
+
+    Args:
+        head: object with ``sample(num_samples, num_points, context=(B, M, 3), gap_box=(B, 4),
+            generator=None) -> (B, num_points, 3)`` in the normalized frame.
+        context_points: M, the context size the head was trained with.
+        frame: ``(xyz, window_bounds) -> (center, scale)``; defaults to :func:`window_frame`.
+    """
+
+    name = "pcgen"
+
+    def __init__(self, head, context_points: int = 1024, frame=window_frame, max_points: int = 4096):
+        self.head = head
+        self.context_points = context_points
+        self.frame = frame
+        self.max_points = max_points
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike | None = None) -> "ModelGenerator":
+        """Load a conditional head saved by ``pcgen.train`` (the shipped one when ``path`` is None).
+
+        Raises:
+            CheckpointError: missing, corrupt, or a head that cannot fill gaps.
+        """
+        from pcgen.train.checkpoint import load_head
+
+        path = Path(path) if path is not None else DEFAULT_CHECKPOINT
+        if not path.is_file():
+            raise CheckpointError("checkpoint not found" + (
+                " (the shipped default is trained by datasets/train_default_fill.py)"
+                if path == DEFAULT_CHECKPOINT else ""), path)
+        head, meta = load_head(path, map_location="cpu")
+        meta = meta or {}
+        if not meta.get("conditional", False):
+            kind = meta.get("head", type(head).__name__)
+            raise CheckpointError(f"checkpoint holds an unconditional {kind} head; gap filling needs "
+                                  "one trained on gaps (data.holes)", path)
+        head.eval()
+        return cls(head, context_points=int(meta.get("context_points", 1024)))
+
+    @torch.no_grad()
+    def generate(self, ctx: GapContext, n: int, rng: np.random.Generator) -> np.ndarray:
+        n = int(min(n, self.max_points))
+        center, scale = self.frame(ctx.xyz, ctx.window.bounds)
+        m = self.context_points
+        idx = rng.choice(len(ctx.xyz), m, replace=len(ctx.xyz) < m)
+        context = (ctx.xyz[idx] - center) / scale
+        box = np.asarray(ctx.gap_box)
+        gap_box = np.r_[(box[:2] - center[:2]) / scale, (box[2:] - center[:2]) / scale]
+        gen = torch.Generator().manual_seed(int(rng.integers(2**31 - 1)))
+        out = self.head.sample(1, n, context=torch.as_tensor(context, dtype=torch.float32)[None],
+                               gap_box=torch.as_tensor(gap_box, dtype=torch.float32)[None], generator=gen)
+        pts = out[0].double().cpu().numpy()
+        pts[:, 0] = np.clip(pts[:, 0], gap_box[0], gap_box[2])
+        pts[:, 1] = np.clip(pts[:, 1], gap_box[1], gap_box[3])
+        return pts * scale + center
+
+
+_CACHE: dict = {}
+
+
+def make_generator(spec: tuple):
+    """Build (once per process) the generator a picklable spec names.
+
+    Args:
+        spec: ``("model", ckpt_path_or_None)`` or ``(baseline_name,)``.
+    """
+    if spec in _CACHE:
+        return _CACHE[spec]
+    kind = spec[0]
+    if kind == "model":
+        gen = ModelGenerator.from_checkpoint(spec[1])
+    elif kind == "mirror":
+        from pcgen.tasks.baselines import MirrorFill
+        gen = MirrorFill()
+    elif kind == "surface":
+        from pcgen.tasks.baselines import SurfaceFill
+        gen = SurfaceFill()
+    else:
+        raise ConfigError(f"unknown generator {kind!r} (model, {', '.join(BASELINES)})")
+    _CACHE[spec] = gen
+    return gen

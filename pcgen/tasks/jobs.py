@@ -1,0 +1,176 @@
+"""One fill job per file, run in this process, a process pool, or on a Dask cluster.
+
+A job is plain data (paths, generator spec, config) so it pickles to any worker; each worker
+builds its generator once (:func:`pcgen.tasks.generators.make_generator`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from pcgen.errors import InputError, OutputError
+from pcgen.io import SUFFIXES
+from pcgen.tasks.fill import FillConfig, fill_cloud, find_gaps, mask_gaps
+
+LAS_SUFFIXES = (".las", ".laz")
+
+
+@dataclass
+class FillJob:
+    """Fill one file. ``mask`` is a GeoJSON path or None (automatic detection)."""
+
+    src: str
+    dst: str
+    generator: tuple
+    config: FillConfig
+    mask: str | None = None
+    gaps_report: str | None = None
+    mask_must_hit: bool = True
+    progress: bool = False
+
+
+@dataclass
+class JobResult:
+    src: str
+    dst: str | None
+    n_original: int = 0
+    n_generated: int = 0
+    gaps: list = field(default_factory=list)
+    skipped: str | None = None
+
+
+def run_job(job: FillJob) -> JobResult:
+    """Read, find gaps, report them, fill, write atomically. IN is only ever read."""
+    import pcgen.io as pio
+    from pcgen.tasks.gaps import gaps_to_geojson, tile_footprint
+    from pcgen.tasks.generators import make_generator
+    from pcgen.tasks.masks import read_mask
+
+    generator = make_generator(job.generator)
+    cloud = pio.read(job.src)
+    if len(cloud) < 3:
+        raise InputError(f"{len(cloud)} points: nothing around any gap", job.src)
+    if job.mask:
+        footprint = tile_footprint(cloud.xyz[:, :2], job.config.gaps.footprint_concavity)
+        try:
+            polygons = read_mask(job.mask, crs=cloud.crs, footprint=footprint)
+        except InputError as exc:
+            if job.mask_must_hit or "outside the tile" not in str(exc):
+                raise
+            return JobResult(job.src, None, len(cloud), skipped="mask misses this tile")
+        gaps = mask_gaps(cloud, polygons)
+    else:
+        gaps = find_gaps(cloud, job.config)
+    if job.gaps_report:  # reported before filling, so a failed fill still leaves the report
+        from pcgen.atomic import atomic_path
+
+        with atomic_path(job.gaps_report) as tmp:
+            tmp.write_text(json.dumps(gaps_to_geojson(gaps, cloud.crs), indent=1))
+    result = fill_cloud(cloud, gaps, generator, job.config, progress=job.progress,
+                        desc=Path(job.src).name)
+    pio.write(result.cloud, job.dst)
+    return JobResult(job.src, job.dst, result.n_original, len(result.cloud) - result.n_original,
+                     [asdict(g) for g in result.gaps])
+
+
+def expand_inputs(src: str | os.PathLike, dst: str | os.PathLike) -> list[tuple[Path, Path]]:
+    """(input, output) file pairs for a file, a folder of LAS/LAZ, or a tile index.
+
+    A tile index is a ``.txt`` (one path per line) or a GeoJSON whose features carry the tile
+    path in ``location`` (gdaltindex), ``path`` or ``file``; relative paths are relative to it.
+    For folders and indexes ``dst`` is a folder and outputs keep the input names.
+
+    Raises:
+        InputError: missing input, empty folder/index; OutputError: an output would replace its input.
+    """
+    src, dst = Path(src), Path(dst)
+    if not src.exists():
+        raise InputError("input not found", src)
+    if src.is_dir():
+        files = sorted(p for p in src.iterdir() if p.suffix.lower() in LAS_SUFFIXES)
+        if not files:
+            raise InputError("no LAS/LAZ files in the folder", src)
+    elif src.suffix.lower() in (".txt", ".json", ".geojson"):
+        files = _read_index(src)
+    elif src.suffix.lower() in SUFFIXES:
+        pairs = [(src, dst)]
+        files = None
+    else:
+        raise InputError(f"unknown input type {src.suffix!r} (LAS/LAZ file, folder, or tile index)", src)
+    if files is not None:
+        if dst.suffix.lower() in LAS_SUFFIXES:
+            raise OutputError("several inputs need an output folder, not a file", dst)
+        pairs = [(f, dst / f.name) for f in files]
+    for a, b in pairs:
+        if b.exists() and b.resolve() == a.resolve():
+            raise OutputError("output would overwrite its input; pick another name", b)
+        if b.suffix.lower() not in LAS_SUFFIXES:
+            raise OutputError("output must end in .las or .laz", b)
+    return pairs
+
+
+def _read_index(path: Path) -> list[Path]:
+    try:
+        if path.suffix.lower() == ".txt":
+            names = [ln.strip() for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+        else:
+            doc = json.loads(path.read_text())
+            names = []
+            for f in doc.get("features", []):
+                props = f.get("properties") or {}
+                name = props.get("location") or props.get("path") or props.get("file")
+                if name:
+                    names.append(name)
+    except (OSError, ValueError, AttributeError) as exc:
+        raise InputError(f"unreadable tile index ({exc})", path) from None
+    files = [(path.parent / n).resolve() if not Path(n).is_absolute() else Path(n) for n in names]
+    if not files:
+        raise InputError("tile index lists no tiles", path)
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise InputError(f"tile index names missing files: {', '.join(missing[:3])}", path)
+    return files
+
+
+def run_jobs(jobs: list[FillJob], workers: int = 1, dask_address: str | None = None,
+             progress: bool = True) -> list[JobResult]:
+    """Run jobs locally (``workers`` processes) or on the Dask scheduler at ``dask_address``.
+
+    Errors raised in workers reach the caller unchanged (PcgenError pickles), so the CLI
+    reports them as one line.
+    """
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(jobs), desc="files", unit="file", disable=not progress or len(jobs) < 2)
+    results: list[JobResult] = []
+    try:
+        if dask_address:
+            from distributed import Client, as_completed as dask_completed
+
+            try:
+                client = Client(dask_address, timeout="10s")
+            except (OSError, TimeoutError) as exc:
+                raise InputError(f"cannot reach the Dask scheduler ({exc})", dask_address) from None
+            with client:
+                futures = client.map(run_job, jobs, pure=False)
+                for fut in dask_completed(futures):
+                    results.append(fut.result())
+                    bar.update()
+        elif workers > 1 and len(jobs) > 1:
+            with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+                futures = [pool.submit(run_job, j) for j in jobs]
+                for fut in as_completed(futures):
+                    results.append(fut.result())
+                    bar.update()
+        else:
+            for job in jobs:
+                results.append(run_job(job))
+                bar.update()
+    finally:
+        bar.close()
+    order = {j.src: i for i, j in enumerate(jobs)}
+    return sorted(results, key=lambda r: order[r.src])

@@ -1,0 +1,103 @@
+"""User masks: GeoJSON polygons in the file's CRS saying where to fill.
+
+A GeoJSON that names its CRS (the 2008 ``crs`` member GDAL writes for projected data) must
+name the file's CRS; one without it is taken to be in the file's CRS, as the CLI help says.
+Polygons that miss the tile are an error rather than a silent no-op.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from shapely.geometry import Polygon, shape
+from shapely.geometry.base import BaseGeometry
+
+from pcgen.errors import InputError
+
+
+def _geometries(doc: dict) -> list[BaseGeometry]:
+    kind = doc.get("type")
+    if kind == "FeatureCollection":
+        return [g for f in doc.get("features", []) for g in _geometries(f)]
+    if kind == "Feature":
+        return [shape(doc["geometry"])] if doc.get("geometry") else []
+    if kind == "GeometryCollection":
+        return [shape(g) for g in doc.get("geometries", [])]
+    return [shape(doc)]
+
+
+def _mask_crs(doc: dict, path):
+    name = (doc.get("crs") or {}).get("properties", {}).get("name")
+    if not name:
+        return None
+    from pyproj import CRS
+    from pyproj.exceptions import CRSError
+
+    try:
+        return CRS.from_user_input(name)
+    except CRSError:
+        raise InputError(f"unknown CRS {name!r} in the mask", path) from None
+
+
+def read_mask(path, crs=None, footprint: Polygon | None = None) -> list[Polygon]:
+    """Read the polygons of a GeoJSON mask, checked against the tile's CRS and footprint.
+
+    Args:
+        path: GeoJSON file (FeatureCollection, Feature or bare geometry; Polygon/MultiPolygon).
+        crs: the LAS file's pyproj CRS, or None when the file has none.
+        footprint: the tile's area; polygons are clipped to it.
+    Returns:
+        Polygons in the file's CRS, clipped to the footprint.
+    Raises:
+        InputError: unreadable JSON, no polygons, a CRS other than the file's, or a polygon
+            outside the tile.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("mask file not found", path)
+    try:
+        doc = json.loads(path.read_text())
+        geoms = _geometries(doc)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise InputError(f"not a GeoJSON mask ({str(exc).splitlines()[0][:120]})", path) from None
+    mask_crs = _mask_crs(doc, path)
+    if mask_crs is not None and crs is not None and not mask_crs.equals(crs, ignore_axis_order=True):
+        raise InputError(f"mask CRS {mask_crs.to_string()} differs from the file's CRS {crs.to_string()}; "
+                         "reproject the mask", path)
+    polygons: list[Polygon] = []
+    for g in geoms:
+        parts = list(g.geoms) if g.geom_type == "MultiPolygon" else [g]
+        for p in parts:
+            if p.geom_type != "Polygon":
+                raise InputError(f"mask holds a {p.geom_type}; only polygons mark gaps", path)
+            polygons.append(p)
+    if not polygons:
+        raise InputError("mask holds no polygons", path)
+    if footprint is not None:
+        clipped = []
+        for i, p in enumerate(polygons):
+            inside = p.intersection(footprint)
+            if inside.is_empty or inside.area <= 0:
+                b = [round(v, 2) for v in p.bounds]
+                fb = [round(v, 2) for v in footprint.bounds]
+                raise InputError(f"mask polygon {i} {b} lies outside the tile {fb}", path)
+            pieces = list(inside.geoms) if inside.geom_type in ("MultiPolygon", "GeometryCollection") else [inside]
+            clipped += [q for q in pieces if q.geom_type == "Polygon" and q.area > 0]
+        polygons = clipped
+    return polygons
+
+
+def polygons_to_geojson(polygons, crs=None) -> dict:
+    """A FeatureCollection of polygons, naming ``crs`` (for writing masks in tests and demos)."""
+    from shapely.geometry import mapping
+
+    from pcgen.tasks.gaps import crs_urn
+
+    doc = {"type": "FeatureCollection",
+           "features": [{"type": "Feature", "properties": {"id": i}, "geometry": mapping(p)}
+                        for i, p in enumerate(polygons)]}
+    name = crs_urn(crs)
+    if name:
+        doc["crs"] = {"type": "name", "properties": {"name": name}}
+    return doc
