@@ -16,6 +16,7 @@ from pcgen.errors import PcgenError
 # name -> (module, one-line help). Add a subcommand by adding a row.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "tile": ("pcgen.data.tile_cli", "split LAS/LAZ files into buffered square tiles"),
+    "fill": ("pcgen.tasks.fill_cli", "fill gaps in LAS/LAZ tiles with a conditional model or a baseline"),
 }
 
 
