@@ -6,6 +6,11 @@ Colours become ``red``/``green``/``blue`` as uint16 on LAS's 0–65535 scale, no
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
+import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +50,49 @@ def _ply_safe(value: np.ndarray) -> np.ndarray:
     return value.astype(np.float64)  # u4 / i8 / u8: exact up to 2**53
 
 
+@contextlib.contextmanager
+def _native_output(log: list):
+    """Capture what open3d's C++ prints (fd 1 and 2): its readers report failure only there,
+    returning a partly uninitialized cloud."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    with tempfile.TemporaryFile() as buf:
+        saved = [os.dup(1), os.dup(2)]
+        try:
+            os.dup2(buf.fileno(), 1)
+            os.dup2(buf.fileno(), 2)
+            yield
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+            buf.seek(0)
+            log.append(re.sub(r"\x1b\[[0-9;]*m", "", buf.read().decode(errors="replace")))
+
+
+def _ply_vertex_count(path: Path) -> int | None:
+    """Vertex count from a PLY header; open3d returns partial clouds on read errors."""
+    with open(path, "rb") as fh:
+        head = fh.read(65536)
+    end = head.find(b"end_header")
+    if not head.startswith(b"ply") or end < 0:
+        return None
+    for line in head[:end].splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0] == b"element" and parts[1] == b"vertex":
+            return int(parts[2]) if parts[2].isdigit() else None
+    return None
+
+
+def _raise_on_failure(log: str, path: Path) -> None:
+    for line in log.splitlines():
+        if "failed" in line.lower() or "error" in line.lower():
+            detail = re.sub(r"\s*\[Open3D (WARNING|ERROR)\]\s*", "", line).strip()
+            detail = detail.replace(str(path), "").rstrip(" :.")
+            raise InputError(f"not a readable {path.suffix[1:].upper()} file ({detail})", path)
+
+
 def read_o3d(path) -> PointCloud:
     """Read PLY/PCD/XYZ. Raises `InputError` for unreadable files and NaN/inf coordinates."""
     import open3d as o3d
@@ -55,7 +103,10 @@ def read_o3d(path) -> PointCloud:
     suffix = path.suffix.lower()
     attrs: dict[str, np.ndarray] = {}
     if suffix in TENSOR_SUFFIXES:
-        pcd = o3d.t.io.read_point_cloud(str(path))
+        log: list[str] = []
+        with _native_output(log):
+            pcd = o3d.t.io.read_point_cloud(str(path))
+        _raise_on_failure(log[0], path)
         fields = {k: pcd.point[k].numpy() for k in pcd.point}
         xyz = fields.pop("positions", np.zeros((0, 3)))
         if "colors" in fields:
@@ -67,7 +118,10 @@ def read_o3d(path) -> PointCloud:
         for name, value in fields.items():
             attrs[name] = value[:, 0] if value.ndim == 2 and value.shape[1] == 1 else value
     else:
-        pcd = o3d.io.read_point_cloud(str(path), format="auto")
+        log = []
+        with _native_output(log):
+            pcd = o3d.io.read_point_cloud(str(path), format="auto")
+        _raise_on_failure(log[0], path)
         xyz = np.asarray(pcd.points)
         if pcd.has_colors():
             rgb = _colors_to_u16(np.asarray(pcd.colors))
@@ -75,6 +129,9 @@ def read_o3d(path) -> PointCloud:
         if pcd.has_normals():
             nrm = np.asarray(pcd.normals).astype(np.float32)
             attrs.update({c: nrm[:, i] for i, c in enumerate(_NORMALS)})
+    expected = _ply_vertex_count(path) if suffix == ".ply" else None
+    if expected is not None and len(xyz) != expected:
+        raise InputError(f"could read only {len(xyz)} of {expected} points (corrupt PLY?)", path)
     if len(xyz) == 0 and path.stat().st_size > 0:
         raise InputError(f"no points could be read (not a valid {suffix[1:].upper()} file?)", path)
     xyz = np.asarray(xyz, dtype=np.float64)
@@ -99,8 +156,9 @@ def write_o3d(cloud: PointCloud, path) -> None:
             if has_rgb:
                 pcd.point.colors = o3d.core.Tensor(_colors_to_unit(cloud).astype(np.float32))
             if has_nrm:
+                # float64 like positions: open3d's PCD writer garbles mixed widths
                 pcd.point.normals = o3d.core.Tensor(np.stack(
-                    [cloud.attributes[c] for c in _NORMALS], axis=1).astype(np.float32))
+                    [cloud.attributes[c] for c in _NORMALS], axis=1).astype(np.float64))
             for name in cloud.attributes:
                 if name in _RGB or name in _NORMALS:
                     continue
