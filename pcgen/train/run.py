@@ -1,0 +1,155 @@
+"""Turn a composed Hydra config into a LightningModule, a data module and a Trainer, then fit.
+
+``train.py`` is a thin Hydra entry around :func:`train`; tests and benchmarks call
+:func:`build` directly with a config from ``hydra.compose``. ``_target_`` instantiation happens
+here, at the edge, and nowhere below: heads get built parts, never the config.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from pcgen.errors import CheckpointError, ConfigError
+from pcgen.train.datamodule import TileDataModule
+from pcgen.train.module import GANModule, HeadModule
+
+KINDS = ("vae", "gan", "diffusion", "flow_matching")
+
+
+def _merge_resolver(*nodes: Any) -> DictConfig:
+    """``${pcgen.merge:${encoder},{time_dim: 128}}``: an encoder config with head-specific args."""
+    # Start from an open (non-struct) node so the overrides may add keys the encoder
+    # config leaves to its constructor's defaults (time_dim, cond_dim, norm).
+    out = OmegaConf.create({})
+    for node in nodes:
+        out = OmegaConf.merge(out, node)
+    return out
+
+
+def _add_resolver(*values: Any) -> Any:
+    """``${pcgen.add:${model.latent_dim},${model.cond_dim}}``: decoder input sizes."""
+    return sum(values)
+
+
+def register_resolvers() -> None:
+    """Register pcgen's OmegaConf resolvers (idempotent)."""
+    if not OmegaConf.has_resolver("pcgen.merge"):
+        OmegaConf.register_new_resolver("pcgen.merge", _merge_resolver)
+    if not OmegaConf.has_resolver("pcgen.add"):
+        OmegaConf.register_new_resolver("pcgen.add", _add_resolver)
+
+
+register_resolvers()
+
+
+def _container(node: Any) -> Any:
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+
+
+def head_meta(cfg: DictConfig) -> dict[str, Any]:
+    """What a checkpoint must carry to rebuild and use its head: kind, head config, data frame."""
+    data = cfg.data
+    ds = data.get("dataset", {}) or {}
+    return {
+        "kind": cfg.model.kind,
+        "head": _container(cfg.model.head),
+        "data": {
+            "num_points": ds.get("num_points"),
+            "normalize": ds.get("normalize"),
+            "features": list(ds.get("features", []) or []),
+            "conditional": bool(data.get("conditional", False)),
+            "gap": _container(data.get("gap")) if data.get("gap") else None,
+        },
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
+
+
+def build_module(cfg: DictConfig) -> L.LightningModule:
+    """Instantiate the head, its weighted loss(es) and optimizer factories into a module."""
+    model = cfg.model
+    kind = model.get("kind")
+    if kind not in KINDS:
+        raise ConfigError(f"model.kind must be one of {KINDS}, got {kind!r}")
+    head = instantiate(model.head)
+    loss = instantiate(cfg.loss.generator if kind == "gan" else cfg.loss.terms)
+    common = dict(optimizer=instantiate(model.optimizer), scheduler=instantiate(model.get("scheduler")),
+                  ema_decay=model.get("ema_decay", 0.999), meta=head_meta(cfg))
+    if kind == "gan":
+        clip = cfg.trainer.get("gradient_clip_val")
+        return GANModule(head, loss, instantiate(cfg.loss.discriminator),
+                         optimizer_d=instantiate(model.get("optimizer_d")),
+                         generator_every=model.get("generator_every", 1),
+                         gradient_clip_val=clip, **common)
+    return HeadModule(head, loss, **common)
+
+
+def build_datamodule(cfg: DictConfig) -> TileDataModule:
+    """The data module described by ``cfg.data`` (minus its preset-only keys)."""
+    args = OmegaConf.to_container(cfg.data, resolve=True)
+    args.pop("name", None)
+    return TileDataModule(seed=cfg.seed, **args)
+
+
+def build_trainer(cfg: DictConfig, root: str | os.PathLike) -> L.Trainer:
+    """A Lightning Trainer from ``cfg.trainer`` with the configured callbacks and loggers."""
+    args = OmegaConf.to_container(cfg.trainer, resolve=True)
+    if cfg.model.kind == "gan":
+        # Manual optimization clips inside GANModule; Lightning rejects the Trainer argument.
+        args.pop("gradient_clip_val", None)
+        args.pop("gradient_clip_algorithm", None)
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
+    args.setdefault("default_root_dir", str(root))
+    return L.Trainer(callbacks=callbacks, logger=loggers or False, **args)
+
+
+def build(cfg: DictConfig, root: str | os.PathLike | None = None):
+    """Return ``(module, datamodule, trainer)`` for a composed config."""
+    root = Path(root or cfg.get("run_dir") or os.getcwd())
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    module = build_module(cfg)
+    datamodule = build_datamodule(cfg)
+    trainer = build_trainer(cfg, root)
+    return module, datamodule, trainer
+
+
+def resolve_resume(resume: str | None, kind: str) -> str | None:
+    """Check a ``resume=PATH`` before Lightning sees it, so a bad path is one clear error.
+
+    Raises:
+        CheckpointError: missing, corrupt, not from pcgen, or holding another head kind.
+    """
+    if not resume:
+        return None
+    from pcgen.train.checkpoint import read_checkpoint
+
+    path = Path(os.path.expanduser(str(resume)))
+    saved = read_checkpoint(path)["hyper_parameters"]["kind"]
+    if saved != kind:
+        raise CheckpointError(f"resume checkpoint holds a {saved} head but model={kind}", path)
+    return str(path)
+
+
+def train(cfg: DictConfig, root: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Fit as configured; returns final metrics and checkpoint paths.
+
+    Args:
+        cfg: the composed config (``conf/config.yaml``).
+        root: run folder for checkpoints, logs and samples (default: Hydra's output dir / cwd).
+    """
+    resume = resolve_resume(cfg.get("resume"), cfg.model.kind)
+    module, datamodule, trainer = build(cfg, root)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
+    result: dict[str, Any] = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    ckpt_cb = trainer.checkpoint_callback
+    if ckpt_cb is not None:
+        result["last_checkpoint"] = getattr(ckpt_cb, "last_model_path", "") or ""
+        result["best_checkpoint"] = ckpt_cb.best_model_path or ""
+    result["global_step"] = trainer.global_step
+    return result
