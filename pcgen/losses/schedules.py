@@ -1,27 +1,30 @@
 """Step-dependent weight multipliers for loss terms (KL warm-up / annealing and the like).
 
 Each schedule is a small callable ``step -> float``; Hydra builds them with ``_target_``.
+They are plain classes, not dataclasses, on purpose: OmegaConf turns dataclass instances nested
+in a config into structured configs, which would strip the ``__call__``.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 from pcgen.errors import ConfigError
 
 
-@dataclass(frozen=True)
 class Constant:
     """Always ``value`` (1 by default): a term whose weight never changes."""
 
-    value: float = 1.0
+    def __init__(self, value: float = 1.0):
+        self.value = float(value)
 
     def __call__(self, step: int) -> float:
-        return float(self.value)
+        return self.value
+
+    def __repr__(self) -> str:
+        return f"Constant({self.value})"
 
 
-@dataclass(frozen=True)
 class LinearWarmup:
     """Linear ramp from ``start`` to ``end`` over ``steps`` steps after ``delay`` steps, then flat.
 
@@ -29,46 +32,43 @@ class LinearWarmup:
     al. 2019), which revisits low-β phases so the decoder keeps using the latent.
     """
 
-    steps: int
-    start: float = 0.0
-    end: float = 1.0
-    delay: int = 0
-    cycles: int = 1
-
-    def __post_init__(self):
-        if self.steps <= 0 or self.delay < 0 or self.cycles < 1:
-            raise ConfigError(f"LinearWarmup needs steps > 0, delay >= 0, cycles >= 1; got {self}")
+    def __init__(self, steps: int, start: float = 0.0, end: float = 1.0, delay: int = 0, cycles: int = 1):
+        if steps <= 0 or delay < 0 or cycles < 1:
+            raise ConfigError(f"LinearWarmup needs steps > 0, delay >= 0, cycles >= 1; got "
+                              f"steps={steps}, delay={delay}, cycles={cycles}")
+        self.steps, self.start, self.end = int(steps), float(start), float(end)
+        self.delay, self.cycles = int(delay), int(cycles)
 
     def __call__(self, step: int) -> float:
         s = step - self.delay
         if s <= 0:
-            return float(self.start)
-        if s < self.steps * self.cycles:
-            s %= self.steps
-        else:
-            return float(self.end)
-        return float(self.start + (self.end - self.start) * s / self.steps)
+            return self.start
+        if s >= self.steps * self.cycles:
+            return self.end
+        return self.start + (self.end - self.start) * (s % self.steps) / self.steps
+
+    def __repr__(self) -> str:
+        return (f"LinearWarmup(steps={self.steps}, start={self.start}, end={self.end}, "
+                f"delay={self.delay}, cycles={self.cycles})")
 
 
-@dataclass(frozen=True)
 class Cosine:
     """Half-cosine from ``start`` to ``end`` over ``steps`` steps after ``delay``, then flat.
 
     Smooth at both ends, so the loss sees no kink when the ramp starts or stops.
     """
 
-    steps: int
-    start: float = 0.0
-    end: float = 1.0
-    delay: int = 0
-
-    def __post_init__(self):
-        if self.steps <= 0 or self.delay < 0:
-            raise ConfigError(f"Cosine needs steps > 0 and delay >= 0; got {self}")
+    def __init__(self, steps: int, start: float = 0.0, end: float = 1.0, delay: int = 0):
+        if steps <= 0 or delay < 0:
+            raise ConfigError(f"Cosine needs steps > 0 and delay >= 0; got steps={steps}, delay={delay}")
+        self.steps, self.start, self.end, self.delay = int(steps), float(start), float(end), int(delay)
 
     def __call__(self, step: int) -> float:
         s = min(max(step - self.delay, 0), self.steps)
-        return float(self.end + (self.start - self.end) * 0.5 * (1 + math.cos(math.pi * s / self.steps)))
+        return self.end + (self.start - self.end) * 0.5 * (1 + math.cos(math.pi * s / self.steps))
+
+    def __repr__(self) -> str:
+        return f"Cosine(steps={self.steps}, start={self.start}, end={self.end}, delay={self.delay})"
 
 
 __all__ = ["Constant", "LinearWarmup", "Cosine"]

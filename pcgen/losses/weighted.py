@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -37,7 +37,7 @@ def _parse(name: str, spec) -> tuple[float, Schedule]:
         if unknown:
             raise ConfigError(f"loss term {name!r}: unknown keys {sorted(unknown)} (use weight, schedule)")
         return float(spec.get("weight", 1.0)), spec.get("schedule") or Constant()
-    if isinstance(spec, (tuple, list)) and len(spec) == 2:
+    if isinstance(spec, Sequence) and not isinstance(spec, str) and len(spec) == 2:
         weight, schedule = spec
         return float(weight), schedule or Constant()
     raise ConfigError(f"loss term {name!r}: expected a weight, (weight, schedule) or "
