@@ -98,3 +98,10 @@ def load_head(path: str | os.PathLike, map_location: Any = "cpu", expect: str | 
         "path": str(path),
     }
     return head, meta
+
+
+def load_head_only(path: str | os.PathLike, expect: str | None = None,
+                   map_location: Any = "cpu") -> nn.Module:
+    """:func:`load_head` without the metadata: a ``_target_`` for configs that nest a trained
+    head (the l-GAN's frozen autoencoder)."""
+    return load_head(path, map_location=map_location, expect=expect)[0]

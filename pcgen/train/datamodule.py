@@ -56,19 +56,19 @@ def ensure_tiles(sources: Sequence[Path], cache_dir: str | os.PathLike | None,
     The cache key hashes the source paths, sizes, modification times and the tiling options,
     so editing either makes a new cache rather than silently reusing stale tiles.
     """
-    from pcgen.atomic import atomic_dir
-    from pcgen.data import tile_files
+    from pcgen.data.tiling import TileOptions, tile_files
 
-    key_src = {"files": [(str(p), p.stat().st_size, int(p.stat().st_mtime)) for p in sources],
-               "options": dict(tile_options)}
+    stats = [(str(p), p.stat().st_size, int(p.stat().st_mtime)) for p in sources]
+    key_src = {"files": stats, "options": dict(tile_options)}
     key = hashlib.sha1(json.dumps(key_src, sort_keys=True, default=str).encode()).hexdigest()[:12]
     root = Path(cache_dir) if cache_dir else default_cache_dir() / "tiles"
     out = root / key
-    if (out / "tiles.json").is_file() or (out.is_dir() and any(out.iterdir())):
+    if (out / "tile_index.geojson").is_file():
         return out
-    with atomic_dir(out) as tmp:
-        tile_files([str(p) for p in sources], tmp, **dict(tile_options))
-        (tmp / "sources.json").write_text(json.dumps(key_src, indent=1, default=str))
+    # tile_files writes into a temporary sibling and renames on success, so an existing
+    # folder here is always complete; a half-made one never appears under this name.
+    tile_files([str(p) for p in sources], out, TileOptions(**dict(tile_options)), overwrite=True,
+               overview=False)
     return out
 
 

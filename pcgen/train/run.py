@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import lightning as L
 from hydra.utils import instantiate
@@ -20,6 +20,7 @@ from pcgen.train.datamodule import TileDataModule
 from pcgen.train.module import GANModule, HeadModule
 
 KINDS = ("vae", "gan", "diffusion", "flow_matching")
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 
 def _merge_resolver(*nodes: Any) -> DictConfig:
@@ -46,6 +47,26 @@ def register_resolvers() -> None:
 
 
 register_resolvers()
+
+
+def compose_config(overrides: Sequence[str] = (), root: str | os.PathLike | None = None,
+                   config_dir: str | os.PathLike = CONF_DIR) -> DictConfig:
+    """Compose ``conf/config.yaml`` outside ``train.py`` (benchmarks, scripts, notebooks).
+
+    Args:
+        overrides: Hydra command-line style overrides, e.g. ``["model=vae", "trainer.max_steps=5"]``.
+        root: run folder; sets ``trainer.default_root_dir`` (which otherwise needs Hydra's
+            runtime output dir).
+        config_dir: the config folder (default: the repository's ``conf/``).
+    """
+    from hydra import compose, initialize_config_dir
+
+    register_resolvers()
+    args = list(overrides)
+    if root is not None:
+        args.append(f"trainer.default_root_dir={Path(root).resolve()}")
+    with initialize_config_dir(config_dir=str(Path(config_dir).resolve()), version_base="1.3"):
+        return compose("config", overrides=args)
 
 
 def _container(node: Any) -> Any:
