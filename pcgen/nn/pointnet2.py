@@ -114,6 +114,33 @@ class SetAbstraction(nn.Module):
         return torch.cat(outs, dim=-1), pos_c, cpack
 
 
+def interpolate_features(x: Tensor, pos: Tensor, packing: Packing, pos_fine: Tensor, fine: Packing,
+                         k: int = 3) -> Tensor:
+    """Inverse-squared-distance average of the k nearest coarse features at each fine point.
+
+    A fine point that coincides with a coarse point takes that point's feature. Neighbours come
+    from :func:`pcgen.ops.knn`; the distances are recomputed here so the weights are
+    differentiable in both position sets whatever the kNN backend supports.
+
+    Args:
+        x: ``(Pc, C)`` coarse features at ``pos (Pc, 3)``, rows described by ``packing``.
+        pos_fine: ``(Pf, 3)`` query points, rows described by ``fine`` (same clouds, same order).
+        k: coarse neighbours (fewer where a cloud has fewer coarse points).
+    Returns:
+        ``(Pf, C)``.
+    """
+    with torch.no_grad():
+        nbr = knn(fine.unpack(pos_fine).detach(), packing.unpack(pos).detach(), k,
+                  lengths1=fine.lengths, lengths2=packing.lengths).idx
+    nbr = fine.pack(nbr)  # (Pf, k) per-cloud indices, -1 past a short cloud
+    ok = nbr >= 0
+    rows = (nbr + packing.offsets[fine.batch][:, None]).clamp(min=0)
+    d2 = ((pos[rows] - pos_fine[:, None]) ** 2).sum(-1)
+    w = torch.where(ok, 1.0 / d2.clamp(min=1e-16), torch.zeros_like(d2))
+    w = w / w.sum(-1, keepdim=True)
+    return (x[rows] * w[..., None]).sum(1)
+
+
 class FeaturePropagation(nn.Module):
     """Carries coarse features to finer points (inverse squared distance over k nearest) + an MLP.
 
@@ -138,17 +165,7 @@ class FeaturePropagation(nn.Module):
             ``pos_fine (Pf, 3)``; the packings of both.
         Returns: ``(Pf, out_channels)``.
         """
-        with torch.no_grad():
-            nbr = knn(fine.unpack(pos_fine).detach(), packing.unpack(pos).detach(), self.k,
-                      lengths1=fine.lengths, lengths2=packing.lengths).idx
-        nbr = fine.pack(nbr)  # (Pf, k) per-cloud indices
-        ok = nbr >= 0
-        rows = (nbr + packing.offsets[fine.batch][:, None]).clamp(min=0)
-        # distances recomputed here so the weights are differentiable whatever knn supports
-        d2 = ((pos[rows] - pos_fine[:, None]) ** 2).sum(-1)
-        w = torch.where(ok, 1.0 / d2.clamp(min=1e-16), torch.zeros_like(d2))
-        w = w / w.sum(-1, keepdim=True)
-        out = (x[rows] * w[..., None]).sum(1)
+        out = interpolate_features(x, pos, packing, pos_fine, fine, self.k)
         if skip is not None:
             out = torch.cat([out, skip], dim=-1)
         return self.mlp(out)
@@ -263,4 +280,5 @@ class PointNet2Encoder(nn.Module):
         return torch.zeros((), device=next(self.parameters()).device)
 
 
-__all__ = ["PointNet2Encoder", "SetAbstraction", "FeaturePropagation", "sample_centroids", "centroid_counts"]
+__all__ = ["PointNet2Encoder", "SetAbstraction", "FeaturePropagation", "sample_centroids", "centroid_counts",
+           "interpolate_features"]
