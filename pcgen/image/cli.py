@@ -1,0 +1,186 @@
+"""``pcgen image train|sample|explain|rasterize``: the image track from the command line.
+
+    pcgen image rasterize plots/*.laz rasters/ --res 0.5 --kind chm
+    pcgen image train --images rasters/ --out runs/chm --preset tiny
+    pcgen image sample --ckpt runs/chm/ldm.ckpt --images rasters/ --out samples/
+    pcgen image explain --ckpt runs/chm/ldm.ckpt --images rasters/ --samples 4 --out report/
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+from pathlib import Path
+
+
+def _common_sampling(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sampler", choices=("ddim", "ddpm"), default="ddim")
+    p.add_argument("--steps", type=int, default=50, help="denoising steps (default 50)")
+    p.add_argument("--eta", type=float, default=0.0, help="DDIM η: 0 deterministic, 1 ≈ DDPM")
+    p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale (1 = off)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+
+    p = sub.add_parser("train", help="train the autoencoder and/or the CosPlace-conditioned LDM on a folder")
+    p.add_argument("--images", required=True, help="folder of training images (searched recursively)")
+    p.add_argument("--out", required=True, help="run folder: autoencoder.ckpt, ldm.ckpt, logged PNGs")
+    p.add_argument("--preset", default="tiny", help="conf/image preset name or yaml (default tiny)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a preset value, e.g. --set data.image_size=64 (repeatable)")
+    p.add_argument("--stage", choices=("both", "autoencoder", "ldm"), default="both")
+    p.add_argument("--autoencoder", help="first-stage checkpoint for --stage ldm")
+    p.add_argument("--cosplace", help="CosPlace checkpoint (published *_cosplace.pth); default random init")
+    p.add_argument("--ae-steps", type=int, help="autoencoder optimizer steps (default: preset)")
+    p.add_argument("--ldm-steps", type=int, help="LDM optimizer steps (default: preset)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+
+    p = sub.add_parser("sample", help="generate images, from the CosPlace embeddings of a folder or unconditionally")
+    p.add_argument("--ckpt", required=True, help="LDM checkpoint from `pcgen image train`")
+    p.add_argument("--out", required=True, help="output folder of PNGs")
+    p.add_argument("--images", help="condition on these images' CosPlace embeddings (one sample each × --num)")
+    p.add_argument("--num", type=int, default=4, help="samples (per condition image when --images)")
+    _common_sampling(p)
+
+    p = sub.add_parser("explain", help="generate from CosPlace embeddings and measure what retrieval keeps")
+    p.add_argument("--ckpt", required=True, help="LDM checkpoint from `pcgen image train`")
+    p.add_argument("--images", required=True, help="folder of source images (the retrieval database)")
+    p.add_argument("--samples", type=int, default=4, help="generations per source image (K)")
+    p.add_argument("--out", required=True, help="report folder: sheets/*.png, report.json, report.md")
+    p.add_argument("--cosplace", help="judge retrieval with this CosPlace checkpoint instead of the model's own")
+    _common_sampling(p)
+
+    p = sub.add_parser("rasterize", help="LiDAR files → CHM/DSM PNG tiles for the image LDM")
+    p.add_argument("inputs", nargs="+", metavar="IN", help="LAS/LAZ (or PLY, ...) files")
+    p.add_argument("out_dir", metavar="OUT_DIR", help="folder of PNG tiles and index.json")
+    p.add_argument("--res", type=float, default=0.5, help="cell size in file units (default 0.5)")
+    p.add_argument("--kind", choices=("chm", "dsm"), default="chm")
+    p.add_argument("--channels", type=int, choices=(1, 3), default=1,
+                   help="1: height; 3: height, point density, z std-dev")
+    p.add_argument("--tile", type=int, default=256, help="tile side in cells; 0 = whole raster")
+    p.add_argument("--max-height", type=float, default=40.0, help="CHM height shown as white (file units)")
+    p.add_argument("--min-valid", type=float, default=0.5, help="drop tiles with fewer filled cells")
+
+
+def _quiet() -> None:
+    """One clean line per pcgen warning; silence Lightning's start-up chatter."""
+    import logging
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if "pcgen" in filename:
+            print(f"pcgen image: warning: {message}", file=sys.stderr)
+    warnings.showwarning = show
+    import lightning  # noqa: F401  (it sets its loggers' levels on import; override after)
+
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _setup(args) -> None:
+    import torch
+
+    _quiet()
+    if getattr(args, "threads", None):
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+
+
+def _train(args) -> int:
+    import torch
+
+    from pcgen.atomic import atomic_dir
+    from pcgen.errors import ConfigError
+    from pcgen.image.config import load_preset
+    from pcgen.image.train import fit_autoencoder, fit_ldm
+
+    overrides = list(args.overrides)
+    if args.cosplace:
+        overrides.append(f"cosplace.checkpoint={os.path.abspath(args.cosplace)}")
+    cfg = load_preset(args.preset, overrides)
+    if args.stage == "ldm" and not args.autoencoder:
+        raise ConfigError("--stage ldm needs --autoencoder CKPT")
+    ae_in = os.path.abspath(args.autoencoder) if args.autoencoder else None
+    with atomic_dir(args.out) as tmp:
+        if args.stage in ("both", "autoencoder"):
+            ae_in = fit_autoencoder(cfg, args.images, tmp / "autoencoder.ckpt", args.ae_steps,
+                                    tmp / "images_autoencoder")
+            print(f"autoencoder: {Path(args.out) / 'autoencoder.ckpt'}")
+        if args.stage in ("both", "ldm"):
+            fit_ldm(cfg, args.images, tmp / "ldm.ckpt", ae_in, args.ldm_steps, tmp / "images_ldm")
+            print(f"ldm: {Path(args.out) / 'ldm.ckpt'}")
+    return 0
+
+
+def _sample(args) -> int:
+    import torch
+
+    from pcgen.atomic import atomic_dir
+    from pcgen.errors import ConfigError
+    from pcgen.image.config import load_ldm
+    from pcgen.image.data import load_images
+    from pcgen.image.render import grid, save_png, to_uint8
+
+    if args.num < 1:
+        raise ConfigError(f"--num must be at least 1, got {args.num}")
+    model = load_ldm(args.ckpt)
+    gen = torch.Generator().manual_seed(args.seed)
+    kw = dict(sampler=args.sampler, steps=args.steps, eta=args.eta, guidance_scale=args.guidance, generator=gen)
+    names, rows = [], []
+    if args.images:
+        if not model.conditional:
+            raise ConfigError("--images needs a CosPlace-conditioned checkpoint; this one is unconditional")
+        for item in load_images(args.images):
+            ctx = model.embed(item.image)
+            rows.append(list(model.sample(args.num, ctx, **kw)))
+            names.append(item.path.stem)
+    else:
+        rows.append(list(model.sample(args.num, None, **kw)))
+        names.append("sample")
+    from PIL import Image
+
+    with atomic_dir(args.out) as tmp:
+        for name, row in zip(names, rows):
+            for k, img in enumerate(row):
+                Image.fromarray(to_uint8(img)).save(tmp / f"{name}_{k:02d}.png")
+        save_png(grid(rows), tmp / "grid.png")
+    print(f"{sum(len(r) for r in rows)} samples: {args.out}")
+    return 0
+
+
+def _explain(args) -> int:
+    from pcgen.image.config import load_ldm
+    from pcgen.image.cosplace import load_cosplace
+    from pcgen.image.explain import explain
+
+    model = load_ldm(args.ckpt)
+    judge = load_cosplace(args.cosplace) if args.cosplace else None
+    report = explain(model, args.images, args.out, args.samples, sampler=args.sampler, steps=args.steps,
+                     eta=args.eta, guidance_scale=args.guidance, seed=args.seed, evaluator=judge,
+                     checkpoint=str(args.ckpt))
+    print(f"recall@1 {report.recall['1']:.3f}  recall@5 {report.recall['5']:.3f}  "
+          f"(chance {report.recall_chance['1']:.3f} / {report.recall_chance['5']:.3f})  "
+          f"cosine to source {report.cosine_to_source_mean:.3f}  → {args.out}/report.md")
+    return 0
+
+
+def _rasterize(args) -> int:
+    from pcgen.image.rasterize import rasterize_files
+
+    written = rasterize_files(args.inputs, args.out_dir, res=args.res, kind=args.kind, channels=args.channels,
+                              tile=args.tile, max_height=args.max_height, min_valid=args.min_valid)
+    print(f"{len(written)} rasters: {args.out_dir}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.verb == "rasterize":
+        _quiet()
+        return _rasterize(args)
+    _setup(args)
+    return {"train": _train, "sample": _sample, "explain": _explain}[args.verb](args)

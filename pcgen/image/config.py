@@ -1,0 +1,115 @@
+"""Image-track presets (``conf/image/*.yaml``) and the builders that turn them into models.
+
+A preset has sections ``data``, ``autoencoder`` (``AutoencoderKL`` kwargs), ``autoencoder_train``,
+``unet`` (``_target_`` diffusers U-Net + kwargs), ``cosplace`` (or ``null`` for unconditional),
+``diffusion`` (the LDM recipe), ``trainer`` and ``sampling``. The U-Net's ``sample_size`` and
+``cross_attention_dim`` are derived here from the image size and CosPlace dimension so they cannot
+disagree.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from hydra.utils import get_class
+from omegaconf import DictConfig, OmegaConf
+
+from pcgen.errors import CheckpointError, ConfigError
+from pcgen.image.autoencoder import build_autoencoder, downsampling_factor
+from pcgen.image.checkpoint import load_state_strict, read_checkpoint
+from pcgen.image.cosplace import CosPlace, load_cosplace
+from pcgen.image.ldm import LatentDiffusion
+
+__all__ = ["PRESET_DIR", "preset_names", "load_preset", "build_unet", "build_cosplace", "build_ldm", "load_ldm"]
+
+PRESET_DIR = Path(__file__).resolve().parents[2] / "conf" / "image"
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def load_preset(name: str | os.PathLike = "tiny", overrides: list[str] | None = None) -> DictConfig:
+    """Load ``conf/image/<name>.yaml`` (or a yaml path) and apply ``key=value`` dotlist overrides."""
+    path = Path(name)
+    if path.suffix not in (".yaml", ".yml"):
+        path = PRESET_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"unknown image preset {str(name)!r}; choose one of {preset_names()} or a yaml file")
+    cfg = OmegaConf.load(path)
+    if overrides:
+        bad = [o for o in overrides if "=" not in o]
+        if bad:
+            raise ConfigError(f"overrides must look like key=value, got {bad}")
+        try:
+            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
+        except Exception as exc:
+            raise ConfigError(f"bad override: {exc}") from None
+    return cfg
+
+
+def _plain(section) -> dict:
+    return OmegaConf.to_container(section, resolve=True) if isinstance(section, DictConfig) else dict(section)
+
+
+def build_cosplace(cfg) -> CosPlace | None:
+    """The preset's CosPlace: from ``cosplace.checkpoint`` when set, else randomly initialised."""
+    section = cfg.get("cosplace")
+    if section is None:
+        return None
+    ckpt = section.get("checkpoint")
+    if ckpt:
+        return load_cosplace(ckpt, section.backbone, section.fc_output_dim, section.get("image_size", 512))
+    return CosPlace(section.backbone, section.fc_output_dim, section.get("image_size", 512)).freeze()
+
+
+def build_unet(cfg):
+    """The preset's denoiser with ``sample_size`` = latent side and ``cross_attention_dim`` = D."""
+    kwargs = _plain(cfg.unet)
+    target = kwargs.pop("_target_")
+    latent = cfg.data.image_size // 2 ** (len(cfg.autoencoder.block_out_channels) - 1)
+    kwargs["sample_size"] = latent
+    kwargs["in_channels"] = kwargs["out_channels"] = cfg.autoencoder.latent_channels
+    if cfg.get("cosplace") is not None:
+        kwargs["cross_attention_dim"] = cfg.cosplace.fc_output_dim
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
+    try:
+        return get_class(target)(**kwargs)
+    except Exception as exc:
+        raise ConfigError(f"cannot build unet {target}: {exc}") from None
+
+
+def build_ldm(cfg, autoencoder=None, cosplace=None) -> LatentDiffusion:
+    """Build the LDM of a preset; ``autoencoder``/``cosplace`` default to fresh ones from ``cfg``."""
+    ae_cfg = {k: v for k, v in _plain(cfg.autoencoder).items() if not k.startswith("_")}
+    vae = autoencoder if autoencoder is not None else build_autoencoder(**ae_cfg)
+    if cfg.data.image_size % downsampling_factor(vae):
+        raise ConfigError(f"image_size {cfg.data.image_size} is not a multiple of {downsampling_factor(vae)}")
+    if cosplace is None:
+        cosplace = build_cosplace(cfg)
+    d = _plain(cfg.diffusion)
+    return LatentDiffusion(vae, build_unet(cfg), cosplace, batch_size=cfg.data.batch_size,
+                           config=_plain(cfg), **d)
+
+
+def load_ldm(path: str | os.PathLike) -> LatentDiffusion:
+    """Rebuild an LDM from a checkpoint written by ``pcgen image train`` (config + all weights).
+
+    Raises:
+        CheckpointError: unreadable, not an LDM checkpoint, or keys of another architecture (named).
+    """
+    ckpt = read_checkpoint(path)
+    meta = ckpt.get("pcgen_image") if isinstance(ckpt, dict) else None
+    if not meta or meta.get("kind") != "ldm" or "state_dict" not in ckpt:
+        kind = meta.get("kind") if meta else "unknown"
+        raise CheckpointError(f"not a pcgen image LDM checkpoint (kind: {kind})", path)
+    cfg = OmegaConf.create(meta["config"])
+    if cfg.get("cosplace") is not None:
+        cfg.cosplace.checkpoint = None  # the CosPlace weights come from this file
+    try:
+        model = build_ldm(cfg)
+    except ConfigError as exc:
+        raise CheckpointError(f"its config does not build: {exc.message}", path) from None
+    load_state_strict(model, ckpt["state_dict"], "pcgen image LDM", path)
+    return model.eval()

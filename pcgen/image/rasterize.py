@@ -1,0 +1,171 @@
+"""LiDAR → PNG rasters (canopy height model or digital surface model) the image LDM can train on.
+
+Per cell of ``res`` file units: the highest return (DSM), minus the ground surface for a CHM
+(pcgen's ground model: class-2 points when present, else a low percentile of all points).
+A 3-channel raster adds point density and the standard deviation of z per cell (vertical
+structure), so an RGB-shaped LDM sees more than height. Empty cells are filled from the nearest
+filled cell; tiles that are mostly empty are dropped. An ``index.json`` records, per PNG, the source,
+bounds and the value range each channel's 0–255 maps to.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Sequence
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+from pcgen.atomic import atomic_dir
+from pcgen.errors import ConfigError, InputError
+
+__all__ = ["Raster", "rasterize_points", "rasterize_files"]
+
+
+@dataclass
+class Raster:
+    """Channels ``(H, W, C)`` float64 (row 0 = north), ``valid`` ``(H, W)`` cells that held points,
+    the upper-left corner ``(x0, y1)``, cell size ``res`` and channel names."""
+
+    values: np.ndarray
+    valid: np.ndarray
+    x0: float
+    y1: float
+    res: float
+    channels: tuple[str, ...]
+
+
+def rasterize_points(xyz: np.ndarray, res: float, kind: Literal["chm", "dsm"] = "chm", channels: int = 1,
+                     ground=None) -> Raster:
+    """Grid ``(N, 3)`` points into a height raster.
+
+    Args:
+        xyz: point coordinates in file units.
+        res: cell size in the same units.
+        kind: ``"dsm"`` (max z) or ``"chm"`` (max z − ground, ≥ 0).
+        channels: 1 (height) or 3 (height, points per cell, std of z per cell).
+        ground: callable ``ground(x, y) -> z`` for a CHM (e.g. a ``pcgen.data.ground.GroundModel``).
+    """
+    if res <= 0:
+        raise ConfigError(f"--res must be positive, got {res}")
+    if channels not in (1, 3):
+        raise ConfigError(f"--channels must be 1 or 3, got {channels}")
+    lo, hi = xyz[:, :2].min(0), xyz[:, :2].max(0)
+    nx, ny = (np.floor((hi - lo) / res).astype(np.int64) + 1).tolist()
+    if nx * ny > 100_000_000:
+        raise ConfigError(f"--res {res} gives a {nx}×{ny} raster; use a coarser resolution")
+    col = np.minimum(((xyz[:, 0] - lo[0]) / res).astype(np.int64), nx - 1)
+    row = np.minimum(((hi[1] - xyz[:, 1]) / res).astype(np.int64), ny - 1)  # row 0 = north
+    flat = row * nx + col
+    z = xyz[:, 2].astype(np.float64)
+    top = np.full(nx * ny, -np.inf)
+    np.maximum.at(top, flat, z)
+    count = np.bincount(flat, minlength=nx * ny).astype(np.float64)
+    valid = count > 0
+    height = top.reshape(ny, nx)
+    if kind == "chm":
+        if ground is None:
+            raise ConfigError("a CHM needs a ground model")
+        cx = lo[0] + (np.arange(nx) + 0.5) * res
+        cy = hi[1] - (np.arange(ny) + 0.5) * res
+        gx, gy = np.meshgrid(cx, cy)
+        height = np.maximum(height - ground(gx.ravel(), gy.ravel()).reshape(ny, nx), 0.0)
+    elif kind != "dsm":
+        raise ConfigError(f"--kind must be chm or dsm, got {kind!r}")
+    layers, names = [height], [kind]
+    if channels == 3:
+        s1 = np.bincount(flat, weights=z, minlength=nx * ny)
+        s2 = np.bincount(flat, weights=z * z, minlength=nx * ny)
+        mean = np.divide(s1, count, out=np.zeros_like(s1), where=valid)
+        var = np.divide(s2, count, out=np.zeros_like(s2), where=valid) - mean ** 2
+        layers += [count.reshape(ny, nx), np.sqrt(np.maximum(var, 0)).reshape(ny, nx)]
+        names += ["density", "z_std"]
+    values = np.stack(layers, -1)
+    valid = valid.reshape(ny, nx)
+    if not valid.all():  # nearest filled cell, so gaps do not read as "zero height"
+        _, (ii, jj) = ndimage.distance_transform_edt(~valid, return_indices=True)
+        values = values[ii, jj]
+    return Raster(values, valid, float(lo[0]), float(hi[1]), float(res), tuple(names))
+
+
+def _scale(values: np.ndarray, name: str, kind: str, max_height: float) -> tuple[np.ndarray, list[float]]:
+    """One channel → uint8 with the ``[lo, hi]`` that 0 and 255 stand for."""
+    if name == "chm":
+        lo, hi = 0.0, max_height
+    else:
+        lo, hi = float(values.min()), float(np.percentile(values, 99.5))
+        hi = hi if hi > lo else lo + 1.0
+    u8 = np.clip((values - lo) / (hi - lo), 0, 1) * 255
+    return u8.round().astype(np.uint8), [lo, hi]
+
+
+def _ground_model(cloud):
+    from pcgen.data.ground import GroundCollector
+
+    cls = cloud.attributes["classification"] if "classification" in cloud.attributes else np.zeros(len(cloud), np.uint8)
+    collector = GroundCollector(len(cloud))
+    collector.add(np.asarray(cloud.xyz), np.asarray(cls))
+    return collector.fit()
+
+
+def rasterize_files(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike, res: float = 0.5,
+                    kind: Literal["chm", "dsm"] = "chm", channels: int = 1, tile: int = 256,
+                    max_height: float = 40.0, min_valid: float = 0.5) -> list[Path]:
+    """Rasterize LAS/LAZ (or any ``pcgen.io`` format) files into PNG tiles under ``out_dir``.
+
+    Args:
+        paths: input point clouds.
+        res: cell size in file units (metres or feet, as the file's CRS).
+        kind: ``"chm"`` or ``"dsm"``.
+        channels: 1 (grayscale PNG) or 3 (RGB PNG: height, density, z std).
+        tile: tile side in cells; 0 writes each raster whole.
+        max_height: CHM height mapped to 255 (file units).
+        min_valid: tiles with a smaller fraction of cells holding points are dropped.
+    Returns:
+        The written PNG paths (inside ``out_dir``), after the folder is complete.
+
+    Raises:
+        InputError: an unreadable input, or no tile had enough points.
+    """
+    from pcgen.io import read
+
+    if not paths:
+        raise InputError("no input point clouds given")
+    if tile < 0:
+        raise ConfigError(f"--tile must be ≥ 0, got {tile}")
+    out_dir = Path(out_dir)
+    written, index = [], []
+    with atomic_dir(out_dir) as tmp:
+        for path in paths:
+            path = Path(path)
+            cloud = read(path)
+            if len(cloud) == 0:
+                raise InputError("file holds no points", path)
+            ground = _ground_model(cloud) if kind == "chm" else None
+            r = rasterize_points(np.asarray(cloud.xyz), res, kind, channels, ground)
+            ny, nx = r.valid.shape
+            th, tw = (ny, nx) if tile == 0 or (ny < tile and nx < tile) else (min(tile, ny), min(tile, nx))
+            for i in range(0, max(1, ny - th + 1), th):
+                for j in range(0, max(1, nx - tw + 1), tw):
+                    valid = r.valid[i:i + th, j:j + tw]
+                    if valid.mean() < min_valid:
+                        continue
+                    block = r.values[i:i + th, j:j + tw]
+                    scaled = [_scale(block[..., c], name, kind, max_height) for c, name in enumerate(r.channels)]
+                    arr = np.stack([s[0] for s in scaled], -1)
+                    name = f"{path.stem}_{kind}{channels}_r{i // th:03d}_c{j // tw:03d}.png"
+                    Image.fromarray(arr[..., 0] if channels == 1 else arr).save(tmp / name, format="PNG")
+                    written.append(out_dir / name)
+                    index.append({"png": name, "source": str(path), "kind": kind, "res": res,
+                                  "x0": r.x0 + j * res, "y1": r.y1 - i * res,
+                                  "channels": {n: s[1] for n, s in zip(r.channels, scaled)},
+                                  "valid_fraction": round(float(valid.mean()), 4)})
+        if not written:
+            raise InputError(f"no tile with at least {min_valid:.0%} of its cells holding points "
+                             f"(try a coarser --res or a smaller --tile)", paths[0])
+        (tmp / "index.json").write_text(json.dumps(index, indent=1) + "\n")
+    return written
