@@ -35,6 +35,15 @@ def gap_batch(batch: int, context: int, target: int, seed: int = 0) -> dict:
     return {"context": ctx, "points": torch.cat([xy, z], dim=-1), "gap_box": box}
 
 
+@pytest.fixture(autouse=True)
+def single_thread():
+    """Tiny tensors: intra-op threads only add synchronisation (100x slower on a loaded 2-core box)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def clouds():
     """(8, 32, 3) synthetic terrain batch."""
