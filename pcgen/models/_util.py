@@ -21,7 +21,7 @@ def regularization(*modules: nn.Module | None) -> Tensor | None:
     Returns None when no module has a regularizer, so heads only report terms that exist.
     """
     terms = [m.regularization() for m in modules if m is not None and hasattr(m, "regularization")]
-    terms = [t if isinstance(t, Tensor) else torch.as_tensor(float(t)) for t in terms]
+    terms = [t if isinstance(t, Tensor) else torch.as_tensor(float(t)) for t in terms if t is not None]
     if not terms:
         return None
     return torch.stack([t.reshape(()) for t in terms]).sum()
