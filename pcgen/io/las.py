@@ -170,13 +170,17 @@ def write_las(cloud: PointCloud, path, *, compress: bool | None = None) -> None:
             raise OutputError(f"cannot write ({exc.strerror or exc})", path) from None
 
 
-def write_las_records(path, header: laspy.LasHeader, records, *, compress: bool) -> None:
+def write_las_records(path, header: laspy.LasHeader, records, *, compress: bool,
+                      laz_backend=None) -> None:
     """Stream already-packed records (same point format/grid as ``header``) into one file.
 
     Used by tiling, which packs once and writes many; not atomic by itself (callers wrap it).
+    ``laz_backend``: e.g. ``laspy.LazBackend.Lazrs``; the single-threaded coder is faster than
+    the parallel one for files under a few LAZ chunks (50 000 points each).
     """
+    backend = laz_backend if compress else None
     with open(path, "wb") as fh, laspy.LasWriter(fh, header, do_compress=compress,
-                                                 closefd=False) as writer:
+                                                 laz_backend=backend, closefd=False) as writer:
         for record in records:
             writer.write_points(record)
         evlrs = header.evlrs if header.evlrs is not None else []

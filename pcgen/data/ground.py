@@ -1,0 +1,115 @@
+"""Ground surface for height normalization: a grid of ground elevations interpolated as a TIN.
+
+Ground candidates are ASPRS class 2 points when a file has them (median per cell), else all
+points (a low percentile per cell, which sits on the terrain under sparse cover). Empty cells
+inside the data are filled by linear interpolation over a Delaunay triangulation of the
+filled cells (scipy), cells outside its hull by the nearest filled cell. Points then read
+the surface by bilinear interpolation, so millions of points cost a few array operations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+from scipy.interpolate import LinearNDInterpolator
+from scipy.spatial import QhullError
+
+GROUND_CLASS = 2
+MAX_CELLS = 4_000_000
+MAX_SAMPLES = 4_000_000
+
+
+@dataclass
+class GroundModel:
+    """Ground elevation on a regular grid of cell centres ``x0 + (i + 0.5) * cell``.
+
+    Attributes:
+        x0, y0: lower-left corner of the grid.
+        cell: cell size in file units.
+        z: (ny, nx) float64 ground elevation per cell, no NaN.
+    """
+
+    x0: float
+    y0: float
+    cell: float
+    z: np.ndarray
+
+    def __call__(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Ground elevation at (N,) x, y by bilinear interpolation (clamped at the edges)."""
+        ny, nx = self.z.shape
+        fx = np.clip((x - self.x0) / self.cell - 0.5, 0, nx - 1)
+        fy = np.clip((y - self.y0) / self.cell - 0.5, 0, ny - 1)
+        i0 = np.minimum(fx.astype(np.int64), max(nx - 2, 0))
+        j0 = np.minimum(fy.astype(np.int64), max(ny - 2, 0))
+        i1, j1 = np.minimum(i0 + 1, nx - 1), np.minimum(j0 + 1, ny - 1)
+        tx, ty = fx - i0, fy - j0
+        z = self.z
+        return ((z[j0, i0] * (1 - tx) + z[j0, i1] * tx) * (1 - ty)
+                + (z[j1, i0] * (1 - tx) + z[j1, i1] * tx) * ty)
+
+
+class GroundCollector:
+    """Gathers ground candidates chunk by chunk, thinned by a fixed stride to at most
+    ``MAX_SAMPLES`` so larger-than-memory files stay bounded."""
+
+    def __init__(self, point_count: int):
+        self.stride = max(1, int(np.ceil(point_count / MAX_SAMPLES)))
+        self._ground: list[np.ndarray] = []
+        self._all: list[np.ndarray] = []
+        self._seen = 0
+
+    def add(self, xyz: np.ndarray, classification: np.ndarray) -> None:
+        take = (np.arange(self._seen, self._seen + len(xyz)) % self.stride) == 0
+        self._seen += len(xyz)
+        self._all.append(xyz[take])
+        is_ground = classification == GROUND_CLASS
+        if is_ground.any():
+            self._ground.append(xyz[is_ground & take] if self.stride > 1 else xyz[is_ground])
+
+    def fit(self) -> GroundModel:
+        if self._ground and sum(len(g) for g in self._ground) >= 3:
+            pts = np.concatenate(self._ground)
+            return fit_ground(pts, percentile=50.0, base_cell=1.0)
+        return fit_ground(np.concatenate(self._all), percentile=5.0, base_cell=5.0)
+
+
+def fit_ground(xyz: np.ndarray, percentile: float, base_cell: float) -> GroundModel:
+    """Grid the per-cell ``percentile`` of z over (N, 3) candidates and fill the gaps (TIN).
+
+    The cell grows with sparse data (about 4 candidates per cell) and is capped at
+    ``MAX_CELLS`` cells.
+    """
+    lo = xyz[:, :2].min(axis=0)
+    hi = xyz[:, :2].max(axis=0)
+    area = float(np.prod(np.maximum(hi - lo, 1e-9)))
+    cell = max(base_cell, 2.0 * np.sqrt(area / len(xyz)), np.sqrt(area / MAX_CELLS))
+    nx, ny = (np.floor((hi - lo) / cell).astype(np.int64) + 1).tolist()
+    ci = np.minimum(((xyz[:, 0] - lo[0]) / cell).astype(np.int64), nx - 1)
+    cj = np.minimum(((xyz[:, 1] - lo[1]) / cell).astype(np.int64), ny - 1)
+    flat = cj * nx + ci
+    order = np.lexsort((xyz[:, 2], flat))
+    flat_s, z_s = flat[order], xyz[order, 2]
+    starts = np.flatnonzero(np.r_[True, np.diff(flat_s) != 0])
+    counts = np.diff(np.r_[starts, len(flat_s)])
+    pick = starts + np.floor(percentile / 100.0 * (counts - 1)).astype(np.int64)
+    grid = np.full(nx * ny, np.nan)
+    grid[flat_s[starts]] = z_s[pick]
+    grid = grid.reshape(ny, nx)
+    missing = np.isnan(grid)
+    if missing.any():
+        known = ~missing
+        jj, ii = np.nonzero(known)
+        mj, mi = np.nonzero(missing)
+        if len(jj) >= 3:
+            try:
+                tin = LinearNDInterpolator(np.c_[ii, jj].astype(np.float64), grid[known])
+                grid[mj, mi] = tin(np.c_[mi, mj].astype(np.float64))
+            except QhullError:  # collinear cells: nearest fill below handles it
+                pass
+        still = np.isnan(grid)
+        if still.any():
+            _, (nj, ni) = ndimage.distance_transform_edt(still, return_indices=True)
+            grid = grid[nj, ni]
+    return GroundModel(float(lo[0]), float(lo[1]), float(cell), grid)

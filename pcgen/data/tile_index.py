@@ -1,0 +1,87 @@
+"""The tile index (GeoJSON) and overview picture of a tiling run.
+
+GeoJSON coordinates are in the source files' own CRS (not WGS84 as RFC 7946 assumes); each
+feature names that CRS in ``properties.crs`` and the collection carries a ``crs`` member
+when all tiles share one, which GIS tools (QGIS, GDAL) honour.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from pcgen.atomic import atomic_path
+
+
+def build_index(results, options) -> dict:
+    """One Polygon feature per tile (its core square) with bounds and point counts."""
+    features = []
+    for res in results:
+        for t in res.tiles:
+            x0, y0, x1, y1 = t["core_bounds"]
+            features.append({
+                "type": "Feature",
+                "geometry": {"type": "Polygon",
+                             "coordinates": [[[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]]},
+                "properties": t,
+            })
+    crss = {t["properties"]["crs"] for t in features}
+    index = {
+        "type": "FeatureCollection",
+        "properties": {
+            "tile_size": options.size, "buffer": options.buffer, "min_points": options.min_points,
+            "ground_normalize": options.ground_normalize, "voxel": options.voxel,
+            "buffer_dimension": "buffer" if options.buffer > 0 else None,
+            "core_interval": "half-open [xmin, xmax) x [ymin, ymax)",
+            "sources": [{"file": r.source, "points": r.points, "thinned_points": r.thinned_points,
+                         "dropped_points": r.dropped_points, "dropped_tiles": r.dropped_tiles,
+                         "crs": r.crs} for r in results],
+        },
+        "features": features,
+    }
+    if len(crss) == 1 and None not in crss:
+        index["crs"] = {"type": "name", "properties": {"name": crss.pop()}}
+    return index
+
+
+def write_index(index: dict, path) -> None:
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(index, indent=1))
+
+
+def read_index(path) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def render_overview(results, raster, index: dict, path, dpi: int = 110) -> None:
+    """PNG: point density (log) and top height of all tiles, tile cores outlined."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.collections import PolyCollection
+
+    counts = sum(r.counts for r in results if r.counts is not None)
+    zmax = np.max([r.zmax for r in results if r.zmax is not None], axis=0)
+    extent = (raster.x0, raster.x0 + raster.nx * raster.cell,
+              raster.y0, raster.y0 + raster.ny * raster.cell)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5.6), constrained_layout=True)
+    density = np.where(counts > 0, np.log10(np.maximum(counts, 1) / raster.cell ** 2), np.nan)
+    height = np.where(np.isfinite(zmax), zmax, np.nan)
+    polys = [np.array(f["geometry"]["coordinates"][0]) for f in index["features"]]
+    for ax, img, title, cmap, label in (
+            (axes[0], density, "point density", "viridis", "log10 points / unit²"),
+            (axes[1], height, "highest point", "terrain", "z")):
+        im = ax.imshow(img, origin="lower", extent=extent, cmap=cmap, interpolation="nearest")
+        ax.add_collection(PolyCollection(polys, facecolors="none", edgecolors="red",
+                                         linewidths=0.6))
+        ax.set_title(f"{title}: {len(polys)} tiles")
+        ax.set_aspect("equal")
+        ax.set_xlabel("x")
+        ax.set_ylabel("y")
+        fig.colorbar(im, ax=ax, shrink=0.8, label=label)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
+    plt.close(fig)

@@ -1,0 +1,158 @@
+"""`pcgen tile` end to end: outputs, parallel runs (processes, Dask), and every bad input
+giving one line naming the problem, exit 2 and no output left behind."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+import pcgen.io as io
+from pcgen import datadir
+from pcgen.cli import main
+
+
+def _leftovers(folder):
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_cli_writes_tiles_index_overview(tmp_path, capsys):
+    src = datadir.lidar_file("MixedConifer.laz")
+    out = tmp_path / "out"
+    assert main(["tile", str(src), str(out), "--size", "30", "--buffer", "3",
+                 "--ground-normalize", "--min-points", "10"]) == 0
+    assert "tiles" in capsys.readouterr().out
+    index = json.loads((out / "tile_index.geojson").read_text())
+    assert index["crs"]["properties"]["name"] == "EPSG:26912"
+    names = {f["properties"]["name"] for f in index["features"]}
+    assert names == {p.name for p in out.glob("*.laz")}
+    assert (out / "overview.png").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def _two_files(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("4_6_crop.las", "sample_c.las", "warsaw_small.las"):
+        shutil.copy(datadir.lidar_file(name), folder / name)
+    return folder
+
+
+def _tile_bytes(out):
+    return {p.name: io.read(p).to_record().array.tobytes() for p in sorted(out.glob("*.laz"))}
+
+
+def test_process_pool_matches_serial(tmp_path):
+    folder = _two_files(tmp_path)
+    assert main(["tile", str(folder), str(tmp_path / "a"), "--size", "50", "--buffer", "5"]) == 0
+    assert main(["tile", str(folder), str(tmp_path / "b"), "--size", "50", "--buffer", "5",
+                 "--workers", "2", "--no-overview"]) == 0
+    a, b = _tile_bytes(tmp_path / "a"), _tile_bytes(tmp_path / "b")
+    assert a == b and len(a) > 3
+
+
+def test_dask_local_cluster_matches_serial(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    folder = _two_files(tmp_path)
+    assert main(["tile", str(folder), str(tmp_path / "a"), "--size", "50", "--buffer", "5",
+                 "--no-overview"]) == 0
+    with distributed.LocalCluster(n_workers=1, processes=False, threads_per_worker=2,
+                                  dashboard_address=None) as cluster:
+        assert main(["tile", str(folder), str(tmp_path / "b"), "--size", "50", "--buffer", "5",
+                     "--no-overview", "--dask", cluster.scheduler_address]) == 0
+    assert _tile_bytes(tmp_path / "a") == _tile_bytes(tmp_path / "b")
+
+
+# -- bad input ----------------------------------------------------------------------------------
+def _bad_file(tmp_path, kind):
+    laz = datadir.lidar_file("Megaplot.laz").read_bytes()
+    path = tmp_path / kind
+    if kind == "truncated.laz":
+        path.write_bytes(laz[: len(laz) // 2])
+    elif kind == "corrupt.laz":
+        path.write_bytes(laz[:3000] + bytes(b ^ 0xA5 for b in laz[3000:9000]) + laz[9000:])
+    elif kind == "text.las":
+        path.write_text("x y z\n1 2 3\n")
+    elif kind == "empty.las":
+        cloud = io.read(datadir.lidar_file("simple.las"))
+        io.write(cloud.select(np.zeros(len(cloud), bool)), path)
+    elif kind == "header_only.las":
+        path.write_bytes(datadir.lidar_file("simple.las").read_bytes()[:300])
+    return path
+
+
+@pytest.mark.parametrize("kind, problem", [
+    ("truncated.laz", "not a readable LAS/LAZ file"),
+    ("corrupt.laz", "not a readable LAS/LAZ file"),
+    ("text.las", "Invalid file signature"),
+    ("empty.las", "contains no points"),
+    ("header_only.las", "not a readable LAS/LAZ file"),
+])
+def test_bad_input_files(tmp_path, capsys, kind, problem):
+    bad = _bad_file(tmp_path, kind)
+    good = datadir.lidar_file("warsaw_small.las")
+    out = tmp_path / "out"
+    # the good file first: a failure after some tiles were written must still leave nothing
+    code = main(["tile", str(good), str(bad), str(out), "--size", "20", "--buffer", "2"])
+    err = capsys.readouterr().err
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("pcgen tile: error: ")
+    assert str(bad) in lines[0] and problem in lines[0]
+    assert "Traceback" not in err
+    assert not out.exists()
+    assert _leftovers(tmp_path) == [kind]  # no output folder, no temporary folder
+
+
+def test_ply_input_rejected(tmp_path, capsys):
+    ply = tmp_path / "c.ply"
+    io.write(io.read(datadir.lidar_file("simple.las")), ply)
+    assert main(["tile", str(ply), str(tmp_path / "out")]) == 2
+    assert "not a .las/.laz file" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("args, problem", [
+    (["--size", "0"], "tile size must be > 0"),
+    (["--size", "-5"], "tile size must be > 0"),
+    (["--size", "10", "--buffer", "10"], "must be smaller than the tile size"),
+    (["--size", "10", "--buffer", "25"], "must be smaller than the tile size"),
+    (["--buffer", "-1"], "buffer must be >= 0"),
+    (["--voxel", "0"], "voxel size must be > 0"),
+    (["--workers", "0"], "workers must be >= 1"),
+])
+def test_bad_options(tmp_path, capsys, args, problem):
+    out = tmp_path / "out"
+    code = main(["tile", str(datadir.lidar_file("simple.las")), str(out), *args])
+    err = capsys.readouterr().err
+    assert code == 2 and problem in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_unwritable_output(tmp_path, capsys):
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("not a folder")
+    out = blocker / "tiles"
+    assert main(["tile", str(datadir.lidar_file("simple.las")), str(out)]) == 2
+    err = capsys.readouterr().err
+    assert str(blocker) in err and len(err.strip().splitlines()) == 1
+    assert blocker.read_text() == "not a folder"
+
+
+def test_non_empty_output_needs_overwrite(tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    src = str(datadir.lidar_file("warsaw_small.las"))
+    assert main(["tile", src, str(out)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert _leftovers(out) == ["keep.txt"]
+    assert main(["tile", src, str(out), "--overwrite"]) == 0
+    assert "keep.txt" not in _leftovers(out)
+
+
+def test_missing_input(tmp_path, capsys):
+    assert main(["tile", str(tmp_path / "nope.laz"), str(tmp_path / "out")]) == 2
+    assert "nope.laz: file not found" in capsys.readouterr().err

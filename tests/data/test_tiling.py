@@ -1,0 +1,174 @@
+"""Tiling conserves every point (count and identity), buffers are exact, options behave."""
+
+from __future__ import annotations
+
+import json
+
+import laspy
+import numpy as np
+import pytest
+
+import pcgen.io as io
+from pcgen import datadir
+from pcgen.data.synthetic import make_scene
+from pcgen.data.tiling import TileOptions, tile_files, voxel_keep
+
+
+def _raw_sorted(rows: np.ndarray) -> np.ndarray:
+    """Records as sorted opaque byte strings: equal arrays <=> same multiset of points."""
+    void = np.dtype((np.void, rows.dtype.itemsize))
+    return np.sort(np.ascontiguousarray(rows).view(void))
+
+
+def _tiles_by_source(out, index):
+    by = {}
+    for f in index["features"]:
+        p = f["properties"]
+        by.setdefault(p["source"], []).append((p, io.read(out / p["name"])))
+    return by
+
+
+def _core_rows(cloud, source_dtype):
+    rows = cloud.to_record().array
+    if "buffer" in rows.dtype.names:
+        rows = rows[rows["buffer"] == 0]
+        # drop the trailing buffer byte to compare with the source layout
+        n, s = len(rows), source_dtype.itemsize
+        rows = np.ascontiguousarray(rows).view(np.uint8).reshape(n, -1)[:, :s].copy()
+        rows = rows.reshape(-1).view(source_dtype)
+    return rows
+
+
+@pytest.mark.parametrize("path", datadir.lidar_files(), ids=lambda p: p.name)
+def test_every_point_in_exactly_one_core_real_files(tmp_path, path):
+    src = io.read(path)
+    extent = float(np.ptp(src.xyz[:, :2], axis=0).max())
+    size = float(np.ceil(extent / 3.5))  # about 4 x 4 tiles whatever the file's units/extent
+    out = tmp_path / "tiles"
+    index = tile_files([path], out, TileOptions(size=size, buffer=size / 8, compress=False),
+                       overview=False)
+    assert len(index["features"]) >= 4
+    tiles = _tiles_by_source(out, index)[path.name]
+    dtype = src.to_record().array.dtype
+    cores = np.concatenate([_core_rows(c, dtype) for _, c in tiles])
+    assert len(cores) == len(src)
+    assert np.array_equal(_raw_sorted(cores), _raw_sorted(src.to_record().array))
+    for props, cloud in tiles:  # header metadata and CRS carried over
+        assert np.array_equal(cloud.header.scales, src.header.scales)
+        assert np.array_equal(cloud.header.offsets, src.header.offsets)
+        assert cloud.header.version == src.header.version
+        assert cloud.crs == src.crs
+        assert props["core_points"] == int((cloud.attributes["buffer"] == 0).sum())
+
+
+def test_cores_and_buffers_match_half_open_boxes(tmp_path):
+    path = datadir.lidar_file("MixedConifer.laz")
+    S, B = 25.0, 3.0
+    index = tile_files([path], tmp_path / "t", TileOptions(size=S, buffer=B), overview=False)
+    src = io.read(path)
+    x, y = src.xyz[:, 0], src.xyz[:, 1]
+    gps = src.attributes["gps_time"]
+    assert sum(f["properties"]["core_points"] for f in index["features"]) == len(src)
+    for f in index["features"]:
+        p = f["properties"]
+        x0, y0, x1, y1 = p["core_bounds"]
+        core = (x >= x0) & (x < x1) & (y >= y0) & (y < y1)
+        box = (x >= x0 - B) & (x < x1 + B) & (y >= y0 - B) & (y < y1 + B)
+        tile = io.read(tmp_path / "t" / p["name"])
+        flag = tile.attributes["buffer"]
+        assert (flag == 0).sum() == core.sum() == p["core_points"]
+        assert (flag == 1).sum() == (box & ~core).sum() == p["buffer_points"]
+        # identity via (gps_time, xyz): the buffer points are the neighbours' points
+        want = set(zip(gps[box & ~core].tolist(), x[box & ~core].tolist()))
+        got = set(zip(tile.attributes["gps_time"][flag == 1].tolist(),
+                      tile.xyz[flag == 1, 0].tolist()))
+        assert got == want
+    assert json.loads((tmp_path / "t" / "tile_index.geojson").read_text())["features"]
+
+
+def test_streaming_spill_matches_in_memory(tmp_path):
+    path = datadir.lidar_file("Topography.laz")
+    opts = dict(size=60, buffer=6, ground_normalize=True, voxel=0.5)
+    tile_files([path], tmp_path / "mem", TileOptions(**opts), overview=False)
+    tile_files([path], tmp_path / "spill", TileOptions(**opts, chunk_size=9_000, max_memory=1),
+               overview=False)
+    mem = sorted(p.name for p in (tmp_path / "mem").glob("*.laz"))
+    assert mem == sorted(p.name for p in (tmp_path / "spill").glob("*.laz"))
+    for name in mem:
+        a = io.read(tmp_path / "mem" / name).to_record().array
+        b = io.read(tmp_path / "spill" / name).to_record().array
+        assert a.tobytes() == b.tobytes(), name
+    assert not list((tmp_path / "spill").glob(".spill*"))
+
+
+def test_min_points_drops_small_tiles(tmp_path):
+    path = datadir.lidar_file("Megaplot.laz")
+    full = tile_files([path], tmp_path / "a", TileOptions(size=30, buffer=0), overview=False)
+    counts = sorted(f["properties"]["core_points"] for f in full["features"])
+    k = counts[len(counts) // 3]
+    kept = tile_files([path], tmp_path / "b", TileOptions(size=30, buffer=0, min_points=k),
+                      overview=False)
+    assert len(kept["features"]) == sum(c >= k for c in counts) < len(counts)
+    src_info = kept["properties"]["sources"][0]
+    kept_points = sum(f["properties"]["core_points"] for f in kept["features"])
+    assert kept_points + src_info["dropped_points"] == 81590
+    assert "buffer" not in io.read(tmp_path / "b" / kept["features"][0]["properties"]["name"]).attributes
+
+
+def test_voxel_thinning_one_point_per_voxel(tmp_path):
+    path = datadir.lidar_file("MixedConifer.laz")
+    V = 1.0
+    index = tile_files([path], tmp_path / "t", TileOptions(size=30, buffer=0, voxel=V),
+                       overview=False)
+    src = io.read(path).xyz
+    n_voxels = len(np.unique(np.floor(src / V).astype(np.int64), axis=0))
+    total = sum(f["properties"]["core_points"] for f in index["features"])
+    assert total == n_voxels  # 30 is a multiple of V: voxels never straddle tiles
+    assert index["properties"]["sources"][0]["thinned_points"] == len(src) - n_voxels
+
+
+def test_voxel_keep_picks_point_nearest_centre():
+    pts = np.array([[0.1, 0.1, 0.1], [0.45, 0.5, 0.55], [0.9, 0.9, 0.9], [1.5, 0.5, 0.5]])
+    np.testing.assert_array_equal(voxel_keep(pts, 1.0), [1, 3])
+
+
+def test_ground_normalization_on_synthetic_terrain(tmp_path):
+    scene = make_scene(2, size=80.0, n_buildings=0, n_trees=6)
+    io.write(scene, tmp_path / "scene.laz")
+    index = tile_files([tmp_path / "scene.laz"], tmp_path / "t",
+                       TileOptions(size=40, buffer=0, ground_normalize=True), overview=False)
+    tiles = io.concat([io.read(tmp_path / "t" / f["properties"]["name"])
+                       for f in index["features"]])
+    cls = tiles.attributes["classification"]
+    ground_h = tiles.xyz[cls == 2, 2]
+    assert np.abs(np.median(ground_h)) < 0.05
+    assert np.percentile(np.abs(ground_h), 95) < 0.5  # terrain spans ~8 m before normalization
+    assert tiles.xyz[cls == 5, 2].max() > 8.0  # trees keep their height above ground
+
+
+def test_ground_normalization_without_ground_class(tmp_path):
+    path = datadir.lidar_file("lone-star.laz")  # unclassified terrestrial scan
+    index = tile_files([path], tmp_path / "t", TileOptions(size=20, buffer=0,
+                                                           ground_normalize=True), overview=False)
+    z = np.concatenate([io.read(tmp_path / "t" / f["properties"]["name"]).xyz[:, 2]
+                        for f in index["features"]])
+    src_z = io.read(path).xyz[:, 2]
+    assert np.percentile(src_z, 5) > 2300  # absolute elevations before
+    assert np.percentile(z, 5) == pytest.approx(0.0, abs=0.3)  # the low surface sits at 0 after
+    assert np.percentile(z, 1) > -0.5
+
+
+def test_index_and_overview(tmp_path):
+    path = datadir.lidar_file("autzen_trim.laz")
+    index = tile_files([path], tmp_path / "t", TileOptions(size=200, buffer=10))
+    assert (tmp_path / "t" / "overview.png").stat().st_size > 10_000
+    feat = index["features"][0]
+    ring = feat["geometry"]["coordinates"][0]
+    assert ring[0] == ring[-1] and len(ring) == 5
+    props = feat["properties"]
+    assert props["source"] == "autzen_trim.laz"
+    assert props["points"] == props["core_points"] + props["buffer_points"]
+    x0, y0, x1, y1 = props["core_bounds"]
+    assert x1 - x0 == 200 and x0 % 200 == 0
+    header = laspy.read(tmp_path / "t" / props["name"]).header
+    assert header.point_count == props["points"]
