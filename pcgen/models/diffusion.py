@@ -42,7 +42,7 @@ class DiffusionHead(nn.Module):
     def __init__(self, net: nn.Module, schedule: NoiseSchedule, norm: Norm = "l2",
                  x0_terms: tuple[str, ...] = (), x0_max_t: int | None = None,
                  context_encoder: ContextEncoder | None = None, sampler: Sampler = "ddim",
-                 steps: int | None = 50, eta: float = 0.0, emd_method: EMDMethod = "sinkhorn"):
+                 steps: int | None = 50, eta: float = 0.0, emd_method: EMDMethod = "auction"):
         super().__init__()
         if norm not in ("l2", "l1"):
             raise ConfigError(f"norm must be 'l2' or 'l1', got {norm!r}")

@@ -102,7 +102,7 @@ class GANHead(nn.Module):
     def __init__(self, generator: nn.Module, discriminator: nn.Module, noise_dim: int = 128,
                  loss: GANLoss = "ns", context_encoder: ContextEncoder | None = None,
                  autoencoder: VAEHead | None = None, reconstruction: tuple[str, ...] = (),
-                 emd_method: EMDMethod = "sinkhorn"):
+                 emd_method: EMDMethod = "auction"):
         super().__init__()
         if loss not in ("ns", "wgan-gp"):
             raise ConfigError(f"GAN loss must be 'ns' or 'wgan-gp', got {loss!r}")

@@ -37,7 +37,7 @@ class VAEHead(nn.Module):
     def __init__(self, encoder: nn.Module, decoder: nn.Module, latent_dim: int = 128,
                  context_encoder: ContextEncoder | None = None,
                  reconstruction: tuple[str, ...] = ("chamfer",), free_bits: float = 0.0,
-                 emd_method: EMDMethod = "sinkhorn"):
+                 emd_method: EMDMethod = "auction"):
         super().__init__()
         self.encoder, self.decoder, self.context_encoder = encoder, decoder, context_encoder
         self.latent_dim = latent_dim

@@ -32,6 +32,9 @@ def build(kind: str, conditional: bool = False):
     if kind == "vae":
         return VAEHead(make_encoder(cond_dim=c), FoldingDecoder(8 + c, hidden=64), latent_dim=8,
                        context_encoder=ctx, free_bits=0.01)
+    if kind == "vae_emd":
+        return VAEHead(make_encoder(cond_dim=c), FoldingDecoder(8 + c, hidden=64), latent_dim=8,
+                       context_encoder=ctx, reconstruction=("chamfer", "emd"))
     if kind == "vae_mlp":
         return VAEHead(make_encoder(cond_dim=c), MLPDecoder(8 + c, N, hidden=(64,)), latent_dim=8,
                        context_encoder=ctx)
@@ -70,6 +73,7 @@ def train(head, batch, steps: int, lr: float = 3e-3):
 @pytest.mark.parametrize("kind,conditional,names", [
     ("vae", False, ["chamfer"]),
     ("vae_mlp", True, ["chamfer"]),
+    ("vae_emd", False, ["emd"]),
     ("diffusion", False, ["noise"]),
     ("diffusion", True, ["noise"]),
     ("flow", False, ["velocity"]),
