@@ -1,0 +1,179 @@
+"""`TileDataset`: fixed-size, normalized samples from a folder of tiles, invertible to the world.
+
+Each item is one tile: ``num_points`` points picked by farthest-point sampling (through
+`pcgen.ops.farthest_point_sample`) or uniformly at random, normalized to the unit sphere or
+cube. ``center``/``scale`` are kept in float64, so ``points * scale + center`` (see
+`Normalization.invert`) puts generated points back in real-world coordinates, and
+``index`` names the tile point behind every sample point.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+import pcgen.io as pio
+from pcgen.data.tiling import BUFFER_DIM
+from pcgen.data.transforms import Augment, Normalization
+from pcgen.errors import ConfigError, InputError
+
+FEATURES = ("intensity", "return_number", "classification", "rgb")
+# ASPRS classes worth their own one-hot channel; anything else goes to a final "other" channel.
+DEFAULT_CLASSES = (0, 1, 2, 3, 4, 5, 6, 7, 9, 17, 18)
+# Before FPS, tiles are randomly pre-thinned to this many times num_points: FPS is O(N * n)
+# and a uniform pool that large already covers the tile's shape.
+FPS_POOL_FACTOR = 8
+
+
+def list_tiles(tile_dir: Path) -> list[Path]:
+    """Tile files in index order when ``tile_index.geojson`` exists, else sorted by name."""
+    index = tile_dir / "tile_index.geojson"
+    if index.is_file():
+        try:
+            names = [f["properties"]["name"] for f in json.loads(index.read_text())["features"]]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InputError(f"unreadable tile index ({exc})", index) from None
+        return [tile_dir / n for n in names]
+    return sorted(p for p in tile_dir.iterdir() if p.suffix.lower() in (".las", ".laz"))
+
+
+class TileDataset(Dataset):
+    """Samples of ``num_points`` points, one per tile.
+
+    Args:
+        tile_dir: folder written by ``pcgen tile`` (or any folder of LAS/LAZ files).
+        num_points: N, points per sample. Tiles with fewer points are padded by repeating
+            randomly chosen points (their ``index`` repeats too).
+        sampling: ``"fps"`` (farthest-point, even coverage) or ``"random"`` (uniform).
+        normalize: ``"sphere"`` (centroid at 0, radius 1) or ``"cube"`` (box in [-0.5, 0.5]^3).
+        features: any of ``"intensity"`` (log-scaled to [0, 1]), ``"return_number"``
+            (return / number of returns, so 1 is a last return), ``"classification"``
+            (one-hot over ``classes`` plus an "other" channel), ``"rgb"`` (/ 65535).
+        augment: an `Augment` (rotation about z, scaling, jitter) applied after
+            normalization; ``center``/``scale`` then describe the normalization only.
+        seed: base seed; item ``i`` in epoch ``e`` draws from ``(seed, i, e)``, so runs repeat.
+        core_only: drop tile buffer points (``buffer == 1``) before sampling.
+        classes: classes with their own one-hot channel.
+    Items:
+        ``points`` float32 (N, 3), ``features`` float32 (N, F), ``center`` float64 (3,),
+        ``scale`` float64 scalar, ``index`` int64 (N,) into the tile's points, ``tile`` str.
+    """
+
+    def __init__(self, tile_dir, num_points: int = 2048,
+                 sampling: Literal["fps", "random"] = "fps",
+                 normalize: Literal["sphere", "cube"] = "sphere", features: Sequence[str] = (),
+                 augment: Augment | None = None, seed: int = 0, core_only: bool = False,
+                 classes: Sequence[int] = DEFAULT_CLASSES):
+        self.tile_dir = Path(tile_dir)
+        if not self.tile_dir.is_dir():
+            raise InputError("tile folder not found", self.tile_dir)
+        if num_points <= 0:
+            raise ConfigError(f"num_points must be > 0, got {num_points}")
+        if sampling not in ("fps", "random"):
+            raise ConfigError(f"sampling must be 'fps' or 'random', got {sampling!r}")
+        if normalize not in ("sphere", "cube"):
+            raise ConfigError(f"normalize must be 'sphere' or 'cube', got {normalize!r}")
+        unknown = [f for f in features if f not in FEATURES]
+        if unknown:
+            raise ConfigError(f"unknown features {unknown}; choose from {list(FEATURES)}")
+        self.files = list_tiles(self.tile_dir)
+        self.num_points, self.sampling, self.normalize = int(num_points), sampling, normalize
+        self.features, self.augment, self.seed = tuple(features), augment, int(seed)
+        self.core_only, self.classes = core_only, tuple(int(c) for c in classes)
+        self.epoch = 0
+
+    @property
+    def feature_dim(self) -> int:
+        """F, the width of ``features``."""
+        width = {"intensity": 1, "return_number": 1, "classification": len(self.classes) + 1,
+                 "rgb": 3}
+        return sum(width[f] for f in self.features)
+
+    def set_epoch(self, epoch: int) -> None:
+        """New random draws (sampling, augmentation) per epoch, still reproducible."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def read_tile(self, index: int) -> pio.PointCloud:
+        """The tile's points (buffer dropped when ``core_only``)."""
+        path = self.files[index]
+        cloud = pio.read(path)
+        if self.core_only and BUFFER_DIM in cloud.attributes:
+            cloud = cloud.select(cloud.attributes[BUFFER_DIM] == 0)
+        if len(cloud) == 0:
+            raise InputError("tile has no points", path)
+        return cloud
+
+    def sample_indices(self, xyz: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """(n,) indices of ``num_points`` points of ``xyz`` (N, 3), by the configured sampler."""
+        n, want = len(xyz), self.num_points
+        if n <= want:
+            extra = rng.integers(0, n, want - n)
+            return np.concatenate([rng.permutation(n), extra])
+        if self.sampling == "random":
+            return rng.choice(n, want, replace=False)
+        from pcgen.ops import farthest_point_sample
+
+        pool = np.arange(n)
+        if n > FPS_POOL_FACTOR * want:
+            pool = np.sort(rng.choice(n, FPS_POOL_FACTOR * want, replace=False))
+        # FPS in a local float64 frame: UTM-sized coordinates would lose float32 precision
+        local = xyz[pool] - xyz[pool].mean(axis=0)
+        gen = torch.Generator().manual_seed(int(rng.integers(0, 2 ** 62)))
+        idx = farthest_point_sample(torch.from_numpy(local)[None], want, random_start=True,
+                                    generator=gen)[0].numpy()
+        return pool[idx]
+
+    def __getitem__(self, index: int) -> dict:
+        rng = np.random.default_rng([self.seed, int(index), self.epoch])
+        cloud = self.read_tile(index)
+        idx = self.sample_indices(cloud.xyz, rng)
+        xyz = cloud.xyz[idx]
+        norm = Normalization.fit(xyz, self.normalize)
+        points = norm.apply(xyz)
+        if self.augment is not None:
+            points = self.augment(points, rng)
+        return {
+            "points": torch.from_numpy(points.astype(np.float32)),
+            "features": torch.from_numpy(self._features(cloud, idx, self.files[index])),
+            "center": torch.from_numpy(norm.center.astype(np.float64)),
+            "scale": torch.tensor(norm.scale, dtype=torch.float64),
+            "index": torch.from_numpy(idx.astype(np.int64)),
+            "tile": self.files[index].name,
+        }
+
+    def _features(self, cloud: pio.PointCloud, idx: np.ndarray, path: Path) -> np.ndarray:
+        cols = []
+
+        def attr(name: str, feature: str) -> np.ndarray:
+            if name not in cloud.attributes:
+                raise InputError(f"tile has no {name!r} dimension for feature {feature!r}", path)
+            return np.asarray(cloud.attributes[name])[idx].astype(np.float64)
+
+        for name in self.features:
+            if name == "intensity":
+                cols.append(np.log1p(attr("intensity", name)) / np.log1p(65535.0))
+            elif name == "return_number":
+                r = attr("return_number", name)
+                nr = attr("number_of_returns", name)
+                cols.append(r / np.maximum(nr, 1))
+            elif name == "classification":
+                cls = attr("classification", name).astype(np.int64)
+                lut = np.full(256, len(self.classes), dtype=np.int64)
+                lut[list(self.classes)] = np.arange(len(self.classes))
+                onehot = np.zeros((len(idx), len(self.classes) + 1))
+                onehot[np.arange(len(idx)), lut[np.clip(cls, 0, 255)]] = 1.0
+                cols.append(onehot)
+            elif name == "rgb":
+                cols.append(np.stack([attr(c, name) / 65535.0
+                                      for c in ("red", "green", "blue")], axis=1))
+        if not cols:
+            return np.zeros((len(idx), 0), dtype=np.float32)
+        return np.column_stack([c.reshape(len(idx), -1) for c in cols]).astype(np.float32)
