@@ -5,8 +5,9 @@ Every head handles conditional generation the same way, through this module:
 * the target points (inside the gap) are moved into a *box frame* where the gap's xy extent is
   [-1, 1]² and z is unchanged, so the head learns one shape prior for "points in a unit gap"
   whatever the gap's position and size; samples are mapped back and clamped into the box;
-* the context is expressed in the same box frame and encoded by a shared encoder; its global
-  feature, concatenated with the box (centre and half-size), is the condition vector ``c``
+* the context is centred on the gap (translated, not rescaled, so an encoder's radii and kNN
+  keep their meaning) and encoded by a shared encoder; its global feature, concatenated with
+  the box (centre and log half-size), is the condition vector ``c``
   that enters the head's networks through their ``cond`` argument (FiLM or concat).
 """
 
@@ -76,9 +77,10 @@ class ContextEncoder(nn.Module):
     def forward(self, context: Tensor, gap_box: Tensor, lengths: Tensor | None = None) -> Tensor:
         """Args: context (B, M, 3), gap_box (B, 4), lengths (B,) valid context points.
         Returns: c (B, out_dim)."""
-        local = to_box_frame(context, gap_box)
-        feat = self.encoder(local, lengths=lengths).global_feature
         center, half = _box_center_half(gap_box.to(context.dtype))
+        # centred on the gap but not rescaled: the encoder's radii / kNN keep their metric meaning
+        local = torch.cat([context[..., :2] - center, context[..., 2:]], dim=-1)
+        feat = self.encoder(local, lengths=lengths).global_feature
         box = torch.cat([center[:, 0], half[:, 0].log()], dim=-1)  # position and log-size of the gap
         return self.fuse(torch.cat([feat, box], dim=-1))
 
