@@ -73,6 +73,9 @@ class SurfaceFill:
     def _surface(self, pts: np.ndarray, xy: np.ndarray) -> np.ndarray:
         if len(pts) == 0:
             return np.full(len(xy), np.nan)
+        origin = xy.mean(0) if len(xy) else np.zeros(2)
+        pts = np.c_[pts[:, :2] - origin, pts[:, 2]]  # qhull is slow and fragile at UTM magnitudes
+        xy = xy - origin
         tree = cKDTree(pts[:, :2])
         k = min(8, len(pts))
         dist, idx = tree.query(xy, k=k)

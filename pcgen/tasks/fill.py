@@ -166,6 +166,7 @@ def fill_cloud(cloud, gaps: Sequence[Gap], generator, config: FillConfig | None 
     from pcgen.io import concat
 
     cfg = config or FillConfig()
+    check_samples(cfg.samples)
     xyz = cloud.xyz
     attrs = {k: cloud.attributes[k] for k in ("classification", "return_number", "number_of_returns")
              if k in cloud.attributes}

@@ -30,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated classes never called gaps (default from config: 9, water)")
     parser.add_argument("--gaps", default=None, metavar="GEOJSON",
                         help="where to write the gap report (default: OUT with .gaps.geojson)")
+    parser.add_argument("--gaps-only", action="store_true",
+                        help="only detect and report the gaps (GeoJSON), so they can be checked "
+                             "or edited and passed back with --mask")
     parser.add_argument("--config", default=None, help="fill YAML (default conf/task/fill.yaml)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set gaps.density_ratio=0.1")
@@ -72,14 +75,15 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {args.workers}")
     spec = (args.baseline,) if args.baseline else ("model", args.ckpt)
-    make_generator(spec)  # a bad checkpoint fails here, before anything is read or written
+    if not args.gaps_only:
+        make_generator(spec)  # a bad checkpoint fails here, before anything is read or written
     pairs = expand_inputs(args.input, args.output)
     single = len(pairs) == 1 and not Path(args.input).is_dir()
     progress = not args.quiet and sys.stderr.isatty()
     if single:
         src, dst = pairs[0]
         report = args.gaps or str(dst.with_suffix("")) + ".gaps.geojson"
-        jobs = [FillJob(str(src), str(dst), spec, cfg, args.mask, report, True, progress)]
+        jobs = [FillJob(str(src), str(dst), spec, cfg, args.mask, report, True, progress, args.gaps_only)]
         results = run_jobs(jobs, 1, args.dask, progress)
     else:
         # Several files: write into a staging folder beside OUT and move in only when all succeed.
@@ -88,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
         stage = Path(tempfile.mkdtemp(prefix=".pcgen-fill-", dir=out_dir))
         try:
             jobs = [FillJob(str(s), str(stage / d.name), spec, cfg, args.mask,
-                            str(stage / (Path(d.name).stem + ".gaps.geojson")), False, False)
+                            str(stage / (Path(d.name).stem + ".gaps.geojson")), False, False,
+                            args.gaps_only)
                     for s, d in pairs]
             results = run_jobs(jobs, args.workers, args.dask, progress)
             for item in stage.iterdir():
@@ -99,7 +104,9 @@ def run(args: argparse.Namespace) -> int:
         finally:
             shutil.rmtree(stage, ignore_errors=True)
     for r in results:
-        if r.skipped:
+        if args.gaps_only:
+            print(f"{r.src}: {len(r.gaps)} gaps", file=sys.stderr)
+        elif r.skipped:
             print(f"{r.src}: skipped ({r.skipped})", file=sys.stderr)
         else:
             print(f"{r.src} -> {r.dst}: {len(r.gaps)} gaps, {r.n_generated} new points "

@@ -12,7 +12,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from pcgen.errors import CheckpointError, ConfigError
 from pcgen.tasks.context import GapContext
@@ -79,8 +78,9 @@ class ModelGenerator:
         head.eval()
         return cls(head, context_points=int(meta.get("context_points", 1024)))
 
-    @torch.no_grad()
     def generate(self, ctx: GapContext, n: int, rng: np.random.Generator) -> np.ndarray:
+        import torch  # baseline-only workers never pay for importing torch
+
         n = int(min(n, self.max_points))
         center, scale = self.frame(ctx.xyz, ctx.window.bounds)
         m = self.context_points
@@ -89,8 +89,10 @@ class ModelGenerator:
         box = np.asarray(ctx.gap_box)
         gap_box = np.r_[(box[:2] - center[:2]) / scale, (box[2:] - center[:2]) / scale]
         gen = torch.Generator().manual_seed(int(rng.integers(2**31 - 1)))
-        out = self.head.sample(1, n, context=torch.as_tensor(context, dtype=torch.float32)[None],
-                               gap_box=torch.as_tensor(gap_box, dtype=torch.float32)[None], generator=gen)
+        with torch.no_grad():
+            out = self.head.sample(1, n, context=torch.as_tensor(context, dtype=torch.float32)[None],
+                                   gap_box=torch.as_tensor(gap_box, dtype=torch.float32)[None],
+                                   generator=gen)
         pts = out[0].double().cpu().numpy()
         pts[:, 0] = np.clip(pts[:, 0], gap_box[0], gap_box[2])
         pts[:, 1] = np.clip(pts[:, 1], gap_box[1], gap_box[3])

@@ -7,6 +7,7 @@ builds its generator once (:func:`pcgen.tasks.generators.make_generator`).
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
@@ -31,6 +32,7 @@ class FillJob:
     gaps_report: str | None = None
     mask_must_hit: bool = True
     progress: bool = False
+    gaps_only: bool = False  # detect and report, write no LAS
 
 
 @dataclass
@@ -46,11 +48,11 @@ class JobResult:
 def run_job(job: FillJob) -> JobResult:
     """Read, find gaps, report them, fill, write atomically. IN is only ever read."""
     import pcgen.io as pio
-    from pcgen.tasks.gaps import gaps_to_geojson, tile_footprint
+    from pcgen.tasks.gaps import tile_footprint
     from pcgen.tasks.generators import make_generator
     from pcgen.tasks.masks import read_mask
 
-    generator = make_generator(job.generator)
+    generator = None if job.gaps_only else make_generator(job.generator)
     cloud = pio.read(job.src)
     if len(cloud) < 3:
         raise InputError(f"{len(cloud)} points: nothing around any gap", job.src)
@@ -65,16 +67,24 @@ def run_job(job: FillJob) -> JobResult:
         gaps = mask_gaps(cloud, polygons)
     else:
         gaps = find_gaps(cloud, job.config)
-    if job.gaps_report:  # reported before filling, so a failed fill still leaves the report
-        from pcgen.atomic import atomic_path
-
-        with atomic_path(job.gaps_report) as tmp:
-            tmp.write_text(json.dumps(gaps_to_geojson(gaps, cloud.crs), indent=1))
+    if job.gaps_only:
+        _write_report(job.gaps_report, gaps, cloud.crs)
+        return JobResult(job.src, None, len(cloud), gaps=[{"id": g.id, "area": round(g.area, 3)} for g in gaps])
     result = fill_cloud(cloud, gaps, generator, job.config, progress=job.progress,
                         desc=Path(job.src).name)
     pio.write(result.cloud, job.dst)
+    if job.gaps_report:  # written after the fill succeeds: a failed run leaves nothing behind
+        _write_report(job.gaps_report, gaps, cloud.crs)
     return JobResult(job.src, job.dst, result.n_original, len(result.cloud) - result.n_original,
                      [asdict(g) for g in result.gaps])
+
+
+def _write_report(path, gaps, crs) -> None:
+    from pcgen.atomic import atomic_path
+    from pcgen.tasks.gaps import gaps_to_geojson
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(gaps_to_geojson(gaps, crs), indent=1))
 
 
 def expand_inputs(src: str | os.PathLike, dst: str | os.PathLike) -> list[tuple[Path, Path]]:
@@ -161,7 +171,9 @@ def run_jobs(jobs: list[FillJob], workers: int = 1, dask_address: str | None = N
                     results.append(fut.result())
                     bar.update()
         elif workers > 1 and len(jobs) > 1:
-            with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+            # spawn, not fork: a forked copy of a process holding torch/OpenMP or tqdm locks can hang
+            ctx = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx) as pool:
                 futures = [pool.submit(run_job, j) for j in jobs]
                 for fut in as_completed(futures):
                     results.append(fut.result())

@@ -1,0 +1,42 @@
+"""Real tiles for the task tests: crops of the shared sample files, with holes cut at known places."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+from shapely.geometry import Point
+
+import pcgen.io as pio
+from pcgen import datadir
+
+
+def sha256(path) -> str:
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def crop(cloud, cx, cy, half):
+    xy = cloud.xyz[:, :2]
+    keep = (np.abs(xy[:, 0] - cx) <= half) & (np.abs(xy[:, 1] - cy) <= half)
+    return cloud.select(keep)
+
+
+@pytest.fixture(scope="session")
+def topo():
+    """Topography.laz (Quebec, EPSG:2949): terrain, forest, lakes (class 9)."""
+    return pio.read(datadir.lidar_file("Topography.laz"))
+
+
+@pytest.fixture(scope="session")
+def holed_tile(topo, tmp_path_factory):
+    """A 120 m crop of Topography.laz with a 10 m-radius hole; returns (path, hole polygon, removed xyz)."""
+    xmin, ymin = topo.xyz[:, :2].min(0)
+    cx, cy = xmin + 150.0, ymin + 110.0  # forested land, away from the lakes
+    tile = crop(topo, cx, cy, 60.0)
+    hole = Point(cx + 5.0, cy - 5.0).buffer(10.0)
+    xy = tile.xyz[:, :2]
+    inside = np.hypot(xy[:, 0] - (cx + 5.0), xy[:, 1] - (cy - 5.0)) <= 10.0
+    path = tmp_path_factory.mktemp("tiles") / "holed.laz"
+    pio.write(tile.select(~inside), path)
+    return path, hole, tile.xyz[inside]

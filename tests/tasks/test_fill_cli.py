@@ -1,0 +1,139 @@
+"""`pcgen fill` end to end and every bad input: one-line error, exit 2, no output, input untouched."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import laspy
+import numpy as np
+import pytest
+from shapely.geometry import Point, box
+
+from pcgen.cli import main
+from pcgen.tasks.masks import polygons_to_geojson
+
+from .conftest import sha256
+
+
+def _mask(tmp_path, polygons, crs_name=None, name="mask.geojson"):
+    doc = polygons_to_geojson(polygons)
+    if crs_name:
+        doc["crs"] = {"type": "name", "properties": {"name": crs_name}}
+    path = tmp_path / name
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def _fails(capsys, argv, out_dir, must_say):
+    before = {p: sha256(p) for p in argv if isinstance(p, str) and os.path.isfile(p)}
+    listing = sorted(out_dir.iterdir())
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("pcgen fill: error:"), err
+    assert must_say in err, err
+    assert sorted(out_dir.iterdir()) == listing  # no output, no temp files left behind
+    assert before == {p: sha256(p) for p in before}
+
+
+def test_fill_file_with_mask_and_auto(holed_tile, tmp_path, capsys):
+    path, hole, removed = holed_tile
+    out_dir = tmp_path / "out"
+    mask = _mask(tmp_path, [hole], "EPSG:2949")
+    h = sha256(path)
+    assert main(["fill", str(path), str(out_dir / "a.laz"), "--mask", str(mask), "--baseline", "mirror",
+                 "--samples", "2"]) == 0
+    assert sha256(path) == h
+    report = json.loads(capsys.readouterr().out)
+    assert report[0]["gaps"][0]["n_generated"] > 0.6 * len(removed)
+    las = laspy.read(out_dir / "a.laz")
+    assert {"generated", "uncertainty"} <= set(las.point_format.extra_dimension_names)
+    assert (out_dir / "a.gaps.geojson").is_file()
+
+    assert main(["fill", str(path), str(out_dir / "b.laz"), "--gaps-only", "-q"]) == 0
+    assert not (out_dir / "b.laz").exists()
+    report = json.loads((out_dir / "b.gaps.geojson").read_text())
+    assert main(["fill", str(path), str(out_dir / "b.laz"), "--auto", "--baseline", "surface", "-q"]) == 0
+    gaps = json.loads((out_dir / "b.gaps.geojson").read_text())
+    assert gaps == report
+    assert gaps["features"] and gaps["crs"]["properties"]["name"].endswith("2949")
+    assert len(laspy.read(out_dir / "b.laz").points) > len(laspy.read(path).points)
+
+
+def test_fill_folder_with_process_pool_and_dask(holed_tile, tmp_path):
+    path, hole, _ = holed_tile
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("t1.laz", "t2.laz"):
+        (src / name).write_bytes(path.read_bytes())
+    mask = _mask(tmp_path, [hole])
+    assert main(["fill", str(src), str(tmp_path / "pool"), "--mask", str(mask), "--baseline", "mirror",
+                 "-j", "2", "-q"]) == 0
+    assert sorted(p.name for p in (tmp_path / "pool").iterdir()) == [
+        "t1.gaps.geojson", "t1.laz", "t2.gaps.geojson", "t2.laz"]
+    a = laspy.read(tmp_path / "pool" / "t1.laz")
+    b = laspy.read(tmp_path / "pool" / "t2.laz")
+    assert np.array_equal(a.points.array, b.points.array)  # same seed, same input: same fill
+
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        index = tmp_path / "index.txt"
+        index.write_text("in/t1.laz\nin/t2.laz\n")
+        assert main(["fill", str(index), str(tmp_path / "dask"), "--mask", str(mask), "--baseline", "mirror",
+                     "--dask", cluster.scheduler_address, "-q"]) == 0
+    c = laspy.read(tmp_path / "dask" / "t2.laz")
+    assert np.array_equal(a.points.array, c.points.array)
+
+
+def test_mask_in_another_crs(holed_tile, tmp_path, capsys):
+    path, hole, _ = holed_tile
+    mask = _mask(tmp_path, [hole], "EPSG:32618")
+    _fails(capsys, ["fill", str(path), str(tmp_path / "o.laz"), "--mask", str(mask), "--baseline", "mirror"],
+           tmp_path, "differs from the file's CRS")
+
+
+def test_mask_outside_the_tile(holed_tile, tmp_path, capsys):
+    path, hole, _ = holed_tile
+    x, y = hole.centroid.coords[0]
+    mask = _mask(tmp_path, [box(x + 5000, y, x + 5020, y + 20)], "EPSG:2949")
+    _fails(capsys, ["fill", str(path), str(tmp_path / "o.laz"), "--mask", str(mask), "--baseline", "mirror"],
+           tmp_path, "outside the tile")
+
+
+def test_no_points_around_the_gap(topo, tmp_path, capsys):
+    import pcgen.io as pio
+
+    x, y = topo.xyz[:, :2].min(0) + 150.0
+    far = np.hypot(topo.xyz[:, 0] - x, topo.xyz[:, 1] - y) > 45.0
+    path = tmp_path / "emptied.laz"
+    pio.write(topo.select(far), path)
+    mask = _mask(tmp_path, [Point(x, y).buffer(5.0)])
+    out = tmp_path / "out"
+    out.mkdir()
+    _fails(capsys, ["fill", str(path), str(out / "o.laz"), "--mask", str(mask), "--baseline", "mirror"],
+           out, "points around it")
+
+
+@pytest.mark.parametrize("k", ["0", "-3"])
+def test_samples_must_be_positive(holed_tile, tmp_path, capsys, k):
+    path, _, _ = holed_tile
+    _fails(capsys, ["fill", str(path), str(tmp_path / "o.laz"), "--samples", k, "--baseline", "mirror"],
+           tmp_path, "--samples must be a positive integer")
+
+
+def test_missing_and_corrupt_checkpoints(holed_tile, tmp_path, capsys):
+    path, _, _ = holed_tile
+    _fails(capsys, ["fill", str(path), str(tmp_path / "o.laz"), "--ckpt", str(tmp_path / "nope.ckpt")],
+           tmp_path, "checkpoint not found")
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(b"PK\x03\x04 not really a checkpoint" * 10)
+    _fails(capsys, ["fill", str(path), str(tmp_path / "o.laz"), "--ckpt", str(bad)], tmp_path, "bad.ckpt")
+
+
+def test_output_may_not_overwrite_input(holed_tile, capsys):
+    path, _, _ = holed_tile
+    h = sha256(path)
+    assert main(["fill", str(path), str(path), "--baseline", "mirror"]) == 2
+    assert "overwrite its input" in capsys.readouterr().err
+    assert sha256(path) == h

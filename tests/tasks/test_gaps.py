@@ -1,0 +1,53 @@
+"""Gap detection on real tiles: a hole we cut is found where we cut it; lakes are not gaps."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import shapely
+
+import pcgen.io as pio
+from pcgen.tasks.gaps import GapConfig, detect_gaps, gaps_to_geojson, tile_footprint
+
+
+def test_cut_hole_is_detected_where_it_was_cut(holed_tile):
+    path, hole, removed = holed_tile
+    cloud = pio.read(path)
+    gaps = detect_gaps(cloud.xyz, cloud.attributes["classification"])
+    assert gaps, "the 10 m hole was not found"
+    best = max(gaps, key=lambda g: g.polygon.intersection(hole).area)
+    # the detected polygon sits on the hole and covers a good part of it, not the whole tile
+    assert best.polygon.centroid.distance(hole.centroid) < 4.0
+    assert 0.4 * hole.area < best.polygon.intersection(hole).area
+    assert best.area < 2.0 * hole.area
+    # density around the hole is the tile's (about 1 point per m² in Topography.laz)
+    assert 0.5 < best.density_around < 2.5
+
+
+def test_water_is_not_a_gap(topo):
+    cls = topo.attributes["classification"]
+    water = topo.xyz[cls == 9, :2]
+    with_water = detect_gaps(topo.xyz, cls, GapConfig(exclude_classes=[]))
+    without = detect_gaps(topo.xyz, cls, GapConfig(exclude_classes=[9]))
+    def touching_water(gaps):
+        return sum(bool(shapely.contains_xy(g.polygon, water[:, 0], water[:, 1]).any()) for g in gaps)
+    assert touching_water(with_water) > 0      # lakes look like holes when water is not excluded
+    assert touching_water(without) == 0
+    assert len(without) < len(with_water)
+
+
+def test_intact_tile_has_few_small_gaps(topo):
+    gaps = detect_gaps(topo.xyz, topo.attributes["classification"])
+    footprint = tile_footprint(topo.xyz[:, :2])
+    assert sum(g.area for g in gaps) < 0.01 * footprint.area
+
+
+def test_geojson_report_names_the_crs(holed_tile):
+    cloud = pio.read(holed_tile[0])
+    gaps = detect_gaps(cloud.xyz, cloud.attributes["classification"])
+    doc = json.loads(json.dumps(gaps_to_geojson(gaps, cloud.crs)))
+    assert doc["crs"]["properties"]["name"] == "urn:ogc:def:crs:EPSG::2949"
+    assert len(doc["features"]) == len(gaps)
+    ring = np.asarray(doc["features"][0]["geometry"]["coordinates"][0])
+    assert np.allclose(ring.mean(0), cloud.xyz[:, :2].mean(0), atol=80)  # projected metres, not degrees
