@@ -137,16 +137,16 @@ def explain(model: LatentDiffusion, images: str | os.PathLike, out: str | os.Pat
     size = model.config["data"]["image_size"] if model.config else 8 * model.unet.config.sample_size
     pil = [it.image for it in loaded]
     contexts = torch.cat([model.embed(pil[i:i + batch]) for i in range(0, len(pil), batch)])  # (N,1,D)
-    database = torch.cat([evaluator(pil[i:i + batch]) for i in range(0, len(pil), batch)])[:, 0]
+    database = torch.cat([evaluator(pil[i:i + batch]) for i in range(0, len(pil), batch)])[:, 0].cpu()
     small = torch.stack([resize_center_crop(to_unit_tensor(im), size) for im in pil]) * 2 - 1
-    small_emb = torch.cat([evaluator(small[i:i + batch]) for i in range(0, len(small), batch)])[:, 0]
+    small_emb = torch.cat([evaluator(small[i:i + batch]) for i in range(0, len(small), batch)])[:, 0].cpu()
     generator = torch.Generator(device=model.device).manual_seed(seed)
     n = len(loaded)
     repeated = contexts.repeat_interleave(samples, dim=0)
     gens = torch.cat([model.sample(context=repeated[i:i + batch], sampler=sampler, steps=steps, eta=eta,
                                    guidance_scale=guidance_scale, generator=generator).cpu()
                       for i in range(0, len(repeated), batch)])
-    gen_emb = torch.cat([evaluator(gens[i:i + batch]) for i in range(0, len(gens), batch)])[:, 0]
+    gen_emb = torch.cat([evaluator(gens[i:i + batch]) for i in range(0, len(gens), batch)])[:, 0].cpu()
     truth = torch.arange(n).repeat_interleave(samples)
     cos = gen_emb @ database.T  # (N*K, N)
     own = cos[torch.arange(len(truth)), truth]
