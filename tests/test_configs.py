@@ -11,6 +11,19 @@ MODELS = ["vae", "gan", "diffusion", "flow_matching"]
 ENCODERS = ["pointnet", "pointnet2", "dgcnn"]
 
 
+@pytest.fixture(scope="module")
+def make_cfg(tmp_path_factory, lidar_dir):
+    """``make_cfg(model, encoder, overrides)``: tiny widths on tiny real tiles (warsaw_small)."""
+    from pcgen.train.testing import make_tiny_tiles, tiny_config
+
+    tiles = make_tiny_tiles(tmp_path_factory.mktemp("tiles") / "warsaw")
+
+    def _make(model, encoder, overrides=()):
+        return tiny_config(model, encoder, tiles, tmp_path_factory.mktemp("run"), overrides)
+
+    return _make
+
+
 def _params(module):
     return {k: v.detach().clone() for k, v in module.head.state_dict().items()
             if v.dtype.is_floating_point}
@@ -20,14 +33,15 @@ def _params(module):
 def test_two_steps(model, encoder, make_cfg):
     from pcgen.train.run import build
 
-    cfg = make_cfg(model, encoder, ["trainer.max_steps=2"])
+    # GAN: Lightning counts both players' optimizer steps, so 4 steps = 2 batches.
+    steps = 4 if model == "gan" else 2
+    cfg = make_cfg(model, encoder, [f"trainer.max_steps={steps}"])
     module, datamodule, trainer = build(cfg)
     assert module.hparams["kind"] == model
     before = _params(module)
     trainer.fit(module, datamodule=datamodule)
-    # GAN: Lightning counts both players' optimizer steps, so 2 steps = 1 batch.
-    assert trainer.global_step == 2
-    assert module.batches_seen == (1 if model == "gan" else 2)
+    assert trainer.global_step == steps
+    assert module.batches_seen == 2
     metrics = trainer.callback_metrics
     assert torch.isfinite(metrics["train/loss"])
     if model == "gan":

@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from pcgen.errors import ConfigError, InputError
-from pcgen.train.sampler import StepSampler
+from pcgen.train.sampler import PassIndexed, StepSampler
 
 
 def default_cache_dir() -> Path:
@@ -161,8 +161,9 @@ class TileDataModule(L.LightningDataModule):
         rank = trainer.global_rank if trainer is not None else 0
         world = trainer.world_size if trainer is not None else 1
         sampler = StepSampler(len(self.train_set), self.batch_size, seed=self.seed,
-                              start_batch=self._start_batch(), rank=rank, world_size=world)
-        return self._loader(self.train_set, sampler)
+                              start_batch=self._start_batch(), rank=rank, world_size=world,
+                              encode_pass=True)
+        return self._loader(PassIndexed(self.train_set), sampler)
 
     def val_dataloader(self) -> DataLoader | list:
         if self.val_set is None:

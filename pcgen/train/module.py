@@ -112,7 +112,10 @@ class HeadModule(_HeadModuleBase):
         self._log_terms("val", out.terms, n)
         self.log("val/loss", out.total.float(), prog_bar=True, batch_size=n, sync_dist=True)
 
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        super().optimizer_step(*args, **kwargs)
+        # Here rather than in on_train_batch_end: checkpoint callbacks run before the module's
+        # batch-end hook, and a checkpoint must hold the EMA of the step it was taken at.
         self._update_ema()
 
     def configure_optimizers(self) -> Any:

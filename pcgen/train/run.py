@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import lightning as L
+from lightning.pytorch.callbacks import LearningRateMonitor
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -124,8 +125,12 @@ def build_trainer(cfg: DictConfig, root: str | os.PathLike) -> L.Trainer:
         # Manual optimization clips inside GANModule; Lightning rejects the Trainer argument.
         args.pop("gradient_clip_val", None)
         args.pop("gradient_clip_algorithm", None)
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    if not loggers:  # the LR monitor refuses to run without a logger; it has nothing to do then
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    if not cfg.data.get("val_fraction"):
+        args["limit_val_batches"] = 0  # no held-out tiles: skip the validation loop entirely
     args.setdefault("default_root_dir", str(root))
     return L.Trainer(callbacks=callbacks, logger=loggers or False, **args)
 

@@ -34,3 +34,28 @@ def test_ranks_split_each_global_batch():
 
 def test_unshuffled_walks_in_order():
     assert _take(StepSampler(4, batch_size=2, shuffle=False), 6) == [0, 1, 2, 3, 0, 1]
+
+
+def test_pass_indexed_redraws_per_pass_and_reaches_wrapped_datasets():
+    from torch.utils.data import Subset
+
+    from pcgen.train.sampler import PassIndexed
+
+    class Draws:
+        epoch = 0
+
+        def set_epoch(self, e):
+            self.epoch = e
+
+        def __len__(self):
+            return 3
+
+        def __getitem__(self, i):
+            return (i, self.epoch)
+
+    data = PassIndexed(Subset(Draws(), [2, 0, 1]))
+    sampler = StepSampler(3, batch_size=3, seed=0, encode_pass=True)
+    got = [data[v] for v in _take(sampler, 9)]
+    assert sorted(got[:3]) == [(0, 0), (1, 0), (2, 0)]
+    assert sorted(got[3:6]) == [(0, 1), (1, 1), (2, 1)]
+    assert sorted(got[6:]) == [(0, 2), (1, 2), (2, 2)]
