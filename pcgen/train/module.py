@@ -119,7 +119,8 @@ class HeadModule(_HeadModuleBase):
         self._update_ema()
 
     def configure_optimizers(self) -> Any:
-        opt = self._optimizer_factory(self.head.parameters())
+        # Frozen parts (an l-GAN's autoencoder, a fixed backbone) stay out of the optimizer.
+        opt = self._optimizer_factory([p for p in self.head.parameters() if p.requires_grad])
         if self._scheduler_factory is None:
             return opt
         sched = self._scheduler_factory(opt)

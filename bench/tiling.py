@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""Throughput of `pcgen tile` (LAZ -> LAZ) against what a user could not beat by hand.
+
+Measured in the same run on the shared LAZ files: the floor (a plain laspy read of each file
+plus a LAZ write of the same points, in one process and in two), `pcgen tile` with 1 and 2
+workers (with the default 5-unit buffer and with none), and `pdal tile` when a `pdal`
+executable is on PATH. Each timing is the best of --repeat runs (the machine is shared).
+
+    python bench/tiling.py [--repeat 3] [--size 50] [--buffer 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import multiprocessing as mp
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import laspy
+
+from pcgen import datadir
+from pcgen.cli import main as pcgen_main
+
+PDAL_REFERENCE = 1.0e6  # points/s of PDAL 2.8 tiling LAZ->LAZ on this machine class (issue 2)
+
+
+def _read_write(args) -> int:
+    src, dst = args
+    las = laspy.read(src)
+    las.write(dst)
+    return len(las.points)
+
+
+def floor(files, tmp: Path, workers: int) -> None:
+    jobs = [(f, tmp / f"{i}.laz") for i, f in enumerate(files)]
+    if workers == 1:
+        for job in jobs:
+            _read_write(job)
+    else:
+        with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
+            list(pool.map(_read_write, jobs))
+
+
+def pcgen_tile(files, tmp: Path, workers: int, size: float, buffer: float) -> None:
+    out = tmp / "tiles"
+    code = pcgen_main(["tile", *map(str, files), str(out), "--size", str(size), "--buffer",
+                       str(buffer), "--workers", str(workers), "--no-overview", "--overwrite"])
+    assert code == 0
+
+
+def pdal_tile(files, tmp: Path, size: float, buffer: float) -> None:
+    for i, f in enumerate(files):
+        out = tmp / f"pdal{i}"
+        out.mkdir(exist_ok=True)
+        subprocess.run(["pdal", "tile", str(f), str(out / "t_#.laz"), f"--length={size}",
+                        f"--buffer={buffer}"], check=True, capture_output=True)
+
+
+def best_of(repeat: int, fn, *args) -> float:
+    times = []
+    for _ in range(repeat):
+        with tempfile.TemporaryDirectory(prefix="pcgen-bench-") as tmp:
+            t0 = time.perf_counter()
+            fn(*args[:1], Path(tmp), *args[1:])
+            times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--size", type=float, default=50.0)
+    parser.add_argument("--buffer", type=float, default=5.0)
+    args = parser.parse_args()
+    files = [f for f in datadir.lidar_files() if f.suffix.lower() == ".laz"]
+    points = 0
+    for f in files:
+        with laspy.open(f) as r:
+            points += r.header.point_count
+    print(f"input: {points:,} points in {len(files)} LAZ files ({', '.join(f.name for f in files)})")
+    print(f"tiles: size {args.size:g}, buffer {args.buffer:g}; best of {args.repeat} runs\n")
+
+    rows = {}
+    rows["laspy read+write, 1 process"] = best_of(args.repeat, floor, files, 1)
+    rows["laspy read+write, 2 processes"] = best_of(args.repeat, floor, files, 2)
+    for w in (1, 2):
+        rows[f"pcgen tile, {w} worker{'s' if w > 1 else ''}"] = best_of(
+            args.repeat, pcgen_tile, files, w, args.size, args.buffer)
+    for w in (1, 2):
+        rows[f"pcgen tile, {w} worker{'s' if w > 1 else ''}, buffer 0"] = best_of(
+            args.repeat, pcgen_tile, files, w, args.size, 0.0)
+    if shutil.which("pdal"):
+        rows["pdal tile"] = best_of(args.repeat, pdal_tile, files, args.size, args.buffer)
+    for name, t in rows.items():
+        print(f"{name:38s} {t:7.3f} s  {points / t / 1e6:6.2f} M points/s")
+
+    f1, f2 = rows["laspy read+write, 1 process"], rows["laspy read+write, 2 processes"]
+    t1, t2 = rows["pcgen tile, 1 worker"], rows["pcgen tile, 2 workers"]
+    b1 = rows["pcgen tile, 1 worker, buffer 0"]
+    print("\nratios (time / floor time; goal <= 1.5):")
+    print(f"  pcgen tile 1 worker  / laspy 1 process   = {t1 / f1:.2f}x "
+          f"(buffer 0: {b1 / f1:.2f}x)")
+    print(f"  pcgen tile 2 workers / laspy 2 processes = {t2 / f2:.2f}x "
+          f"(buffer 0: {rows['pcgen tile, 2 workers, buffer 0'] / f2:.2f}x)")
+    if "pdal tile" in rows:
+        p = rows["pdal tile"]
+        print(f"throughput vs PDAL measured here (goal >= 2): 2 workers {p / t2:.2f}x, "
+              f"1 worker {p / t1:.2f}x")
+    else:
+        print("note: no `pdal` on PATH, PDAL not measured; against the issue's reference of "
+              f"{PDAL_REFERENCE / 1e6:.1f} M points/s for PDAL 2.8 (goal >= 2): "
+              f"2 workers {points / t2 / PDAL_REFERENCE:.2f}x, 1 worker "
+              f"{points / t1 / PDAL_REFERENCE:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
