@@ -16,6 +16,12 @@ import torch
 CHUNK_ELEMS = 1 << 24  # entries of one distance block (64 MiB in float32)
 
 
+def _full(lengths, p: torch.Tensor) -> torch.Tensor:
+    if lengths is None:
+        return torch.full((p.shape[0],), p.shape[1], dtype=torch.int64, device=p.device)
+    return lengths
+
+
 def gather_points(points: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     """Points at ``idx`` per batch, zeros where ``idx`` is -1.
 
@@ -41,13 +47,16 @@ def nearest_indices(p1, p2, lengths1, lengths2, k: int, max_dist2: float = math.
     """
     B, N, D = p1.shape
     M = p2.shape[1]
+    lengths1, lengths2 = _full(lengths1, p1), _full(lengths2, p2)
     idx = torch.full((B, N, k), -1, dtype=torch.int64, device=p1.device)
     if B == 0 or N == 0 or M == 0:
         return idx
     kk = min(k, M)
     # center on p2's mean: the |a|^2 + |b|^2 - 2ab expansion loses digits far from the origin
     valid2 = torch.arange(M, device=p1.device)[None, :] < lengths2[:, None]
-    denom = lengths2.clamp_min(1).to(p2.dtype)[:, None]
+    # select in float64: float32's expansion would pick wrong neighbours among near ties
+    p1, p2 = p1.double(), p2.double()
+    denom = lengths2.clamp_min(1).double()[:, None]
     center = (p2 * valid2.unsqueeze(-1)).sum(1) / denom
     a = p1 - center[:, None]
     b = p2 - center[:, None]
@@ -100,6 +109,7 @@ def ball_query_reference(p1, p2, lengths1, lengths2, k: int, radius: float):
 def farthest_point_sample_reference(points, lengths, n: int, start_idx) -> torch.Tensor:
     """Reference for :func:`pcgen.ops.farthest_point_sample`; returns (B, n) int64, -1 padded."""
     B, N, _ = points.shape
+    lengths = _full(lengths, points)
     out = torch.full((B, n), -1, dtype=torch.int64, device=points.device)
     if B == 0 or N == 0 or n == 0:
         return out
