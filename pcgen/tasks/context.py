@@ -22,8 +22,8 @@ from pcgen.errors import InputError
 class ContextConfig:
     """Window geometry (mirrored by ``conf/task/fill.yaml`` ``context:``)."""
 
-    scale: float = 3.0          # window side / gap side
-    min_half_size: float = 10.0  # CRS units; small gaps still see some terrain
+    scale: float = 4.0          # window side / gap side
+    min_half_size: float = 20.0  # CRS units; small gaps still see a training-tile-sized window
     min_points: int = 32        # fewer points around a gap is an error, not a guess
     max_points: int = 4096      # random subset above this (models see a fixed budget anyway)
 

@@ -37,6 +37,21 @@ def window_frame(xyz: np.ndarray, window_bounds) -> tuple[np.ndarray, float]:
     return center, float(max(xmax - xmin, ymax - ymin) / 2)
 
 
+def normalization_frame(mode: str):
+    """A frame function that normalizes a window as ``TileDataset`` normalized training tiles.
+
+    Training tiles were fitted whole (gap included); the window lacks the gap's points, whose
+    absence moves the sphere centre a little. The tile-sized window keeps the scale close.
+    """
+    from pcgen.data.transforms import Normalization
+
+    def frame(xyz: np.ndarray, window_bounds) -> tuple[np.ndarray, float]:
+        norm = Normalization.fit(xyz, mode)
+        return np.asarray(norm.center, dtype=np.float64), float(norm.scale)
+
+    return frame
+
+
 class ModelGenerator:
     """A conditional head as a gap generator.
 
@@ -70,13 +85,15 @@ class ModelGenerator:
                 " (the shipped default is trained by datasets/train_default_fill.py)"
                 if path == DEFAULT_CHECKPOINT else ""), path)
         head, meta = load_head(path, map_location="cpu")
-        meta = meta or {}
-        if not meta.get("conditional", False):
-            kind = meta.get("head", type(head).__name__)
-            raise CheckpointError(f"checkpoint holds an unconditional {kind} head; gap filling needs "
-                                  "one trained on gaps (data.holes)", path)
+        data = (meta or {}).get("data") or {}
+        if not data.get("conditional", False):
+            raise CheckpointError(f"checkpoint holds an unconditional {meta.get('kind', 'unknown')} head; "
+                                  "gap filling needs one trained with data.conditional=true "
+                                  "(experiment=fill)", path)
         head.eval()
-        return cls(head, context_points=int(meta.get("context_points", 1024)))
+        gap = data.get("gap") or {}
+        mode = data.get("normalize") or "sphere"
+        return cls(head, context_points=int(gap.get("context_points", 1024)), frame=normalization_frame(mode))
 
     def generate(self, ctx: GapContext, n: int, rng: np.random.Generator) -> np.ndarray:
         import torch  # baseline-only workers never pay for importing torch
@@ -84,8 +101,15 @@ class ModelGenerator:
         n = int(min(n, self.max_points))
         center, scale = self.frame(ctx.xyz, ctx.window.bounds)
         m = self.context_points
-        idx = rng.choice(len(ctx.xyz), m, replace=len(ctx.xyz) < m)
-        context = (ctx.xyz[idx] - center) / scale
+        context = (ctx.xyz - center) / scale
+        if len(context) > m:  # training contexts were FPS samples of the tile: match their spread
+            from pcgen.ops import farthest_point_sample
+
+            start = torch.as_tensor(context, dtype=torch.float32)[None]
+            idx = farthest_point_sample(start, m)[0].numpy()
+        else:
+            idx = rng.choice(len(context), m, replace=True)
+        context = context[idx]
         box = np.asarray(ctx.gap_box)
         gap_box = np.r_[(box[:2] - center[:2]) / scale, (box[2:] - center[:2]) / scale]
         gen = torch.Generator().manual_seed(int(rng.integers(2**31 - 1)))

@@ -91,7 +91,8 @@ def expand_inputs(src: str | os.PathLike, dst: str | os.PathLike) -> list[tuple[
     """(input, output) file pairs for a file, a folder of LAS/LAZ, or a tile index.
 
     A tile index is a ``.txt`` (one path per line) or a GeoJSON whose features carry the tile
-    path in ``location`` (gdaltindex), ``path`` or ``file``; relative paths are relative to it.
+    path in ``location`` (gdaltindex), ``path``, ``file`` or ``name`` (``pcgen tile``); relative
+    paths are relative to it.
     For folders and indexes ``dst`` is a folder and outputs keep the input names.
 
     Raises:
@@ -132,7 +133,7 @@ def _read_index(path: Path) -> list[Path]:
             names = []
             for f in doc.get("features", []):
                 props = f.get("properties") or {}
-                name = props.get("location") or props.get("path") or props.get("file")
+                name = props.get("location") or props.get("path") or props.get("file") or props.get("name")
                 if name:
                     names.append(name)
     except (OSError, ValueError, AttributeError) as exc:
