@@ -17,6 +17,7 @@ from pcgen.errors import PcgenError
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "tile": ("pcgen.data.tile_cli", "split LAS/LAZ files into buffered square tiles"),
     "fill": ("pcgen.tasks.fill_cli", "fill gaps in LAS/LAZ tiles with a conditional model or a baseline"),
+    "eval-fill": ("pcgen.tasks.eval_fill_cli", "cut known gaps from held-out tiles, fill, compare with baselines"),
     "image": ("pcgen.image.cli", "latent diffusion on CosPlace embeddings: image train|sample|explain|rasterize"),
 }
 
