@@ -29,12 +29,14 @@ class NoiseSchedule(nn.Module):
             (Nichol & Dhariwal 2021, β capped at 0.999).
         num_steps: T.
         beta_start, beta_end: the linear schedule's endpoints (ignored by "cosine").
-        clip_sample: clamp x̂₀ to [-clip_sample, clip_sample] while sampling; None disables
-            (normalized tiles live in [-1, 1], so 1.0 is a sensible guard for unit-sphere data).
+        clip_sample: clamp x̂₀ to [-clip_sample, clip_sample] while sampling; None disables.
+            pcgen's frames (unit sphere, cube, gap box) all lie in [-1, 1], and without the
+            clamp the first steps divide ε-errors by √ᾱ_T (≈ 5e-5 for the cosine schedule), so
+            an imperfect network's samples blow up.
     """
 
     def __init__(self, kind: ScheduleKind = "linear", num_steps: int = 1000, beta_start: float = 1e-4,
-                 beta_end: float = 0.02, clip_sample: float | None = None):
+                 beta_end: float = 0.02, clip_sample: float | None = 1.0):
         super().__init__()
         if kind not in _DIFFUSERS_NAME:
             raise ConfigError(f"noise schedule must be 'linear' or 'cosine', got {kind!r}")

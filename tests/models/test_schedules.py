@@ -62,7 +62,7 @@ def test_ddim_step_against_ancestral_posterior_mean(kind):
     """With T steps, DDIM's step at η = 1 (noise zeroed) IS the ancestral posterior mean μ̃(x_t, x̂₀);
     at η = 0 it differs from μ̃ only by [√(1-ᾱ_{t-1}) - √α_t (1-ᾱ_{t-1})/√(1-ᾱ_t)]·ε̂, which we check
     exactly, and which lies in [0, β_t/√(1-ᾱ_{t-1})]: it vanishes as β_t → 0."""
-    sched = NoiseSchedule(kind, 1000)
+    sched = NoiseSchedule(kind, 1000, clip_sample=None)
     ddim = sched.ddim()
     ddim.set_timesteps(1000)
     g = torch.Generator().manual_seed(1)
@@ -100,7 +100,7 @@ def test_ddim_eta0_is_deterministic_and_follows_the_ode():
     """DDIM(η = 0) is a first-order solver of the probability-flow ODE, whose map for Gaussian
     data x₀ ~ N(μ, s²) is the affine map between the marginals at T and 0."""
     mu, s = 0.5, 0.3
-    sched = NoiseSchedule("cosine", 1000)
+    sched = NoiseSchedule("cosine", 1000, clip_sample=None)  # Gaussian data reaches past ±1
     head = DiffusionHead(GaussianOracle(sched, mu, s), sched)
     x_T = torch.randn(4, 128, 3, generator=torch.Generator().manual_seed(3))
     a_T = sched.alphas_cumprod[-1]
@@ -118,7 +118,7 @@ def test_ddim_eta0_is_deterministic_and_follows_the_ode():
 
 def test_ancestral_ddpm_reaches_data_distribution():
     mu, s = -0.4, 0.5
-    sched = NoiseSchedule("linear", 1000)
+    sched = NoiseSchedule("linear", 1000, clip_sample=None)
     head = DiffusionHead(GaussianOracle(sched, mu, s), sched, sampler="ddpm", steps=None)
     x = head.sample(8, 256, generator=torch.Generator().manual_seed(0))
     assert head.net.calls == 1000
@@ -126,3 +126,19 @@ def test_ancestral_ddpm_reaches_data_distribution():
     assert x.std().item() == pytest.approx(s, abs=0.02)
     # ancestral sampling is stochastic: a different seed gives different clouds
     assert not torch.equal(x, head.sample(8, 256, generator=torch.Generator().manual_seed(1)))
+
+
+class ConstantEps(nn.Module):
+    """A badly wrong network: predicts ε = 0.5 everywhere."""
+
+    def forward(self, x, t, cond=None):
+        return torch.full_like(x, 0.5)
+
+
+def test_clipping_keeps_an_imperfect_network_bounded():
+    """Cosine ᾱ_T ≈ 2e-9: without clamping x̂₀, ε-errors are amplified ~1e4× in the first step."""
+    clipped = DiffusionHead(ConstantEps(), NoiseSchedule("cosine", 1000))
+    raw = DiffusionHead(ConstantEps(), NoiseSchedule("cosine", 1000, clip_sample=None))
+    g = lambda: torch.Generator().manual_seed(0)
+    assert clipped.sample(2, 64, generator=g()).abs().max() <= 1.0 + 1e-6
+    assert raw.sample(2, 64, generator=g()).abs().max() > 100
