@@ -54,10 +54,27 @@ def emd_assignment(x: torch.Tensor, y: torch.Tensor, method: EMDMethod = "auctio
     if not scaling > 1:
         raise ConfigError(f"auction scaling must be > 1, got {scaling}")
     if has_op("emd_auction", x.device):
+        _register_fake()
         assignment, _ = torch.ops.pcgen.emd_auction(x.contiguous(), y.contiguous(), squared, eps,
                                                    int(per_cell), scaling)
         return assignment
     return ref.auction_reference(x, y, squared, eps, scaling)[0]
+
+
+_FAKE_REGISTERED = False
+
+
+def _register_fake() -> None:
+    """Shapes of ``pcgen::emd_auction`` for torch.compile / opcheck (registered once)."""
+    global _FAKE_REGISTERED
+    if _FAKE_REGISTERED:
+        return
+    _FAKE_REGISTERED = True
+
+    @torch.library.register_fake("pcgen::emd_auction")
+    def _fake(x, y, squared, tol, per_cell, scaling):
+        return (x.new_empty(x.shape[0], x.shape[1], dtype=torch.int64),
+                x.new_empty(x.shape[0], dtype=torch.float64))
 
 
 def _check(x, y, method, eps) -> float:

@@ -131,3 +131,13 @@ def test_empty_batch():
     x = torch.zeros(0, 5, 3)
     assert emd(x, x).shape == (0,)
     assert emd(x, x, method="exact").shape == (0,)
+
+
+@needs_ext
+def test_opcheck_schema_and_fake():
+    from pcgen.ops.emd import _register_fake
+
+    _register_fake()
+    x, y = _clouds(B=2, N=12)
+    torch.library.opcheck(torch.ops.pcgen.emd_auction, (x, y, True, 1e-2, 4, 8.0),
+                          test_utils=("test_schema", "test_faketensor"))
