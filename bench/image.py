@@ -97,7 +97,7 @@ def main():
               f"({r['cpu_s_per_it']:7.2f} CPU-s/it)  DDIM-50 {mark}{r['ddim_wall']:7.1f} s wall "
               f"{mark}{r['ddim_cpu']:7.1f} CPU-s", flush=True)
     pairs = [(("256", "ldm256_c160"), ("256", "ldm256_c192"), "c160 vs c192 at 256"),
-             (("64", "ldm128"), ("256", "ldm256_c192"), "192-ch U-Net: 64 px vs 256 px"),
+             (("64", "ldm128"), ("256", "ldm256_c192"), "ldm128 layout at 64 px vs ldm256_c192 at 256 px"),
              (("64", "tiny"), ("64", "ldm128"), "tiny vs 192-ch at 64 px")]
     for a, b, label in pairs:
         if a in rows and b in rows:

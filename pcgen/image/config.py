@@ -21,7 +21,8 @@ from pcgen.image.checkpoint import load_state_strict, read_checkpoint
 from pcgen.image.cosplace import CosPlace, load_cosplace
 from pcgen.image.ldm import LatentDiffusion
 
-__all__ = ["PRESET_DIR", "preset_names", "load_preset", "build_unet", "build_cosplace", "build_ldm", "load_ldm"]
+__all__ = ["PRESET_DIR", "preset_names", "load_preset", "to_plain", "build_unet", "build_cosplace",
+           "build_ldm", "load_ldm"]
 
 PRESET_DIR = Path(__file__).resolve().parents[2] / "conf" / "image"
 
@@ -49,7 +50,8 @@ def load_preset(name: str | os.PathLike = "tiny", overrides: list[str] | None = 
     return cfg
 
 
-def _plain(section) -> dict:
+def to_plain(section) -> dict:
+    """A config section as a plain (resolved) dict."""
     return OmegaConf.to_container(section, resolve=True) if isinstance(section, DictConfig) else dict(section)
 
 
@@ -66,7 +68,7 @@ def build_cosplace(cfg) -> CosPlace | None:
 
 def build_unet(cfg):
     """The preset's denoiser with ``sample_size`` = latent side and ``cross_attention_dim`` = D."""
-    kwargs = _plain(cfg.unet)
+    kwargs = to_plain(cfg.unet)
     target = kwargs.pop("_target_")
     latent = cfg.data.image_size // 2 ** (len(cfg.autoencoder.block_out_channels) - 1)
     kwargs["sample_size"] = latent
@@ -82,15 +84,15 @@ def build_unet(cfg):
 
 def build_ldm(cfg, autoencoder=None, cosplace=None) -> LatentDiffusion:
     """Build the LDM of a preset; ``autoencoder``/``cosplace`` default to fresh ones from ``cfg``."""
-    ae_cfg = {k: v for k, v in _plain(cfg.autoencoder).items() if not k.startswith("_")}
+    ae_cfg = {k: v for k, v in to_plain(cfg.autoencoder).items() if not k.startswith("_")}
     vae = autoencoder if autoencoder is not None else build_autoencoder(**ae_cfg)
     if cfg.data.image_size % downsampling_factor(vae):
         raise ConfigError(f"image_size {cfg.data.image_size} is not a multiple of {downsampling_factor(vae)}")
     if cosplace is None:
         cosplace = build_cosplace(cfg)
-    d = _plain(cfg.diffusion)
+    d = to_plain(cfg.diffusion)
     return LatentDiffusion(vae, build_unet(cfg), cosplace, batch_size=cfg.data.batch_size,
-                           config=_plain(cfg), **d)
+                           config=to_plain(cfg), **d)
 
 
 def load_ldm(path: str | os.PathLike) -> LatentDiffusion:

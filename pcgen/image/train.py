@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 from pcgen.atomic import atomic_path
 from pcgen.image.autoencoder import AutoencoderModule, build_autoencoder, load_autoencoder
 from pcgen.image.callbacks import ImageLogger
-from pcgen.image.config import _plain, build_cosplace, build_ldm
+from pcgen.image.config import to_plain, build_cosplace, build_ldm
 from pcgen.image.data import ImageFolder
 
 __all__ = ["fit_autoencoder", "fit_ldm", "embed_folder"]
@@ -69,7 +69,7 @@ def fit_autoencoder(cfg, images: str | os.PathLike, out: str | os.PathLike, max_
     out = Path(out)
     log_dir = Path(log_dir) if log_dir else out.parent / "images_autoencoder"
     folder = ImageFolder(images, cfg.data.image_size, flip=cfg.data.get("flip", False))
-    ae_cfg = {k: v for k, v in _plain(cfg.autoencoder).items() if not k.startswith("_")}
+    ae_cfg = {k: v for k, v in to_plain(cfg.autoencoder).items() if not k.startswith("_")}
     t = cfg.autoencoder_train
     module = AutoencoderModule(build_autoencoder(**ae_cfg), base_lr=t.base_lr, batch_size=t.batch_size,
                                scale_lr=t.scale_lr, kl_weight=t.kl_weight, warmup_steps=t.warmup_steps,
