@@ -54,25 +54,24 @@ def loss_curve(run: Path, key: str = "train/loss") -> list[float]:
 
 
 def evaluate(run: Path, args) -> dict[str, float]:
-    from pcgen import metrics
-    from pcgen.train.checkpoint import load_head
+    """``python -m pcgen.evaluate`` on the run's last checkpoint against the data's tiles."""
     from pcgen.train.run import build_datamodule, compose_config
 
-    head, meta = load_head(run / "checkpoints" / "last.ckpt")
-    cfg = compose_config([f"data={args.data}", f"data.dataset.num_points={args.num_points}"],
-                         root=run)
-    dm = build_datamodule(cfg)
-    dm.prepare_data()
-    dm.setup("fit")
-    count = min(args.num_clouds, len(dm.tiles))
-    ref = torch.stack([torch.as_tensor(dm.tiles[i]["points"]) for i in range(count)]).float()
-    gen = head.sample(count, args.num_points, generator=torch.Generator().manual_seed(0))
-    report = metrics.evaluate_sets(gen, ref, metrics=tuple(args.metrics))
-    out = {"jsd": float(report["jsd"])}
+    cfg = compose_config([f"data={args.data}"], root=run)
+    tile_dir = build_datamodule(cfg).resolve_tile_dir()
+    out = run / "eval.json"
+    cmd = [sys.executable, "-m", "pcgen.evaluate", f"ckpt={run / 'checkpoints' / 'last.ckpt'}",
+           f"data={tile_dir}", f"max_clouds={args.num_clouds}", f"out={out}",
+           f"metrics=[{','.join(args.metrics)}]"]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    if proc.returncode:
+        raise RuntimeError(f"pcgen.evaluate failed: {proc.stderr.strip()[-500:]}")
+    report = json.loads(out.read_text())
+    flat = {"jsd": float(report["jsd"])}
     for metric in args.metrics:
         for key in ("mmd", "cov", "1nna", "precision", "recall"):
-            out[f"{key}-{'cd' if metric == 'chamfer' else metric}"] = float(report[metric][key])
-    return out
+            flat[f"{key}-{'cd' if metric == 'chamfer' else metric}"] = float(report[metric][key])
+    return flat
 
 
 def main() -> None:
@@ -99,7 +98,7 @@ def main() -> None:
                   "loss_last": sum(curve[-k:]) / k}
         try:
             result.update(evaluate(run, args))
-        except (ImportError, AttributeError) as exc:  # metrics not installed / older API
+        except RuntimeError as exc:
             result["metrics"] = f"unavailable ({exc})"
         rows.append(result)
         print(json.dumps(result), flush=True)

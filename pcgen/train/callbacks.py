@@ -89,7 +89,12 @@ class SampleRenderer(L.Callback):
         ctx_np = None if context is None else context.cpu().numpy()
         folder = self._folder(trainer)
         png = folder / f"step_{step:07d}.png"
-        render_clouds(clouds, png, contexts=ctx_np, title=f"step {step}")
+        # A real training example in the first column: the eye needs the target next to samples.
+        real = ref["points"][0].float().numpy()
+        shown = [real, *clouds]
+        contexts = None if ctx_np is None else [ctx_np[0], *ctx_np]
+        labels = ["real (training)"] + [f"sample {i}" for i in range(len(clouds))]
+        render_clouds(shown, png, contexts=contexts, title=f"step {step}", labels=labels)
         if self.write_laz:
             self._write_laz(folder, step, clouds, ctx_np, center, scale)
         return png

@@ -14,7 +14,7 @@ import numpy as np
 
 def render_clouds(clouds: Sequence[np.ndarray], path: str | os.PathLike,
                   contexts: Sequence[np.ndarray] | None = None, title: str = "",
-                  point_size: float = 1.0) -> None:
+                  point_size: float = 1.0, labels: Sequence[str] | None = None) -> None:
     """Write a grid of clouds to ``path`` (PNG), one column per cloud.
 
     Args:
@@ -23,6 +23,7 @@ def render_clouds(clouds: Sequence[np.ndarray], path: str | os.PathLike,
         contexts: optional, each (M, 3) — the given partial cloud, drawn grey under the cloud.
         title: figure title (e.g. the training step).
         point_size: scatter marker size.
+        labels: one column title per cloud (default ``sample i``).
     """
     import matplotlib
 
@@ -45,7 +46,7 @@ def render_clouds(clouds: Sequence[np.ndarray], path: str | os.PathLike,
             ax.set_aspect("equal", adjustable="datalim")
             ax.set_xticks([])
             ax.set_yticks([])
-        axes[0, i].set_title(f"sample {i}", fontsize=8)
+        axes[0, i].set_title(labels[i] if labels else f"sample {i}", fontsize=8)
     axes[0, 0].set_ylabel("top (x, y)")
     axes[1, 0].set_ylabel("side (x, z)")
     if title:
