@@ -41,7 +41,7 @@ def floor(files, tmp: Path, workers: int) -> None:
         for job in jobs:
             _read_write(job)
     else:
-        with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
+        with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("forkserver")) as pool:
             list(pool.map(_read_write, jobs))
 
 

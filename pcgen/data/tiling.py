@@ -531,7 +531,8 @@ def tile_files(inputs, out_dir, options: TileOptions | None = None, *, workers: 
     try:
         with atomic_dir(out_dir) as tmp:
             jobs = [(f, tmp, options, raster, s) for f, s in zip(files, stems)]
-            results = _run_jobs(jobs, workers, dask_address, bar)
+            weights = [int(h.point_count) for h in headers]
+            results = _run_jobs(jobs, workers, dask_address, bar, weights)
             index = build_index(results, options)
             write_index(index, tmp / "tile_index.geojson")
             if overview:
@@ -541,20 +542,22 @@ def tile_files(inputs, out_dir, options: TileOptions | None = None, *, workers: 
     return index
 
 
-def _run_jobs(jobs, workers: int, dask_address: str | None, bar) -> list[FileResult]:
+def _run_jobs(jobs, workers: int, dask_address: str | None, bar,
+              weights: list[int] | None = None) -> list[FileResult]:
     if dask_address:
         return _run_dask(jobs, dask_address, bar)
     if workers == 1 or len(jobs) == 1:
         return [tile_file(*job, progress=bar.update) for job in jobs]
     import concurrent.futures as cf
-    import multiprocessing as mp
 
-    # forkserver/spawn keep torch/open3d threads out of the children; fork is fine on Linux
-    # for this numpy/laspy-only work and starts much faster.
-    ctx = mp.get_context("fork") if os.name == "posix" else mp.get_context()
+    # Not fork: a parent that already decoded LAZ holds lazrs' (rayon) thread pool, and a
+    # forked child waiting on those threads deadlocks. forkserver children start clean.
+    ctx = _pool_context()
     results: list[FileResult | None] = [None] * len(jobs)
     with cf.ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx) as pool:
-        futures = {pool.submit(_tile_one, job): i for i, job in enumerate(jobs)}
+        # largest files first, so one big file does not start last and run alone
+        order = sorted(range(len(jobs)), key=lambda i: -(weights[i] if weights else 0))
+        futures = {pool.submit(_tile_one, jobs[i]): i for i in order}
         try:
             for fut in cf.as_completed(futures):
                 res = fut.result()
@@ -565,6 +568,16 @@ def _run_jobs(jobs, workers: int, dask_address: str | None, bar) -> list[FileRes
                 f.cancel()
             raise
     return results
+
+
+def _pool_context():
+    import multiprocessing as mp
+
+    if "forkserver" in mp.get_all_start_methods():
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(["pcgen.data.tiling"])
+        return ctx
+    return mp.get_context("spawn")
 
 
 def _run_dask(jobs, address: str, bar) -> list[FileResult]:
