@@ -13,7 +13,7 @@ from typing import Literal, Sequence
 
 import torch
 from torch import Tensor, nn
-from torch_geometric.nn import MLP
+from torch_geometric.nn import MLP, global_max_pool, global_mean_pool
 
 from pcgen.errors import InputError
 
@@ -63,6 +63,18 @@ def shared_mlp(channels: Sequence[int], norm: Norm = "batch", act: Act = "relu",
     act_kwargs = {"negative_slope": 0.2} if act == "leaky_relu" else None
     return MLP(channels, act=act, act_kwargs=act_kwargs, norm=norm_name, norm_kwargs=norm_kwargs,
                plain_last=not last_act, dropout=dropout)
+
+
+def global_pool(x: Tensor, batch: Tensor, size: int, mean: bool = False) -> Tensor:
+    """Max (and optionally mean, concatenated) over each cloud's packed rows.
+
+    Args: x ``(P, C)``, batch ``(P,)`` cloud of each row, size ``B``.
+    Returns: ``(B, C)``, or ``(B, 2C)`` with ``mean``.
+    """
+    out = global_max_pool(x, batch, size=size)
+    if mean:
+        out = torch.cat([out, global_mean_pool(x, batch, size=size)], dim=-1)
+    return out
 
 
 def timestep_embedding(t: Tensor, dim: int, max_period: float = 10000.0) -> Tensor:
@@ -149,11 +161,11 @@ class Conditioning(nn.Module):
     def embed_inputs(self, t_emb: Tensor | None, cond: Tensor | None, batch_size: int) -> Tensor | None:
         """Check ``t_emb (B, time_dim)`` and ``cond (B, cond_dim)`` and embed them to ``(B, hidden)``."""
         parts = []
-        for name, value, dim in (("t_emb", t_emb, self.time_dim), ("cond", cond, self.cond_dim)):
+        for name, value, dim, arg in (("t_emb", t_emb, self.time_dim, "time_dim"),
+                                      ("cond", cond, self.cond_dim, "cond_dim")):
             if dim == 0:
                 if value is not None:
-                    raise InputError(f"{name} given but the encoder was built with {name.replace('t_emb', 'time')}"
-                                     f"_dim=0")
+                    raise InputError(f"{name} given but the encoder was built with {arg}=0")
                 continue
             if value is None:
                 raise InputError(f"the encoder was built to take {name} of shape (B, {dim}); none given")

@@ -15,8 +15,8 @@ from torch import Tensor, nn
 from torch_geometric.nn import EdgeConv
 
 from pcgen.nn.batching import Packing, check_points
-from pcgen.nn.blocks import Act, Conditioning, ConditioningMode, EncoderOutput, Norm, shared_mlp
-from pcgen.nn.pointnet import pool
+from pcgen.nn.blocks import (Act, Conditioning, ConditioningMode, EncoderOutput, Norm, global_pool,
+                             shared_mlp)
 from pcgen.ops import knn
 
 
@@ -95,7 +95,7 @@ class DGCNNEncoder(nn.Module):
             outs.append(x)
             graph_space = x
         local = torch.cat(outs, dim=-1)
-        global_feature = pool(self.emb(local), batch, B, self.mean_pool)
+        global_feature = global_pool(self.emb(local), batch, B, self.mean_pool)
         per_point = torch.cat([local, global_feature[batch]], dim=-1)
         if self.point_head is not None:
             per_point = self.point_head(per_point)

@@ -11,21 +11,11 @@ from typing import Sequence
 
 import torch
 from torch import Tensor, nn
-from torch_geometric.nn import global_max_pool, global_mean_pool
+from torch_geometric.nn import global_max_pool
 
 from pcgen.nn.batching import Packing, check_points
-from pcgen.nn.blocks import (Act, Conditioning, ConditioningMode, EncoderOutput, Norm,
+from pcgen.nn.blocks import (Act, Conditioning, ConditioningMode, EncoderOutput, Norm, global_pool,
                              shared_mlp)
-
-
-def pool(x: Tensor, batch: Tensor, size: int, mean: bool) -> Tensor:
-    """Max (and optionally mean, concatenated) over each cloud's packed rows.
-
-    Args: x ``(P, C)``, batch ``(P,)``, size ``B``. Returns ``(B, C)`` or ``(B, 2C)``."""
-    out = global_max_pool(x, batch, size=size)
-    if mean:
-        out = torch.cat([out, global_mean_pool(x, batch, size=size)], dim=-1)
-    return out
 
 
 class TNet(nn.Module):
@@ -136,7 +126,7 @@ class PointNetEncoder(nn.Module):
             local = apply_transform(local, transform, packing)
             self._feature_transform = transform
         local = self.cond(0, local, c, batch)
-        global_feature = pool(self.global_mlp(local), batch, B, self.mean_pool)
+        global_feature = global_pool(self.global_mlp(local), batch, B, self.mean_pool)
         # the point head reads the local features of the point plus its cloud's global feature
         per_point = torch.cat([local[:, :self.cond.site_channels[0]], global_feature[batch]], dim=-1)
         per_point = self.cond(1, per_point, c, batch)

@@ -16,8 +16,8 @@ from torch import Tensor, nn
 from torch_geometric.nn import PointNetConv
 
 from pcgen.nn.batching import Packing, check_points
-from pcgen.nn.blocks import Act, Conditioning, ConditioningMode, EncoderOutput, Norm, shared_mlp
-from pcgen.nn.pointnet import pool
+from pcgen.nn.blocks import (Act, Conditioning, ConditioningMode, EncoderOutput, Norm, global_pool,
+                             shared_mlp)
 from pcgen.ops import ball_query, farthest_point_sample, knn
 
 
@@ -264,7 +264,8 @@ class PointNet2Encoder(nn.Module):
             x, pos, packing = sa(x, pos, packing)
             x = self.cond(i, x, c, packing.batch)
             levels.append((x, pos, packing))
-        global_feature = pool(self.global_mlp(torch.cat([x, pos], dim=-1)), packing.batch, B, self.mean_pool)
+        global_feature = global_pool(self.global_mlp(torch.cat([x, pos], dim=-1)), packing.batch, B,
+                                     self.mean_pool)
         x = torch.cat([x, global_feature[packing.batch]], dim=-1)
         L = len(self.sa)
         for j, fp in enumerate(self.fp):

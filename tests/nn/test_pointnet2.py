@@ -55,15 +55,15 @@ def test_interpolation_exact_at_coarse_points_and_midpoints():
 
 def test_set_abstraction_gradcheck_float64(clouds):
     torch.manual_seed(0)
-    sa = SetAbstraction(2, 6, radii=[0.7, 1.2], neighbors=[4, 8], channels=[[5, 4], [3]],
+    sa = SetAbstraction(1, 4, radii=[0.7, 1.2], neighbors=[3, 6], channels=[[4, 3], [2]],
                         norm="none").double()
-    x = clouds(2, 20, features=2, seed=3, dtype=torch.float64)
-    packing = Packing.from_lengths(torch.tensor([20, 13]), 20)
+    x = clouds(2, 12, features=1, seed=3, dtype=torch.float64)
+    packing = Packing.from_lengths(torch.tensor([12, 8]), 12)
     rows = packing.pack(x)
     pos = rows[:, :3].clone().requires_grad_()
     feats = rows[:, 3:].clone().requires_grad_()
     out, pos_c, cpack = sa(feats, pos, packing)
-    assert out.shape == (12, 7) and pos_c.shape == (12, 3) and cpack.lengths.tolist() == [6, 6]
+    assert out.shape == (8, 5) and pos_c.shape == (8, 3) and cpack.lengths.tolist() == [4, 4]
     torch.autograd.gradcheck(lambda f, p: sa(f, p, packing)[0], (feats, pos), eps=1e-6, atol=1e-6)
 
 
