@@ -10,6 +10,7 @@
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/full.h>
 #include <ATen/ops/zeros.h>
+#include <ATen/ops/zeros_like.h>
 #include <torch/library.h>
 
 #include <limits>
@@ -131,6 +132,57 @@ std::tuple<at::Tensor, at::Tensor> ball_query_cpu(const at::Tensor& p1, const at
   return knn_common(p1, p2, lengths1, lengths2, k, radius * radius);
 }
 
+// Gradients of dists[b,n,j] = |p1[b,n] - p2[b,idx[b,n,j]]|^2 w.r.t. p1 and p2 in one pass.
+// As a handful of torch ops this is several thread-pool round trips per call, which on a
+// busy machine cost more than the whole forward; here clouds go in parallel (each cloud's
+// scatter into grad_p2 stays on one thread, so no atomics).
+template <typename T>
+void knn_backward_kernel(const at::Tensor& p1, const at::Tensor& p2, const at::Tensor& idx,
+                         const at::Tensor& grad, at::Tensor& g1, at::Tensor& g2) {
+  const int64_t B = p1.size(0), N = p1.size(1), M = p2.size(1), D = p1.size(2), k = idx.size(2);
+  const T* a = p1.data_ptr<T>();
+  const T* b = p2.data_ptr<T>();
+  const int64_t* ix = idx.data_ptr<int64_t>();
+  const T* g = grad.data_ptr<T>();
+  T* ga = g1.data_ptr<T>();
+  T* gb = g2.data_ptr<T>();
+  auto body = [&](int64_t s, int64_t e) {
+    for (int64_t bi = s; bi < e; ++bi)
+      for (int64_t n = 0; n < N; ++n) {
+        const int64_t t = bi * N + n;
+        for (int64_t j = 0; j < k; ++j) {
+          const int64_t m = ix[t * k + j];
+          if (m < 0) continue;
+          const T w = T(2) * g[t * k + j];
+          for (int64_t c = 0; c < D; ++c) {
+            const T diff = w * (a[t * D + c] - b[(bi * M + m) * D + c]);
+            ga[t * D + c] += diff;
+            gb[(bi * M + m) * D + c] -= diff;
+          }
+        }
+      }
+  };
+  if (double(B) * N * k * D < 2e6)
+    body(0, B);
+  else
+    at::parallel_for(0, B, 1, body);
+}
+
+std::tuple<at::Tensor, at::Tensor> knn_backward_cpu(const at::Tensor& p1, const at::Tensor& p2,
+                                                    const at::Tensor& idx,
+                                                    const at::Tensor& grad_dists) {
+  TORCH_CHECK(idx.dim() == 3 && grad_dists.sizes() == idx.sizes(), "idx/grad_dists shape mismatch");
+  auto a = p1.contiguous();
+  auto b = p2.contiguous();
+  auto ix = idx.contiguous();
+  auto g = grad_dists.to(a.scalar_type()).contiguous();
+  auto g1 = at::zeros_like(a);
+  auto g2 = at::zeros_like(b);
+  AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "pcgen_knn_backward_cpu",
+                             [&] { knn_backward_kernel<scalar_t>(a, b, ix, g, g1, g2); });
+  return {g1, g2};
+}
+
 }  // namespace
 }  // namespace pcgen
 
@@ -138,9 +190,11 @@ TORCH_LIBRARY_FRAGMENT(pcgen, m) {
   m.def("knn(Tensor p1, Tensor p2, Tensor lengths1, Tensor lengths2, int k) -> (Tensor, Tensor)");
   m.def("ball_query(Tensor p1, Tensor p2, Tensor lengths1, Tensor lengths2, int k, float radius)"
         " -> (Tensor, Tensor)");
+  m.def("knn_backward(Tensor p1, Tensor p2, Tensor idx, Tensor grad_dists) -> (Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(pcgen, CPU, m) {
   m.impl("knn", &pcgen::knn_cpu);
   m.impl("ball_query", &pcgen::ball_query_cpu);
+  m.impl("knn_backward", &pcgen::knn_backward_cpu);
 }

@@ -14,7 +14,7 @@ import warnings
 
 import torch
 
-_OPS = ("knn", "ball_query", "farthest_point_sample", "emd_auction")
+_OPS = ("knn", "ball_query", "knn_backward", "farthest_point_sample", "emd_auction")
 _kernels: set[tuple[str, str]] | None = None  # (op name, device type) pairs with a kernel
 _warned = False
 

@@ -44,8 +44,19 @@ def _knn_backward(ctx, grad_dists, grad_idx):
     p1, p2, idx = ctx.saved_tensors
     if grad_dists is None:
         return (None,) * 5
-    gp1, gp2 = knn_backward_from_idx(p1, p2, idx, grad_dists)
+    if not torch.is_grad_enabled() and _has_backward_kernel(p1.device.type):
+        # one fused pass; the torch-op version below stays for double backward and devices
+        # without a kernel (on a GPU those few ops are cheap)
+        gp1, gp2 = torch.ops.pcgen.knn_backward(p1, p2, idx, grad_dists)
+    else:
+        gp1, gp2 = knn_backward_from_idx(p1, p2, idx, grad_dists)
     return gp1, gp2, None, None, None
+
+
+def _has_backward_kernel(device_type: str) -> bool:
+    from pcgen.ops._ext import has_op
+
+    return has_op("knn_backward", device_type)
 
 
 def _ball_backward(ctx, grad_dists, grad_idx):
@@ -62,5 +73,8 @@ def register() -> None:
         torch.library.register_fake("pcgen::ball_query")(_knn_fake)
         torch.library.register_autograd("pcgen::ball_query", _ball_backward,
                                         setup_context=_knn_setup)
+    if hasattr(ops, "knn_backward"):
+        torch.library.register_fake("pcgen::knn_backward")(
+            lambda p1, p2, idx, grad: (torch.empty_like(p1), torch.empty_like(p2)))
     if hasattr(ops, "farthest_point_sample"):
         torch.library.register_fake("pcgen::farthest_point_sample")(_fps_fake)
