@@ -1,0 +1,157 @@
+"""Synthetic training tiles: sample a head, place the points in a local metric frame, write LAZ.
+
+Two ways to make a tile, by the kind of checkpoint:
+
+* unconditional heads sample whole tiles (normalized frame), scaled so the xy extent is
+  ``tile_size`` and shifted to a local frame (x, y from 0, z from 0);
+* conditional (gap-filling) heads *re-imagine* part of a real tile: a random box covering
+  ``gap_fraction`` of a conditioning tile is cut and regenerated (``--condition`` tiles), and the
+  tile keeps its CRS and original points. The new points carry the ``generated`` flag.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from pcgen.errors import ConfigError, InputError
+
+
+@dataclass
+class TileStats:
+    file: str
+    points: int
+    extent_x: float
+    extent_y: float
+    z_p50: float
+    z_p95: float
+    density: float  # points per unit² of the xy bounding box
+    generated: int
+
+
+def tile_stats(name: str, xyz: np.ndarray, generated: int) -> TileStats:
+    ext = xyz[:, :2].max(0) - xyz[:, :2].min(0)
+    z = xyz[:, 2] - xyz[:, 2].min()
+    return TileStats(name, int(len(xyz)), round(float(ext[0]), 3), round(float(ext[1]), 3),
+                     round(float(np.percentile(z, 50)), 3), round(float(np.percentile(z, 95)), 3),
+                     round(float(len(xyz) / max(ext[0] * ext[1], 1e-9)), 4), int(generated))
+
+
+def to_local_frame(points: np.ndarray, tile_size: float) -> np.ndarray:
+    """(N, 3) normalized sample -> metres: xy extent scaled to ``tile_size``, minimum corner at 0."""
+    pts = np.asarray(points, dtype=np.float64)
+    ext = float((pts[:, :2].max(0) - pts[:, :2].min(0)).max())
+    pts = pts * (tile_size / max(ext, 1e-9))
+    return pts - pts.min(0)
+
+
+def local_header(software: str = "pcgen augment"):
+    """LAS 1.4 / PDRF 6 header of a synthetic tile: cm scales, origin offsets, no CRS (local frame)."""
+    import laspy
+
+    from pcgen import __version__
+
+    header = laspy.LasHeader(point_format=6, version="1.4")
+    header.scales = np.array([0.01, 0.01, 0.01])
+    header.offsets = np.zeros(3)
+    header.system_identifier = "pcgen synthetic tile"
+    header.generating_software = f"{software} {__version__}"[:32]
+    header.creation_date = _dt.date.today()
+    return header
+
+
+def synthetic_cloud(xyz: np.ndarray):
+    """A PointCloud of generated points with plausible single-return, unclassified attributes."""
+    import pcgen.io as pio
+
+    n = len(xyz)
+    attrs = {"intensity": np.zeros(n, np.uint16), "return_number": np.ones(n, np.uint8),
+             "number_of_returns": np.ones(n, np.uint8), "classification": np.ones(n, np.uint8),
+             "synthetic": np.ones(n, np.uint8)}
+    return pio.PointCloud(xyz, attrs, header=local_header())
+
+
+def sample_unconditional(head, n: int, num_points: int, seed: int, batch: int = 8) -> list[np.ndarray]:
+    """n samples (num_points, 3) of an unconditional head, seeded."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    out: list[np.ndarray] = []
+    with torch.no_grad():
+        while len(out) < n:
+            b = min(batch, n - len(out))
+            out += list(head.sample(b, num_points, generator=gen).double().cpu().numpy())
+    return out
+
+
+def reimagine(cloud, generator, gap_fraction: float, rng: np.random.Generator, fill_config=None):
+    """Cut a random box (``gap_fraction`` of the tile's xy extent per side) and refill it.
+
+    Returns:
+        FillResult of :func:`pcgen.tasks.fill.fill_cloud`.
+    """
+    from shapely.geometry import box
+
+    from pcgen.tasks.fill import FillConfig, fill_cloud, mask_gaps
+
+    if not 0 < gap_fraction < 1:
+        raise ConfigError(f"gap fraction must be in (0, 1), got {gap_fraction}")
+    xy = cloud.xyz[:, :2]
+    lo, hi = xy.min(0), xy.max(0)
+    half = 0.5 * gap_fraction * (hi - lo)
+    c = rng.uniform(lo + half, hi - half)
+    inside = np.all(np.abs(xy - c) <= half, axis=1)
+    kept = cloud.select(~inside)
+    cfg = fill_config or FillConfig(seed=int(rng.integers(2**31 - 1)))
+    return fill_cloud(kept, mask_gaps(kept, [box(*(c - half), *(c + half))]), generator, cfg)
+
+
+def file_sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def render_grid(clouds: Sequence[np.ndarray], path, titles: Sequence[str] = (), cols: int = 4, dpi: int = 100) -> None:
+    """Preview PNG: a grid of tiles in plan view, coloured by height."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from pcgen.atomic import atomic_path
+
+    clouds = list(clouds)[:16]
+    if not clouds:
+        raise InputError("nothing to preview")
+    cols = min(cols, len(clouds))
+    rows = int(np.ceil(len(clouds) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i, pts in enumerate(clouds):
+        ax = axes.flat[i]
+        ax.scatter(pts[:, 0], pts[:, 1], c=pts[:, 2], s=1, cmap="viridis")
+        ax.set_aspect("equal")
+        if i < len(titles):
+            ax.set_title(titles[i], fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
+    plt.close(fig)
+
+
+def write_tiles(out_dir: Path, clouds: Sequence, names: Sequence[str], ply: bool = False) -> None:
+    import pcgen.io as pio
+
+    for cloud, name in zip(clouds, names):
+        pio.write(cloud, out_dir / f"{name}.laz")
+        if ply:
+            pio.write(pio.PointCloud(cloud.xyz), out_dir / f"{name}.ply")

@@ -1,0 +1,95 @@
+"""`pcgen augment --ckpt CKPT --n 100 OUT_DIR`: synthetic tiles (LAZ, optional PLY), a manifest and a preview."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from pcgen.errors import ConfigError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("out", help="output folder (replaced atomically)")
+    parser.add_argument("--ckpt", default=None, help="checkpoint (default: the shipped gap-filling one)")
+    parser.add_argument("--n", type=int, default=16, help="number of tiles")
+    parser.add_argument("--condition", nargs="+", default=None, metavar="TILES",
+                        help="real tiles (files, folders, index) a conditional model re-imagines part of")
+    parser.add_argument("--gap-fraction", type=float, default=0.3,
+                        help="conditional: side of the regenerated box as a fraction of the tile")
+    parser.add_argument("--points", type=int, default=None,
+                        help="unconditional: points per tile (default: the checkpoint's num_points)")
+    parser.add_argument("--tile-size", type=float, default=40.0, help="unconditional: tile side in metres")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--ply", action="store_true", help="also write PLY files")
+    parser.add_argument("--preview", action="store_true", help="render preview.png (a grid of up to 16 tiles)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from pcgen.atomic import atomic_dir
+    from pcgen.tasks import augment as aug
+    from pcgen.tasks.generators import DEFAULT_CHECKPOINT
+
+    if args.n <= 0:
+        raise ConfigError(f"--n must be positive, got {args.n}")
+    if args.points is not None and args.points <= 0:
+        raise ConfigError(f"--points must be positive, got {args.points}")
+    if args.tile_size <= 0:
+        raise ConfigError(f"--tile-size must be > 0, got {args.tile_size}")
+    from pcgen.train.checkpoint import load_head
+
+    ckpt = Path(args.ckpt) if args.ckpt else DEFAULT_CHECKPOINT
+    head, meta = load_head(ckpt)
+    data = meta.get("data") or {}
+    conditional = bool(data.get("conditional"))
+    progress = sys.stderr.isatty()
+    names = [f"synthetic_{i:05d}" for i in range(args.n)]
+    rng = np.random.default_rng(args.seed)
+    clouds = []
+    if conditional:
+        if not args.condition:
+            raise ConfigError("this checkpoint is conditional (gap filling): give real tiles with --condition")
+        import pcgen.io as pio
+        from pcgen.tasks.eval_fill_cli import tile_paths
+        from pcgen.tasks.generators import ModelGenerator
+
+        paths = tile_paths(args.condition)
+        generator = ModelGenerator.from_checkpoint(ckpt)
+        sources = []
+        for i in tqdm(range(args.n), desc="tiles", disable=not progress):
+            src = paths[i % len(paths)]
+            result = aug.reimagine(pio.read(src), generator, args.gap_fraction, rng)
+            clouds.append(result.cloud)
+            sources.append(str(src))
+    else:
+        if args.condition:
+            raise ConfigError("--condition needs a conditional (gap-filling) checkpoint")
+        points = args.points or int(data.get("num_points") or 2048)
+        samples = aug.sample_unconditional(head, args.n, points, args.seed)
+        clouds = [aug.synthetic_cloud(aug.to_local_frame(s, args.tile_size)) for s in samples]
+        sources = [None] * args.n
+    stats = []
+    for name, cloud, src in zip(names, clouds, sources):
+        gen = cloud.attributes["generated"] if "generated" in cloud.attributes else np.ones(len(cloud))
+        s = asdict(aug.tile_stats(name + ".laz", cloud.xyz, int(np.sum(gen))))
+        if src:
+            s["condition"] = src
+        stats.append(s)
+    manifest = {"seed": args.seed, "checkpoint": str(ckpt), "checkpoint_sha256": aug.file_sha256(ckpt),
+                "head": meta.get("kind"), "conditional": conditional, "data": data,
+                "head_config": meta.get("head_config"), "global_step": meta.get("global_step"),
+                "command": {k: v for k, v in vars(args).items() if k != "func"}, "tiles": stats}
+    with atomic_dir(args.out) as tmp:
+        aug.write_tiles(tmp, clouds, names, ply=args.ply)
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, default=str))
+        if args.preview:
+            aug.render_grid([c.xyz for c in clouds], tmp / "preview.png", names)
+    print(f"wrote {args.n} tiles, manifest.json{', preview.png' if args.preview else ''} to {args.out}",
+          file=sys.stderr)
+    return 0
