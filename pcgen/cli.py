@@ -18,6 +18,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "tile": ("pcgen.data.tile_cli", "split LAS/LAZ files into buffered square tiles"),
     "fill": ("pcgen.tasks.fill_cli", "fill gaps in LAS/LAZ tiles with a conditional model or a baseline"),
     "eval-fill": ("pcgen.tasks.eval_fill_cli", "cut known gaps from held-out tiles, fill, compare with baselines"),
+    "augment": ("pcgen.tasks.augment_cli", "write synthetic LAZ tiles from a checkpoint, with a manifest"),
+    "eval-augment": ("pcgen.tasks.eval_augment_cli", "MMD/COV/1-NNA of generated vs held-out tiles, with baselines"),
+    "demo": ("pcgen.tasks.demo", "the gap-filling job end to end on the sample data"),
     "image": ("pcgen.image.cli", "latent diffusion on CosPlace embeddings: image train|sample|explain|rasterize"),
 }
 
