@@ -1,6 +1,6 @@
 """EMD benchmark: pcgen's auction against scipy's exact assignment and geomloss' Sinkhorn.
 
-At B=8, N=M=2048 (``--quick``: B=4, N=1024) on two kinds of pairs:
+At B=8, N=M=2048 (``--quick``: B=2, N=1024) on two kinds of pairs:
   * real LiDAR patches: 2048 nearest points around random centers in the shared sample files,
     read with ``pcgen.io.read`` and normalized to the unit sphere, each paired with another patch
     of the same file;
@@ -94,7 +94,7 @@ def bench_case(name: str, x: torch.Tensor, y: torch.Tensor, quick: bool) -> list
 
 def run(quick: bool = False) -> list[dict]:
     """Run the benchmark, print its table, return its rows."""
-    B, N = (4, 1024) if quick else (8, 2048)
+    B, N = (2, 1024) if quick else (8, 2048)
     rows = []
     rows += bench_case(f"lidar patches B={B} N={N}", *lidar_patches(B, N), quick)
     rows += bench_case(f"random ball B={B} N={N}", *random_clouds(B, N), quick)
@@ -107,5 +107,5 @@ def run(quick: bool = False) -> list[dict]:
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="B=4, N=1024, fewer settings")
+    ap.add_argument("--quick", action="store_true", help="B=2, N=1024, fewer settings")
     run(ap.parse_args().quick)
