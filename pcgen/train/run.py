@@ -173,9 +173,10 @@ def train(cfg: DictConfig, root: str | os.PathLike | None = None) -> dict[str, A
     module, datamodule, trainer = build(cfg, root)
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
     result: dict[str, Any] = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    ckpt_cb = trainer.checkpoint_callback
-    if ckpt_cb is not None:
-        result["last_checkpoint"] = getattr(ckpt_cb, "last_model_path", "") or ""
-        result["best_checkpoint"] = ckpt_cb.best_model_path or ""
+    for cb in trainer.checkpoint_callbacks:
+        if getattr(cb, "last_model_path", ""):
+            result["last_checkpoint"] = cb.last_model_path
+        if getattr(cb, "monitor", None) and cb.best_model_path:
+            result["best_checkpoint"] = cb.best_model_path
     result["global_step"] = trainer.global_step
     return result
