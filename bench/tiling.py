@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
+import contextlib
+import io
 import multiprocessing as mp
 import shutil
 import subprocess
@@ -25,6 +27,7 @@ import laspy
 from pcgen import datadir
 from pcgen.cli import main as pcgen_main
 
+LAST_TILES = 0
 PDAL_REFERENCE = 1.0e6  # points/s of PDAL 2.8 tiling LAZ->LAZ on this machine class (issue 2)
 
 
@@ -47,9 +50,13 @@ def floor(files, tmp: Path, workers: int) -> None:
 
 def pcgen_tile(files, tmp: Path, workers: int, size: float, buffer: float) -> None:
     out = tmp / "tiles"
-    code = pcgen_main(["tile", *map(str, files), str(out), "--size", str(size), "--buffer",
-                       str(buffer), "--workers", str(workers), "--no-overview", "--overwrite"])
+    with contextlib.redirect_stdout(io.StringIO()):
+        code = pcgen_main(["tile", *map(str, files), str(out), "--size", str(size), "--buffer",
+                           str(buffer), "--workers", str(workers), "--no-overview",
+                           "--overwrite"])
     assert code == 0
+    global LAST_TILES
+    LAST_TILES = len(list(out.glob("*.laz")))
 
 
 def pdal_tile(files, tmp: Path, size: float, buffer: float) -> None:
@@ -90,11 +97,17 @@ def main() -> None:
     for w in (1, 2):
         rows[f"pcgen tile, {w} worker{'s' if w > 1 else ''}"] = best_of(
             args.repeat, pcgen_tile, files, w, args.size, args.buffer)
+    tiles = LAST_TILES
+    rows[f"pcgen tile, 1 worker, size {2 * args.size:g}"] = best_of(
+        args.repeat, pcgen_tile, files, 1, 2 * args.size, args.buffer)
+    tiles_big = LAST_TILES
     for w in (1, 2):
         rows[f"pcgen tile, {w} worker{'s' if w > 1 else ''}, buffer 0"] = best_of(
             args.repeat, pcgen_tile, files, w, args.size, 0.0)
     if shutil.which("pdal"):
         rows["pdal tile"] = best_of(args.repeat, pdal_tile, files, args.size, args.buffer)
+    print(f"{tiles} tiles at size {args.size:g} ({points / tiles:,.0f} input points per tile), "
+          f"{tiles_big} at size {2 * args.size:g}")
     for name, t in rows.items():
         print(f"{name:38s} {t:7.3f} s  {points / t / 1e6:6.2f} M points/s")
 

@@ -170,6 +170,32 @@ def write_las(cloud: PointCloud, path, *, compress: bool | None = None) -> None:
             raise OutputError(f"cannot write ({exc.strerror or exc})", path) from None
 
 
+class _SharedPartsHeader(laspy.LasHeader):
+    """A header whose deep copy shares the parts laspy's writer only reads.
+
+    `laspy.LasWriter` deep-copies its header; with GeoTIFF/WKT VLRs and extra-bytes point
+    formats that copy costs milliseconds, which dominates writing thousands of small tiles.
+    The writer resets counts and bounds, the extra-bytes statistics and the VLR list, so
+    those are still copied; CRS VLRs, other VLR payloads and the point format are shared.
+    """
+
+    def __deepcopy__(self, memo):
+        memo[id(self.point_format)] = self.point_format
+        for vlr in list(self.vlrs) + list(self.evlrs or []):
+            if not isinstance(vlr, (laspy.vlrs.known.ExtraBytesVlr, laspy.vlrs.known.LasZipVlr)):
+                memo[id(vlr)] = vlr
+        new = laspy.LasHeader.__new__(laspy.LasHeader)
+        memo[id(self)] = new
+        new.__dict__.update(copy.deepcopy(self.__dict__, memo))
+        return new
+
+    @classmethod
+    def wrap(cls, header: laspy.LasHeader) -> "_SharedPartsHeader":
+        view = cls.__new__(cls)
+        view.__dict__.update(header.__dict__)
+        return view
+
+
 def write_las_records(path, header: laspy.LasHeader, records, *, compress: bool,
                       laz_backend=None) -> None:
     """Stream already-packed records (same point format/grid as ``header``) into one file.
@@ -179,6 +205,7 @@ def write_las_records(path, header: laspy.LasHeader, records, *, compress: bool,
     the parallel one for files under a few LAZ chunks (50 000 points each).
     """
     backend = laz_backend if compress else None
+    header = _SharedPartsHeader.wrap(header)
     with open(path, "wb") as fh, laspy.LasWriter(fh, header, do_compress=compress,
                                                  laz_backend=backend, closefd=False) as writer:
         for record in records:
