@@ -40,3 +40,29 @@ def holed_tile(topo, tmp_path_factory):
     path = tmp_path_factory.mktemp("tiles") / "holed.laz"
     pio.write(tile.select(~inside), path)
     return path, hole, tile.xyz[inside]
+
+
+def tiny_checkpoint(path, conditional: bool = True, kind: str = "flow_matching"):
+    """An untrained but complete pcgen checkpoint (tiny PointNets), written like the shipped one."""
+    from pcgen.tasks.train_fill import strip_checkpoint
+    from pcgen.train.run import build_module, compose_config, head_meta
+
+    over = [f"model={kind}", "encoder=pointnet", "logger=none", "callbacks=none", "trainer=cpu",
+            "model.time_dim=8", "encoder.local_channels=[8,8]", "encoder.global_channels=[8,16]",
+            "encoder.point_channels=[16,8]", "model.head.net.hidden=16", "model.head.steps=2"]
+    if conditional:
+        over += ["experiment=fill", "model.cond_dim=16", "model.head.context_encoder.hidden=16",
+                 "data.gap.context_points=64", "data.gap.target_points=32"]
+    cfg = compose_config(over, root=str(path.parent))
+    strip_checkpoint(build_module(cfg), head_meta(cfg), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def fill_ckpt(tmp_path_factory):
+    return tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "cond.ckpt", conditional=True)
+
+
+@pytest.fixture(scope="session")
+def uncond_ckpt(tmp_path_factory):
+    return tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "uncond.ckpt", conditional=False)
