@@ -81,7 +81,8 @@ inline void offer(Best& b, double v, int64_t j) {
 // below for every object j of the cell, so whole cells are skipped once they cannot beat
 // the current second-best value. The answer is exactly that of a full scan.
 struct Grid {
-  int64_t g = 1, dims = 0, ncell = 1;
+  int64_t dims = 0, ncell = 1;
+  int64_t g[3] = {1, 1, 1};
   double lo[3] = {0, 0, 0}, width[3] = {1, 1, 1};
   std::vector<int64_t> start, items, cell_of;  // CSR: objects of cell c are items[start[c]..start[c+1])
   std::vector<double> box_lo, box_hi;          // (ncell, dims), tight boxes of the cell's objects
@@ -91,14 +92,31 @@ struct Grid {
     const int64_t n = c.n;
     dims = std::min<int64_t>(c.d, 3);
     const double target = std::max<double>(1.0, double(n) / std::max<int64_t>(per_cell, 1));
-    g = dims ? std::max<int64_t>(1, int64_t(std::ceil(std::pow(target, 1.0 / dims)))) : 1;
-    ncell = 1;
-    for (int64_t k = 0; k < dims; ++k) ncell *= g;
+    // Cells as cubic as possible: divisions per axis proportional to the extent, so flat
+    // patches (ground, roofs) do not end up with a few crowded cells.
+    double extent[3] = {0, 0, 0}, logsum = 0.0;
+    int64_t live = 0;
     for (int64_t k = 0; k < dims; ++k) {
       const double* yk = c.yt.data() + k * n;
       const auto mm = std::minmax_element(yk, yk + n);
       lo[k] = *mm.first;
-      width[k] = std::max((*mm.second - *mm.first) / g, 1e-300);
+      extent[k] = *mm.second - *mm.first;
+    }
+    double emax = 0.0;
+    for (int64_t k = 0; k < dims; ++k) emax = std::max(emax, extent[k]);
+    for (int64_t k = 0; k < dims; ++k)
+      if (extent[k] > 1e-3 * emax && extent[k] > 0) {
+        logsum += std::log(extent[k]);
+        ++live;
+      }
+    const double side = live ? std::exp((logsum - std::log(target)) / live) : 1.0;
+    ncell = 1;
+    for (int64_t k = 0; k < dims; ++k) {
+      g[k] = (extent[k] > 1e-3 * emax && extent[k] > 0)
+                 ? std::min<int64_t>(std::max<int64_t>(1, int64_t(std::llround(extent[k] / side))), n)
+                 : 1;
+      width[k] = std::max(extent[k] / g[k], 1e-300);
+      ncell *= g[k];
     }
     cell_of.assign(n, 0);
     std::vector<int64_t> count(ncell + 1, 0);
@@ -106,8 +124,8 @@ struct Grid {
       int64_t cell = 0;
       for (int64_t k = 0; k < dims; ++k) {
         int64_t q = int64_t((c.yt[k * n + j] - lo[k]) / width[k]);
-        q = std::min(std::max<int64_t>(q, 0), g - 1);
-        cell = cell * g + q;
+        q = std::min(std::max<int64_t>(q, 0), g[k] - 1);
+        cell = cell * g[k] + q;
       }
       cell_of[j] = cell;
       ++count[cell + 1];
