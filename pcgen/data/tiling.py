@@ -388,8 +388,12 @@ def _process_cores(store, options: TileOptions, fmt, scales, offsets,
         if ground is not None:
             x, y, z = _coords(core, scales, offsets, axes=(0, 1, 2))
             height = z - ground(x, y)
+            z_int = np.round((height - offsets[2]) / scales[2])
+            if len(z_int) and (z_int.min() < -2 ** 31 or z_int.max() >= 2 ** 31):
+                raise OutputError(f"heights do not fit the source's Z grid (offset {offsets[2]:g}, "
+                                  f"scale {scales[2]:g})", result.source)
             core = core.copy() if not changed else core
-            core["Z"] = np.round((height - offsets[2]) / scales[2]).astype(np.int32)
+            core["Z"] = z_int.astype(np.int32)
             changed = True
         if changed:
             store.put(key, core)

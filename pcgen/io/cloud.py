@@ -95,14 +95,12 @@ class PointAttributes(MutableMapping):
     def __repr__(self) -> str:
         return f"PointAttributes({list(self)})"
 
-    def _select(self, index, record) -> "PointAttributes":
-        out = PointAttributes(record, n=None if record is not None else None)
-        for name, value in self._cache.items():
-            out._cache[name] = value[index]
+    def _select(self, index, record, n: int) -> "PointAttributes":
+        """The same attributes for the points at ``index`` (``record`` already selected)."""
+        out = PointAttributes(record, n=n)
+        out._cache = {name: value[index] for name, value in self._cache.items()}
         out._set = set(self._set)
         out._deleted = set(self._deleted)
-        if record is None:
-            out._n = len(next(iter(out._cache.values()))) if out._cache else 0
         return out
 
 
@@ -206,11 +204,8 @@ class PointCloud:
             out._record_scales, out._record_offsets = self._record_scales, self._record_offsets
         out._xyz = None if self._xyz is None else self._xyz[index]
         out._xyz_set = self._xyz_set
-        out.attributes = self.attributes._select(index, record)
-        out._n = len(record) if record is not None else (
-            len(out._xyz) if out._xyz is not None else 0)
-        if record is None:
-            out.attributes._n = out._n
+        out._n = len(record) if record is not None else len(out._xyz)
+        out.attributes = self.attributes._select(index, record, out._n)
         return out
 
     def add_extra_dimension(self, name: str, dtype, values, description: str = "") -> None:

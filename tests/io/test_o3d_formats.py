@@ -82,3 +82,17 @@ def test_unparseable_ascii_ply_rejected(tmp_path):
 def test_unsupported_suffix(tmp_path):
     with pytest.raises(InputError, match="unsupported file type"):
         io.read(tmp_path / "c.obj")
+
+
+def test_hand_built_cloud_select_concat_write(tmp_path):
+    cloud = io.PointCloud(np.c_[np.arange(10.0), np.zeros(10), np.ones(10)],
+                          {"intensity": np.arange(10, dtype=np.uint16),
+                           "label": np.arange(10, dtype=np.int32)})
+    even = cloud.select(np.arange(10) % 2 == 0)
+    joined = io.concat([even, cloud.select(slice(0, 3))])
+    np.testing.assert_array_equal(joined.attributes["intensity"], [0, 2, 4, 6, 8, 0, 1, 2])
+    io.write(joined, tmp_path / "j.laz")
+    back = io.read(tmp_path / "j.laz")
+    np.testing.assert_array_equal(back.attributes["label"], [0, 2, 4, 6, 8, 0, 1, 2])
+    np.testing.assert_allclose(back.xyz, joined.xyz, atol=5e-4)
+    assert back.crs is None
