@@ -147,3 +147,12 @@ def test_rasterize_bad_input(tmp_path, capsys):
     (tmp_path / "x.laz").write_bytes(b"LASF but truncated")
     rc, _, err = run_cli(capsys, "rasterize", tmp_path / "x.laz", tmp_path / "out")
     assert rc == 2 and "x.laz" in one_line_error(err) and not (tmp_path / "out").exists()
+
+
+def test_image_logger_writes_at_most_8_images_every_n_batches(tiny_run):
+    # tiny_run: 6 LDM steps, logging every 4 batches -> batches 0 and 4.
+    names = sorted(p.name for p in (tiny_run["dir"] / "ldm_images").iterdir())
+    assert names == sorted(f"{k}_gs-{gs:06d}_b-{b:06d}.png" for k in ("inputs", "reconstructions", "samples")
+                           for gs, b in ((1, 0), (5, 0)))
+    im = Image.open(tiny_run["dir"] / "ldm_images" / "samples_gs-000001_b-000000.png")
+    assert im.size == (4 * 34 + 2, 36)  # the batch of 4 (<= 8), 32 px each with 2 px padding
