@@ -7,14 +7,9 @@ torch_cluster's signatures for torch-geometric.
 """
 
 from pcgen.ops.chamfer import ChamferOutput, chamfer
+from pcgen.ops.emd import emd
 from pcgen.ops.knn import KNN, BallQuery, ball_query, knn, knn_gather
 from pcgen.ops.sampling import farthest_point_sample
-
-try:  # written by the EMD work in parallel; exported plainly once it exists
-    from pcgen.ops.emd import emd
-except ImportError as _exc:  # pragma: no cover - only while emd.py is missing
-    if getattr(_exc, "name", None) != "pcgen.ops.emd":
-        raise
 
 __all__ = ["KNN", "BallQuery", "ChamferOutput", "ball_query", "chamfer", "emd",
            "farthest_point_sample", "knn", "knn_gather"]
