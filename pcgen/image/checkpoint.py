@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 from typing import Any, Mapping
 
 import torch
@@ -19,7 +20,10 @@ def read_checkpoint(path: str | os.PathLike) -> Any:
         raise CheckpointError("checkpoint not found", path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle/zip errors have many types; all mean "not a checkpoint"
+    except pickle.UnpicklingError:
+        raise CheckpointError("cannot read checkpoint (not a PyTorch file, or it holds objects other "
+                              "than tensors and plain containers)", path) from None
+    except Exception as exc:  # zip/EOF/runtime errors have many types; all mean "not a checkpoint"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
         raise CheckpointError(f"cannot read checkpoint ({first[:160]})", path) from None
 
