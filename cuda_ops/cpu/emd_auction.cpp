@@ -1,15 +1,16 @@
 // Earth mover's distance between equal-size point sets by the auction algorithm (CPU).
 //
 // Bertsekas' forward auction with epsilon-scaling and Gauss-Seidel bidding (one bidder at a
-// time, LIFO queue), one cloud per task of at::parallel_for. A bid needs the best and second-best
-// value min_j c_ij + p_j; a uniform grid over the objects with the minimum price per cell
-// bounds whole cells from below, so a bid visits a few cells instead of all N objects while
-// returning exactly what a full scan would.
+// time, LIFO queue), one cloud per task of at::parallel_for. A bid needs the best and
+// second-best value min_j c_ij + p_j; a grid over the objects (about `per_cell` objects per
+// cell, cells shaped by the cloud's extent) keeps the minimum price per cell, which bounds whole
+// cells from below, so a bid visits a few cells instead of all N objects while returning
+// exactly what a full scan would.
 //
-// Tolerance: epsilon starts at 4x the nearest-neighbour lower bound LB of the mean cost and
-// is divided by `scaling` per phase; the phases stop once n * eps <= tol * primal (or eps
-// reaches tol * LB). Auction theory gives primal - OPT <= n * eps, so the cost returned is at
-// most a fraction `tol` above the optimum (observed errors are ~100x smaller).
+// Tolerance: epsilon starts at 4x the nearest-neighbour lower bound LB of the mean cost and is
+// divided by `scaling` per phase; the phases stop once n * eps <= tol * primal, the primal is
+// 0, or eps reaches tol * LB. Auction theory gives primal - OPT <= n * eps, so the cost
+// returned is at most a fraction `tol` above the optimum (observed errors are ~100x smaller).
 //
 // Schema: pcgen::emd_auction(x (B,N,D), y (B,N,D), squared, tol, per_cell, scaling)
 //   -> (assignment (B,N) int64: x[b,i] is matched to y[b,assignment[b,i]],
@@ -257,7 +258,7 @@ Result auction_one(const Cloud& c, bool squared, double tol, int64_t per_cell, d
     double primal = 0.0;
     for (int64_t i = 0; i < n; ++i) primal += pair_cost(c, i, assign[i], squared);
     res.bound = primal > 0 ? std::min(1.0, n * eps / primal) : 0.0;
-    if (n * eps <= tol * primal || eps <= eps_min) break;
+    if (primal <= 0.0 || n * eps <= tol * primal || eps <= eps_min) break;
     eps = std::max(eps / scaling, eps_min);
   }
   res.assign = assign;

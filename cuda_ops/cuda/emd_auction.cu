@@ -16,9 +16,10 @@
 #include <torch/library.h>
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
-// torch's CUDA stream header needs a CUDA build of torch; with a CPU torch (compile-only CI)
-// the kernel is launched on the legacy default stream instead.
-#if __has_include(<c10/cuda/impl/cuda_cmake_macros.h>)
+// torch's CUDA stream header needs a CUDA build of torch (or, with a CPU torch in the
+// compile-only check, -DC10_CUDA_NO_CMAKE_CONFIGURE_FILE); without either the kernel is
+// launched on the legacy default stream.
+#if defined(C10_CUDA_NO_CMAKE_CONFIGURE_FILE) || __has_include(<c10/cuda/impl/cuda_cmake_macros.h>)
 #include <c10/cuda/CUDAStream.h>
 #define PCGEN_EMD_STREAM c10::cuda::getCurrentCUDAStream().stream()
 #else
@@ -158,7 +159,7 @@ __global__ void auction_kernel(const scalar_t* __restrict__ xs, const scalar_t* 
     for (int64_t i = tid; i < N; i += blockDim.x) primal += cost_ij(x, y, i, assign[i], D, squared);
     primal = block_sum(primal, red);
     if (tid == 0) bound[b] = primal > 0.f ? fminf(1.f, float(N) * eps / primal) : 0.0;
-    if (float(N) * eps <= tol * primal || eps <= eps_min) break;
+    if (primal <= 0.f || float(N) * eps <= tol * primal || eps <= eps_min) break;
     eps = fmaxf(eps / scaling, eps_min);
     __syncthreads();
   }

@@ -63,7 +63,7 @@ def _auction_one(C: torch.Tensor, tol: float, scaling: float) -> tuple[torch.Ten
             price[objs] = best[objs]
         primal = float(C[arange, assign].sum())
         bound = min(1.0, n * eps / primal) if primal > 0 else 0.0
-        if n * eps <= tol * primal or eps <= eps_min:
+        if primal <= 0 or n * eps <= tol * primal or eps <= eps_min:
             return assign, bound
         eps = max(eps / scaling, eps_min)
 
