@@ -66,6 +66,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--tile", type=int, default=256, help="tile side in cells; 0 = whole raster")
     p.add_argument("--max-height", type=float, default=40.0, help="CHM height shown as white (file units)")
     p.add_argument("--min-valid", type=float, default=0.5, help="drop tiles with fewer filled cells")
+    p.add_argument("--pit-depth", type=float, default=2.0,
+                   help="CHM: fill one-cell pits deeper than this below their 3x3 median (default 2)")
+    p.add_argument("--no-pit-fill", action="store_true", help="CHM: keep pits as measured")
 
 
 def _quiet() -> None:
@@ -173,7 +176,8 @@ def _rasterize(args) -> int:
     from pcgen.image.rasterize import rasterize_files
 
     written = rasterize_files(args.inputs, args.out_dir, res=args.res, kind=args.kind, channels=args.channels,
-                              tile=args.tile, max_height=args.max_height, min_valid=args.min_valid)
+                              tile=args.tile, max_height=args.max_height, min_valid=args.min_valid,
+                              pit_depth=None if args.no_pit_fill else args.pit_depth)
     print(f"{len(written)} rasters: {args.out_dir}")
     return 0
 

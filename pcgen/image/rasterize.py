@@ -1,7 +1,8 @@
 """LiDAR → PNG rasters (canopy height model or digital surface model) the image LDM can train on.
 
 Per cell of ``res`` file units: the highest return (DSM), minus the ground surface for a CHM
-(pcgen's ground model: class-2 points when present, else a low percentile of all points).
+(pcgen's ground model: class-2 points when present, else a low percentile of all points), with
+single-cell pits (ground-only cells inside crowns) filled by default.
 A 3-channel raster adds point density and the standard deviation of z per cell (vertical
 structure), so an RGB-shaped LDM sees more than height. Empty cells are filled from the nearest
 filled cell; tiles that are mostly empty are dropped. An ``index.json`` records, per PNG, the source,
@@ -23,7 +24,7 @@ from scipy import ndimage
 from pcgen.atomic import atomic_dir
 from pcgen.errors import ConfigError, InputError
 
-__all__ = ["Raster", "rasterize_points", "rasterize_files"]
+__all__ = ["Raster", "fill_pits", "rasterize_points", "rasterize_files"]
 
 
 @dataclass
@@ -39,8 +40,19 @@ class Raster:
     channels: tuple[str, ...]
 
 
+def fill_pits(height: np.ndarray, depth: float) -> np.ndarray:
+    """Raise cells more than ``depth`` below the median of their 3×3 neighbourhood to that median.
+
+    In sparse canopy data a cell often catches only a ground return between crown hits; left as
+    is it prints a black speck inside every crown ("pits"). Crown edges and real gaps, wider than
+    one cell, keep their neighbourhood median low and stay.
+    """
+    med = ndimage.median_filter(height, size=3, mode="nearest")
+    return np.where(height < med - depth, med, height)
+
+
 def rasterize_points(xyz: np.ndarray, res: float, kind: Literal["chm", "dsm"] = "chm", channels: int = 1,
-                     ground=None) -> Raster:
+                     ground=None, pit_depth: float | None = None) -> Raster:
     """Grid ``(N, 3)`` points into a height raster.
 
     Args:
@@ -49,6 +61,7 @@ def rasterize_points(xyz: np.ndarray, res: float, kind: Literal["chm", "dsm"] = 
         kind: ``"dsm"`` (max z) or ``"chm"`` (max z − ground, ≥ 0).
         channels: 1 (height) or 3 (height, points per cell, std of z per cell).
         ground: callable ``ground(x, y) -> z`` for a CHM (e.g. a ``pcgen.data.ground.GroundModel``).
+        pit_depth: if set, :func:`fill_pits` the height channel with this depth (file units).
     """
     if res <= 0:
         raise ConfigError(f"--res must be positive, got {res}")
@@ -89,6 +102,8 @@ def rasterize_points(xyz: np.ndarray, res: float, kind: Literal["chm", "dsm"] = 
     if not valid.all():  # nearest filled cell, so gaps do not read as "zero height"
         _, (ii, jj) = ndimage.distance_transform_edt(~valid, return_indices=True)
         values = values[ii, jj]
+    if pit_depth is not None:
+        values[..., 0] = fill_pits(values[..., 0], pit_depth)
     return Raster(values, valid, float(lo[0]), float(hi[1]), float(res), tuple(names))
 
 
@@ -114,7 +129,8 @@ def _ground_model(cloud):
 
 def rasterize_files(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike, res: float = 0.5,
                     kind: Literal["chm", "dsm"] = "chm", channels: int = 1, tile: int = 256,
-                    max_height: float = 40.0, min_valid: float = 0.5) -> list[Path]:
+                    max_height: float = 40.0, min_valid: float = 0.5,
+                    pit_depth: float | None = 2.0) -> list[Path]:
     """Rasterize LAS/LAZ (or any ``pcgen.io`` format) files into PNG tiles under ``out_dir``.
 
     Args:
@@ -125,6 +141,7 @@ def rasterize_files(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLi
         tile: tile side in cells; 0 writes each raster whole.
         max_height: CHM height mapped to 255 (file units).
         min_valid: tiles with a smaller fraction of cells holding points are dropped.
+        pit_depth: CHM pit filling depth (:func:`fill_pits`); ``None`` keeps pits. DSMs are never filled.
     Returns:
         The written PNG paths (inside ``out_dir``), after the folder is complete.
 
@@ -146,7 +163,8 @@ def rasterize_files(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLi
             if len(cloud) == 0:
                 raise InputError("file holds no points", path)
             ground = _ground_model(cloud) if kind == "chm" else None
-            r = rasterize_points(np.asarray(cloud.xyz), res, kind, channels, ground)
+            r = rasterize_points(np.asarray(cloud.xyz), res, kind, channels, ground,
+                                 pit_depth if kind == "chm" else None)
             ny, nx = r.valid.shape
             th, tw = (ny, nx) if tile == 0 or (ny < tile and nx < tile) else (min(tile, ny), min(tile, nx))
             for i in range(0, max(1, ny - th + 1), th):

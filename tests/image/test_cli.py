@@ -156,3 +156,20 @@ def test_image_logger_writes_at_most_8_images_every_n_batches(tiny_run):
                            for gs, b in ((1, 0), (5, 0)))
     im = Image.open(tiny_run["dir"] / "ldm_images" / "samples_gs-000001_b-000000.png")
     assert im.size == (4 * 34 + 2, 36)  # the batch of 4 (<= 8), 32 px each with 2 px padding
+
+
+def test_chm_pit_filling():
+    from pcgen.image.rasterize import rasterize_points
+
+    # A 6 m x 6 m canopy at 20 m on flat ground (1 m cells); cell (2, 3) caught only a ground return,
+    # columns 4-7 are a real gap and stay open.
+    xs, ys = np.meshgrid(np.arange(8) + 0.5, np.arange(6) + 0.5)
+    z = np.where(xs >= 4, 0.0, 20.0)
+    z[(xs == 3.5) & (ys == 2.5)] = 0.0
+    xyz = np.c_[xs.ravel(), ys.ravel(), z.ravel()]
+    flat = lambda x, y: np.zeros_like(x)
+    raw = rasterize_points(xyz, 1.0, "chm", ground=flat).values[..., 0]
+    filled = rasterize_points(xyz, 1.0, "chm", ground=flat, pit_depth=2.0).values[..., 0]
+    assert (raw == 0).sum() == 6 * 4 + 1 and (filled == 0).sum() == 6 * 4
+    assert filled[3, 3] == 20.0  # row 3 from the north = y 2.5
+    np.testing.assert_array_equal(filled[:, 4:], 0.0)
