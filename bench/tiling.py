@@ -16,6 +16,8 @@ import concurrent.futures as cf
 import contextlib
 import io
 import multiprocessing as mp
+import os
+import resource
 import shutil
 import subprocess
 import tempfile
@@ -67,13 +69,26 @@ def pdal_tile(files, tmp: Path, size: float, buffer: float) -> None:
                         f"--buffer={buffer}"], check=True, capture_output=True)
 
 
-def best_of(repeat: int, fn, *args) -> float:
-    times = []
+def _cpu() -> float:
+    use = resource.getrusage(resource.RUSAGE_SELF)
+    return use.ru_utime + use.ru_stime
+
+
+CPU: dict[str, float] = {}
+
+
+def best_of(repeat: int, fn, *args, label: str | None = None) -> float:
+    """Best wall time of ``repeat`` runs; for in-process runs also keep the best CPU time
+    (all threads), which a crowded machine inflates much less than wall time."""
+    times, cpus = [], []
     for _ in range(repeat):
         with tempfile.TemporaryDirectory(prefix="pcgen-bench-") as tmp:
-            t0 = time.perf_counter()
+            c0, t0 = _cpu(), time.perf_counter()
             fn(*args[:1], Path(tmp), *args[1:])
             times.append(time.perf_counter() - t0)
+            cpus.append(_cpu() - c0)
+    if label:
+        CPU[label] = min(cpus)
     return min(times)
 
 
@@ -92,18 +107,19 @@ def main() -> None:
     print(f"tiles: size {args.size:g}, buffer {args.buffer:g}; best of {args.repeat} runs\n")
 
     rows = {}
-    rows["laspy read+write, 1 process"] = best_of(args.repeat, floor, files, 1)
+    rows["laspy read+write, 1 process"] = best_of(args.repeat, floor, files, 1, label="floor")
     rows["laspy read+write, 2 processes"] = best_of(args.repeat, floor, files, 2)
     for w in (1, 2):
         rows[f"pcgen tile, {w} worker{'s' if w > 1 else ''}"] = best_of(
-            args.repeat, pcgen_tile, files, w, args.size, args.buffer)
+            args.repeat, pcgen_tile, files, w, args.size, args.buffer,
+            label="tile" if w == 1 else None)
     tiles = LAST_TILES
     rows[f"pcgen tile, 1 worker, size {2 * args.size:g}"] = best_of(
-        args.repeat, pcgen_tile, files, 1, 2 * args.size, args.buffer)
+        args.repeat, pcgen_tile, files, 1, 2 * args.size, args.buffer, label="tile_big")
     tiles_big = LAST_TILES
     for w in (1, 2):
         rows[f"pcgen tile, {w} worker{'s' if w > 1 else ''}, buffer 0"] = best_of(
-            args.repeat, pcgen_tile, files, w, args.size, 0.0)
+            args.repeat, pcgen_tile, files, w, args.size, 0.0, label="tile_b0" if w == 1 else None)
     if shutil.which("pdal"):
         rows["pdal tile"] = best_of(args.repeat, pdal_tile, files, args.size, args.buffer)
     print(f"{tiles} tiles at size {args.size:g} ({points / tiles:,.0f} input points per tile), "
@@ -119,6 +135,11 @@ def main() -> None:
           f"(buffer 0: {b1 / f1:.2f}x)")
     print(f"  pcgen tile 2 workers / laspy 2 processes = {t2 / f2:.2f}x "
           f"(buffer 0: {rows['pcgen tile, 2 workers, buffer 0'] / f2:.2f}x)")
+    print(f"CPU seconds, 1 process (all threads): floor {CPU['floor']:.2f}, pcgen tile "
+          f"{CPU['tile']:.2f} ({CPU['tile'] / CPU['floor']:.2f}x), buffer 0 {CPU['tile_b0']:.2f} "
+          f"({CPU['tile_b0'] / CPU['floor']:.2f}x), size {2 * args.size:g} {CPU['tile_big']:.2f} "
+          f"({CPU['tile_big'] / CPU['floor']:.2f}x)")
+    print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     if "pdal tile" in rows:
         p = rows["pdal tile"]
         print(f"throughput vs PDAL measured here (goal >= 2): 2 workers {p / t2:.2f}x, "

@@ -12,9 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
-from scipy.interpolate import LinearNDInterpolator
-from scipy.spatial import QhullError
 
 GROUND_CLASS = 2
 MAX_CELLS = 4_000_000
@@ -81,6 +78,11 @@ def fit_ground(xyz: np.ndarray, percentile: float, base_cell: float) -> GroundMo
     The cell grows with sparse data (about 4 candidates per cell) and is capped at
     ``MAX_CELLS`` cells.
     """
+    # scipy is imported here: it is only needed with --ground-normalize and costs a second
+    from scipy import ndimage
+    from scipy.interpolate import LinearNDInterpolator
+    from scipy.spatial import QhullError
+
     lo = xyz[:, :2].min(axis=0)
     hi = xyz[:, :2].max(axis=0)
     area = float(np.prod(np.maximum(hi - lo, 1e-9)))

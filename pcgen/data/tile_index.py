@@ -47,8 +47,12 @@ def build_index(results, options) -> dict:
 
 
 def write_index(index: dict, path) -> None:
+    """One feature per line: readable, and without ``indent`` json keeps its fast C encoder."""
+    head = {k: v for k, v in index.items() if k != "features"}
+    lines = [json.dumps(f, separators=(",", ":")) for f in index["features"]]
+    text = json.dumps(head)[:-1] + ', "features": [\n' + ",\n".join(lines) + "\n]}\n"
     with atomic_path(path) as tmp:
-        Path(tmp).write_text(json.dumps(index, indent=1))
+        Path(tmp).write_text(text)
 
 
 def read_index(path) -> dict:
