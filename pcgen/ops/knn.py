@@ -11,6 +11,9 @@ from pcgen.ops import _ext, reference
 from pcgen.ops._checks import as_lengths, check_k, check_pair
 
 
+_MAX_INDEXED_DIM = 3  # the CPU kernel's grid covers D <= 3; above it BLAS wins
+
+
 class KNN(NamedTuple):
     """Output of :func:`knn`: ``dists`` (B, N, k) squared distances, ``idx`` (B, N, k) int64."""
 
@@ -28,9 +31,10 @@ class BallQuery(NamedTuple):
 def knn(p1: torch.Tensor, p2: torch.Tensor, k: int, lengths1=None, lengths2=None) -> KNN:
     """The k nearest points of ``p2`` for every point of ``p1``, sorted nearest first.
 
-    Differentiable w.r.t. both point sets through ``dists``. Uses the compiled kernel
-    (a uniform grid for D <= 3, blocked brute force above) when built, else the chunked
-    pure-torch reference; neither builds the full (B, N, M) distance matrix.
+    Differentiable w.r.t. both point sets through ``dists``. Uses the compiled kernel (a
+    uniform grid for D <= 3 on the CPU, tiled brute force on CUDA) when built; on the CPU for
+    D > 3 (feature-space kNN) blocked matrix products + topk, in the input dtype, so exact
+    near-ties may order differently. Never builds the full (B, N, M) distance matrix.
 
     Args:
         p1: (B, N, D) query points, float32 or float64.
@@ -47,7 +51,10 @@ def knn(p1: torch.Tensor, p2: torch.Tensor, k: int, lengths1=None, lengths2=None
     k = check_k(k)
     l1 = as_lengths("lengths1", lengths1, p1)
     l2 = as_lengths("lengths2", lengths2, p2)
-    if _ext.has_op("knn", p1.device):
+    if p1.shape[2] > _MAX_INDEXED_DIM and p1.device.type == "cpu" and p2.shape[1] > 64:
+        # feature space (DGCNN): blocked matrix products + topk beat a hand-written loop
+        dists, idx = reference.knn_reference(p1, p2, l1, l2, k, exact=False)
+    elif _ext.has_op("knn", p1.device):
         dists, idx = torch.ops.pcgen.knn(p1.contiguous(), p2.contiguous(), l1, l2, k)
     else:
         dists, idx = reference.knn_reference(p1, p2, l1, l2, k)

@@ -39,11 +39,14 @@ def gather_points(points: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def nearest_indices(p1, p2, lengths1, lengths2, k: int, max_dist2: float = math.inf) -> torch.Tensor:
+def nearest_indices(p1, p2, lengths1, lengths2, k: int, max_dist2: float = math.inf,
+                    exact: bool = True) -> torch.Tensor:
     """Indices (B, N, k) of the k nearest valid points of ``p2`` for every point of ``p1``.
 
     Sorted by distance; -1 where a cloud has fewer than k points (or none within
-    ``sqrt(max_dist2)``) and for padded query points.
+    ``sqrt(max_dist2)``) and for padded query points. ``exact`` selects in float64 (float32's
+    |a|^2 + |b|^2 - 2ab expansion can swap near ties); ``exact=False`` keeps the input dtype,
+    which is the fast path for high-dimensional features (BLAS beats any hand loop there).
     """
     B, N, D = p1.shape
     M = p2.shape[1]
@@ -54,9 +57,9 @@ def nearest_indices(p1, p2, lengths1, lengths2, k: int, max_dist2: float = math.
     kk = min(k, M)
     # center on p2's mean: the |a|^2 + |b|^2 - 2ab expansion loses digits far from the origin
     valid2 = torch.arange(M, device=p1.device)[None, :] < lengths2[:, None]
-    # select in float64: float32's expansion would pick wrong neighbours among near ties
-    p1, p2 = p1.double(), p2.double()
-    denom = lengths2.clamp_min(1).double()[:, None]
+    if exact:
+        p1, p2 = p1.double(), p2.double()
+    denom = lengths2.clamp_min(1).to(p2.dtype)[:, None]
     center = (p2 * valid2.unsqueeze(-1)).sum(1) / denom
     a = p1 - center[:, None]
     b = p2 - center[:, None]
@@ -90,9 +93,9 @@ def distances_from_indices(p1, p2, idx, max_dist2: float = math.inf):
     return dists * ok.to(dists.dtype), idx
 
 
-def knn_reference(p1, p2, lengths1, lengths2, k: int):
+def knn_reference(p1, p2, lengths1, lengths2, k: int, exact: bool = True):
     """Reference for :func:`pcgen.ops.knn`; returns (dists, idx), both (B, N, k)."""
-    idx = nearest_indices(p1, p2, lengths1, lengths2, k)
+    idx = nearest_indices(p1, p2, lengths1, lengths2, k, exact=exact)
     return distances_from_indices(p1, p2, idx)
 
 

@@ -189,3 +189,13 @@ def test_reference_chunks_without_dense_matrix(monkeypatch):
             want = dd.topk(min(2, m), largest=False)
             torch.testing.assert_close(d[b, :n, :min(2, m)], want.values)
     assert np.isfinite(d.numpy()).all()
+
+
+def test_non_finite_points_do_not_break_the_search():
+    g = torch.Generator().manual_seed(5)
+    x = torch.rand(1, 300, 3, generator=g)
+    y = torch.rand(1, 400, 3, generator=g)
+    far = y.clone()
+    far[0, 5] = 1e6
+    y[0, 5] = float("inf")
+    assert torch.equal(knn(x, y, 2).idx, knn(x, far, 2).idx)
