@@ -82,7 +82,8 @@ def main() -> int:
     import torch
 
     print(f"encoders forward+backward, B={args.batch} N={args.points}, device={args.device}, "
-          f"torch threads={torch.get_num_threads()}, median of {args.repeats} after 1 warm-up")
+          f"torch threads={torch.get_num_threads()}, "
+          + (f"median of {args.repeats} after 1 warm-up" if args.repeats else "memory only (1 step)"))
     rows = []
     for name in args.only or NAMES:
         cmd = [sys.executable, __file__, "--child", name, "--batch", str(args.batch), "--points",
@@ -95,7 +96,7 @@ def main() -> int:
     ref = next((r for r in rows if r["name"] == "pointnet"), None)
     mem_label = "peak GPU MiB" if args.device == "cuda" else "peak RSS MiB"
     for r in rows:
-        ratio = f"{r['cpu_seconds'] / ref['cpu_seconds']:5.1f}x pointnet" if ref else ""
+        ratio = f"{r['cpu_seconds'] / ref['cpu_seconds']:5.1f}x pointnet" if ref and args.repeats else "-"
         print(f"{r['name']:10s} params={r['params']:>9,d}  wall {r['seconds']:7.3f} s/batch  "
               f"cpu {r['cpu_seconds']:7.3f} s/batch ({ratio})  "
               f"{mem_label}={r['peak_mib']:8.0f} (process before step: {r['base_mib']:.0f})")
