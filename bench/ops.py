@@ -8,7 +8,9 @@ cKDTree (``workers=-1``), open3d's ``compute_point_cloud_distance`` (multi-threa
 forward only, called once per direction and cloud), and KeOps when ``pykeops`` is importable.
 Times are the best of a few repeats (wall clock). "peak MB" is the largest increase of the
 process's resident set (``/proc/self/statm``, sampled every millisecond by a watcher thread)
-during one separate call, so it counts torch's, open3d's and scipy's native allocations alike.
+during one separate call, after ``malloc_trim`` returned freed heap pages to the OS, so it counts
+torch's, open3d's and scipy's native allocations alike (a lower bound: pages an allocator keeps
+cached from earlier calls are not counted again).
 Ratios compare against pcgen in the same run. The EMD table comes from ``bench/emd.py``
 (``run(quick)``) when that file exists.
 """
@@ -16,6 +18,7 @@ Ratios compare against pcgen in the same run. The EMD table comes from ``bench/e
 from __future__ import annotations
 
 import argparse
+import ctypes
 import gc
 import importlib.util
 import os
@@ -36,9 +39,18 @@ def _rss() -> int:
         return int(fh.read().split()[1]) * PAGE
 
 
+def _trim() -> None:
+    """Hand freed heap pages back to the OS so the next peak counts them again (glibc)."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def peak_mb(fn) -> float:
     """Largest resident-set increase (MB) while ``fn()`` runs."""
     gc.collect()
+    _trim()
     base = _rss()
     peak = [base]
     done = threading.Event()
