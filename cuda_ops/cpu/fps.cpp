@@ -71,6 +71,8 @@ at::Tensor fps_cpu(const at::Tensor& points, const at::Tensor& lengths, int64_t 
   auto out = at::full({B, n}, -1, p.options().dtype(at::kLong));
   if (B == 0 || N == 0 || n == 0) return out;
   const int64_t* L = len.data_ptr<int64_t>();
+  TORCH_CHECK(len.numel() == B && st.numel() == B, "lengths and start_idx must be (B,)");
+  for (int64_t b = 0; b < B; ++b) TORCH_CHECK(L[b] >= 0 && L[b] <= N, "lengths out of range");
   const int64_t* S = st.data_ptr<int64_t>();
   int64_t* O = out.data_ptr<int64_t>();
   const bool inner = B < at::get_num_threads() && N >= 32768;

@@ -13,6 +13,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <atomic>
 #include <limits>
 #include <vector>
 
@@ -23,6 +24,18 @@ namespace {
 
 // Below this many search points a grid does not pay for itself.
 constexpr int64_t kGridMinPoints = 96;
+
+// Run fn(i) for i in [0, n) on the thread pool, handing out items one at a time from a
+// shared counter: a thread the OS parks (2 shared cores, many processes) then delays only
+// its current item instead of a fixed half of the work, as a static split would.
+template <typename F>
+void parallel_dynamic(int64_t n, const F& fn) {
+  std::atomic<int64_t> next{0};
+  const int64_t workers = std::min<int64_t>(at::get_num_threads(), n);
+  at::parallel_for(0, workers, 1, [&](int64_t, int64_t) {
+    for (int64_t i = next.fetch_add(1); i < n; i = next.fetch_add(1)) fn(i);
+  });
+}
 
 template <typename T>
 void knn_kernel(const at::Tensor& p1, const at::Tensor& p2, const int64_t* len1, const int64_t* len2,
@@ -68,10 +81,13 @@ void knn_kernel(const at::Tensor& p1, const at::Tensor& p2, const int64_t* len1,
         for (int64_t j = top.count; j < k; ++j) d[j] = 0, i[j] = -1;
       }
     };
-    if (parallel_queries)
-      at::parallel_for(0, L, 256, queries);
-    else
+    if (parallel_queries) {
+      const int64_t chunk = 512;
+      parallel_dynamic((L + chunk - 1) / chunk,
+                       [&](int64_t c) { queries(c * chunk, std::min(L, (c + 1) * chunk)); });
+    } else {
       queries(0, L);
+    }
   };
   // One parallel region per call: with as many clouds as threads each thread takes whole
   // clouds (no barriers between building and querying); otherwise clouds go one by one
@@ -84,11 +100,9 @@ void knn_kernel(const at::Tensor& p1, const at::Tensor& p2, const int64_t* len1,
       run_cloud(bi, grid, false);
     }
   } else if (B >= at::get_num_threads()) {
-    at::parallel_for(0, B, 1, [&](int64_t s, int64_t e) {
-      for (int64_t bi = s; bi < e; ++bi) {
-        UniformGrid<T> grid;
-        run_cloud(bi, grid, false);
-      }
+    parallel_dynamic(B, [&](int64_t bi) {
+      UniformGrid<T> grid;
+      run_cloud(bi, grid, false);
     });
   } else {
     for (int64_t bi = 0; bi < B; ++bi) {
@@ -110,6 +124,11 @@ std::tuple<at::Tensor, at::Tensor> knn_common(const at::Tensor& p1, const at::Te
   auto l1 = lengths1.to(at::kLong).contiguous();
   auto l2 = lengths2.to(at::kLong).contiguous();
   const int64_t B = a.size(0), N = a.size(1);
+  TORCH_CHECK(l1.numel() == B && l2.numel() == B, "lengths must be (B,)");
+  for (int64_t bi = 0; bi < B; ++bi)
+    TORCH_CHECK(l1.data_ptr<int64_t>()[bi] >= 0 && l1.data_ptr<int64_t>()[bi] <= N &&
+                    l2.data_ptr<int64_t>()[bi] >= 0 && l2.data_ptr<int64_t>()[bi] <= b.size(1),
+                "lengths out of range");
   // every entry is written by the kernel (empty, not zeros: no extra thread-pool pass)
   auto dists = at::empty({B, N, k}, a.options());
   auto idx = at::empty({B, N, k}, a.options().dtype(at::kLong));

@@ -164,6 +164,15 @@ class UniformGrid {
 
  private:
   void set_cell(double h, const T* ext, double max_cells) {
+    bool finite = std::isfinite(h) && h > 0;
+    for (int c = 0; c < 3; ++c) finite = finite && std::isfinite(double(ext[c]));
+    if (!finite) {  // inf/NaN coordinates: one cell, i.e. brute force, rather than a bad grid
+      g_[0] = g_[1] = g_[2] = 1;
+      ncells_ = 1;
+      h_ = std::numeric_limits<T>::infinity();
+      inv_h_ = 0;
+      return;
+    }
     for (;;) {
       double n = 1;
       for (int c = 0; c < 3; ++c) {
