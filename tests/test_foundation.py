@@ -94,3 +94,18 @@ def test_readme_test_command_is_what_ci_runs():
     i = readme.index("# 2. install, then run the test suite")
     assert "pytest" in readme[i + 1]
     assert "README.md" in (root / ".ci" / "run").read_text()
+
+
+def test_atomic_outputs_get_umask_permissions(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "a.png") as tmp:
+            tmp.write_bytes(b"x")
+        with atomic_dir(tmp_path / "d"):
+            pass
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.png").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755
