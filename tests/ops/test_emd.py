@@ -144,8 +144,9 @@ def test_opcheck_schema_and_fake():
 
 
 def test_fallback_without_extension_uses_torch_auction(monkeypatch):
-    import pcgen.ops.emd as emd_mod
+    import sys
 
+    emd_mod = sys.modules["pcgen.ops.emd"]  # the attribute pcgen.ops.emd is the function
     monkeypatch.setattr(emd_mod, "has_op", lambda name, device="cpu": False)
     x, y = _clouds(B=2, N=40, seed=19)
     exact = emd(x, y, method="exact")
