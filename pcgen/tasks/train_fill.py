@@ -86,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ema", type=float, default=0.99)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--init", default=None, help="start from the weights of a (stripped) checkpoint")
     return parser
 
 
@@ -115,6 +116,13 @@ def train_fill(args) -> dict:
 
     cfg = compose_config(overrides(work / "split" / "train", args), root=work / "run")
     module, datamodule, trainer = build(cfg, work / "run")
+    if args.init:  # continue a stripped checkpoint: same architecture, fresh optimizer
+        from pcgen.train.checkpoint import load_head
+
+        head, _ = load_head(args.init)
+        module.head.load_state_dict(head.state_dict())
+        if getattr(module, "ema", None) is not None:
+            module.ema.module.load_state_dict(head.state_dict())
     t1 = time.time()
     trainer.fit(module, datamodule=datamodule)
     train_s = time.time() - t1
