@@ -35,7 +35,10 @@ def gather_points(points: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     C = points.shape[-1]
     safe = idx.clamp_min(0).reshape(B, N * K, 1).expand(B, N * K, C)
     out = points.gather(1, safe).reshape(B, N, K, C)
-    return out * (idx >= 0).unsqueeze(-1).to(points.dtype)
+    valid = idx >= 0
+    if not torch.compiler.is_compiling() and bool(valid.all()):
+        return out  # nothing to blank: skip a pass over (B, N, K, C)
+    return out * valid.unsqueeze(-1).to(points.dtype)
 
 
 @torch.no_grad()
@@ -65,10 +68,15 @@ def nearest_indices(p1, p2, lengths1, lengths2, k: int, max_dist2: float = math.
     b = p2 - center[:, None]
     b2 = (b * b).sum(-1)
     chunk = max(1, CHUNK_ELEMS // max(1, B * M))
+    bt = b.transpose(1, 2)
+    ragged = not bool(valid2.all())
     for s in range(0, N, chunk):
         q = a[:, s:s + chunk]
-        d2 = (q * q).sum(-1, keepdim=True) + b2[:, None, :] - 2.0 * q @ b.transpose(1, 2)
-        d2.clamp_min_(0).masked_fill_(~valid2[:, None, :], math.inf)
+        # |q|^2 + |b|^2 - 2 q.b with the product fused into one baddbmm pass
+        d2 = torch.baddbmm((q * q).sum(-1, keepdim=True) + b2[:, None, :], q, bt, alpha=-2.0)
+        d2.clamp_min_(0)
+        if ragged:
+            d2.masked_fill_(~valid2[:, None, :], math.inf)
         vals, ids = d2.topk(kk, dim=-1, largest=False, sorted=True)
         ids.masked_fill_(~torch.isfinite(vals), -1)
         idx[:, s:s + chunk, :kk] = ids
