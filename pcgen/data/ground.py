@@ -78,10 +78,9 @@ def fit_ground(xyz: np.ndarray, percentile: float, base_cell: float) -> GroundMo
     The cell grows with sparse data (about 4 candidates per cell) and is capped at
     ``MAX_CELLS`` cells.
     """
-    # scipy is imported here: it is only needed with --ground-normalize and costs a second
+    # imported here: only needed with --ground-normalize, and they cost a second to import
+    from matplotlib.tri import LinearTriInterpolator, Triangulation
     from scipy import ndimage
-    from scipy.interpolate import LinearNDInterpolator
-    from scipy.spatial import QhullError
 
     lo = xyz[:, :2].min(axis=0)
     hi = xyz[:, :2].max(axis=0)
@@ -105,10 +104,17 @@ def fit_ground(xyz: np.ndarray, percentile: float, base_cell: float) -> GroundMo
         jj, ii = np.nonzero(known)
         mj, mi = np.nonzero(missing)
         if len(jj) >= 3:
+            # matplotlib's TIN (qhull Delaunay + a C++ trapezoid-map point locator), not scipy's:
+            # scipy's point location first runs LAPACK, whose OpenBLAS thread pool spins for
+            # seconds on a busy machine. A tiny fixed shift breaks the lattice's co-circularity.
+            k = np.arange(len(ii))
+            px = ii + 1e-3 * (((k * 0.6180339887) % 1.0) - 0.5)
+            py = jj + 1e-3 * (((k * 0.7548776662) % 1.0) - 0.5)
             try:
-                tin = LinearNDInterpolator(np.c_[ii, jj].astype(np.float64), grid[known])
-                grid[mj, mi] = tin(np.c_[mi, mj].astype(np.float64))
-            except QhullError:  # collinear cells: nearest fill below handles it
+                tin = LinearTriInterpolator(Triangulation(px, py), grid[known])
+                filled = tin(mi.astype(np.float64), mj.astype(np.float64))
+                grid[mj, mi] = np.ma.filled(filled, np.nan)
+            except (RuntimeError, ValueError):  # collinear cells: the nearest fill handles it
                 pass
         still = np.isnan(grid)
         if still.any():
