@@ -34,7 +34,8 @@ def knn(p1: torch.Tensor, p2: torch.Tensor, k: int, lengths1=None, lengths2=None
     Differentiable w.r.t. both point sets through ``dists``. Uses the compiled kernel (a
     uniform grid for D <= 3 on the CPU, tiled brute force on CUDA) when built; on the CPU for
     D > 3 (feature-space kNN) blocked matrix products + topk, in the input dtype, so exact
-    near-ties may order differently. Never builds the full (B, N, M) distance matrix.
+    near-ties may order differently and, without autograd, ``dists`` carry the rounding of
+    |a|^2 + |b|^2 - 2ab (~1e-5 relative in float32). Never builds the full (B, N, M) matrix.
 
     Args:
         p1: (B, N, D) query points, float32 or float64.
@@ -52,8 +53,13 @@ def knn(p1: torch.Tensor, p2: torch.Tensor, k: int, lengths1=None, lengths2=None
     l1 = as_lengths("lengths1", lengths1, p1)
     l2 = as_lengths("lengths2", lengths2, p2)
     if p1.shape[2] > _MAX_INDEXED_DIM and p1.device.type == "cpu" and p2.shape[1] > 64:
-        # feature space (DGCNN): blocked matrix products + topk beat a hand-written loop
-        dists, idx = reference.knn_reference(p1, p2, l1, l2, k, exact=False)
+        # feature space (DGCNN): blocked matrix products + topk beat a hand-written loop;
+        # distances are recomputed from the neighbours only when a gradient is wanted
+        if torch.is_grad_enabled() and (p1.requires_grad or p2.requires_grad):
+            dists, idx = reference.knn_reference(p1, p2, l1, l2, k, exact=False)
+        else:
+            dists, idx = reference.nearest_indices(p1, p2, l1, l2, k, exact=False,
+                                                   return_dists=True)
     elif _ext.has_op("knn", p1.device):
         dists, idx = torch.ops.pcgen.knn(p1.contiguous(), p2.contiguous(), l1, l2, k)
     else:

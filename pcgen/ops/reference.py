@@ -43,20 +43,22 @@ def gather_points(points: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def nearest_indices(p1, p2, lengths1, lengths2, k: int, max_dist2: float = math.inf,
-                    exact: bool = True) -> torch.Tensor:
+                    exact: bool = True, return_dists: bool = False):
     """Indices (B, N, k) of the k nearest valid points of ``p2`` for every point of ``p1``.
 
     Sorted by distance; -1 where a cloud has fewer than k points (or none within
     ``sqrt(max_dist2)``) and for padded query points. ``exact`` selects in float64 (float32's
     |a|^2 + |b|^2 - 2ab expansion can swap near ties); ``exact=False`` keeps the input dtype,
     which is the fast path for high-dimensional features (BLAS beats any hand loop there).
+    ``return_dists`` also returns the block's squared distances (B, N, k) (no gradient).
     """
     B, N, D = p1.shape
     M = p2.shape[1]
     lengths1, lengths2 = _full(lengths1, p1), _full(lengths2, p2)
     idx = torch.full((B, N, k), -1, dtype=torch.int64, device=p1.device)
+    dists = torch.zeros((B, N, k), dtype=p1.dtype, device=p1.device) if return_dists else None
     if B == 0 or N == 0 or M == 0:
-        return idx
+        return (dists, idx) if return_dists else idx
     kk = min(k, M)
     # center on p2's mean: the |a|^2 + |b|^2 - 2ab expansion loses digits far from the origin
     valid2 = torch.arange(M, device=p1.device)[None, :] < lengths2[:, None]
@@ -80,8 +82,13 @@ def nearest_indices(p1, p2, lengths1, lengths2, k: int, max_dist2: float = math.
         vals, ids = d2.topk(kk, dim=-1, largest=False, sorted=True)
         ids.masked_fill_(~torch.isfinite(vals), -1)
         idx[:, s:s + chunk, :kk] = ids
+        if return_dists:
+            dists[:, s:s + chunk, :kk] = vals.masked_fill_(ids < 0, 0)
     valid1 = torch.arange(N, device=p1.device)[None, :] < lengths1[:, None]
     idx.masked_fill_(~valid1.unsqueeze(-1), -1)
+    if return_dists:
+        dists.masked_fill_(idx < 0, 0)
+        return dists, idx
     return idx
 
 
