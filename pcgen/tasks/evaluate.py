@@ -26,6 +26,7 @@ from shapely.geometry import box as shapely_box
 from pcgen.errors import InputError
 from pcgen.tasks.context import build_context, generate_in_gap
 from pcgen.tasks.fill import FillConfig
+from pcgen.tasks.gaps import tile_footprint
 
 
 @dataclass
@@ -34,7 +35,7 @@ class EvalConfig:
 
     cuts_per_tile: int = 2
     gap_size: float = 10.0        # side of the square cut, CRS units
-    edge_margin: float = 12.0     # cuts stay this far inside the tile's bounds
+    edge_margin: float = 4.0      # cuts stay this far inside the tile's bounds
     min_removed: int = 40         # cuts removing fewer true points are redrawn
     tau: list[float] = field(default_factory=lambda: [0.5, 1.0, 2.0])
     emd_points: int = 512         # subset size for EMD
@@ -145,7 +146,9 @@ def evaluate_fill(tiles: Sequence[tuple[str, np.ndarray, dict]], generators: dic
                          f"with {config.min_removed} points")
     rows, examples = [], []
     for i, cut in enumerate(tqdm(cuts, desc="cuts", disable=not progress)):
-        ctx = build_context(cut.xyz, cut.polygon, fcfg.context, attributes=cut.attributes,
+        # density over the part of the window inside the tile (a tile is much smaller than a file)
+        footprint = tile_footprint(np.r_[cut.xyz, cut.removed][:, :2], fcfg.gaps.footprint_concavity)
+        ctx = build_context(cut.xyz, cut.polygon, fcfg.context, attributes=cut.attributes, footprint=footprint,
                             rng=np.random.default_rng([config.seed, i]), gap_id=f"{cut.tile}#{i}")
         cls = cut.attributes.get("classification")
         ground = cut.xyz[np.asarray(cls) == config.ground_class] if cls is not None else cut.xyz[:0]
