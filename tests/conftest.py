@@ -8,6 +8,18 @@ import torch
 from pcgen import datadir
 
 
+@pytest.fixture
+def single_thread():
+    """One intra-op thread: tiny tensors only pay synchronisation for more (100x on a loaded 2-core box).
+
+    Opt in per folder; ops tests keep the default so the kernels' parallel paths are exercised.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def data_dir():
     try:

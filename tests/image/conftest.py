@@ -9,11 +9,8 @@ import torch
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _single_thread(single_thread):
+    """Every test in this folder runs on one torch thread (see tests/conftest.py)."""
 
 
 @pytest.fixture(scope="session")
@@ -37,10 +34,14 @@ def tiny_run(photos, tmp_path_factory):
     from pcgen.image.config import load_preset
     from pcgen.image.train import fit_autoencoder, fit_ldm
 
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    out = tmp_path_factory.mktemp("tiny_run")
-    cfg = load_preset("tiny", ["trainer.log_every_n_batches=4", "trainer.log_sample_steps=3"])
-    ae = fit_autoencoder(cfg, photos, out / "autoencoder.ckpt", max_steps=40, log_dir=out / "ae_images")
-    ldm = fit_ldm(cfg, photos, out / "ldm.ckpt", ae, max_steps=6, log_dir=out / "ldm_images")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # session-scoped, so restore it: later folders (ops) keep their threads
+    try:
+        torch.manual_seed(0)
+        out = tmp_path_factory.mktemp("tiny_run")
+        cfg = load_preset("tiny", ["trainer.log_every_n_batches=4", "trainer.log_sample_steps=3"])
+        ae = fit_autoencoder(cfg, photos, out / "autoencoder.ckpt", max_steps=40, log_dir=out / "ae_images")
+        ldm = fit_ldm(cfg, photos, out / "ldm.ckpt", ae, max_steps=6, log_dir=out / "ldm_images")
+    finally:
+        torch.set_num_threads(before)
     return {"dir": out, "autoencoder": ae, "ldm": ldm, "cfg": cfg}

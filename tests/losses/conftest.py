@@ -3,9 +3,5 @@ import torch
 
 
 @pytest.fixture(autouse=True)
-def single_thread():
-    """Tiny tensors: intra-op threads only add synchronisation on a loaded machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _single_thread(single_thread):
+    """Every test in this folder runs on one torch thread (see tests/conftest.py)."""

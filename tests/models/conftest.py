@@ -36,12 +36,8 @@ def gap_batch(batch: int, context: int, target: int, seed: int = 0) -> dict:
 
 
 @pytest.fixture(autouse=True)
-def single_thread():
-    """Tiny tensors: intra-op threads only add synchronisation (100x slower on a loaded 2-core box)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _single_thread(single_thread):
+    """Every test in this folder runs on one torch thread (see tests/conftest.py)."""
 
 
 @pytest.fixture
