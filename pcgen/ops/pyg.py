@@ -90,9 +90,18 @@ def knn_graph(x: torch.Tensor, k: int, batch=None, loop: bool = False,
     Returns:
         (2, E) int64 edge_index.
     """
+    _check_flow(flow)
+    pairs = knn(x, x, k if loop else k + 1, batch, batch, cosine, num_workers, batch_size)
+    return _edge_index(pairs, loop, flow)
+
+
+def _check_flow(flow: str) -> None:
     if flow not in ("source_to_target", "target_to_source"):
         raise InputError(f"flow must be 'source_to_target' or 'target_to_source', got {flow!r}")
-    pairs = knn(x, x, k if loop else k + 1, batch, batch, cosine, num_workers, batch_size)
+
+
+def _edge_index(pairs: torch.Tensor, loop: bool, flow: str) -> torch.Tensor:
+    """(centre, neighbour) pairs of a self-query -> PyG edge_index, self-loops dropped unless ``loop``."""
     centre, nb = pairs[0], pairs[1]
     if not loop:
         keep = centre != nb
@@ -122,15 +131,10 @@ def radius_graph(x: torch.Tensor, r: float, batch=None, loop: bool = False,
                  max_num_neighbors: int = 32, flow: str = "source_to_target",
                  num_workers: int = 1, batch_size: int | None = None) -> torch.Tensor:
     """Radius graph over ``x`` (torch_cluster.radius_graph); (2, E) edge_index."""
+    _check_flow(flow)
     pairs = radius(x, x, r, batch, batch, max_num_neighbors + (0 if loop else 1), num_workers,
                    batch_size)
-    centre, nb = pairs[0], pairs[1]
-    if not loop:
-        keep = centre != nb
-        centre, nb = centre[keep], nb[keep]
-    if flow == "source_to_target":
-        return torch.stack([nb, centre])
-    return torch.stack([centre, nb])
+    return _edge_index(pairs, loop, flow)
 
 
 def fps(src: torch.Tensor, batch=None, ratio: float = 0.5, random_start: bool = True,
