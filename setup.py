@@ -54,7 +54,9 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["pcgen", "pcgen.*"]),
-    package_data={"pcgen": ["checkpoints/*.ckpt", "checkpoints/*.json"]},
+    # The Hydra config tree (pkg://pcgen.conf) and the shipped checkpoint travel in the wheel.
+    package_data={"pcgen": ["checkpoints/*.ckpt", "checkpoints/*.json"],
+                  "pcgen.conf": ["*.yaml", "*/*.yaml"]},
     include_package_data=True,
     ext_modules=get_extensions(),
     cmdclass=get_cmdclass(),

@@ -1,6 +1,6 @@
 """Train a pcgen head: ``python train.py model=diffusion encoder=dgcnn data=forest trainer.max_steps=2000``.
 
-Thin Hydra entry: compose ``conf/config.yaml`` plus command-line overrides, then hand the config
+Thin Hydra entry: compose the packaged ``pcgen/conf/config.yaml`` plus command-line overrides, then hand the config
 to ``pcgen.train.run.train``. ``-m`` sweeps (``python train.py -m model=vae,diffusion``) use
 Hydra's basic launcher; ``resume=PATH`` continues a run. See docs/training.md.
 """
@@ -18,7 +18,7 @@ from pcgen.train.run import register_resolvers
 register_resolvers()
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+@hydra.main(version_base="1.3", config_path="pkg://pcgen.conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
 

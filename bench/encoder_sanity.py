@@ -8,7 +8,7 @@ normalized stands of trees, so every non-ground point is a tree return. Elsewher
 buildings, trees and cars, so patches it dominates are dropped.
 
 Held-out patches are whole spatial blocks (2 x 2 patches) of each file, not random points or
-patches, so neighbouring ground cannot leak across the split. Each encoder (its conf/encoder
+patches, so neighbouring ground cannot leak across the split. Each encoder (its pcgen/conf/encoder
 config, with PointNet++ centroid counts scaled to the patch size) trains for a few minutes on
 CPU as a classifier over its global feature; the script prints held-out accuracy against the
 majority-class rate (the training set's most common label, measured on the held-out patches).
@@ -34,7 +34,6 @@ from pcgen import datadir
 LABELS = ("ground", "vegetation", "building")
 ASPRS_TO_LABEL = {2: 0, 3: 1, 4: 1, 5: 1, 6: 2}
 CLASS1_IS_VEGETATION = {"Megaplot.laz", "MixedConifer.laz"}
-CONF = Path(__file__).resolve().parents[1] / "conf"
 FEET = {"foot", "us survey foot", "foot_us", "us foot"}
 
 
@@ -117,14 +116,14 @@ def to_batch(patches: list[Patch], num_points: int, rng, augment: bool) -> tuple
 
 
 def build_encoder(name: str, num_points: int):
-    from hydra import compose, initialize_config_dir
+    from hydra import compose, initialize_config_module
     from hydra.utils import instantiate
 
     overrides = [f"+encoder={name}"]
     if name == "pointnet2":  # the default 512/128 centroids are for 2048-point tiles
         overrides += [f"encoder.sa_levels.0.num_centroids={num_points // 4}",
                       f"encoder.sa_levels.1.num_centroids={num_points // 16}"]
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+    with initialize_config_module("pcgen.conf", version_base="1.3"):
         cfg = compose(overrides=overrides)
     return instantiate(cfg.encoder)
 

@@ -1,4 +1,4 @@
-"""Forward+backward time and peak memory per batch for each encoder (default configs from conf/encoder).
+"""Forward+backward time and peak memory per batch for each encoder (default configs from pcgen/conf/encoder).
 
 Each encoder runs in its own subprocess so its peak resident memory is its own. Times are the
 median of a few training steps after one warm-up step, as wall time and as CPU time of the
@@ -18,9 +18,7 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
 NAMES = ("pointnet", "pointnet2", "dgcnn")
 
 
@@ -32,10 +30,10 @@ def rss_mib() -> float:
 def measure(name: str, batch: int, num_points: int, repeats: int, device: str) -> dict:
     """Build ``name`` from its config and time training steps; runs inside the child process."""
     import torch
-    from hydra import compose, initialize_config_dir
+    from hydra import compose, initialize_config_module
     from hydra.utils import instantiate
 
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+    with initialize_config_module("pcgen.conf", version_base="1.3"):
         cfg = compose(overrides=[f"+encoder={name}"])
     torch.manual_seed(0)
     model = instantiate(cfg.encoder).to(device).train()

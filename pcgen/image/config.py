@@ -1,4 +1,4 @@
-"""Image-track presets (``conf/image/*.yaml``) and the builders that turn them into models.
+"""Image-track presets (``pcgen/conf/image/*.yaml``) and the builders that turn them into models.
 
 A preset has sections ``data``, ``autoencoder`` (``AutoencoderKL`` kwargs), ``autoencoder_train``,
 ``unet`` (``_target_`` diffusers U-Net + kwargs), ``cosplace`` (or ``null`` for unconditional),
@@ -21,32 +21,49 @@ from pcgen.image.checkpoint import load_state_strict, read_checkpoint
 from pcgen.image.cosplace import CosPlace, load_cosplace
 from pcgen.image.ldm import LatentDiffusion
 
-__all__ = ["PRESET_DIR", "preset_names", "load_preset", "to_plain", "build_unet", "build_cosplace",
+__all__ = ["preset_names", "load_preset", "to_plain", "build_unet", "build_cosplace",
            "build_ldm", "load_ldm"]
 
-PRESET_DIR = Path(__file__).resolve().parents[2] / "conf" / "image"
 
 
 def preset_names() -> list[str]:
-    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+    """The packaged presets (``pcgen/conf/image/*.yaml``)."""
+    from importlib.resources import files
+
+    return sorted(p.name[:-5] for p in files("pcgen.conf").joinpath("image").iterdir()
+                  if p.name.endswith(".yaml"))
 
 
-def load_preset(name: str | os.PathLike = "tiny", overrides: list[str] | None = None) -> DictConfig:
-    """Load ``conf/image/<name>.yaml`` (or a yaml path) and apply ``key=value`` dotlist overrides."""
+def load_preset(name: str | os.PathLike = "tiny", overrides: list[str] | None = None,
+                config_dir: str | os.PathLike | None = None) -> DictConfig:
+    """Compose preset ``image/<name>`` (or a yaml path) with Hydra-style ``key=value`` overrides.
+
+    Args:
+        name: a packaged preset name, one in ``config_dir/image/``, or the path of a yaml file.
+        overrides: e.g. ``["data.image_size=64"]``.
+        config_dir: a user's config folder searched before the packaged tree.
+    Raises:
+        ConfigError: unknown preset, malformed override or unknown key.
+    """
+    from pcgen.conf import compose
+
     path = Path(name)
-    if path.suffix not in (".yaml", ".yml"):
-        path = PRESET_DIR / f"{name}.yaml"
-    if not path.is_file():
-        raise ConfigError(f"unknown image preset {str(name)!r}; choose one of {preset_names()} or a yaml file")
-    cfg = OmegaConf.load(path)
-    if overrides:
-        bad = [o for o in overrides if "=" not in o]
-        if bad:
-            raise ConfigError(f"overrides must look like key=value, got {bad}")
-        try:
-            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
-        except Exception as exc:
-            raise ConfigError(f"bad override: {exc}") from None
+    if path.suffix in (".yaml", ".yml"):
+        if not path.is_file():
+            raise ConfigError("preset file not found", path)
+        config_dir, config_name = path.resolve().parent, path.stem
+    else:
+        config_name = f"image/{name}"
+        known = set(preset_names())
+        if config_dir is not None:
+            known |= {p.stem for p in Path(config_dir).glob("image/*.yaml")}
+        if str(name) not in known:
+            raise ConfigError(f"unknown image preset {str(name)!r}; choose one of {sorted(known)} or a yaml file")
+    bad = [o for o in overrides or [] if "=" not in o]
+    if bad:
+        raise ConfigError(f"overrides must look like key=value, got {bad}")
+    cfg = compose(config_name, list(overrides or []), config_dir=config_dir)
+    OmegaConf.set_struct(cfg, False)  # builders and the trainer read optional keys with .get
     return cfg
 
 

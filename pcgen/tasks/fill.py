@@ -25,8 +25,6 @@ from pcgen.errors import ConfigError, InputError
 from pcgen.tasks.context import ContextConfig, GapContext, build_context, generate_in_gap
 from pcgen.tasks.gaps import Gap, GapConfig, detect_gaps, tile_footprint
 
-CONF_PATH = Path(__file__).resolve().parent.parent.parent / "conf" / "task" / "fill.yaml"
-
 
 @dataclass
 class OutputConfig:
@@ -38,7 +36,7 @@ class OutputConfig:
 
 @dataclass
 class FillConfig:
-    """Everything ``pcgen fill`` reads from ``conf/task/fill.yaml`` (overridable per run)."""
+    """Everything ``pcgen fill`` reads from ``pcgen/conf/task/fill.yaml`` (overridable per run)."""
 
     gaps: GapConfig = field(default_factory=GapConfig)
     context: ContextConfig = field(default_factory=ContextConfig)
@@ -48,21 +46,26 @@ class FillConfig:
 
 
 def load_fill_config(path: str | os.PathLike | None = None, overrides: Sequence[str] = ()) -> FillConfig:
-    """Load ``fill.yaml`` over the defaults, then ``key=value`` overrides (Hydra-style dotted keys).
+    """Compose ``task/fill`` (or a yaml file) over the defaults, then ``key=value`` overrides.
 
     Raises:
-        ConfigError: unknown key or wrongly typed value.
+        ConfigError: missing file, unknown key or wrongly typed value.
     """
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
+    from pcgen.conf import compose
+
     base = OmegaConf.structured(FillConfig)
     try:
-        path = Path(path) if path else CONF_PATH
-        if path.is_file():
-            base = OmegaConf.merge(base, OmegaConf.load(path))
-        elif path != CONF_PATH:
-            raise ConfigError("config file not found", path)
+        if path:
+            path = Path(path)
+            if not path.is_file():
+                raise ConfigError("config file not found", path)
+            loaded = compose(path.stem, config_dir=path.resolve().parent)
+        else:
+            loaded = compose("task/fill")
+        base = OmegaConf.merge(base, loaded)
         if overrides:
             base = OmegaConf.merge(base, OmegaConf.from_dotlist(list(overrides)))
         cfg = OmegaConf.to_object(base)

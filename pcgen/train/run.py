@@ -21,7 +21,6 @@ from pcgen.train.datamodule import TileDataModule
 from pcgen.train.module import GANModule, HeadModule
 
 KINDS = ("vae", "gan", "diffusion", "flow_matching")
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 
 def _merge_resolver(*nodes: Any) -> DictConfig:
@@ -51,23 +50,22 @@ register_resolvers()
 
 
 def compose_config(overrides: Sequence[str] = (), root: str | os.PathLike | None = None,
-                   config_dir: str | os.PathLike = CONF_DIR) -> DictConfig:
-    """Compose ``conf/config.yaml`` outside ``train.py`` (benchmarks, scripts, notebooks).
+                   config_dir: str | os.PathLike | None = None) -> DictConfig:
+    """Compose the packaged ``config.yaml`` outside ``train.py`` (benchmarks, scripts, notebooks).
 
     Args:
         overrides: Hydra command-line style overrides, e.g. ``["model=vae", "trainer.max_steps=5"]``.
         root: run folder; sets ``trainer.default_root_dir`` (which otherwise needs Hydra's
             runtime output dir).
-        config_dir: the config folder (default: the repository's ``conf/``).
+        config_dir: a user's config folder, searched before the packaged ``pcgen/conf``.
     """
-    from hydra import compose, initialize_config_dir
+    from pcgen.conf import compose
 
     register_resolvers()
     args = list(overrides)
     if root is not None:
         args.append(f"trainer.default_root_dir={Path(root).resolve()}")
-    with initialize_config_dir(config_dir=str(Path(config_dir).resolve()), version_base="1.3"):
-        return compose("config", overrides=args)
+    return compose("config", args, config_dir=config_dir)
 
 
 def _container(node: Any) -> Any:
@@ -166,7 +164,7 @@ def train(cfg: DictConfig, root: str | os.PathLike | None = None) -> dict[str, A
     """Fit as configured; returns final metrics and checkpoint paths.
 
     Args:
-        cfg: the composed config (``conf/config.yaml``).
+        cfg: the composed config (``pcgen/conf/config.yaml``).
         root: run folder for checkpoints, logs and samples (default: Hydra's output dir / cwd).
     """
     resume = resolve_resume(cfg.get("resume"), cfg.model.kind)

@@ -1,0 +1,1 @@
+"""Jobs on LiDAR tiles: fill gaps, augment, evaluate; model outputs become LAS written back by ``pcgen.io``."""
