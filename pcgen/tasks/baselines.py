@@ -4,6 +4,8 @@ Gap filling (``generate(ctx, n, rng) -> (P, 3)`` world points over the gap's bou
 
 * :class:`MirrorFill` copies the surrounding points into the gap by reflecting the strips
   beside each side of the gap across that side (what a PDAL/CloudCompare user does by hand).
+* :class:`HybridFill` is the mirror copy with its heights re-based from the ground it was
+  copied from to the gap's own ground: the bar a model must clear.
 * :class:`SurfaceFill` interpolates two surfaces from the surroundings, ground and first
   returns (Delaunay, IDW outside the hull), and samples them at the surrounding density.
 
@@ -22,38 +24,74 @@ from scipy.interpolate import LinearNDInterpolator
 from scipy.spatial import Delaunay, cKDTree
 
 from pcgen.tasks.context import GapContext
+from pcgen.tasks.frame import GroundSurface, ground_points, lowest_per_cell
+
+
+def mirror_pool(ctx: GapContext) -> tuple[np.ndarray, np.ndarray]:
+    """Reflections into the gap's box of the strips beside its four sides.
+
+    Each side contributes the strip outside it as wide (or tall) as the gap, mirrored across
+    that side, so near the edge the copy continues the surface it touches. Where no strip
+    touches the box, the context points themselves stand in.
+
+    Returns:
+        (pool (P, 3) reflected world points, origin (P, 2) the xy each was copied from).
+    """
+    xmin, ymin, xmax, ymax = ctx.gap_box
+    w, h = xmax - xmin, ymax - ymin
+    p = ctx.xyz
+    pools, origins = [], []
+    for axis, lo, hi, width in ((0, xmin, xmax, w), (1, ymin, ymax, h)):
+        other = 1 - axis
+        olo, ohi = (ymin, ymax) if axis == 0 else (xmin, xmax)
+        band = (p[:, other] >= olo) & (p[:, other] <= ohi)
+        for edge, sign in ((lo, -1.0), (hi, 1.0)):
+            d = (p[:, axis] - edge) * sign  # distance beyond the edge, outward
+            sel = band & (d > 0) & (d <= width)
+            q = p[sel].copy()
+            q[:, axis] = edge - sign * d[sel]
+            pools.append(q)
+            origins.append(p[sel, :2])
+    pool = np.concatenate(pools) if pools else np.zeros((0, 3))
+    if len(pool) == 0:
+        return ctx.xyz, ctx.xyz[:, :2]
+    return pool, np.concatenate(origins)
 
 
 class MirrorFill:
-    """Reflect the points beside each side of the gap's box into the box.
+    """Reflect the points beside each side of the gap's box into the box (:func:`mirror_pool`).
 
-    Each side contributes the strip as wide (or tall) as the gap, mirrored across that side;
-    near the edge the copy continues the surface it touches. ``n`` points are drawn from the
-    pool of all reflections.
+    ``n`` points are drawn from the pool of all four reflections.
     """
 
     name = "mirror"
 
     def generate(self, ctx: GapContext, n: int, rng: np.random.Generator) -> np.ndarray:
-        xmin, ymin, xmax, ymax = ctx.gap_box
-        w, h = xmax - xmin, ymax - ymin
-        p = ctx.xyz
-        pools = []
-        for axis, lo, hi, width in ((0, xmin, xmax, w), (1, ymin, ymax, h)):
-            other = 1 - axis
-            olo, ohi = (ymin, ymax) if axis == 0 else (xmin, xmax)
-            band = (p[:, other] >= olo) & (p[:, other] <= ohi)
-            for edge, sign in ((lo, -1.0), (hi, 1.0)):
-                d = (p[:, axis] - edge) * sign  # distance beyond the edge, outward
-                sel = band & (d > 0) & (d <= width)
-                q = p[sel].copy()
-                q[:, axis] = edge - sign * d[sel]
-                pools.append(q)
-        pool = np.concatenate(pools) if pools else np.zeros((0, 3))
-        if len(pool) == 0:  # no strip touches the box: copy the nearest points instead
-            pool = ctx.xyz
+        pool, _ = mirror_pool(ctx)
         idx = rng.choice(len(pool), size=n, replace=len(pool) < n)
         return pool[idx]
+
+
+class HybridFill:
+    """The mirror copy re-based onto the gap's own ground: the strongest simple baseline.
+
+    Points are drawn from :func:`mirror_pool` (the strips beside all four sides, reflected
+    across their side). Each keeps its height above the ground where it was copied from and is
+    set at that height above the ground where it lands; the ground is interpolated from the
+    context's class-2 returns (lowest point per 2 m cell without them) by
+    :class:`pcgen.tasks.frame.GroundSurface`. On sloped terrain this keeps copied ground on the
+    ground and copied crowns at their height instead of floating or buried.
+    """
+
+    name = "hybrid"
+
+    def generate(self, ctx: GapContext, n: int, rng: np.random.Generator) -> np.ndarray:
+        pool, origin = mirror_pool(ctx)
+        idx = rng.choice(len(pool), size=n, replace=len(pool) < n)
+        pts, src = pool[idx].copy(), origin[idx]
+        ground = GroundSurface(ground_points(ctx.xyz, ctx.attributes.get("classification")))
+        pts[:, 2] += ground(pts[:, :2]) - ground(src)
+        return pts
 
 
 class SurfaceFill:
@@ -106,7 +144,7 @@ class SurfaceFill:
         ret = None if ret is None else np.asarray(ret)[near]
         ground = np.asarray(cls) == self.ground_class if cls is not None else np.zeros(len(p), bool)
         if ground.sum() < 3:  # no ground class: the lowest point of each 2 m cell stands in
-            ground = _lowest_per_cell(p, cell=2.0)
+            ground = lowest_per_cell(p)
         first = (np.asarray(ret) == 1) & ~ground if ret is not None else ~ground
         frac_ground = ground.mean()
         zg = self._surface(p[ground], xy)
@@ -117,18 +155,6 @@ class SurfaceFill:
         else:
             z = zg
         return np.c_[xy, z]
-
-
-def _lowest_per_cell(p: np.ndarray, cell: float) -> np.ndarray:
-    key = np.floor(p[:, :2] / cell).astype(np.int64)
-    _, inv = np.unique(key, axis=0, return_inverse=True)
-    inv = inv.reshape(-1)
-    order = np.lexsort((p[:, 2], inv))
-    first = np.ones(len(order), bool)
-    first[1:] = inv[order][1:] != inv[order][:-1]
-    mask = np.zeros(len(p), bool)
-    mask[order[first]] = True
-    return mask
 
 
 class JitterResample:

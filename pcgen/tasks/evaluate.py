@@ -26,6 +26,7 @@ from shapely.geometry import box as shapely_box
 from pcgen.errors import InputError
 from pcgen.tasks.context import build_context, generate_in_gap
 from pcgen.tasks.fill import FillConfig
+from pcgen.tasks.frame import GroundSurface
 from pcgen.tasks.gaps import tile_footprint
 
 
@@ -75,16 +76,6 @@ def cut_boxes(name: str, xyz: np.ndarray, attributes: dict, config: EvalConfig,
     return cuts
 
 
-def _ground_height(ground: np.ndarray, xy: np.ndarray) -> np.ndarray:
-    if len(ground) == 0:
-        return np.zeros(len(xy))
-    k = min(8, len(ground))
-    d, i = cKDTree(ground[:, :2]).query(xy, k=k)
-    d, i = d.reshape(len(xy), k), i.reshape(len(xy), k)
-    w = 1.0 / np.maximum(d, 1e-3) ** 2
-    return (w * ground[i, 2]).sum(1) / w.sum(1)
-
-
 def fill_metrics(generated: np.ndarray, true: np.ndarray, area: float, ground: np.ndarray,
                  tau: Sequence[float], emd_points: int, rng: np.random.Generator) -> dict:
     """Metrics of one filled gap against the removed points (see module docstring).
@@ -116,8 +107,9 @@ def fill_metrics(generated: np.ndarray, true: np.ndarray, area: float, ground: n
     a = generated[rng.choice(len(generated), m, replace=False)] - origin
     b = true[rng.choice(len(true), m, replace=False)] - origin
     out["emd"] = float(emd(torch.as_tensor(a)[None], torch.as_tensor(b)[None], squared=False)[0])
-    hg = generated[:, 2] - _ground_height(ground, generated[:, :2])
-    ht = true[:, 2] - _ground_height(ground, true[:, :2])
+    surface = GroundSurface(ground)
+    hg = generated[:, 2] - surface(generated[:, :2])
+    ht = true[:, 2] - surface(true[:, :2])
     for q in (50, 95):
         out[f"p{q}_err"] = float(abs(np.percentile(hg, q) - np.percentile(ht, q)))
     out["density_err"] = float(abs(len(generated) - len(true)) / area)

@@ -17,7 +17,7 @@ from pcgen.errors import CheckpointError, ConfigError
 from pcgen.tasks.context import GapContext
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "default_fill.ckpt"
-BASELINES = ("mirror", "surface")
+BASELINES = ("mirror", "hybrid", "surface")
 
 
 def window_frame(xyz: np.ndarray, window_bounds) -> tuple[np.ndarray, float]:
@@ -140,6 +140,9 @@ def make_generator(spec: tuple):
     elif kind == "mirror":
         from pcgen.tasks.baselines import MirrorFill
         gen = MirrorFill()
+    elif kind == "hybrid":
+        from pcgen.tasks.baselines import HybridFill
+        gen = HybridFill()
     elif kind == "surface":
         from pcgen.tasks.baselines import SurfaceFill
         gen = SurfaceFill()

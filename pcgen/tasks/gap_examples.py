@@ -1,0 +1,155 @@
+"""Gap examples in the gap frame: what a conditional gap model sees, in training and when filling.
+
+:func:`frame_example` turns one :class:`~pcgen.tasks.context.GapContext` into arrays in the gap
+frame (:mod:`pcgen.tasks.frame`): the context points with their ground flag, the hybrid fill as
+the source the model starts from, and a few numbers about the gap (its size, the surrounding
+density, the context's height envelope). Training and filling both call it, so the model never
+sees a window prepared differently from the ones it learned on.
+
+:func:`cut_examples` cuts random square gaps of several sizes out of real clouds (whole files of
+the training sites) and keeps, for each, the frame example plus the removed points: the
+training set of the gap models (``datasets/train_default_fill.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+from shapely.geometry import box as shapely_box
+
+from pcgen.errors import InputError
+from pcgen.tasks.baselines import HybridFill
+from pcgen.tasks.context import ContextConfig, GapContext, build_context
+from pcgen.tasks.frame import GROUND_CLASS, GapFrame
+
+COND_DIM = 6  # half side, log density, context height p50 / p95 / max, ground share
+
+
+@dataclass
+class FrameExample:
+    """One gap in the gap frame (metres, gap-centred, z = height above ground).
+
+    Attributes:
+        frame: maps these arrays back to world coordinates.
+        context: (M, 3) float32 context points.
+        context_ground: (M,) float32, 1 for the ground returns the frame was fitted on.
+        source: (P, 3) float32 hybrid fill, P = the gap's point budget.
+        cond: (COND_DIM,) float32 gap descriptors (see :data:`COND_DIM`).
+        half: (2,) half sides of the gap's box.
+        z_max: highest context height above ground (the envelope generated heights stay under).
+        truth: (R, 3) float32 removed points when known (training), else None.
+    """
+
+    frame: GapFrame
+    context: np.ndarray
+    context_ground: np.ndarray
+    source: np.ndarray
+    cond: np.ndarray
+    half: np.ndarray
+    z_max: float
+    truth: np.ndarray | None = None
+
+
+def frame_example(ctx: GapContext, n: int, rng: np.random.Generator, truth_xyz: np.ndarray | None = None,
+                  source_xyz: np.ndarray | None = None) -> FrameExample:
+    """Put one gap, its hybrid fill of ``n`` points and (optionally) its true points in the gap frame.
+
+    Args:
+        ctx: the gap and the points around it.
+        n: points to generate (the gap's budget, or more for a clipped polygon).
+        rng: draws the hybrid fill.
+        truth_xyz: (R, 3) world points removed from the gap, for training.
+        source_xyz: (n, 3) world source points to use instead of a fresh hybrid fill.
+    """
+    cls = ctx.attributes.get("classification")
+    frame = GapFrame.fit(ctx.xyz, ctx.gap_box, cls)
+    context = frame.to_frame(ctx.xyz)
+    if cls is not None and (np.asarray(cls) == GROUND_CLASS).sum() >= 3:
+        is_ground = (np.asarray(cls) == GROUND_CLASS).astype(np.float32)
+    else:  # the frame's lowest-per-cell ground: flag the context points sitting on it
+        is_ground = (np.abs(context[:, 2]) < 0.3).astype(np.float32)
+    src = source_xyz if source_xyz is not None else HybridFill().generate(ctx, n, rng)
+    source = frame.to_frame(src)
+    xmin, ymin, xmax, ymax = ctx.gap_box
+    half = np.array([(xmax - xmin) / 2, (ymax - ymin) / 2])
+    hz = context[:, 2]
+    cond = np.array([half.mean() / 10.0, np.log(max(ctx.density, 1e-3)) / 3.0,
+                     np.percentile(hz, 50) / 10.0, np.percentile(hz, 95) / 10.0, hz.max() / 10.0,
+                     is_ground.mean()], dtype=np.float32)
+    truth = None if truth_xyz is None else frame.to_frame(truth_xyz).astype(np.float32)
+    return FrameExample(frame=frame, context=context.astype(np.float32), context_ground=is_ground,
+                        source=source.astype(np.float32), cond=cond, half=half.astype(np.float32),
+                        z_max=float(hz.max()), truth=truth)
+
+
+class SortedCloud:
+    """A cloud sorted by x, so square windows are found by two binary searches, not a full scan."""
+
+    def __init__(self, xyz: np.ndarray, classification: np.ndarray | None):
+        order = np.argsort(xyz[:, 0], kind="stable")
+        self.xyz = np.ascontiguousarray(xyz[order], dtype=np.float64)
+        self.cls = None if classification is None else np.asarray(classification)[order]
+        self.lo = self.xyz[:, :2].min(0)
+        self.hi = self.xyz[:, :2].max(0)
+
+    def window(self, xmin: float, ymin: float, xmax: float, ymax: float) -> np.ndarray:
+        """Indices of the points inside the box."""
+        a, b = np.searchsorted(self.xyz[:, 0], [xmin, xmax], side="left")
+        y = self.xyz[a:b, 1]
+        return a + np.nonzero((y >= ymin) & (y <= ymax))[0]
+
+
+def cut_examples(cloud: SortedCloud, count: int, gap_sizes, rng: np.random.Generator,
+                 context: ContextConfig | None = None, min_removed: int = 40, max_truth: int = 1024,
+                 max_tries: int = 40) -> list[FrameExample]:
+    """Cut ``count`` random square gaps out of a real cloud and frame each with its truth.
+
+    Gaps lie where their whole context window is inside the data's bounds; a window whose
+    ring is less than half covered by points (1 m cells) is redrawn, so the density is measured
+    on data, not on the void beyond a file's edge. Above ``max_truth`` removed points the truth
+    and the source are thinned by the same factor, so both keep one density.
+
+    Args:
+        cloud: the whole file.
+        count: examples wanted (fewer if the cloud keeps refusing cuts).
+        gap_sizes: sides to draw from uniformly, e.g. (5, 20) for a range.
+    """
+    cfg = context or ContextConfig()
+    lo_s, hi_s = float(min(gap_sizes)), float(max(gap_sizes))
+    out: list[FrameExample] = []
+    for _ in range(count * max_tries):
+        if len(out) == count:
+            break
+        side = rng.uniform(lo_s, hi_s)
+        half_w = max(cfg.min_half_size, 0.5 * cfg.scale * side)
+        if np.any(cloud.hi - cloud.lo <= 2 * half_w):
+            continue
+        c = rng.uniform(cloud.lo + half_w, cloud.hi - half_w)
+        idx = cloud.window(c[0] - half_w, c[1] - half_w, c[0] + half_w, c[1] + half_w)
+        if len(idx) < cfg.min_points * 4:
+            continue
+        pts = cloud.xyz[idx]
+        cells = np.unique(np.floor((pts[:, :2] - c + half_w) / 2.0).astype(np.int64), axis=0)
+        if len(cells) < 0.5 * (half_w) ** 2:  # (2 half / 2 m)² cells, half of them occupied
+            continue
+        poly = shapely_box(c[0] - side / 2, c[1] - side / 2, c[0] + side / 2, c[1] + side / 2)
+        inside = shapely.contains_xy(poly, pts[:, 0], pts[:, 1])
+        if inside.sum() < min_removed:
+            continue
+        attrs = {} if cloud.cls is None else {"classification": cloud.cls[idx]}
+        try:
+            ctx = build_context(pts, poly, cfg, attributes=attrs, rng=rng)
+        except InputError:
+            continue
+        truth = pts[inside]
+        n = ctx.n_target
+        if len(truth) > max_truth:
+            keep = max_truth / len(truth)
+            truth = truth[rng.choice(len(truth), max_truth, replace=False)]
+            n = max(int(round(n * keep)), 1)
+        if n < 8:
+            continue
+        out.append(frame_example(ctx, n, rng, truth_xyz=truth))
+    return out

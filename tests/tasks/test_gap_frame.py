@@ -1,0 +1,96 @@
+"""The gap frame, the hybrid baseline and the gap examples, on constructed tiles with a known ground."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from shapely.geometry import box
+
+from pcgen.models.gap_offset import clamp_to_gap
+from pcgen.tasks.baselines import HybridFill, MirrorFill
+from pcgen.tasks.context import ContextConfig, build_context
+from pcgen.tasks.frame import GapFrame, ground_heights, lowest_per_cell
+from pcgen.tasks.gap_examples import SortedCloud, cut_examples, frame_example
+
+
+def sloped_tile(rng, slope=0.2, canopy=12.0):
+    """A 60 m tile on the plane z = 100 + slope * x: ground returns (class 2) on a 1 m grid, and
+    a flat canopy layer at ``canopy`` m above ground (class 5) over the half x < 30."""
+    gx, gy = np.meshgrid(np.arange(0.5, 60, 1.0), np.arange(0.5, 60, 1.0))
+    ground = np.c_[gx.ravel(), gy.ravel()]
+    ground = np.c_[ground, 100 + slope * ground[:, 0]]
+    cxy = rng.uniform([0, 0], [30, 60], (3000, 2))
+    crown = np.c_[cxy, 100 + slope * cxy[:, 0] + canopy]
+    xyz = np.r_[ground, crown]
+    cls = np.r_[np.full(len(ground), 2), np.full(len(crown), 5)].astype(np.uint8)
+    return xyz, cls
+
+
+def test_frame_round_trip_and_heights_above_ground():
+    rng = np.random.default_rng(0)
+    xyz, cls = sloped_tile(rng)
+    frame = GapFrame.fit(xyz, (25, 25, 35, 35), cls)
+    np.testing.assert_allclose(frame.center, [30, 30])
+    local = frame.to_frame(xyz)
+    np.testing.assert_allclose(frame.to_world(local), xyz, atol=1e-9)
+    # canopy points sit 12 m above the sloped ground in the frame, ground points at 0
+    assert np.abs(local[cls == 2, 2]).max() < 1e-5
+    # IDW flattens a 0.2 slope a little between the 1 m ground grid's points
+    np.testing.assert_allclose(local[cls == 5, 2], 12.0, atol=0.15)
+
+
+def test_ground_falls_back_to_lowest_point_per_cell():
+    pts = np.array([[0.5, 0.5, 3.0], [0.6, 0.4, 1.0], [2.5, 0.5, 7.0], [2.6, 0.7, 9.0]])
+    np.testing.assert_array_equal(lowest_per_cell(pts, 2.0), [False, True, True, False])
+    # IDW at a ground point returns its own height
+    assert abs(ground_heights(pts[[1, 2]], np.array([[0.6, 0.4]]))[0] - 1.0) < 1e-5
+
+
+def test_hybrid_rebases_the_mirror_copy_onto_the_gaps_ground():
+    rng = np.random.default_rng(1)
+    xyz, cls = sloped_tile(rng, slope=0.3, canopy=10.0)
+    gap = box(40, 25, 50, 35)  # ground only around it, on a 0.3 slope
+    inside = (xyz[:, 0] >= 40) & (xyz[:, 0] <= 50) & (xyz[:, 1] >= 25) & (xyz[:, 1] <= 35)
+    ctx = build_context(xyz[~inside], gap, ContextConfig(min_half_size=15), attributes={"classification": cls[~inside]})
+    true_z = lambda p: 100 + 0.3 * p[:, 0]  # noqa: E731
+    mirror = MirrorFill().generate(ctx, 400, np.random.default_rng(2))
+    hybrid = HybridFill().generate(ctx, 400, np.random.default_rng(2))
+    np.testing.assert_array_equal(mirror[:, :2], hybrid[:, :2])  # same copy, same places
+    # a reflected strip of ground lands up to 10 m from where it was: the mirror is off by up to 3 m
+    assert np.abs(mirror[:, 2] - true_z(mirror)).mean() > 1.0
+    assert np.abs(hybrid[:, 2] - true_z(hybrid)).max() < 0.25
+    assert np.abs(hybrid[:, 2] - true_z(hybrid)).mean() < 0.05
+
+
+def test_frame_example_budget_and_envelope():
+    rng = np.random.default_rng(3)
+    xyz, cls = sloped_tile(rng)
+    gap = box(20, 20, 30, 30)
+    inside = (xyz[:, 0] >= 20) & (xyz[:, 0] <= 30) & (xyz[:, 1] >= 20) & (xyz[:, 1] <= 30)
+    ctx = build_context(xyz[~inside], gap, ContextConfig(min_half_size=15), attributes={"classification": cls[~inside]})
+    # the 40 m window minus the gap holds 1500 ground points and ~1500 crown points (the canopy
+    # covers x < 30 at 1.67 /m²) on 1500 m²: 2 points /m², 200 points for the 100 m² gap
+    ex = frame_example(ctx, ctx.n_target, rng, truth_xyz=xyz[inside])
+    assert len(ex.source) == ctx.n_target
+    assert abs(ctx.n_target - 200) <= 10
+    np.testing.assert_allclose(ex.half, [5, 5])
+    assert abs(ex.z_max - 12.0) < 0.15
+    # every truth point is ground (0 m) or canopy (12 m) in the frame
+    z = ex.truth[:, 2]
+    assert np.all((np.abs(z) < 0.15) | (np.abs(z - 12) < 0.15))
+    # sampled points are kept inside the gap's box and under the envelope + 1 m
+    x = torch.tensor([[[9.0, -7.0, 30.0], [1.0, 2.0, -5.0]]])
+    out = clamp_to_gap(x, torch.tensor([[5.0, 5.0]]), torch.tensor([12.0]))
+    np.testing.assert_allclose(out[0].numpy(), [[5, -5, 13], [1, 2, -1]])
+
+
+def test_cut_examples_have_truth_inside_the_gap():
+    rng = np.random.default_rng(4)
+    xyz, cls = sloped_tile(rng)
+    exs = cut_examples(SortedCloud(xyz, cls), 5, (5, 10), np.random.default_rng(5),
+                       context=ContextConfig(min_half_size=12))
+    assert len(exs) == 5
+    for ex in exs:
+        assert np.all(np.abs(ex.truth[:, :2]) <= ex.half + 1e-4)
+        assert np.all(np.abs(ex.source[:, :2]) <= ex.half + 1e-4)
+        assert 5 / 2 <= ex.half[0] <= 10 / 2
