@@ -1,8 +1,9 @@
 """Point-cloud I/O: ``read``/``write`` by file suffix, ``open_chunks`` for files larger than memory.
 
 LAS/LAZ (1.0–1.4) go through laspy + lazrs and round-trip bit-exact; PLY/PCD/XYZ go through
-open3d. Every failure a user can cause raises ``pcgen.errors.InputError``/``OutputError``
-naming the file.
+open3d. EPT datasets (``ept.json`` or its folder) and COPC files are read by ``bounds`` and
+``resolution`` through their octrees (`pcgen.io.ept`, `pcgen.io.copc`). Every failure a user
+can cause raises ``pcgen.errors.InputError``/``OutputError`` naming the file.
 
 Example:
     >>> cloud = pcgen.io.read("plot.laz")
@@ -16,15 +17,18 @@ import contextlib
 from pathlib import Path
 from typing import Iterator
 
-from pcgen.errors import InputError, OutputError
+from pcgen.errors import ConfigError, InputError, OutputError
+from pcgen.io.bounds import crop
 from pcgen.io.cloud import PointAttributes, PointCloud, concat, parse_crs
+from pcgen.io.copc import is_copc, read_copc
+from pcgen.io.ept import is_ept, open_ept_chunks, read_ept
 from pcgen.io.las import LAS_SUFFIXES, ChunkReader, open_las_chunks, read_las, write_las
 from pcgen.io.o3d import O3D_SUFFIXES, read_o3d, write_o3d
 
 SUFFIXES = LAS_SUFFIXES + O3D_SUFFIXES
 
 __all__ = ["PointCloud", "PointAttributes", "ChunkReader", "read", "write", "open_chunks",
-           "concat", "parse_crs", "SUFFIXES"]
+           "concat", "parse_crs", "SUFFIXES", "is_ept", "is_copc", "read_ept", "read_copc"]
 
 
 def _suffix(path, error) -> str:
@@ -35,11 +39,28 @@ def _suffix(path, error) -> str:
     return suffix
 
 
-def read(path) -> PointCloud:
-    """Read a LAS/LAZ/PLY/PCD/XYZ file into a `PointCloud`."""
-    if _suffix(path, InputError) in LAS_SUFFIXES:
-        return read_las(path)
-    return read_o3d(path)
+def read(path, bounds=None, resolution: float | None = None) -> PointCloud:
+    """Read a LAS/LAZ/PLY/PCD/XYZ file or an EPT dataset into a `PointCloud`.
+
+    Args:
+        path: a file, an EPT ``ept.json`` or the folder holding it.
+        bounds: keep points in the closed box ``(xmin, ymin, xmax, ymax)`` or
+            ``(xmin, ymin, zmin, xmax, ymax, zmax)`` (the data's CRS units). EPT and COPC
+            decode only the octree nodes the box meets; other files are read and cropped.
+        resolution: coarsest acceptable point spacing; EPT and COPC only (octree depths).
+    Raises:
+        InputError: unreadable input, or bounds that miss the data.
+        ConfigError: malformed bounds/resolution, or a resolution for a file without octree.
+    """
+    if is_ept(path):
+        return read_ept(path, bounds, resolution)
+    is_las = _suffix(path, InputError) in LAS_SUFFIXES
+    if (bounds is not None or resolution is not None) and is_las and is_copc(path):
+        return read_copc(path, bounds, resolution)
+    if resolution is not None:
+        raise ConfigError("a resolution needs an octree: an EPT dataset or a COPC file", path)
+    cloud = read_las(path) if is_las else read_o3d(path)
+    return cloud if bounds is None else crop(cloud, bounds, path)
 
 
 def write(cloud: PointCloud, path) -> None:
@@ -54,14 +75,19 @@ def write(cloud: PointCloud, path) -> None:
 def open_chunks(path, chunk_size: int = 1_000_000) -> Iterator[ChunkReader]:
     """Read a file as an iterable of `PointCloud` chunks of at most ``chunk_size`` points.
 
-    LAS/LAZ stream from disk; other formats are read whole and split.
+    LAS/LAZ (COPC included) stream from disk; an EPT dataset streams one chunk per octree
+    node (nodes are already small, ``chunk_size`` does not apply); other formats are read
+    whole and split.
 
     Example:
         >>> with pcgen.io.open_chunks("big.laz", 2_000_000) as chunks:
         ...     for chunk in chunks:
         ...         print(len(chunk), chunk.xyz.mean(axis=0))
     """
-    if _suffix(path, InputError) in LAS_SUFFIXES:
+    if is_ept(path):
+        with open_ept_chunks(path) as reader:
+            yield reader
+    elif _suffix(path, InputError) in LAS_SUFFIXES:
         with open_las_chunks(path, chunk_size) as reader:
             yield reader
     else:

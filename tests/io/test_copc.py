@@ -1,0 +1,190 @@
+"""COPC: bounds/resolution queries through `pcgen.io.read` against a brute-force filter.
+
+No shared file is COPC and no maintained Python library writes COPC (laspy reads only;
+copclib's wheels lag Python releases), so `_write_copc` builds one at test time from a real
+LAS 1.4 / PDRF 6 file: the octree (a random level of detail per point, its key from its
+position) is ours, the LAZ chunks are lazrs', and the reader under test is laspy's
+``CopcReader``, which checks the layout the COPC specification fixes.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import laspy
+import lazrs
+import numpy as np
+import pytest
+
+import pcgen.io as pio
+from pcgen import datadir
+from pcgen.errors import ConfigError, InputError
+
+SOURCE = "spanner_ALS_Clip.laz"  # 29,915 points, LAS 1.4 / PDRF 6, NAD83(2011) UTM 12N
+LEVEL_SIZES = (2_000, 8_000)  # points on levels 0 and 1; the rest go to level 2
+
+
+def _source() -> laspy.LasData:
+    return laspy.read(datadir.data_dir() / "training" / SOURCE)
+
+
+def _write_copc(path, las: laspy.LasData, seed: int = 0) -> dict:
+    """Write ``las`` (PDRF 6-8, LAS 1.4) as a 3-level COPC file; returns the octree it used."""
+    xyz = np.c_[las.x, las.y, las.z]
+    lo, hi = xyz.min(axis=0), xyz.max(axis=0)
+    halfsize = float((hi - lo).max()) / 2 + 1.0
+    center = (lo + hi) / 2
+    root_min = center - halfsize
+    spacing = 2 * halfsize / 32
+    level = np.full(len(xyz), 2)
+    order = np.random.default_rng(seed).permutation(len(xyz))
+    level[order[:LEVEL_SIZES[0]]] = 0
+    level[order[LEVEL_SIZES[0]:sum(LEVEL_SIZES)]] = 1
+    nodes = {}
+    for d in range(3):
+        side = 2 * halfsize / 2 ** d
+        cell = np.clip(np.floor((xyz - root_min) / side).astype(int), 0, 2 ** d - 1)
+        for idx in np.flatnonzero(level == d):
+            nodes.setdefault((d, *cell[idx].tolist()), []).append(idx)
+    keys = sorted(nodes)
+
+    fmt = las.header.point_format
+    header = laspy.LasHeader(version="1.4", point_format=fmt)
+    header.scales, header.offsets = las.header.scales, las.header.offsets
+    header.add_crs(las.header.parse_crs())
+    laz_vlr = lazrs.LazVlr.new_for_compression(fmt.id, fmt.num_extra_bytes, True)
+    header.vlrs.insert(0, laspy.VLR("copc", 1, "copc info", bytes(160)))
+    header.vlrs.append(laspy.VLR("laszip encoded", 22204, "lazrs", laz_vlr.record_data()))
+    header.are_points_compressed = True
+    header.point_count = len(xyz)
+    header.mins, header.maxs = lo, hi
+    records = las.points.array
+    with open(path, "w+b") as fh:
+        header.write_to(fh)
+        data_start = fh.tell()
+        compressor = lazrs.LasZipCompressor(fh, laz_vlr)
+        compressor.reserve_offset_to_chunk_table()
+        for i, key in enumerate(keys):
+            if i:
+                compressor.finish_current_chunk()  # one LAZ chunk per node
+            compressor.compress_many(records[nodes[key]].tobytes())
+        compressor.done()
+        fh.seek(data_start)
+        chunks = lazrs.read_chunk_table(fh, laz_vlr)
+        assert [c[0] for c in chunks] == [len(nodes[k]) for k in keys]
+        offset, page = data_start + 8, b""
+        for key, (count, size) in zip(keys, chunks):
+            page += struct.pack("<4iQ2i", *key, offset, size, count)
+            offset += size
+        fh.seek(0, 2)
+        evlr_start = fh.tell()
+        fh.write(struct.pack("<H16sHQ32s", 0, b"copc", 1000, len(page), b"copc hierarchy"))
+        fh.write(page)
+        gps = las.points["gps_time"]
+        info = struct.pack("<3d2d2Q2d", *center, halfsize, spacing, evlr_start + 60, len(page),
+                           float(gps.min()), float(gps.max())) + bytes(88)
+        header.vlrs[0] = laspy.VLR("copc", 1, "copc info", info)
+        header.start_of_first_evlr, header.number_of_evlrs = evlr_start, 1
+        fh.seek(0)
+        header.write_to(fh, ensure_same_size=True)
+    return {"keys": keys, "level": level, "root_min": root_min, "halfsize": halfsize,
+            "spacing": spacing}
+
+
+@pytest.fixture(scope="module")
+def copc(tmp_path_factory):
+    las = _source()
+    path = tmp_path_factory.mktemp("copc") / "als.copc.laz"
+    octree = _write_copc(path, las)
+    return path, las, octree
+
+
+def _sorted_rows(array: np.ndarray) -> np.ndarray:
+    void = np.ascontiguousarray(array).view(np.dtype((np.void, array.dtype.itemsize)))
+    return np.sort(void)
+
+
+def test_generated_file_is_copc_and_whole_read_is_exact(copc):
+    path, las, _ = copc
+    assert pio.is_copc(path) and not pio.is_copc(datadir.data_dir() / "training" / SOURCE)
+    whole = pio.read(path)  # no query: the plain LAZ path
+    assert len(whole) == len(las.points)
+    assert np.array_equal(_sorted_rows(whole.to_record().array), _sorted_rows(las.points.array))
+
+
+@pytest.mark.parametrize("frac", [(0.0, 0.0, 0.3, 0.4), (0.25, 0.5, 0.75, 1.0), (0.6, 0.1, 0.61, 0.12)])
+def test_bounds_query_matches_brute_force(copc, frac):
+    path, las, _ = copc
+    xyz = np.c_[las.x, las.y, las.z]
+    lo, hi = xyz.min(axis=0), xyz.max(axis=0)
+    box = (lo[0] + frac[0] * (hi[0] - lo[0]), lo[1] + frac[1] * (hi[1] - lo[1]),
+           lo[0] + frac[2] * (hi[0] - lo[0]), lo[1] + frac[3] * (hi[1] - lo[1]))
+    inside = (xyz[:, 0] >= box[0]) & (xyz[:, 0] <= box[2]) & \
+        (xyz[:, 1] >= box[1]) & (xyz[:, 1] <= box[3])
+    got = pio.read(path, bounds=box)
+    assert len(got) == inside.sum() > 0
+    assert np.array_equal(_sorted_rows(got.to_record().array),
+                          _sorted_rows(las.points.array[inside]))
+    assert got.crs == las.header.parse_crs()
+    # the result is plain LAZ: no COPC VLR that would promise an octree it does not have
+    assert not any(v.user_id == "copc" for v in got.header.vlrs)
+    assert not any(v.user_id == "copc" for v in (got.header.evlrs or []))
+
+
+def test_3d_bounds_filter_z(copc):
+    path, las, _ = copc
+    xyz = np.c_[las.x, las.y, las.z]
+    lo, hi = xyz.min(axis=0), xyz.max(axis=0)
+    zmid = float(np.median(xyz[:, 2]))
+    box = (lo[0], lo[1], zmid, hi[0], hi[1], hi[2])
+    got = pio.read(path, bounds=box)
+    assert len(got) == int((xyz[:, 2] >= zmid).sum())
+    assert got.xyz[:, 2].min() >= zmid
+
+
+def test_resolution_keeps_only_the_needed_levels(copc):
+    path, las, octree = copc
+    spacing = octree["spacing"]
+    level = octree["level"]
+    # spacing itself: level 0 only; half of it: levels 0-1; a quarter: all three
+    assert len(pio.read(path, resolution=spacing)) == int((level == 0).sum()) == LEVEL_SIZES[0]
+    assert len(pio.read(path, resolution=spacing / 2)) == int((level <= 1).sum())
+    assert len(pio.read(path, resolution=spacing / 4)) == len(las.points)
+
+
+def test_written_query_result_reads_back(copc, tmp_path):
+    path, _, _ = copc
+    got = pio.read(path, resolution=1e9)
+    pio.write(got, tmp_path / "q.laz")
+    back = pio.read(tmp_path / "q.laz")
+    assert not pio.is_copc(tmp_path / "q.laz")
+    assert back.to_record().array.tobytes() == got.to_record().array.tobytes()
+
+
+def test_errors(copc, tmp_path):
+    path, las, _ = copc
+    with pytest.raises(InputError, match="miss the data"):
+        pio.read(path, bounds=(0, 0, 1, 1))
+    with pytest.raises(ConfigError, match="bounds must be"):
+        pio.read(path, bounds=(0, 1, 2))
+    with pytest.raises(ConfigError, match="resolution must be > 0"):
+        pio.read(path, resolution=0)
+    plain = datadir.data_dir() / "training" / SOURCE
+    with pytest.raises(ConfigError, match="needs an octree"):
+        pio.read(plain, resolution=1.0)
+    broken = tmp_path / "broken.copc.laz"
+    broken.write_bytes(path.read_bytes()[:2000])
+    with pytest.raises(InputError, match="broken.copc.laz"):
+        pio.read(broken, bounds=(las.x.min(), las.y.min(), las.x.max(), las.y.max()))
+
+
+def test_bounds_crop_plain_files_too(copc):
+    _, las, _ = copc
+    plain = datadir.data_dir() / "training" / SOURCE
+    box = (float(np.median(las.x)), float(las.y.min()), float(las.x.max()), float(np.median(las.y)))
+    inside = (las.x >= box[0]) & (las.x <= box[2]) & (las.y >= box[1]) & (las.y <= box[3])
+    got = pio.read(plain, bounds=box)
+    assert len(got) == int(inside.sum()) > 0
+    assert got.to_record().array.tobytes() == las.points.array[np.asarray(inside)].tobytes()
+    with pytest.raises(InputError, match="miss the data"):
+        pio.read(plain, bounds=(0, 0, 1, 1))
