@@ -2,13 +2,16 @@
 
 Each subcommand module exposes ``add_arguments(parser)`` and ``run(args) -> int`` and is
 imported only when its subcommand runs, so ``pcgen --help`` stays fast. User errors
-(``PcgenError``) print as one line and exit with status 2; bugs keep their traceback.
+(``PcgenError``) and bad options print as one line and exit with status 2; bugs keep their
+traceback. SIGTERM is handled like Ctrl-C: it unwinds through the same ``finally`` blocks, so
+staging folders are removed and nothing partial stays behind.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 
 from pcgen.errors import PcgenError
@@ -25,8 +28,27 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM arrived; raised in the main thread so cleanup code runs."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _on_signal(signum, frame):
+    raise Interrupted(signum)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Reports a bad option in one line (``pcgen tile: error: argument --size: ...``), exit 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pcgen", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="pcgen", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, (module, help_text) in SUBCOMMANDS.items():
@@ -42,17 +64,42 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     name = argv[0]
     module = importlib.import_module(SUBCOMMANDS[name][0])
-    parser = argparse.ArgumentParser(prog=f"pcgen {name}", description=SUBCOMMANDS[name][1])
+    parser = _Parser(prog=f"pcgen {name}", description=SUBCOMMANDS[name][1])
     module.add_arguments(parser)
-    args = parser.parse_args(argv[1:])
+    try:
+        args = parser.parse_args(argv[1:])
+    except SystemExit as exc:  # --help (0) or a bad option (2, already printed in one line)
+        return int(exc.code or 0)
+    previous = _install_handlers()
     try:
         return int(module.run(args) or 0)
     except PcgenError as exc:
         print(f"pcgen {name}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"pcgen {name}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", signal.SIGINT)
+        print(f"pcgen {name}: interrupted ({signal.Signals(signum).name})",
+              file=sys.stderr)
+        return 128 + int(signum)
+    finally:
+        _restore_handlers(previous)
+
+
+def _install_handlers() -> dict:
+    """One handler for SIGINT and SIGTERM (main thread only; elsewhere signals keep their default)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous[sig] = signal.signal(sig, _on_signal)
+    return previous
+
+
+def _restore_handlers(previous: dict) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,12 @@ def test_atomic_dir_replaces_existing_only_when_complete(tmp_path):
     assert [p.name for p in target.iterdir()] == ["old.laz"]
     with atomic_dir(target) as tmp:
         (tmp / "new.laz").write_bytes(b"new")
-    assert [p.name for p in target.iterdir()] == ["new.laz"]
+    # old.laz is not pcgen's (no manifest lists it): it stays; the next run replaces new.laz only
+    assert sorted(p.name for p in target.iterdir()) == [".pcgen-manifest.json", "new.laz", "old.laz"]
+    with atomic_dir(target) as tmp:
+        (tmp / "newer.laz").write_bytes(b"newer")
+    assert sorted(p.name for p in target.iterdir()) == [".pcgen-manifest.json", "newer.laz", "old.laz"]
+    assert (target / "old.laz").read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiles"]
 
 

@@ -6,27 +6,29 @@ import argparse
 import sys
 
 from pcgen.data.tiling import TileOptions, tile_files
+from pcgen.options import dask_address, non_negative_float, non_negative_int, positive_float, positive_int
+from pcgen.outputs import check_output
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="IN", help="LAS/LAZ files or folders of them")
     parser.add_argument("out_dir", metavar="OUT_DIR", help="output folder (created atomically)")
-    parser.add_argument("--size", type=float, default=50.0, help="tile side in file units (50)")
-    parser.add_argument("--buffer", type=float, default=5.0,
+    parser.add_argument("--size", type=positive_float, default=50.0, help="tile side in file units (50)")
+    parser.add_argument("--buffer", type=non_negative_float, default=5.0,
                         help="buffer width, written with buffer=1 (5; 0 for none)")
     parser.add_argument("--ground-normalize", action="store_true",
                         help="replace Z by height above ground (class 2, else a low percentile)")
-    parser.add_argument("--min-points", type=int, default=0, metavar="K",
+    parser.add_argument("--min-points", type=non_negative_int, default=0, metavar="K",
                         help="drop tiles whose core holds fewer than K points")
-    parser.add_argument("--voxel", type=float, default=None, metavar="V",
+    parser.add_argument("--voxel", type=positive_float, default=None, metavar="V",
                         help="thin to one point per V-sized voxel")
-    parser.add_argument("--workers", type=int, default=1, metavar="N",
+    parser.add_argument("--workers", type=positive_int, default=1, metavar="N",
                         help="processes, one file each (1)")
-    parser.add_argument("--dask", default=None, metavar="ADDRESS",
+    parser.add_argument("--dask", type=dask_address, default=None, metavar="ADDRESS",
                         help="run files as tasks on this Dask scheduler (tcp://host:8786)")
-    parser.add_argument("--chunk-size", type=int, default=2_000_000,
+    parser.add_argument("--chunk-size", type=positive_int, default=2_000_000,
                         help="points read per chunk (2000000)")
-    parser.add_argument("--max-memory", type=float, default=2.0, metavar="GIB",
+    parser.add_argument("--max-memory", type=positive_float, default=2.0, metavar="GIB",
                         help="point records per file kept in memory before spilling to disk (2)")
     parser.add_argument("--las", action="store_true", help="write uncompressed .las tiles")
     parser.add_argument("--no-overview", action="store_true", help="skip overview.png")
@@ -35,6 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output(args.out_dir, args.inputs, folder=True, overwrite=args.overwrite,
+                 overwrite_hint="--overwrite")
     options = TileOptions(size=args.size, buffer=args.buffer, min_points=args.min_points,
                           ground_normalize=args.ground_normalize, voxel=args.voxel,
                           chunk_size=args.chunk_size,

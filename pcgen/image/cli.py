@@ -14,14 +14,22 @@ import sys
 import warnings
 from pathlib import Path
 
+from pcgen.options import float_range, non_negative_int, positive_float, positive_int, seed, unit_fraction
+
+
+def _overwrite(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into a non-empty output folder (replaces only files pcgen wrote there)")
+
 
 def _common_sampling(p: argparse.ArgumentParser) -> None:
+    _overwrite(p)
     p.add_argument("--sampler", choices=("ddim", "ddpm"), default="ddim")
-    p.add_argument("--steps", type=int, default=50, help="denoising steps (default 50)")
-    p.add_argument("--eta", type=float, default=0.0, help="DDIM η: 0 deterministic, 1 ≈ DDPM")
-    p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale (1 = off)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--steps", type=positive_int, default=50, help="denoising steps (default 50)")
+    p.add_argument("--eta", type=unit_fraction, default=0.0, help="DDIM η: 0 deterministic, 1 ≈ DDPM")
+    p.add_argument("--guidance", type=float_range(0.0, 1000.0), default=1.0, help="classifier-free guidance scale (1 = off)")
+    p.add_argument("--seed", type=seed, default=0)
+    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's choice)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,22 +44,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--stage", choices=("both", "autoencoder", "ldm"), default="both")
     p.add_argument("--autoencoder", help="first-stage checkpoint for --stage ldm")
     p.add_argument("--cosplace", help="CosPlace checkpoint (published *_cosplace.pth); default random init")
-    p.add_argument("--ae-steps", type=int, help="autoencoder optimizer steps (default: preset)")
-    p.add_argument("--ldm-steps", type=int, help="LDM optimizer steps (default: preset)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--ae-steps", type=positive_int, help="autoencoder optimizer steps (default: preset)")
+    p.add_argument("--ldm-steps", type=positive_int, help="LDM optimizer steps (default: preset)")
+    p.add_argument("--seed", type=seed, default=0)
+    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's choice)")
+    _overwrite(p)
 
     p = sub.add_parser("sample", help="generate images, from the CosPlace embeddings of a folder or unconditionally")
     p.add_argument("--ckpt", required=True, help="LDM checkpoint from `pcgen image train`")
     p.add_argument("--out", required=True, help="output folder of PNGs")
     p.add_argument("--images", help="condition on these images' CosPlace embeddings (one sample each × --num)")
-    p.add_argument("--num", type=int, default=4, help="samples (per condition image when --images)")
+    p.add_argument("--num", type=positive_int, default=4, help="samples (per condition image when --images)")
     _common_sampling(p)
 
     p = sub.add_parser("explain", help="generate from CosPlace embeddings and measure what retrieval keeps")
     p.add_argument("--ckpt", required=True, help="LDM checkpoint from `pcgen image train`")
     p.add_argument("--images", required=True, help="folder of source images (the retrieval database)")
-    p.add_argument("--samples", type=int, default=4, help="generations per source image (K)")
+    p.add_argument("--samples", type=positive_int, default=4, help="generations per source image (K)")
     p.add_argument("--out", required=True, help="report folder: sheets/*.png, report.json, report.md")
     p.add_argument("--cosplace", help="judge retrieval with this CosPlace checkpoint instead of the model's own")
     _common_sampling(p)
@@ -59,16 +68,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("rasterize", help="LiDAR files → CHM/DSM PNG tiles for the image LDM")
     p.add_argument("inputs", nargs="+", metavar="IN", help="LAS/LAZ (or PLY, ...) files")
     p.add_argument("out_dir", metavar="OUT_DIR", help="folder of PNG tiles and index.json")
-    p.add_argument("--res", type=float, default=0.5, help="cell size in file units (default 0.5)")
+    p.add_argument("--res", type=positive_float, default=0.5, help="cell size in file units (default 0.5)")
     p.add_argument("--kind", choices=("chm", "dsm"), default="chm")
     p.add_argument("--channels", type=int, choices=(1, 3), default=1,
                    help="1: height; 3: height, point density, z std-dev")
-    p.add_argument("--tile", type=int, default=256, help="tile side in cells; 0 = whole raster")
-    p.add_argument("--max-height", type=float, default=40.0, help="CHM height shown as white (file units)")
-    p.add_argument("--min-valid", type=float, default=0.5, help="drop tiles with fewer filled cells")
-    p.add_argument("--pit-depth", type=float, default=2.0,
+    p.add_argument("--tile", type=non_negative_int, default=256, help="tile side in cells; 0 = whole raster")
+    p.add_argument("--max-height", type=positive_float, default=40.0, help="CHM height shown as white (file units)")
+    p.add_argument("--min-valid", type=unit_fraction, default=0.5, help="drop tiles with fewer filled cells")
+    p.add_argument("--pit-depth", type=positive_float, default=2.0,
                    help="CHM: fill one-cell pits deeper than this below their 3x3 median (default 2)")
     p.add_argument("--no-pit-fill", action="store_true", help="CHM: keep pits as measured")
+    _overwrite(p)
 
 
 def _quiet() -> None:
@@ -109,7 +119,7 @@ def _train(args) -> int:
     if args.stage == "ldm" and not args.autoencoder:
         raise ConfigError("--stage ldm needs --autoencoder CKPT")
     ae_in = os.path.abspath(args.autoencoder) if args.autoencoder else None
-    with atomic_dir(args.out) as tmp:
+    with atomic_dir(args.out, overwrite=args.overwrite) as tmp:
         if args.stage in ("both", "autoencoder"):
             ae_in = fit_autoencoder(cfg, args.images, tmp / "autoencoder.ckpt", args.ae_steps,
                                     tmp / "images_autoencoder")
@@ -147,7 +157,7 @@ def _sample(args) -> int:
         names.append("sample")
     from PIL import Image
 
-    with atomic_dir(args.out) as tmp:
+    with atomic_dir(args.out, overwrite=args.overwrite) as tmp:
         for name, row in zip(names, rows):
             for k, img in enumerate(row):
                 Image.fromarray(to_uint8(img)).save(tmp / f"{name}_{k:02d}.png")
@@ -182,7 +192,20 @@ def _rasterize(args) -> int:
     return 0
 
 
+def _guard(args) -> None:
+    """Refuse an output that is, holds or lies inside an input, before anything is read."""
+    from pcgen.outputs import check_output
+
+    if args.verb == "rasterize":
+        out, inputs = args.out_dir, list(args.inputs)
+    else:
+        out = args.out
+        inputs = [getattr(args, k, None) for k in ("images", "ckpt", "autoencoder", "cosplace")]
+    check_output(out, inputs, folder=True, overwrite=args.overwrite, overwrite_hint="--overwrite")
+
+
 def run(args: argparse.Namespace) -> int:
+    _guard(args)
     if args.verb == "rasterize":
         _quiet()
         return _rasterize(args)

@@ -11,22 +11,25 @@ from pathlib import Path
 import numpy as np
 
 from pcgen.errors import ConfigError
+from pcgen.options import float_range, positive_float, positive_int, seed
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("out", help="output folder (replaced atomically)")
     parser.add_argument("--ckpt", default=None, help="checkpoint (default: the shipped gap-filling one)")
-    parser.add_argument("--n", type=int, default=16, help="number of tiles")
+    parser.add_argument("--n", type=positive_int, default=16, help="number of tiles")
     parser.add_argument("--condition", nargs="+", default=None, metavar="TILES",
                         help="real tiles (files, folders, index) a conditional model re-imagines part of")
-    parser.add_argument("--gap-fraction", type=float, default=0.3,
+    parser.add_argument("--gap-fraction", type=float_range(0.0, 1.0, low_open=True), default=0.3,
                         help="conditional: side of the regenerated box as a fraction of the tile")
-    parser.add_argument("--points", type=int, default=None,
+    parser.add_argument("--points", type=positive_int, default=None,
                         help="unconditional: points per tile (default: the checkpoint's num_points)")
-    parser.add_argument("--tile-size", type=float, default=40.0, help="unconditional: tile side in metres")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tile-size", type=positive_float, default=40.0, help="unconditional: tile side in metres")
+    parser.add_argument("--seed", type=seed, default=0)
     parser.add_argument("--ply", action="store_true", help="also write PLY files")
     parser.add_argument("--preview", action="store_true", help="render preview.png (a grid of up to 16 tiles)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="write into a non-empty OUT (replaces only files pcgen wrote there)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,15 +39,14 @@ def run(args: argparse.Namespace) -> int:
     from pcgen.tasks import augment as aug
     from pcgen.tasks.generators import DEFAULT_CHECKPOINT
 
-    if args.n <= 0:
-        raise ConfigError(f"--n must be positive, got {args.n}")
-    if args.points is not None and args.points <= 0:
-        raise ConfigError(f"--points must be positive, got {args.points}")
-    if args.tile_size <= 0:
-        raise ConfigError(f"--tile-size must be > 0, got {args.tile_size}")
+    from pcgen.outputs import check_output
+    from pcgen.tasks.eval_fill_cli import tile_paths
     from pcgen.train.checkpoint import load_head
 
     ckpt = Path(args.ckpt) if args.ckpt else DEFAULT_CHECKPOINT
+    paths = tile_paths(args.condition) if args.condition else []
+    check_output(args.out, [*(args.condition or []), *paths, ckpt], folder=True, overwrite=args.overwrite,
+                 overwrite_hint="--overwrite")
     head, meta = load_head(ckpt)
     data = meta.get("data") or {}
     conditional = bool(data.get("conditional"))
@@ -56,10 +58,8 @@ def run(args: argparse.Namespace) -> int:
         if not args.condition:
             raise ConfigError("this checkpoint is conditional (gap filling): give real tiles with --condition")
         import pcgen.io as pio
-        from pcgen.tasks.eval_fill_cli import tile_paths
         from pcgen.tasks.generators import ModelGenerator
 
-        paths = tile_paths(args.condition)
         generator = ModelGenerator.from_checkpoint(ckpt)
         sources = []
         for i in tqdm(range(args.n), desc="tiles", disable=not progress):
@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
                 "head": meta.get("kind"), "conditional": conditional, "data": data,
                 "head_config": meta.get("head_config"), "global_step": meta.get("global_step"),
                 "command": {k: v for k, v in vars(args).items() if k != "func"}, "tiles": stats}
-    with atomic_dir(args.out) as tmp:
+    with atomic_dir(args.out, overwrite=args.overwrite) as tmp:
         aug.write_tiles(tmp, clouds, names, ply=args.ply)
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, default=str))
         if args.preview:

@@ -18,18 +18,21 @@ from pathlib import Path
 import numpy as np
 from shapely.geometry import box
 
-from pcgen.errors import ConfigError, InputError
+from pcgen.errors import InputError
+from pcgen.options import positive_float, positive_int, seed
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("out", help="output folder (tiles, cut.laz, filled.laz, eval/)")
     parser.add_argument("--file", default="Megaplot.laz", help="sample LiDAR file to demo on")
     parser.add_argument("--ckpt", default=None, help="conditional checkpoint (default: the shipped one)")
-    parser.add_argument("--train-steps", type=int, default=300,
+    parser.add_argument("--train-steps", type=positive_int, default=300,
                         help="steps of the small model trained when no checkpoint is available")
-    parser.add_argument("--gap-size", type=float, default=10.0)
-    parser.add_argument("--cuts", type=int, default=3, help="evaluation cuts per held-out tile")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--gap-size", type=positive_float, default=10.0)
+    parser.add_argument("--cuts", type=positive_int, default=3, help="evaluation cuts per held-out tile")
+    parser.add_argument("--seed", type=seed, default=0)
+    parser.add_argument("--overwrite", action="store_true",
+                        help="write into a non-empty OUT_DIR (replaces only files pcgen wrote there)")
 
 
 def _heldout_names(ckpt: Path) -> list[str] | None:
@@ -40,30 +43,42 @@ def _heldout_names(ckpt: Path) -> list[str] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import pcgen.io as pio
     from pcgen import datadir
+    from pcgen.atomic import atomic_dir
+    from pcgen.outputs import check_output
+    from pcgen.tasks.generators import DEFAULT_CHECKPOINT, ModelGenerator
+
+    t0 = time.time()
+    source = datadir.lidar_file(args.file)
+    ckpt = Path(args.ckpt) if args.ckpt else DEFAULT_CHECKPOINT
+    check_output(args.out, [source, ckpt], folder=True, overwrite=args.overwrite, overwrite_hint="--overwrite")
+    # A bad checkpoint fails here, before anything is tiled or written.
+    generator = ModelGenerator.from_checkpoint(ckpt) if args.ckpt or ckpt.is_file() else None
+    with atomic_dir(args.out, overwrite=args.overwrite) as out:
+        res = _demo(args, out, source, ckpt, generator, t0)
+    final = Path(args.out)
+    print(f"[{time.time() - t0:5.0f} s] wrote {final / 'eval'}/eval_fill.md, .json, .png", file=sys.stderr)
+    print(res["table"], end="")
+    return 0
+
+
+def _demo(args, out: Path, source: Path, ckpt: Path, generator, t0: float) -> dict:
+    """Every step of the demo, written into the staging folder ``out``."""
+    import pcgen.io as pio
     from pcgen.data import tile_files
     from pcgen.data.tiling import TileOptions
-    from pcgen.tasks.baselines import MirrorFill, SurfaceFill
+    from pcgen.tasks.baselines import HybridFill, MirrorFill, SurfaceFill
     from pcgen.tasks.eval_fill_cli import load_tiles, run_evaluation
     from pcgen.tasks.evaluate import EvalConfig
     from pcgen.tasks.fill import FillConfig, fill_cloud, mask_gaps
-    from pcgen.tasks.generators import DEFAULT_CHECKPOINT, ModelGenerator
+    from pcgen.tasks.generators import ModelGenerator
 
-    if args.gap_size <= 0 or args.cuts <= 0 or args.train_steps <= 0:
-        raise ConfigError("--gap-size, --cuts and --train-steps must be positive")
-    t0 = time.time()
-    out = Path(args.out)
-    source = datadir.lidar_file(args.file)
     tiles_dir = out / "tiles"
-    if not (tiles_dir / "tile_index.geojson").is_file():
-        tile_files([source], tiles_dir, TileOptions(size=40.0, buffer=0.0, min_points=384),
-                   overwrite=True, overview=True)
+    tile_files([source], tiles_dir, TileOptions(size=40.0, buffer=0.0, min_points=384), overview=True)
     tiles = sorted(tiles_dir.glob("*.laz"))
-    print(f"[{time.time() - t0:5.0f} s] tiled {source.name} into {len(tiles)} tiles: {tiles_dir}", file=sys.stderr)
+    print(f"[{time.time() - t0:5.0f} s] tiled {source.name} into {len(tiles)} tiles", file=sys.stderr)
 
-    ckpt = Path(args.ckpt) if args.ckpt else DEFAULT_CHECKPOINT
-    if args.ckpt is None and not ckpt.is_file():
+    if generator is None:
         from pcgen.tasks.train_fill import build_parser, train_fill
 
         ckpt = out / "model" / "fill.ckpt"
@@ -71,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         train_fill(build_parser().parse_args(["--files", args.file, "--out", str(ckpt), "--work",
                                               str(out / "model"), "--steps", str(args.train_steps)]))
-    generator = ModelGenerator.from_checkpoint(ckpt)
+        generator = ModelGenerator.from_checkpoint(ckpt)
     held = _heldout_names(ckpt)
     heldout = [t for t in tiles if held is None or t.name in held]
     if not heldout:
@@ -92,12 +107,9 @@ def run(args: argparse.Namespace) -> int:
     result = fill_cloud(cut, mask_gaps(cut, [gap]), generator, FillConfig(seed=args.seed))
     pio.write(result.cloud, out / "filled.laz")
     print(f"[{time.time() - t0:5.0f} s] {tile.name}: cut {inside.sum()} points, filled "
-          f"{len(result.cloud) - result.n_original} -> {out / 'filled.laz'}", file=sys.stderr)
+          f"{len(result.cloud) - result.n_original} -> filled.laz", file=sys.stderr)
 
     cfg = EvalConfig(cuts_per_tile=args.cuts, gap_size=args.gap_size, seed=args.seed)
-    generators = {"pcgen": generator, "mirror": MirrorFill(), "surface": SurfaceFill()}
-    res = run_evaluation(load_tiles(heldout), out / "eval", generators, cfg, FillConfig(seed=args.seed),
-                         extra={"checkpoint": str(ckpt), "file": source.name})
-    print(f"[{time.time() - t0:5.0f} s] wrote {out / 'eval'}/eval_fill.md, .json, .png", file=sys.stderr)
-    print(res["table"], end="")
-    return 0
+    generators = {"pcgen": generator, "mirror": MirrorFill(), "hybrid": HybridFill(), "surface": SurfaceFill()}
+    return run_evaluation(load_tiles(heldout), out / "eval", generators, cfg, FillConfig(seed=args.seed),
+                          extra={"checkpoint": str(ckpt), "file": source.name})

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pcgen.errors import ConfigError, InputError
+from pcgen.errors import InputError
+from pcgen.options import int_range, seed
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,10 +24,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output folder: eval_augment.json, .md, .png")
     parser.add_argument("--ckpt", default=None, help="checkpoint (default: the shipped one)")
     parser.add_argument("--no-model", action="store_true", help="baselines only")
-    parser.add_argument("--n", type=int, default=16, help="generated clouds per method")
-    parser.add_argument("--points", type=int, default=512, help="points per cloud")
+    parser.add_argument("--n", type=int_range(2, 100_000), default=16, help="generated clouds per method")
+    parser.add_argument("--points", type=int_range(16, 10_000_000), default=512, help="points per cloud")
     parser.add_argument("--emd", action="store_true", help="also EMD-based scores (slower)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=seed, default=0)
+    parser.add_argument("--overwrite", action="store_true",
+                        help="write into a non-empty --out (replaces only files pcgen wrote there)")
 
 
 def normalized_tiles(paths, points: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -76,11 +79,13 @@ def run(args: argparse.Namespace) -> int:
     from pcgen.tasks.eval_fill_cli import tile_paths
     from pcgen.tasks.gmm import GMMBaseline
 
-    if args.n < 2 or args.points < 16:
-        raise ConfigError("--n must be >= 2 and --points >= 16")
+    from pcgen.outputs import check_output
+
+    ref_paths, train_paths = tile_paths(args.reference), tile_paths(args.train)
+    check_output(args.out, [*args.reference, *args.train, *ref_paths, *train_paths, args.ckpt], folder=True,
+                 overwrite=args.overwrite, overwrite_hint="--overwrite")
     rng = np.random.default_rng(args.seed)
-    ref = normalized_tiles(tile_paths(args.reference), args.points, rng)
-    train_paths = tile_paths(args.train)
+    ref = normalized_tiles(ref_paths, args.points, rng)
     train = normalized_tiles(train_paths, args.points, rng)
     if len(ref) < 2 or len(train) < 2:
         raise InputError("need at least 2 reference and 2 training tiles")
@@ -101,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         lines.append(f"| {name} | " + " | ".join(f"{float(r[m][s]):.4f}" for m, s in cols) + " |")
     table = (f"{args.n} generated clouds per method vs {len(ref)} held-out tiles, {args.points} points each. "
              "MMD ↓, COV ↑, 1-NNA → 0.5\n\n" + "\n".join(lines) + "\n")
-    with atomic_dir(args.out) as tmp:
+    with atomic_dir(args.out, overwrite=args.overwrite) as tmp:
         (tmp / "eval_augment.json").write_text(json.dumps(
             {"results": results, "gmm_heldout_loglik": gmm.scores, "n": args.n, "points": args.points,
              "reference_tiles": len(ref), "seed": args.seed}, indent=1, default=float))

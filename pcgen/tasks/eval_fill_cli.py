@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from pcgen.errors import ConfigError, InputError
+from pcgen.options import non_negative_int, positive_float, positive_int, seed
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,13 +16,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output folder: eval_fill.json, eval_fill.md, eval_fill.png")
     parser.add_argument("--ckpt", default=None, help="conditional checkpoint (default: the shipped one)")
     parser.add_argument("--no-model", action="store_true", help="evaluate the baselines only")
-    parser.add_argument("--cuts", type=int, default=None, help="cuts per tile (default from config)")
-    parser.add_argument("--gap-size", type=float, default=None, help="side of the square cuts, CRS units")
+    parser.add_argument("--cuts", type=positive_int, default=None, help="cuts per tile (default from config)")
+    parser.add_argument("--gap-size", type=positive_float, default=None, help="side of the square cuts, CRS units")
     parser.add_argument("--tau", default=None, help="comma-separated F-score thresholds, CRS units")
-    parser.add_argument("--max-tiles", type=int, default=None, help="use at most this many tiles")
-    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--max-tiles", type=non_negative_int, default=None,
+                        help="use at most this many tiles (0: all)")
+    parser.add_argument("--seed", type=seed, default=None)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a fill config value (context.*)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="write into a non-empty --out (replaces only files pcgen wrote there)")
     parser.add_argument("--quiet", "-q", action="store_true")
 
 
@@ -39,11 +43,9 @@ def eval_config(args):
         cfg.gap_size = args.gap_size
     if args.tau:
         try:
-            cfg.tau = [float(t) for t in args.tau.split(",")]
-        except ValueError:
-            raise ConfigError(f"--tau wants numbers, got {args.tau!r}") from None
-        if any(t <= 0 for t in cfg.tau):
-            raise ConfigError("--tau values must be > 0")
+            cfg.tau = [positive_float(t) for t in args.tau.split(",")]
+        except argparse.ArgumentTypeError as exc:
+            raise ConfigError(f"--tau wants comma-separated numbers > 0: {exc}") from None
     if args.seed is not None:
         cfg.seed = args.seed
     return cfg
@@ -80,15 +82,20 @@ def load_tiles(paths):
     return tiles
 
 
-def run_evaluation(tiles, out_dir, generators, cfg, fill_cfg, progress=False, extra=None) -> dict:
-    """Evaluate and write eval_fill.json / .md / .png into ``out_dir`` atomically; returns the summary."""
+def run_evaluation(tiles, out_dir, generators, cfg, fill_cfg, progress=False, extra=None,
+                   overwrite: bool = True) -> dict:
+    """Evaluate and write eval_fill.json / .md / .png into ``out_dir`` atomically; returns the summary.
+
+    The output folder is claimed (locked, staged) before the evaluation starts, so a second run
+    into the same folder fails at once instead of racing this one.
+    """
     from pcgen.atomic import atomic_dir
     from pcgen.tasks.evaluate import evaluate_fill, markdown_table, render_examples, rows_to_json, summarize
 
-    rows, examples = evaluate_fill(tiles, generators, cfg, fill_cfg, progress=progress)
-    summary = summarize(rows, cfg.tau)
-    table = markdown_table(summary, cfg.tau)
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, overwrite=overwrite) as tmp:
+        rows, examples = evaluate_fill(tiles, generators, cfg, fill_cfg, progress=progress)
+        summary = summarize(rows, cfg.tau)
+        table = markdown_table(summary, cfg.tau)
         (tmp / "eval_fill.json").write_text(json.dumps(rows_to_json(rows, summary, cfg, extra), indent=1,
                                                        default=float))
         (tmp / "eval_fill.md").write_text(f"Gap filling on {len({r['tile'] for r in rows})} held-out tiles, "
@@ -98,23 +105,28 @@ def run_evaluation(tiles, out_dir, generators, cfg, fill_cfg, progress=False, ex
 
 
 def run(args: argparse.Namespace) -> int:
-    from pcgen.tasks.baselines import MirrorFill, SurfaceFill
+    from pcgen.outputs import check_output
+    from pcgen.tasks.baselines import HybridFill, MirrorFill, SurfaceFill
+    from pcgen.tasks.config_checks import check_fill_config
     from pcgen.tasks.fill import load_fill_config
 
+    paths = tile_paths(args.tiles)
+    check_output(args.out, [*args.tiles, *paths, args.ckpt], folder=True, overwrite=args.overwrite,
+                 overwrite_hint="--overwrite")
     cfg = eval_config(args)
-    fill_cfg = load_fill_config(overrides=args.set)
+    fill_cfg = check_fill_config(load_fill_config(overrides=args.set))
     generators = {}
     if not args.no_model:
         from pcgen.tasks.generators import ModelGenerator
 
         generators["pcgen"] = ModelGenerator.from_checkpoint(args.ckpt)
     generators["mirror"] = MirrorFill()
+    generators["hybrid"] = HybridFill()
     generators["surface"] = SurfaceFill()
-    paths = tile_paths(args.tiles)
     if args.max_tiles:
         paths = paths[: args.max_tiles]
     tiles = load_tiles(paths)
     result = run_evaluation(tiles, args.out, generators, cfg, fill_cfg,
-                            progress=not args.quiet and sys.stderr.isatty())
+                            progress=not args.quiet and sys.stderr.isatty(), overwrite=args.overwrite)
     print(result["table"], end="")
     return 0

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 from pcgen.errors import ConfigError
+from pcgen.options import dask_address, positive_int, seed, yaml_mapping_file
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     where.add_argument("--auto", action="store_true", help="detect gaps automatically (the default)")
     parser.add_argument("--samples", "-k", type=int, default=None,
                         help="K generations per gap; K > 1 adds a per-point 'uncertainty' dimension")
-    parser.add_argument("--baseline", choices=("mirror", "surface"), default=None,
+    parser.add_argument("--baseline", choices=("mirror", "hybrid", "surface"), default=None,
                         help="fill with a baseline instead of the model")
     parser.add_argument("--class-code", type=int, default=None,
                         help="ASPRS class of new points (default: copied from the nearest original)")
@@ -33,17 +32,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gaps-only", action="store_true",
                         help="only detect and report the gaps (GeoJSON), so they can be checked "
                              "or edited and passed back with --mask")
-    parser.add_argument("--config", default=None, help="fill YAML (default conf/task/fill.yaml)")
+    parser.add_argument("--config", type=yaml_mapping_file, default=None, help="fill YAML (default conf/task/fill.yaml)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set gaps.density_ratio=0.1")
-    parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument("--workers", "-j", type=int, default=1, help="processes over tiles")
-    parser.add_argument("--dask", default=None, metavar="ADDRESS",
+    parser.add_argument("--seed", type=seed, default=None)
+    parser.add_argument("--workers", "-j", type=positive_int, default=1, help="processes over tiles")
+    parser.add_argument("--dask", type=dask_address, default=None, metavar="ADDRESS",
                         help="run tiles on the Dask scheduler at ADDRESS (tcp://host:8786)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="write into a non-empty output folder (replaces only files pcgen wrote there)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
 
 
 def _config(args):
+    from pcgen.tasks.config_checks import check_fill_config
     from pcgen.tasks.fill import check_samples, load_fill_config
 
     overrides = list(args.set)
@@ -64,45 +66,55 @@ def _config(args):
         overrides.append(f"gaps.exclude_classes={classes}")
     cfg = load_fill_config(args.config, overrides)
     check_samples(cfg.samples)
-    return cfg
+    return check_fill_config(cfg)
+
+
+def _guard(args, pairs, single: bool) -> tuple[Path, str | None]:
+    """Check every output location against every input before anything is read."""
+    from pcgen.outputs import check_output
+
+    inputs = [args.input, args.mask, args.config, args.ckpt] + [s for s, _ in pairs]
+    if single:
+        dst = pairs[0][1]
+        report = args.gaps or str(dst.with_suffix("")) + ".gaps.geojson"
+        if not args.gaps_only:
+            check_output(dst, inputs, folder=False)
+        check_output(report, inputs + ([] if args.gaps_only else [dst]), folder=False)
+        return dst, report
+    if args.gaps:
+        raise ConfigError("--gaps names one report; with several inputs each report goes beside its output")
+    return check_output(args.output, inputs, folder=True, overwrite=args.overwrite,
+                        overwrite_hint="--overwrite"), None
 
 
 def run(args: argparse.Namespace) -> int:
+    from pcgen.atomic import atomic_dir
     from pcgen.tasks.generators import make_generator
     from pcgen.tasks.jobs import FillJob, expand_inputs, run_jobs
 
+    pairs = expand_inputs(args.input, args.output)
+    single = len(pairs) == 1 and not Path(args.input).is_dir()
+    dst, report = _guard(args, pairs, single)
     cfg = _config(args)
-    if args.workers < 1:
-        raise ConfigError(f"--workers must be >= 1, got {args.workers}")
     spec = (args.baseline,) if args.baseline else ("model", args.ckpt)
     if not args.gaps_only:
         make_generator(spec)  # a bad checkpoint fails here, before anything is read or written
-    pairs = expand_inputs(args.input, args.output)
-    single = len(pairs) == 1 and not Path(args.input).is_dir()
     progress = not args.quiet and sys.stderr.isatty()
     if single:
-        src, dst = pairs[0]
-        report = args.gaps or str(dst.with_suffix("")) + ".gaps.geojson"
-        jobs = [FillJob(str(src), str(dst), spec, cfg, args.mask, report, True, progress, args.gaps_only)]
+        jobs = [FillJob(str(pairs[0][0]), str(dst), spec, cfg, args.mask, report, True, progress, args.gaps_only)]
         results = run_jobs(jobs, 1, args.dask, progress)
     else:
-        # Several files: write into a staging folder beside OUT and move in only when all succeed.
+        # Several files: write into a staging folder; only pcgen's own files move into OUT at the end.
         out_dir = Path(args.output)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        stage = Path(tempfile.mkdtemp(prefix=".pcgen-fill-", dir=out_dir))
-        try:
+        with atomic_dir(out_dir, overwrite=args.overwrite) as stage:
             jobs = [FillJob(str(s), str(stage / d.name), spec, cfg, args.mask,
                             str(stage / (Path(d.name).stem + ".gaps.geojson")), False, False,
                             args.gaps_only)
                     for s, d in pairs]
             results = run_jobs(jobs, args.workers, args.dask, progress)
-            for item in stage.iterdir():
-                item.replace(out_dir / item.name)
-            for r in results:
-                if r.dst:
-                    r.dst = str(out_dir / Path(r.dst).name)
-        finally:
-            shutil.rmtree(stage, ignore_errors=True)
+        for r in results:
+            if r.dst:
+                r.dst = str(out_dir / Path(r.dst).name)
     for r in results:
         if args.gaps_only:
             print(f"{r.src}: {len(r.gaps)} gaps", file=sys.stderr)

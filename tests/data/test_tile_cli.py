@@ -118,13 +118,17 @@ def test_ply_input_rejected(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args, problem", [
-    (["--size", "0"], "tile size must be > 0"),
-    (["--size", "-5"], "tile size must be > 0"),
+    (["--size", "0"], "argument --size: must be > 0"),
+    (["--size", "-5"], "argument --size: must be > 0"),
+    (["--size", "nan"], "argument --size: must be a finite number"),
     (["--size", "10", "--buffer", "10"], "must be smaller than the tile size"),
     (["--size", "10", "--buffer", "25"], "must be smaller than the tile size"),
-    (["--buffer", "-1"], "buffer must be >= 0"),
-    (["--voxel", "0"], "voxel size must be > 0"),
-    (["--workers", "0"], "workers must be >= 1"),
+    (["--buffer", "-1"], "argument --buffer: must be >= 0"),
+    (["--voxel", "0"], "argument --voxel: must be > 0"),
+    (["--workers", "0"], "argument --workers: must be >= 1"),
+    (["--max-memory", "nan"], "argument --max-memory: must be a finite number"),
+    (["--min-points", "-1"], "argument --min-points: must be >= 0"),
+    (["--dask", "notanaddress"], "argument --dask: not a Dask scheduler address"),
 ])
 def test_bad_options(tmp_path, capsys, args, problem):
     out = tmp_path / "out"
@@ -153,7 +157,7 @@ def test_non_empty_output_needs_overwrite(tmp_path, capsys):
     assert "--overwrite" in capsys.readouterr().err
     assert _leftovers(out) == ["keep.txt"]
     assert main(["tile", src, str(out), "--overwrite"]) == 0
-    assert "keep.txt" not in _leftovers(out)
+    assert "keep.txt" in _leftovers(out) and (out / "keep.txt").read_text() == "mine"  # never pcgen's to remove
 
 
 def test_missing_input(tmp_path, capsys):

@@ -70,7 +70,7 @@ def test_fill_folder_with_process_pool_and_dask(holed_tile, tmp_path):
     assert main(["fill", str(src), str(tmp_path / "pool"), "--mask", str(mask), "--baseline", "mirror",
                  "-j", "2", "-q"]) == 0
     assert sorted(p.name for p in (tmp_path / "pool").iterdir()) == [
-        "t1.gaps.geojson", "t1.laz", "t2.gaps.geojson", "t2.laz"]
+        ".pcgen-manifest.json", "t1.gaps.geojson", "t1.laz", "t2.gaps.geojson", "t2.laz"]
     a = laspy.read(tmp_path / "pool" / "t1.laz")
     b = laspy.read(tmp_path / "pool" / "t2.laz")
     assert np.array_equal(a.points.array, b.points.array)  # same seed, same input: same fill

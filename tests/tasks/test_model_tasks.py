@@ -112,7 +112,7 @@ def test_augment_conditional_reimagines_real_tiles(crops, fill_ckpt, tmp_path):
 
 
 @pytest.mark.parametrize("argv, says", [
-    (["--n", "0"], "--n must be positive"),
+    (["--n", "0"], "argument --n: must be >= 1"),
     ([], "give real tiles with --condition"),
 ])
 def test_augment_bad_input(fill_ckpt, tmp_path, capsys, argv, says):

@@ -1,0 +1,105 @@
+"""Checked argparse types: every numeric CLI option is validated here, where it enters.
+
+Each type raises ``argparse.ArgumentTypeError``, which the dispatcher turns into one line
+naming the option, exit status 2. NaN and infinities are refused everywhere; ranges are the
+smallest a command can work with.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from typing import Callable
+
+# Largest integer a seed may be: numpy's SeedSequence and torch.manual_seed both take it.
+MAX_SEED = 2 ** 32 - 1
+# Coordinates beyond this (file units) overflow int64 grid keys at any sensible cell size.
+MAX_EXTENT = 1e15
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"wants a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"wants an integer, got {text!r}") from None
+
+
+def finite_float(text: str) -> float:
+    """Any finite number."""
+    return _number(text)
+
+
+def float_range(low: float | None = None, high: float | None = None, *, low_open: bool = False,
+                name: str = "") -> Callable[[str], float]:
+    """A finite float in ``[low, high]`` (``(low, high]`` when ``low_open``)."""
+
+    def parse(text: str) -> float:
+        value = _number(text)
+        if low is not None and (value <= low if low_open else value < low):
+            raise argparse.ArgumentTypeError(f"must be {'>' if low_open else '>='} {low:g}, got {text}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"must be <= {high:g}, got {text}")
+        return value
+
+    parse.__name__ = name or "number"
+    return parse
+
+
+def int_range(low: int | None = None, high: int | None = None, name: str = "") -> Callable[[str], int]:
+    """An integer in ``[low, high]``."""
+
+    def parse(text: str) -> int:
+        value = _integer(text)
+        if low is not None and value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {text}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"must be <= {high}, got {text}")
+        return value
+
+    parse.__name__ = name or "integer"
+    return parse
+
+
+positive_float = float_range(0.0, MAX_EXTENT, low_open=True, name="positive number")
+non_negative_float = float_range(0.0, MAX_EXTENT, name="non-negative number")
+unit_fraction = float_range(0.0, 1.0, name="fraction")
+positive_int = int_range(1, name="positive integer")
+non_negative_int = int_range(0, name="non-negative integer")
+seed = int_range(0, MAX_SEED, name="seed")
+
+
+def yaml_mapping_file(text: str) -> str:
+    """A readable YAML file holding a mapping (a config); returns the path unchanged."""
+    from omegaconf import OmegaConf
+
+    try:
+        cfg = OmegaConf.load(text)
+    except FileNotFoundError:
+        raise argparse.ArgumentTypeError(f"file not found: {text}") from None
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"cannot read {text} ({exc.strerror})") from None
+    except Exception as exc:  # yaml.YAMLError and OmegaConf's grammar errors
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise argparse.ArgumentTypeError(f"not valid YAML: {text} ({first[:160]})") from None
+    if not OmegaConf.is_dict(cfg):
+        raise argparse.ArgumentTypeError(f"{text} must hold a YAML mapping (key: value lines)")
+    return text
+
+
+def dask_address(text: str) -> str:
+    """A Dask scheduler address (``tcp://host:8786``, ``host:8786``, ``inproc://...``)."""
+    import re
+
+    if not re.fullmatch(r"(tcp|tls|ucx|ws|wss)://[^\s/:]+(:\d{1,5})?/?|inproc://\S+|[^\s/:]+:\d{1,5}", text):
+        raise argparse.ArgumentTypeError(f"not a Dask scheduler address (tcp://host:8786): {text!r}")
+    return text

@@ -1,0 +1,75 @@
+"""The one output-location guard every writing command runs before it reads anything.
+
+An output that is, contains, or lies inside one of the command's inputs is refused: writing
+there could replace or delete the very files being read. A non-empty output folder is refused
+unless the caller allows replacing it; even then :func:`pcgen.atomic.atomic_dir` only replaces
+files pcgen itself wrote there.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable
+
+from pcgen.errors import OutputError
+
+
+def _real(path: str | os.PathLike) -> Path:
+    return Path(os.path.realpath(os.path.abspath(path)))
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_output(out: str | os.PathLike, inputs: Iterable[str | os.PathLike | None], *,
+                 folder: bool, overwrite: bool = False, overwrite_hint: str = "") -> Path:
+    """Refuse an unsafe output location; returns ``out`` as an absolute path.
+
+    Args:
+        out: the output file (``folder=False``) or folder (``folder=True``).
+        inputs: every path the command reads (files, folders, tile indexes, checkpoints,
+            configs); ``None`` entries are skipped.
+        folder: whether ``out`` is a folder.
+        overwrite: allow an existing non-empty output folder (its pcgen-written files get
+            replaced, nothing else).
+        overwrite_hint: how the caller's user allows it (e.g. a flag), quoted in the error.
+
+    Raises:
+        OutputError: ``out`` is an input, contains one, lies inside one, is the wrong kind of
+            path, sits under a file, or is a non-empty folder without ``overwrite``.
+    """
+    absolute = Path(os.path.abspath(out))
+    if not absolute.name:
+        raise OutputError("cannot write to the file-system root", out)
+    real_out = _real(out)
+    for item in inputs:
+        if item is None:
+            continue
+        real_in = _real(item)
+        if real_in == real_out or _same_file(Path(item), absolute):
+            raise OutputError(f"output would overwrite its input {item}", out)
+        if real_out.is_relative_to(real_in):
+            raise OutputError(f"output lies inside the input {item}", out)
+        if real_in.is_relative_to(real_out):
+            raise OutputError(f"output would contain the input {item}", out)
+    if folder:
+        if absolute.exists() and not absolute.is_dir():
+            raise OutputError("output path exists and is not a folder", out)
+        if not overwrite and absolute.is_dir() and any(absolute.iterdir()):
+            hint = f" (pass {overwrite_hint} to replace the files pcgen wrote there)" if overwrite_hint else ""
+            raise OutputError(f"output folder exists and is not empty{hint}", out)
+    elif absolute.is_dir():
+        raise OutputError("output path is a folder, expected a file name", out)
+    ancestor = absolute.parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise OutputError("cannot create the output: a file is in the way", ancestor)
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise OutputError("output folder is not writable", ancestor)
+    return absolute

@@ -1,0 +1,60 @@
+"""Range checks for the fill configuration, applied once after it is composed.
+
+A value of the wrong sign, zero or NaN in gap detection silently finds no gaps (exit 0 with a
+wrong answer), so every numeric field is checked here and reported by its dotted key.
+"""
+
+from __future__ import annotations
+
+import math
+
+from pcgen.errors import ConfigError
+from pcgen.options import MAX_SEED
+
+# dotted key -> (lowest, low bound open?, highest, may be None)
+_RULES: dict[str, tuple[float, bool, float, bool]] = {
+    "gaps.cell_size": (0.0, True, 1e9, True),
+    "gaps.min_expected_points": (0.0, True, 1e9, False),
+    "gaps.neighbourhood_cells": (1, False, 10_000, False),
+    "gaps.density_ratio": (0.0, True, 1.0, False),
+    "gaps.min_gap_cells": (1, False, 1e9, False),
+    "gaps.exclude_buffer_cells": (0, False, 10_000, False),
+    "gaps.footprint_concavity": (0.0, False, 1.0, False),
+    "gaps.footprint_inset_cells": (0.0, False, 10_000, False),
+    "context.scale": (0.0, True, 1e6, False),
+    "context.min_half_size": (0.0, True, 1e9, False),
+    "context.min_points": (1, False, 1e9, False),
+    "context.max_points": (1, False, 1e9, False),
+    "samples": (1, False, 1_000, False),
+    "seed": (0, False, MAX_SEED, False),
+}
+
+
+def _get(cfg, key: str):
+    for part in key.split("."):
+        cfg = getattr(cfg, part)
+    return cfg
+
+
+def check_fill_config(cfg):
+    """Raise ``ConfigError`` naming the first out-of-range value; returns ``cfg`` unchanged."""
+    for key, (low, open_low, high, nullable) in _RULES.items():
+        value = _get(cfg, key)
+        if value is None and nullable:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key} must be a number, got {value!r}")
+        bad = not math.isfinite(value) or value > high or (value <= low if open_low else value < low)
+        if bad:
+            rng = f"{'>' if open_low else '>='} {low:g} and <= {high:g}"
+            raise ConfigError(f"{key} must be {rng}, got {value!r}")
+    if cfg.context.max_points < cfg.context.min_points:
+        raise ConfigError(f"context.max_points ({cfg.context.max_points}) must be >= context.min_points "
+                          f"({cfg.context.min_points})")
+    for c in cfg.gaps.exclude_classes:
+        if isinstance(c, bool) or not isinstance(c, int) or not 0 <= c <= 255:
+            raise ConfigError(f"gaps.exclude_classes must be ASPRS classes 0..255, got {c!r}")
+    code = cfg.output.class_code
+    if code is not None and (isinstance(code, bool) or not isinstance(code, int) or not 0 <= code <= 255):
+        raise ConfigError(f"output.class_code must be 0..255, got {code!r}")
+    return cfg
