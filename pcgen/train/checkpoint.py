@@ -1,8 +1,10 @@
 """Rebuild a trained head from a training checkpoint, without the Hydra run that produced it.
 
 Training saves the head's own config (``_target_`` tree) and its kind in the checkpoint's
-``hyper_parameters``; :func:`load_head` instantiates that config and loads the EMA weights when
-the run kept them (they sample better), else the live weights. Every way a file can be unusable
+``hyper_parameters``; :func:`load_head` checks every ``_target_`` against pcgen's own model
+classes (:mod:`pcgen.train.safe_targets`: a checkpoint must never run code), instantiates the
+config and loads the EMA weights when the run kept them (they sample better), else the live
+weights. Every way a file can be unusable
 is a ``CheckpointError`` naming the file, so ``pcgen fill`` and ``pcgen.evaluate`` report it in
 one line.
 """
@@ -17,9 +19,13 @@ import torch
 from torch import nn
 
 from pcgen.errors import CheckpointError
+from pcgen.train.safe_targets import check_targets
 
 EMA_PREFIX = "ema.module."
 HEAD_PREFIX = "head."
+# A head config may nest another checkpoint (the l-GAN's autoencoder); a chain this deep is a loop.
+MAX_NESTING = 4
+_nesting = 0
 
 
 def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
@@ -71,11 +77,28 @@ def load_head(path: str | os.PathLike, map_location: Any = "cpu", expect: str | 
     kind = hp["kind"]
     if expect is not None and kind != expect:
         raise CheckpointError(f"checkpoint holds a {kind} head, expected {expect}", path)
+    global _nesting
+    if not isinstance(hp["head"], dict):
+        raise CheckpointError("saved head config is not a mapping", path)
+    try:
+        check_targets(hp["head"])
+    except CheckpointError as exc:
+        raise CheckpointError(exc.message, path) from None
+    if _nesting >= MAX_NESTING:
+        raise CheckpointError(f"head config nests checkpoints more than {MAX_NESTING} deep", path)
+    _nesting += 1
     try:
         head = instantiate(hp["head"])
+    except CheckpointError:
+        raise
     except Exception as exc:
-        raise CheckpointError(f"cannot rebuild the {kind} head from its saved config: {exc}",
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise CheckpointError(f"cannot rebuild the {kind} head from its saved config: {first[:200]}",
                               path) from None
+    finally:
+        _nesting -= 1
+    if not isinstance(head, nn.Module):
+        raise CheckpointError(f"saved head config builds a {type(head).__name__}, not a model", path)
     state = ckpt["state_dict"]
     has_ema = use_ema and any(k.startswith(EMA_PREFIX) for k in state)
     prefix = EMA_PREFIX if has_ema else HEAD_PREFIX
