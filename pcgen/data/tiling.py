@@ -1,4 +1,5 @@
-"""Split LAS/LAZ files into square, buffered tiles, streaming so files larger than memory work.
+"""Split LAS/LAZ files and EPT datasets into square, buffered tiles, streaming so inputs larger
+than memory work.
 
 Grid and ownership
     Tiles sit on one global grid anchored at (0, 0) in the file's coordinates, so tiles of
@@ -10,8 +11,9 @@ Grid and ownership
     ``buffer = 1`` (core points have ``buffer = 0``), so ``tile[tile.buffer == 0]`` recovers
     the cores exactly. With ``B = 0`` no buffer dimension is added.
 
-Pipeline per file (one process / Dask task per file)
-    1. stream chunks (laspy's chunk iterator); group each chunk's raw point records by core
+Pipeline per file (one process / Dask task per file or EPT dataset)
+    1. stream chunks (laspy's chunk iterator; an EPT dataset's octree nodes, one chunk each,
+       through `pcgen.io.open_chunks`); group each chunk's raw point records by core
        tile with one ``argsort`` and append them to a store: in memory, or raw spill files
        when the file's records exceed ``max_memory``; collect ground candidates on the way.
     2. per core: voxel thinning (one point per voxel, the one nearest its centre; voxels on
@@ -24,7 +26,6 @@ height-normalized leave bit-identical to how they came in.
 
 from __future__ import annotations
 
-import copy
 import math
 import os
 import shutil
@@ -39,6 +40,8 @@ import numpy as np
 import pcgen.io as pio
 from pcgen.data.ground import GroundCollector, GroundModel
 from pcgen.errors import ConfigError, InputError, OutputError
+from pcgen.io.copc import strip_copc_vlrs
+from pcgen.io.ept import EPT_NAME, EptDataset, is_ept
 from pcgen.io.las import write_las_records
 
 BUFFER_DIM = "buffer"
@@ -251,7 +254,7 @@ def tile_name(stem: str, key, size: float) -> str:
 
 
 def _tile_header(source: laspy.LasHeader, with_buffer: bool) -> laspy.LasHeader:
-    header = copy.deepcopy(source)
+    header = strip_copc_vlrs(source)  # a COPC input's tiles are plain LAZ, not octrees
     if with_buffer and BUFFER_DIM not in header.point_format.dimension_names:
         header.add_extra_dims([laspy.ExtraBytesParams(
             name=BUFFER_DIM, type=np.uint8, description="1: buffer point, 0: tile core")])
@@ -290,21 +293,23 @@ def _widen(rows: np.ndarray, dtype: np.dtype) -> np.ndarray:
 # -- one file ----------------------------------------------------------------------------------
 def tile_file(path, out_dir, options: TileOptions, raster: RasterSpec | None = None,
               stem: str | None = None, progress: Callable[[int], None] | None = None) -> FileResult:
-    """Tile one LAS/LAZ file into ``out_dir`` (which must exist). See the module docstring.
+    """Tile one LAS/LAZ file or EPT dataset into ``out_dir`` (which must exist). See the module
+    docstring.
 
     Args:
-        path: input LAS/LAZ.
+        path: input LAS/LAZ, or an EPT ``ept.json``.
         out_dir: folder for the tiles (callers make it atomic).
         options: `TileOptions`.
         raster: optional overview raster to accumulate final core points into.
-        stem: tile name prefix (default: the file's stem).
-        progress: called with the number of input points consumed, chunk by chunk.
+        stem: tile name prefix (default: the file's stem, an EPT dataset's folder name).
+        progress: called with the number of input points consumed, chunk by chunk (an EPT
+            dataset's chunks are its octree nodes).
     Returns:
         `FileResult` with one dict per written tile (name, bounds, counts).
     """
     path, out_dir = Path(path), Path(out_dir)
     options = options.validate()
-    stem = stem or path.stem
+    stem = stem or input_stem(path)
     S, B = float(options.size), float(options.buffer)
     with pio.open_chunks(path, options.chunk_size) as reader:
         header = reader.header
@@ -433,7 +438,7 @@ def _write_tiles(store, options: TileOptions, tile_header, scales, offsets, out_
         if raster is not None:
             raster.accumulate(xyz, result.counts, result.zmax)
         result.tiles.append({
-            "name": name, "source": os.path.basename(result.source), "tile": list(key),
+            "name": name, "source": _source_name(result.source), "tile": list(key),
             "core_bounds": [xmin, ymin, xmin + S, ymin + S],
             "buffer_bounds": [xmin - B, ymin - B, xmin + S + B, ymin + S + B],
             "data_bounds": [*xyz.min(axis=0).tolist(), *xyz.max(axis=0).tolist()],
@@ -450,14 +455,20 @@ def _tile_one(args) -> FileResult:
 
 
 def input_files(inputs: Iterable) -> list[Path]:
-    """Expand files and folders (their ``*.las``/``*.laz``) into a sorted, de-duplicated list."""
+    """Expand files and folders (their ``*.las``/``*.laz``) into a sorted, de-duplicated list.
+
+    An EPT dataset (its ``ept.json`` or the folder holding it) is one input, named by its
+    ``ept.json``; COPC files are LAZ files.
+    """
     files: list[Path] = []
     for item in inputs:
         p = Path(item)
-        if p.is_dir():
+        if is_ept(p):
+            files.append(p / EPT_NAME if p.is_dir() else p)
+        elif p.is_dir():
             found = sorted(q for q in p.iterdir() if q.suffix.lower() in (".las", ".laz"))
             if not found:
-                raise InputError("folder holds no .las/.laz files", p)
+                raise InputError("folder holds no .las/.laz files (nor an EPT ept.json)", p)
             files.extend(found)
         elif p.is_file():
             if p.suffix.lower() not in (".las", ".laz"):
@@ -475,9 +486,16 @@ def input_files(inputs: Iterable) -> list[Path]:
 
 
 def read_headers(files: list[Path]) -> list[laspy.LasHeader]:
-    """Open every header up front so a bad file fails the run before any work starts."""
+    """Open every header up front so a bad file fails the run before any work starts.
+
+    An EPT dataset's header is its first node's, with the dataset's point count and extent.
+    """
     headers = []
     for f in files:
+        if is_ept(f):
+            with pio.open_chunks(f) as reader:
+                headers.append(reader.header)
+            continue
         try:
             with laspy.open(f) as reader:
                 header = reader.header
@@ -492,12 +510,25 @@ def read_headers(files: list[Path]) -> list[laspy.LasHeader]:
     return headers
 
 
+def _source_name(path: str) -> str:
+    """A tile's source as the index names it: the file name, ``<folder>/ept.json`` for EPT."""
+    p = Path(path)
+    return f"{p.parent.name}/{p.name}" if p.name == EPT_NAME else p.name
+
+
+def input_stem(path: Path) -> str:
+    """Tile-name prefix of an input: the file's stem, an EPT dataset's folder name."""
+    path = Path(path)
+    return path.resolve().parent.name if is_ept(path) else path.stem
+
+
 def unique_stems(files: list[Path]) -> list[str]:
     stems, used = [], set()
     for f in files:
-        stem, n = f.stem, 2
+        base = input_stem(f)
+        stem, n = base, 2
         while stem in used:
-            stem, n = f"{f.stem}-{n}", n + 1
+            stem, n = f"{base}-{n}", n + 1
         used.add(stem)
         stems.append(stem)
     return stems
@@ -553,15 +584,18 @@ def tile_files(inputs, out_dir, options: TileOptions | None = None, *, workers: 
                           out_dir)
     stems = unique_stems(files)
     raster = overview_raster(headers) if overview else None
-    total = sum(int(h.point_count) for h in headers)
+    weights = [int(h.point_count) for h in headers]
+    # EPT datasets advance the bar node by node (their chunks); other inputs point by point
+    by_node = all(is_ept(f) for f in files)
+    steps = [len(EptDataset(f).select()) for f in files] if by_node else weights
     from tqdm import tqdm
 
-    bar = tqdm(total=total, unit="pt", unit_scale=True, disable=not progress, desc="tiling")
+    bar = tqdm(total=sum(steps), unit="node" if by_node else "pt", unit_scale=not by_node,
+               disable=not progress, desc="tiling")
     try:
         with atomic_dir(out_dir) as tmp:
             jobs = [(f, tmp, options, raster, s) for f, s in zip(files, stems)]
-            weights = [int(h.point_count) for h in headers]
-            results = _run_jobs(jobs, workers, dask_address, bar, weights)
+            results = _run_jobs(jobs, workers, dask_address, bar, weights, steps, by_node)
             index = build_index(results, options)
             write_index(index, tmp / "tile_index.geojson")
             if overview:
@@ -572,11 +606,15 @@ def tile_files(inputs, out_dir, options: TileOptions | None = None, *, workers: 
 
 
 def _run_jobs(jobs, workers: int, dask_address: str | None, bar,
-              weights: list[int] | None = None) -> list[FileResult]:
+              weights: list[int] | None = None, steps: list[int] | None = None,
+              by_node: bool = False) -> list[FileResult]:
+    """Tile every job; ``steps[i]`` is job i's share of the bar (points, or EPT nodes)."""
+    steps = steps or [0] * len(jobs)
     if dask_address:
-        return _run_dask(jobs, dask_address, bar)
+        return _run_dask(jobs, dask_address, bar, steps)
     if workers == 1 or len(jobs) == 1:
-        return [tile_file(*job, progress=bar.update) for job in jobs]
+        step = (lambda n: bar.update(1)) if by_node else bar.update
+        return [tile_file(*job, progress=step) for job in jobs]
     import concurrent.futures as cf
 
     # Not fork: a parent that already decoded LAZ holds lazrs' (rayon) thread pool, and a
@@ -591,7 +629,7 @@ def _run_jobs(jobs, workers: int, dask_address: str | None, bar,
             for fut in cf.as_completed(futures):
                 res = fut.result()
                 results[futures[fut]] = res
-                bar.update(res.points)
+                bar.update(steps[futures[fut]])
         except BaseException:
             for f in futures:
                 f.cancel()
@@ -609,7 +647,7 @@ def _pool_context():
     return mp.get_context("spawn")
 
 
-def _run_dask(jobs, address: str, bar) -> list[FileResult]:
+def _run_dask(jobs, address: str, bar, steps: list[int]) -> list[FileResult]:
     try:
         from distributed import Client
     except ImportError as exc:  # pragma: no cover - dask is a dependency
@@ -624,7 +662,7 @@ def _run_dask(jobs, address: str, bar) -> list[FileResult]:
         results = []
         for fut in futures:  # in order: progress is coarse, but needs no default client
             results.append(fut.result())
-            bar.update(results[-1].points)
+            bar.update(steps[len(results) - 1])
         return results
     finally:
         client.close()

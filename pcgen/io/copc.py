@@ -38,14 +38,24 @@ def is_copc(path) -> bool:
     return vlr[2:18].rstrip(b"\0") == b"copc" and int.from_bytes(vlr[18:20], "little") == 1
 
 
-def _plain_header(header: laspy.LasHeader, point_count: int) -> laspy.LasHeader:
-    """A copy without the COPC VLRs: points written from a query are not an octree any more."""
+def strip_copc_vlrs(header: laspy.LasHeader) -> laspy.LasHeader:
+    """A deep copy without COPC (E)VLRs: a query result or a tile is not an octree any more,
+    and a file claiming COPC with stale hierarchy offsets would mislead COPC readers."""
     header = copy.deepcopy(header)
-    header.vlrs = laspy.vlrs.vlrlist.VLRList(
-        v for v in header.vlrs if v.user_id.rstrip("\0") != "copc")
-    if header.evlrs is not None:
-        header.evlrs = laspy.vlrs.vlrlist.VLRList(
-            v for v in header.evlrs if v.user_id.rstrip("\0") != "copc")
+    if any(_is_copc_vlr(v) for v in [*header.vlrs, *(header.evlrs or [])]):
+        header.vlrs = laspy.vlrs.vlrlist.VLRList(v for v in header.vlrs if not _is_copc_vlr(v))
+        if header.evlrs is not None:
+            header.evlrs = laspy.vlrs.vlrlist.VLRList(
+                v for v in header.evlrs if not _is_copc_vlr(v))
+    return header
+
+
+def _is_copc_vlr(vlr) -> bool:
+    return vlr.user_id.rstrip("\0") == "copc"
+
+
+def _plain_header(header: laspy.LasHeader, point_count: int) -> laspy.LasHeader:
+    header = strip_copc_vlrs(header)
     header.point_count = point_count
     return header
 

@@ -150,18 +150,19 @@ class EptDataset:
 
     @property
     def crs(self):
-        """pyproj CRS from ``srs`` (WKT first, then authority:horizontal[+vertical]); None if absent."""
+        """pyproj CRS from ``srs``: ``authority:horizontal[+vertical]`` when given (the code keeps
+        its name through tiling and LAS headers), else the WKT; None when absent."""
         from pyproj import CRS
         from pyproj.exceptions import CRSError
 
         try:
-            if self.srs.get("wkt"):
-                return CRS.from_wkt(self.srs["wkt"])
             if self.srs.get("authority") and self.srs.get("horizontal"):
                 code = f"{self.srs['authority']}:{self.srs['horizontal']}"
                 if self.srs.get("vertical"):
                     code += f"+{self.srs['vertical']}"
                 return CRS.from_user_input(code)
+            if self.srs.get("wkt"):
+                return CRS.from_wkt(self.srs["wkt"])
         except CRSError as exc:
             raise InputError(f"unreadable srs in ept.json ({str(exc)[:120]})", self.path) from None
         return None
@@ -277,6 +278,11 @@ class EptChunkReader:
         self.crs = dataset.crs
         header, _ = _read_node(dataset, self.nodes[0], header_only=True)
         self.header = _dataset_header(header, self.crs, self.point_count)
+        # the extent a caller plans with (tiling's overview raster): the data, cut by the box
+        lo, hi = dataset.data_mins, dataset.data_maxs
+        if self._bounds is not None:
+            lo, hi = np.maximum(lo, self._bounds[0]), np.minimum(hi, self._bounds[1])
+        self.header.mins, self.header.maxs = lo, hi
         self.workers = workers or min(4, os.cpu_count() or 1)
 
     def __len__(self) -> int:

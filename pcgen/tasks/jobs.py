@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pcgen.errors import InputError, OutputError
 from pcgen.io import SUFFIXES
+from pcgen.io.ept import EPT_NAME, is_ept
 from pcgen.tasks.fill import FillConfig, fill_cloud, find_gaps, mask_gaps
 
 LAS_SUFFIXES = (".las", ".laz")
@@ -88,7 +89,10 @@ def _write_report(path, gaps, crs) -> None:
 
 
 def expand_inputs(src: str | os.PathLike, dst: str | os.PathLike) -> list[tuple[Path, Path]]:
-    """(input, output) file pairs for a file, a folder of LAS/LAZ, or a tile index.
+    """(input, output) file pairs for a file, a folder of LAS/LAZ, an EPT dataset, or a tile index.
+
+    An EPT dataset (``ept.json`` or its folder) is one input, read whole, with ``dst`` its
+    output file; a COPC file is a LAZ file.
 
     A tile index is a ``.txt`` (one path per line) or a GeoJSON whose features carry the tile
     path in ``location`` (gdaltindex), ``path``, ``file`` or ``name`` (``pcgen tile``); relative
@@ -101,7 +105,10 @@ def expand_inputs(src: str | os.PathLike, dst: str | os.PathLike) -> list[tuple[
     src, dst = Path(src), Path(dst)
     if not src.exists():
         raise InputError("input not found", src)
-    if src.is_dir():
+    if is_ept(src):
+        pairs = [(src / EPT_NAME if src.is_dir() else src, dst)]
+        files = None
+    elif src.is_dir():
         files = sorted(p for p in src.iterdir() if p.suffix.lower() in LAS_SUFFIXES)
         if not files:
             raise InputError("no LAS/LAZ files in the folder", src)

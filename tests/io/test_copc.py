@@ -188,3 +188,17 @@ def test_bounds_crop_plain_files_too(copc):
     assert got.to_record().array.tobytes() == las.points.array[np.asarray(inside)].tobytes()
     with pytest.raises(InputError, match="miss the data"):
         pio.read(plain, bounds=(0, 0, 1, 1))
+
+
+def test_tile_a_copc_file(copc, tmp_path):
+    from pcgen.data.tiling import TileOptions, tile_files
+
+    path, las, _ = copc
+    out = tmp_path / "tiles"
+    index = tile_files([path], out, TileOptions(size=10, buffer=0), overview=False)
+    tiles = [laspy.read(out / f["properties"]["name"]) for f in index["features"]]
+    assert len(tiles) >= 9
+    for tile in tiles:  # plain LAZ tiles: no COPC info VLR or hierarchy EVLR carried over
+        assert not any(v.user_id == "copc" for v in [*tile.header.vlrs, *tile.header.evlrs])
+    rows = np.concatenate([t.points.array for t in tiles])
+    assert np.array_equal(_sorted_rows(rows), _sorted_rows(las.points.array))

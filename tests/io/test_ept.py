@@ -227,3 +227,62 @@ def test_not_a_dataset(tmp_path):
     shutil.copy(EPT / "ept.json", tmp_path / "ept.json")  # no hierarchy beside it
     with pytest.raises(InputError, match="EPT hierarchy file missing"):
         pio.read(tmp_path)
+
+
+# -- tiling -------------------------------------------------------------------------------------
+def _shallow_dataset(tmp_path, depth: int = 1):
+    """A smaller valid EPT dataset: the shared one cut below ``depth`` (nodes symlinked)."""
+    hierarchy = {k: v for k, v in _hierarchy().items() if int(k.split("-")[0]) <= depth}
+    return _copy_dataset(tmp_path, hierarchy=hierarchy,
+                         meta={"points": sum(hierarchy.values())}), hierarchy
+
+
+def test_tile_an_ept_dataset_keeps_every_point(tmp_path):
+    from pcgen.data.tiling import TileOptions, tile_files
+
+    root, hierarchy = _shallow_dataset(tmp_path)
+    out = tmp_path / "tiles"
+    index = tile_files([root], out, TileOptions(size=250, buffer=10, compress=False),
+                       overview=False)
+    feats = [f["properties"] for f in index["features"]]
+    assert len(feats) == 25 and all(p["name"].startswith("ds_") for p in feats)
+    assert {p["source"] for p in feats} == {"ds/ept.json"}
+    assert all(p["crs"] == "EPSG:32605" for p in feats)
+    cores = []
+    for p in feats:
+        rows = laspy.read(out / p["name"]).points.array
+        assert len(rows) == p["points"]
+        cores.append(rows[rows["buffer"] == 0])
+    cores = np.concatenate(cores)
+    source = _node_records(sorted(hierarchy))
+    assert len(cores) == len(source) == 303_732
+    # tiles add a trailing 1-byte buffer dimension: compare the source bytes of each record
+    n, size = len(cores), source.dtype.itemsize
+    cores = np.ascontiguousarray(cores).view(np.uint8).reshape(n, -1)[:, :size].copy()
+    assert np.array_equal(_rows(cores.reshape(-1).view(source.dtype)), _rows(source))
+
+
+def test_tile_cli_accepts_ept_json(tmp_path, capsys):
+    from pcgen.cli import main
+
+    root, hierarchy = _shallow_dataset(tmp_path, depth=0)
+    code = main(["tile", str(root / "ept.json"), str(tmp_path / "t"), "--size", "500",
+                 "--buffer", "0", "--no-overview"])
+    assert code in (0, None)
+    assert "38716 core points" in capsys.readouterr().out
+    root_node = laspy.read(EPT / "ept-data" / "0-0-0-0.laz")
+    expected = {f"ds_{int(i) * 500}_{int(j) * 500}.laz" for i, j in
+                zip(np.floor(root_node.x / 500), np.floor(root_node.y / 500))}
+    assert {p.name for p in (tmp_path / "t").glob("*.laz")} == expected
+    assert len(expected) >= 4
+
+
+def test_fill_inputs_accept_an_ept_dataset(tmp_path):
+    from pcgen.errors import OutputError
+    from pcgen.tasks.jobs import expand_inputs
+
+    out = tmp_path / "filled.laz"
+    assert expand_inputs(EPT, out) == [(EPT / "ept.json", out)]
+    assert expand_inputs(EPT / "ept.json", out) == [(EPT / "ept.json", out)]  # not a tile index
+    with pytest.raises(OutputError, match="must end in .las or .laz"):
+        expand_inputs(EPT, tmp_path / "outdir")
