@@ -25,6 +25,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "eval-augment": ("pcgen.tasks.eval_augment_cli", "MMD/COV/1-NNA of generated vs held-out tiles, with baselines"),
     "demo": ("pcgen.tasks.demo", "the gap-filling job end to end on the sample data"),
     "image": ("pcgen.image.cli", "latent diffusion on CosPlace embeddings: image train|sample|explain|rasterize"),
+    "train": ("pcgen.train.train_cli", "train a head: Hydra overrides, e.g. model=vae trainer.max_steps=50"),
+    "evaluate": ("pcgen.evaluate", "MMD/COV/1-NNA/JSD of generated vs reference clouds (key=value)"),
 }
 
 
@@ -67,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = _Parser(prog=f"pcgen {name}", description=SUBCOMMANDS[name][1])
     module.add_arguments(parser)
     try:
-        args = parser.parse_args(argv[1:])
+        # A Hydra app (OWN_ARGV) parses its own command line: overrides, -m, --cfg, --help.
+        args = argv[1:] if getattr(module, "OWN_ARGV", False) else parser.parse_args(argv[1:])
     except SystemExit as exc:  # --help (0) or a bad option (2, already printed in one line)
         return int(exc.code or 0)
     previous = _install_handlers()

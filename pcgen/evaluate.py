@@ -1,10 +1,11 @@
-"""Score generated point clouds against reference ones and write a JSON report.
+"""``pcgen evaluate``: score generated point clouds against reference ones, write a JSON report.
 
-Two ways in, with Hydra-style ``key=value`` arguments::
+Two ways in, with Hydra-style ``key=value`` overrides of ``pcgen/conf/evaluate/config.yaml``::
 
-    python -m pcgen.evaluate generated=samples.npy reference=refs/ out=report.json
-    python -m pcgen.evaluate ckpt=run/checkpoints/last.ckpt data=tiles/ out=report.json
+    pcgen evaluate generated=samples.npy reference=refs/ out=report.json
+    pcgen evaluate ckpt=run/checkpoints/last.ckpt data=tiles/ out=report.json
 
+(``python -m pcgen.evaluate`` is the same command; ``--set key=value`` works too.)
 ``generated`` / ``reference`` are a ``.npy`` file of shape (K, N, 3) or a folder of clouds (one
 per ``.npy`` / ``.las`` / ``.laz`` / ``.ply`` file, sorted by name). With ``ckpt`` the head is
 loaded through ``pcgen.train.checkpoint.load_head`` and samples as many clouds as the reference
@@ -14,53 +15,37 @@ Metrics and protocol: ``docs/metrics.md``. The report is written atomically.
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import sys
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
 from omegaconf import OmegaConf
 
 from pcgen.atomic import atomic_path
-from pcgen.errors import ConfigError, InputError, PcgenError
+from pcgen.errors import ConfigError, InputError
 
-DEFAULTS = {
-    "generated": None,
-    "reference": None,
-    "ckpt": None,
-    "data": None,
-    "out": "report.json",
-    "metrics": ["chamfer", "emd"],
-    "normalize": "box",
-    "num_points": None,   # subsample every cloud to this many points (needed for unequal sizes)
-    "max_clouds": None,   # use at most this many clouds per set
-    "chunk": 256,
-    "emd_eps": 0.01,
-    "emd_squared": False,
-    "jsd_resolution": 28,
-    "pr_k": 3,
-    "batch_size": 32,     # sampling batch with ckpt=
-    "seed": 0,
-    "device": "cpu",
-    "progress": False,
-}
 CLOUD_SUFFIXES = (".npy", ".las", ".laz", ".ply")
+CONFIG_MODULE = "pcgen.conf.evaluate"
 
 
-def parse_overrides(argv: list[str]) -> dict:
-    """``key=value`` arguments over :data:`DEFAULTS` (values parsed as YAML, like Hydra)."""
-    bad = [a for a in argv if "=" not in a or a.startswith("=")]
+def load_config(overrides: Sequence[str] = (), config_dir: str | os.PathLike | None = None) -> dict:
+    """Compose the evaluation settings with Hydra-style ``key=value`` overrides, then check them.
+
+    Raises:
+        ConfigError: unknown key, malformed override, bad metric list or a missing input.
+    """
+    from pcgen.conf import compose
+
+    bad = [a for a in overrides if "=" not in a or a.startswith("=")]
     if bad:
         raise ConfigError(f"arguments must be key=value, got {bad[0]!r}")
-    try:
-        given = OmegaConf.to_container(OmegaConf.from_dotlist(argv))
-    except Exception as exc:
-        raise ConfigError(f"cannot parse arguments: {exc}") from None
-    unknown = sorted(set(given) - set(DEFAULTS))
-    if unknown:
-        raise ConfigError(f"unknown key {unknown[0]!r}; known: {', '.join(DEFAULTS)}")
-    cfg = {**DEFAULTS, **given}
+    cfg = OmegaConf.to_container(compose("config", overrides, config_dir=config_dir,
+                                         module=CONFIG_MODULE), resolve=True)
     if isinstance(cfg["metrics"], str):
         cfg["metrics"] = [cfg["metrics"]]
     if not set(cfg["metrics"]) <= {"chamfer", "emd"} or not cfg["metrics"]:
@@ -162,8 +147,8 @@ def _from_checkpoint(cfg) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.cat(gen_parts), ref
 
 
-def run(cfg: dict) -> dict:
-    """Evaluate and write the report; returns it."""
+def evaluate(cfg: dict) -> dict:
+    """Evaluate as :func:`load_config` describes and write the report; returns it."""
     from pcgen.metrics import evaluate_sets
 
     if cfg["ckpt"] is not None:
@@ -183,21 +168,34 @@ def run(cfg: dict) -> dict:
     return report
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in ("-h", "--help"):
-        print(__doc__)
-        print("keys (default): " + ", ".join(f"{k}={v}" for k, v in DEFAULTS.items()))
-        return 0
-    try:
-        cfg = parse_overrides(argv)
-        report = run(cfg)
-    except PcgenError as exc:
-        print(f"pcgen evaluate: error: {exc}", file=sys.stderr)
-        return 2
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from importlib.resources import files
+
+    keys = files(CONFIG_MODULE).joinpath("config.yaml").read_text(encoding="utf-8")
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = "keys and defaults (pcgen/conf/evaluate/config.yaml):\n" + "\n".join(
+        line for line in keys.splitlines() if line and not line.startswith("#"))
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                        help="e.g. generated=samples.npy reference=refs/ out=report.json")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="an override as for the other commands (repeatable)")
+    parser.add_argument("--config-dir", default=None,
+                        help="a folder with your own config.yaml, searched before the packaged one")
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load_config([*args.overrides, *args.set], config_dir=args.config_dir)
+    report = evaluate(cfg)
     summary = {m: report[m] for m in ("chamfer", "emd") if m in report}
     print(json.dumps({"jsd": report["jsd"], **summary}, indent=1))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m pcgen.evaluate ...``: the same as ``pcgen evaluate ...``."""
+    from pcgen.cli import main as cli_main
+
+    return cli_main(["evaluate", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -33,13 +33,15 @@ def user_config_dir(config_dir: str | os.PathLike) -> Path:
 
 
 def compose(config_name: str, overrides: Sequence[str] = (),
-            config_dir: str | os.PathLike | None = None):
+            config_dir: str | os.PathLike | None = None, module: str = CONFIG_MODULE):
     """Compose ``config_name`` (e.g. ``"config"``, ``"task/fill"``) with Hydra-style overrides.
 
     Args:
         config_name: a config of the packaged tree (or of ``config_dir``), without ``.yaml``.
         overrides: ``key=value``, ``group=option``, ``+new_key=value`` as on Hydra's command line.
         config_dir: a user's config folder, searched before the packaged tree.
+        module: the packaged root: ``pcgen.conf``, or a sub-tree whose keys would clash with
+            its config groups (``pcgen.conf.evaluate``).
     Returns:
         The composed ``DictConfig`` (struct mode: unknown keys are errors).
     Raises:
@@ -57,9 +59,9 @@ def compose(config_name: str, overrides: Sequence[str] = (),
         # Hydra looks a primary config up in the initial folder only, and the first folder of the
         # search path wins: so the user's folder is the initial one and the packaged tree follows.
         init = initialize_config_dir(str(user_config_dir(config_dir)), version_base="1.3")
-        args.append(f"hydra.searchpath=[pkg://{CONFIG_MODULE}]")
+        args.append(f"hydra.searchpath=[pkg://{module}]")
     else:
-        init = initialize_config_module(CONFIG_MODULE, version_base="1.3")
+        init = initialize_config_module(module, version_base="1.3")
     try:
         with init:
             cfg = hydra_compose(config_name, overrides=args)

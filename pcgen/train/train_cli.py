@@ -1,0 +1,64 @@
+"""``pcgen train`` (and ``python train.py``): the Hydra training app over the packaged configs.
+
+Arguments are Hydra's own: overrides (``model=vae trainer.max_steps=50``), ``-m`` sweeps,
+``--cfg job``, ``--help``; a user's config folder joins with ``hydra.searchpath=[file://DIR]``.
+The app composes ``pkg://pcgen.conf/config.yaml`` and hands the config to
+:func:`pcgen.train.run.train`. It is also runnable as a script (``python .../train_cli.py``):
+Lightning's DDP launcher starts each extra rank by re-running ``sys.argv``, so ``pcgen train``
+points ``sys.argv[0]`` at this file while Hydra parses the overrides.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from pcgen.errors import PcgenError
+from pcgen.train.run import register_resolvers
+
+register_resolvers()
+
+# Hydra owns the command line: pcgen.cli hands it the raw arguments instead of parsing them.
+OWN_ARGV = True
+
+
+@hydra.main(version_base="1.3", config_path="pkg://pcgen.conf", config_name="config")
+def main(cfg: DictConfig) -> float | None:
+    """Train one configured run; the final training loss is returned for sweepers (e.g. Optuna)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from pcgen.train.run import train
+
+    try:
+        result = train(cfg, root=HydraConfig.get().runtime.output_dir)
+    except PcgenError as exc:
+        # Raised from inside Hydra, a PcgenError would print as a traceback; stop with one line.
+        prog = "pcgen train" if sys.argv[0] == __file__ else Path(sys.argv[0]).name
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    loss = result.get("train/loss")
+    return None if loss is None else float(loss)
+
+
+def add_arguments(parser) -> None:
+    """Nothing to add: Hydra parses ``pcgen train``'s arguments (see :data:`OWN_ARGV`)."""
+
+
+def run(argv: list[str]) -> int:
+    """Run the Hydra app on ``argv`` (overrides and Hydra flags); returns the exit status."""
+    saved = sys.argv
+    sys.argv = [__file__, *argv]
+    try:
+        main()
+    except SystemExit as exc:  # --help, Hydra's own errors (1) and ours (2)
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        sys.argv = saved
+    return 0
+
+
+if __name__ == "__main__":
+    main()
