@@ -79,6 +79,6 @@ setup(
         "tensorboard>=2.15,<3",
         "shapely>=2.0,<3",
     ],
-    extras_require={"test": ["pytest>=8,<10"]},
+    extras_require={"test": ["pytest>=8,<10", "hypothesis>=6.100,<7"]},
     entry_points={"console_scripts": ["pcgen=pcgen.cli:main"]},
 )
