@@ -6,7 +6,12 @@ plus a LAZ write of the same points, in one process and in two), `pcgen tile` wi
 workers (with the default 5-unit buffer and with none), and `pdal tile` when a `pdal`
 executable is on PATH. Each timing is the best of --repeat runs (the machine is shared).
 
-    python bench/tiling.py [--repeat 3] [--size 50] [--buffer 5]
+Then the same on the shared EPT dataset (14.1 M points in 290 LAZ nodes; --ept-repeat runs,
+--no-ept to skip): the floor reads every node with laspy and streams the points into LAZ
+files (one per process), `pcgen tile` tiles the dataset; both run in a fresh process that
+reports its own time (imports excluded) and peak resident memory.
+
+    python bench/tiling.py [--repeat 3] [--size 50] [--buffer 5] [--ept-repeat 1] [--no-ept]
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import os
 import resource
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -92,12 +98,94 @@ def best_of(repeat: int, fn, *args, label: str | None = None) -> float:
     return min(times)
 
 
+# -- the EPT dataset, each run in a fresh process that times itself ---------------------------
+_EPT_FLOOR = """
+import sys, time, resource, laspy
+from pathlib import Path
+from pcgen.io.ept import EptDataset
+root, out, part, parts = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+t = time.perf_counter()
+ds = EptDataset(root)
+nodes = ds.select()[part::parts]
+with laspy.open(ds.node_path(nodes[0])) as r:
+    header = r.header
+with laspy.open(out / f"floor{part}.laz", "w", header=header) as w:
+    for node in nodes:
+        w.write_points(laspy.read(ds.node_path(node)).points)
+print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+_EPT_TILE = """
+import sys, time, resource, io, contextlib
+from pcgen.cli import main
+t = time.perf_counter()
+with contextlib.redirect_stdout(io.StringIO()):
+    code = main(sys.argv[1:])
+assert code == 0
+print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def _child(code: str, *argv) -> tuple[float, float]:
+    """(seconds, peak RSS MiB) a fresh Python reports for ``code``."""
+    out = subprocess.run([sys.executable, "-c", code, *map(str, argv)], check=True,
+                         capture_output=True, text=True).stdout.split()
+    return float(out[-2]), float(out[-1]) / 1024
+
+
+def ept_floor(root: Path, workers: int) -> tuple[float, float]:
+    with tempfile.TemporaryDirectory(prefix="pcgen-bench-") as tmp:
+        if workers == 1:
+            return _child(_EPT_FLOOR, root, tmp, 0, 1)
+        with cf.ThreadPoolExecutor(workers) as pool:  # threads only wait on the processes
+            runs = list(pool.map(lambda i: _child(_EPT_FLOOR, root, tmp, i, workers),
+                                 range(workers)))
+        return max(r[0] for r in runs), max(r[1] for r in runs)
+
+
+def ept_tile(root: Path, workers: int, size: float, buffer: float) -> tuple[float, float]:
+    with tempfile.TemporaryDirectory(prefix="pcgen-bench-") as tmp:
+        return _child(_EPT_TILE, "tile", root, Path(tmp) / "tiles", "--size", size, "--buffer",
+                      buffer, "--workers", workers, "--no-overview")
+
+
+def bench_ept(root: Path, repeat: int, size: float, buffer: float) -> None:
+    from pcgen.io.ept import EptDataset
+
+    ds = EptDataset(root)
+    print(f"\nEPT input: {root} ({ds.points:,} points, {len(ds.select())} nodes); "
+          f"best of {repeat}")
+    rows = {
+        "laspy read nodes + write LAZ, 1 process": min(ept_floor(root, 1) for _ in range(repeat)),
+        "laspy read nodes + write LAZ, 2 processes": min(ept_floor(root, 2)
+                                                         for _ in range(repeat)),
+        "pcgen tile EPT, 1 worker": min(ept_tile(root, 1, size, buffer) for _ in range(repeat)),
+        "pcgen tile EPT, 1 worker, buffer 0": min(ept_tile(root, 1, size, 0.0)
+                                                  for _ in range(repeat)),
+    }
+    for name, (t, rss) in rows.items():
+        print(f"{name:44s} {t:7.2f} s  {ds.points / t / 1e6:6.2f} M points/s  peak RSS {rss:6.0f} MiB")
+    f1 = rows["laspy read nodes + write LAZ, 1 process"][0]
+    f2 = rows["laspy read nodes + write LAZ, 2 processes"][0]
+    t1 = rows["pcgen tile EPT, 1 worker"][0]
+    b1 = rows["pcgen tile EPT, 1 worker, buffer 0"][0]
+    print(f"ratios: pcgen tile / floor 1 process = {t1 / f1:.2f}x (buffer 0: {b1 / f1:.2f}x); "
+          f"against the 2-process floor {t1 / f2:.2f}x (one dataset is one tiling job)")
+    print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--size", type=float, default=50.0)
     parser.add_argument("--buffer", type=float, default=5.0)
+    parser.add_argument("--ept-repeat", type=int, default=1)
+    parser.add_argument("--no-ept", action="store_true", help="skip the EPT dataset")
+    parser.add_argument("--only-ept", action="store_true", help="only the EPT dataset")
     args = parser.parse_args()
+    ept = datadir.data_dir() / "training" / "hawaii_ept"
+    if args.only_ept:
+        bench_ept(ept, args.ept_repeat, args.size, args.buffer)
+        return
     files = [f for f in datadir.lidar_files() if f.suffix.lower() == ".laz"]
     points = 0
     for f in files:
@@ -149,6 +237,8 @@ def main() -> None:
               f"{PDAL_REFERENCE / 1e6:.1f} M points/s for PDAL 2.8 (goal >= 2): "
               f"2 workers {points / t2 / PDAL_REFERENCE:.2f}x, 1 worker "
               f"{points / t1 / PDAL_REFERENCE:.2f}x")
+    if not args.no_ept:
+        bench_ept(ept, args.ept_repeat, args.size, args.buffer)
 
 
 if __name__ == "__main__":
