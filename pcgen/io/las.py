@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 import os
 from pathlib import Path
 from typing import Iterator
@@ -16,6 +17,11 @@ from pcgen.errors import InputError, OutputError
 from pcgen.io.cloud import PointCloud, parse_crs
 
 LAS_SUFFIXES = (".las", ".laz")
+# Header values a real file can hold: scales from 1e-12 (degrees need 1e-7) to 1e6, coordinates
+# within 1e15 file units. Outside these, X = raw * scale + offset collapses or overflows the
+# int64 grid keys tiling and gap detection build from coordinates.
+MIN_SCALE, MAX_SCALE = 1e-12, 1e6
+MAX_COORDINATE = 1e15
 
 
 def _problem(exc: BaseException) -> str:
@@ -39,6 +45,29 @@ def _check_exists(path: Path) -> None:
         raise InputError("not a file", path)
 
 
+def check_header(header: laspy.LasHeader, path) -> laspy.LasHeader:
+    """Refuse header scales, offsets and bounds that would silently corrupt coordinates.
+
+    Raises:
+        InputError: a scale that is zero, negative, NaN or out of range; a NaN/infinite or
+            out-of-range offset; a NaN/infinite bounding box (files holding points only).
+    """
+    for axis, scale, offset in zip("XYZ", np.asarray(header.scales, float).tolist(),
+                                   np.asarray(header.offsets, float).tolist()):
+        if not (math.isfinite(scale) and MIN_SCALE <= scale <= MAX_SCALE):
+            raise InputError(f"header {axis} scale {scale!r} is not a usable scale "
+                             f"({MIN_SCALE:g}..{MAX_SCALE:g})", path)
+        if not (math.isfinite(offset) and abs(offset) <= MAX_COORDINATE):
+            raise InputError(f"header {axis} offset {offset!r} is not finite or beyond "
+                             f"{MAX_COORDINATE:g}", path)
+    if int(header.point_count) > 0:
+        bounds = np.concatenate([np.asarray(header.mins, float), np.asarray(header.maxs, float)])
+        if not np.all(np.isfinite(bounds)) or np.any(np.abs(bounds) > MAX_COORDINATE):
+            raise InputError(f"header bounding box {bounds.tolist()} is not finite or beyond "
+                             f"{MAX_COORDINATE:g}", path)
+    return header
+
+
 def read_las(path) -> PointCloud:
     """Read a whole LAS/LAZ file. Raises `InputError` for corrupt, truncated or non-LAS files."""
     path = Path(path)
@@ -52,6 +81,7 @@ def read_las(path) -> PointCloud:
                 pass  # laspy reads EVLRs into header.evlrs on open
     except BaseException as exc:  # noqa: BLE001 - lazrs raises pyo3 PanicException
         _reraise(exc, path)
+    check_header(header, path)
     if len(points) != expected:
         raise InputError(f"truncated: header says {expected} points, file holds {len(points)}",
                          path)
@@ -98,6 +128,7 @@ def open_las_chunks(path, chunk_size: int = 1_000_000) -> Iterator[ChunkReader]:
     except BaseException as exc:  # noqa: BLE001
         _reraise(exc, path)
     try:
+        check_header(reader.header, path)
         yield ChunkReader(reader, path, chunk_size)
     finally:
         reader.close()
