@@ -272,3 +272,27 @@ def test_a_live_runs_staging_is_left_alone(tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_failed_folder_fill_leaves_no_output_folder(folder, tmp_path, capsys):
+    (folder / "broken.las").write_bytes(b"LASF" + b"\0" * 50)
+    out = tmp_path / "filled"
+    assert main(["fill", str(folder), str(out), "--baseline", "mirror", "-q"]) == 2
+    assert "broken.las" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
+
+
+def test_demo_with_a_bad_checkpoint_tiles_nothing(tmp_path, capsys):
+    bad = tmp_path / "random.ckpt"
+    bad.write_bytes(os.urandom(256))
+    _refused(capsys, tmp_path, ["demo", str(tmp_path / "out"), "--ckpt", str(bad)], "random.ckpt")
+
+
+def test_tile_with_a_bad_header_scale_leaves_nothing(tmp_path, capsys):
+    import struct
+
+    bad = tmp_path / "bad.las"
+    data = bytearray(datadir.lidar_file("simple.las").read_bytes())
+    data[131:139] = struct.pack("<d", 0.0)
+    bad.write_bytes(bytes(data))
+    _refused(capsys, tmp_path, ["tile", str(bad), str(tmp_path / "out")], "header X scale 0.0")
