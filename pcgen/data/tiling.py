@@ -27,7 +27,6 @@ height-normalized leave bit-identical to how they came in.
 from __future__ import annotations
 
 import math
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field

@@ -18,7 +18,7 @@ import pytest
 import pcgen.io as pio
 from pcgen import datadir
 from pcgen.errors import ConfigError, InputError
-from pcgen.io.ept import EptDataset, open_ept_chunks, read_ept
+from pcgen.io.ept import EptDataset, read_ept
 
 EPT = datadir.data_dir() / "training" / "hawaii_ept"
 BOX = (202000, 2184000, 202100, 2184100)  # a 100 m square in the south-west corner
