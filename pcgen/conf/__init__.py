@@ -2,9 +2,10 @@
 
 Hydra finds the tree as ``pkg://pcgen.conf`` (``initialize_config_module("pcgen.conf")``), so an
 installed wheel trains, fills and runs the image track without a checkout. A user's own config
-folder joins the search path: ``hydra.searchpath=[file://DIR]`` for ``pcgen train`` (new names
-beside the packaged ones), ``config_dir=DIR`` here and ``--config-dir DIR`` on the other commands
-(searched first, so its files also replace packaged ones of the same name).
+folder joins the search path: ``hydra.searchpath=[file://DIR]`` for ``pcgen train``,
+``config_dir=DIR`` here and ``--config-dir DIR`` on the other commands. Its files add options
+beside the packaged ones (``DIR/experiment/mine.yaml`` is ``experiment=mine``); a folder that
+holds the composed config itself (``DIR/config.yaml``) is searched first instead.
 """
 
 from __future__ import annotations
@@ -32,6 +33,11 @@ def user_config_dir(config_dir: str | os.PathLike) -> Path:
     return path
 
 
+def _quote(path: Path) -> str:
+    """A path inside a single-quoted Hydra override value."""
+    return str(path).replace("\\", "\\\\").replace("'", "\\'")
+
+
 def compose(config_name: str, overrides: Sequence[str] = (),
             config_dir: str | os.PathLike | None = None, module: str = CONFIG_MODULE):
     """Compose ``config_name`` (e.g. ``"config"``, ``"task/fill"``) with Hydra-style overrides.
@@ -39,7 +45,8 @@ def compose(config_name: str, overrides: Sequence[str] = (),
     Args:
         config_name: a config of the packaged tree (or of ``config_dir``), without ``.yaml``.
         overrides: ``key=value``, ``group=option``, ``+new_key=value`` as on Hydra's command line.
-        config_dir: a user's config folder, searched before the packaged tree.
+        config_dir: a user's config folder. When it holds ``config_name`` it is searched first
+            (its files replace packaged ones of the same name); otherwise it adds group options.
         module: the packaged root: ``pcgen.conf``, or a sub-tree whose keys would clash with
             its config groups (``pcgen.conf.evaluate``).
     Returns:
@@ -55,13 +62,16 @@ def compose(config_name: str, overrides: Sequence[str] = (),
     from pcgen.errors import ConfigError
 
     args = list(overrides)
-    if config_dir is not None:
-        # Hydra looks a primary config up in the initial folder only, and the first folder of the
-        # search path wins: so the user's folder is the initial one and the packaged tree follows.
-        init = initialize_config_dir(str(user_config_dir(config_dir)), version_base="1.3")
+    user = user_config_dir(config_dir) if config_dir is not None else None
+    if user is not None and (user / f"{config_name}.yaml").is_file():
+        # Hydra looks a primary config up in the initial folder only, and earlier folders win:
+        # the user's folder holding the primary config comes first, the packaged tree after it.
+        init = initialize_config_dir(str(user), version_base="1.3")
         args.append(f"hydra.searchpath=[pkg://{module}]")
     else:
         init = initialize_config_module(module, version_base="1.3")
+        if user is not None:  # the user's folder adds group options (new names) to the tree
+            args.append(f"hydra.searchpath=['file://{_quote(user)}']")
     try:
         with init:
             cfg = hydra_compose(config_name, overrides=args)

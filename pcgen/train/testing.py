@@ -1,7 +1,6 @@
-"""Tiny training configs over tiny real tiles: smoke tests, CI and quick interactive checks.
+"""Tiny real tiles and the ``debug=tiny`` training config over them: smoke tests and CI.
 
-Widths are small enough that a CPU optimizer step takes milliseconds, while each encoder still
-runs its real code path (neighbourhoods, set abstraction, EdgeConv).
+The tiny widths live in ``pcgen/conf/debug/`` (``pcgen train debug=tiny ...`` uses the same).
 """
 
 from __future__ import annotations
@@ -12,21 +11,7 @@ from typing import Sequence
 
 from omegaconf import DictConfig
 
-TINY_ENCODER = {
-    "pointnet": ["encoder.local_channels=[16]", "encoder.global_channels=[16,32]",
-                 "encoder.point_channels=[16]"],
-    "pointnet2": ["encoder.sa_levels=[{num_centroids:16,radii:[0.4],neighbors:[8],channels:[[16,16]]}]",
-                  "encoder.global_channels=[32]", "encoder.fp_channels=[[16]]"],
-    "dgcnn": ["encoder.k=8", "encoder.edge_channels=[[16],[16]]", "encoder.emb_channels=32",
-              "encoder.point_channels=[16]"],
-}
-TINY_MODEL = {
-    "vae": ["model.latent_dim=8", "model.head.decoder.hidden=[32]"],
-    "gan": ["model.noise_dim=8", "model.head.generator.hidden=[32]"],
-    "diffusion": ["model.time_dim=16", "model.head.net.hidden=16"],
-    "flow_matching": ["model.time_dim=16", "model.head.net.hidden=16"],
-}
-TINY_POINTS = 64
+TINY_POINTS = 64  # debug/tiny.yaml: data.dataset.num_points
 
 
 def make_tiny_tiles(out: str | os.PathLike) -> Path:
@@ -43,12 +28,9 @@ def make_tiny_tiles(out: str | os.PathLike) -> Path:
 def tiny_config(model: str, encoder: str, tile_dir: str | os.PathLike, root: str | os.PathLike,
                 overrides: Sequence[str] = (), callbacks: str = "none",
                 logger: str = "none") -> DictConfig:
-    """``conf/config.yaml`` composed for a tiny CPU run of ``model`` x ``encoder`` on ``tile_dir``."""
+    """``config.yaml`` with ``debug=tiny`` (``pcgen/conf/debug/``) for ``model`` x ``encoder`` on ``tile_dir``."""
     from pcgen.train.run import compose_config
 
-    args = [f"model={model}", f"encoder={encoder}", f"callbacks={callbacks}", f"logger={logger}",
-            "trainer=cpu", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
-            "trainer.log_every_n_steps=1", f"data.tile_dir={tile_dir}",
-            f"data.dataset.num_points={TINY_POINTS}", "data.batch_size=2",
-            *TINY_ENCODER[encoder], *TINY_MODEL[model], *overrides]
+    args = ["debug=tiny", f"model={model}", f"encoder={encoder}", f"callbacks={callbacks}",
+            f"logger={logger}", f"data.tile_dir={tile_dir}", *overrides]
     return compose_config(args, root=root)
