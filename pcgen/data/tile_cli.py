@@ -6,12 +6,15 @@ import argparse
 import sys
 
 from pcgen.data.tiling import TileOptions, tile_files
-from pcgen.options import dask_address, non_negative_float, non_negative_int, positive_float, positive_int
+from pcgen.options import (dask_address, non_negative_float, non_negative_int, positive_float, positive_int,
+                           workers)
 from pcgen.outputs import check_output
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("inputs", nargs="+", metavar="IN", help="LAS/LAZ files or folders of them")
+    parser.add_argument("inputs", nargs="+", metavar="IN",
+                        help="LAS/LAZ (COPC too) files, folders of them, or EPT datasets "
+                             "(ept.json or its folder)")
     parser.add_argument("out_dir", metavar="OUT_DIR", help="output folder (created atomically)")
     parser.add_argument("--size", type=positive_float, default=50.0, help="tile side in file units (50)")
     parser.add_argument("--buffer", type=non_negative_float, default=5.0,
@@ -22,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="drop tiles whose core holds fewer than K points")
     parser.add_argument("--voxel", type=positive_float, default=None, metavar="V",
                         help="thin to one point per V-sized voxel")
-    parser.add_argument("--workers", type=positive_int, default=1, metavar="N",
+    parser.add_argument("--workers", type=workers, default=1, metavar="N",
                         help="processes, one file each (1)")
     parser.add_argument("--dask", type=dask_address, default=None, metavar="ADDRESS",
                         help="run files as tasks on this Dask scheduler (tcp://host:8786)")

@@ -56,8 +56,12 @@ def tile_paths(inputs) -> list[Path]:
     from pcgen.tasks.jobs import LAS_SUFFIXES, _read_index
 
     out: list[Path] = []
+    from pcgen.io.ept import EPT_NAME, is_ept
+
     for item in map(Path, inputs):
-        if item.is_dir():
+        if is_ept(item):  # one input, read whole (an ept.json is not a tile index)
+            out.append(item / EPT_NAME if item.is_dir() else item)
+        elif item.is_dir():
             out += sorted(p for p in item.iterdir() if p.suffix.lower() in LAS_SUFFIXES)
         elif item.suffix.lower() in (".txt", ".json", ".geojson"):
             out += _read_index(item)
@@ -117,9 +121,9 @@ def run(args: argparse.Namespace) -> int:
     fill_cfg = check_fill_config(load_fill_config(overrides=args.set))
     generators = {}
     if not args.no_model:
-        from pcgen.tasks.generators import ModelGenerator
+        from pcgen.tasks.generators import load_generator
 
-        generators["pcgen"] = ModelGenerator.from_checkpoint(args.ckpt)
+        generators["pcgen"] = load_generator(args.ckpt)
     generators["mirror"] = MirrorFill()
     generators["hybrid"] = HybridFill()
     generators["surface"] = SurfaceFill()

@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 
 from pcgen.errors import ConfigError
-from pcgen.options import dask_address, positive_int, seed, yaml_mapping_file
+from pcgen.options import dask_address, seed, workers, yaml_mapping_file
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("input", help="LAS/LAZ file, folder of them, or tile index (.txt / GeoJSON)")
+    parser.add_argument("input", help="LAS/LAZ file, folder of them, tile index (.txt / GeoJSON), or EPT dataset")
     parser.add_argument("output", help="output LAS/LAZ file (a folder for several inputs); never IN")
     parser.add_argument("--ckpt", default=None,
                         help="conditional checkpoint (default: the one shipped in pcgen/checkpoints)")
@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set gaps.density_ratio=0.1")
     parser.add_argument("--seed", type=seed, default=None)
-    parser.add_argument("--workers", "-j", type=positive_int, default=1, help="processes over tiles")
+    parser.add_argument("--workers", "-j", type=workers, default=1, help="processes over tiles")
     parser.add_argument("--dask", type=dask_address, default=None, metavar="ADDRESS",
                         help="run tiles on the Dask scheduler at ADDRESS (tcp://host:8786)")
     parser.add_argument("--overwrite", action="store_true",
@@ -89,11 +89,12 @@ def _guard(args, pairs, single: bool) -> tuple[Path, str | None]:
 
 def run(args: argparse.Namespace) -> int:
     from pcgen.atomic import atomic_dir
+    from pcgen.io.ept import is_ept
     from pcgen.tasks.generators import make_generator
     from pcgen.tasks.jobs import FillJob, expand_inputs, run_jobs
 
     pairs = expand_inputs(args.input, args.output)
-    single = len(pairs) == 1 and not Path(args.input).is_dir()
+    single = len(pairs) == 1 and (not Path(args.input).is_dir() or is_ept(args.input))
     dst, report = _guard(args, pairs, single)
     cfg = _config(args)
     spec = (args.baseline,) if args.baseline else ("model", args.ckpt)

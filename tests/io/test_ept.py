@@ -286,3 +286,19 @@ def test_fill_inputs_accept_an_ept_dataset(tmp_path):
     assert expand_inputs(EPT / "ept.json", out) == [(EPT / "ept.json", out)]  # not a tile index
     with pytest.raises(OutputError, match="must end in .las or .laz"):
         expand_inputs(EPT, tmp_path / "outdir")
+
+
+def test_fill_cli_accepts_an_ept_folder(tmp_path, capsys):
+    from pcgen.cli import main
+    from pcgen.tasks.eval_fill_cli import tile_paths
+
+    root, _ = _shallow_dataset(tmp_path)
+    assert tile_paths([root]) == tile_paths([root / "ept.json"]) == [root / "ept.json"]
+    out = tmp_path / "filled.laz"
+    code = main(["fill", str(root), str(out), "--baseline", "mirror", "--quiet"])
+    assert code in (0, None)
+    filled = laspy.read(out)
+    report = capsys.readouterr()
+    assert "(+303732 original)" in report.out + report.err
+    assert len(filled.points) > 303_732
+    assert filled.header.parse_crs().to_epsg() == 32605
