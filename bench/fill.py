@@ -41,7 +41,7 @@ def main(argv=None) -> int:
     from pcgen import datadir
     from pcgen.tasks.baselines import MirrorFill, SurfaceFill
     from pcgen.tasks.fill import FillConfig, fill_cloud, find_gaps, mask_gaps
-    from pcgen.tasks.generators import DEFAULT_CHECKPOINT, ModelGenerator
+    from pcgen.tasks.generators import DEFAULT_CHECKPOINT, load_generator
 
     torch.set_num_threads(2)
     path = datadir.lidar_file(args.file)
@@ -59,7 +59,7 @@ def main(argv=None) -> int:
     generators = {"mirror": MirrorFill(), "surface": SurfaceFill()}
     ckpt = Path(args.ckpt) if args.ckpt else DEFAULT_CHECKPOINT
     if ckpt.is_file():
-        generators["pcgen"] = ModelGenerator.from_checkpoint(ckpt)
+        generators["pcgen"] = load_generator(ckpt)
     print(f"{path.name}: {len(cloud)} points; peer = read + write LAZ: {io_s * 1e3:.0f} ms")
     print(f"gap detection: {detect_s * 1e3:.0f} ms = {detect_s / io_s:.2f}x peer ({len(find_gaps(cloud, cfg))} gaps)")
     for name, gen in generators.items():

@@ -6,8 +6,9 @@
 
 from pcgen.nn.blocks import EncoderOutput, FiLM, shared_mlp, timestep_embedding
 from pcgen.nn.dgcnn import DGCNNEncoder
+from pcgen.nn.gap_conditioner import GapConditioner
 from pcgen.nn.pointnet import PointNetEncoder
 from pcgen.nn.pointnet2 import PointNet2Encoder
 
-__all__ = ["DGCNNEncoder", "EncoderOutput", "FiLM", "PointNet2Encoder", "PointNetEncoder",
+__all__ = ["DGCNNEncoder", "EncoderOutput", "FiLM", "GapConditioner", "PointNet2Encoder", "PointNetEncoder",
            "shared_mlp", "timestep_embedding"]

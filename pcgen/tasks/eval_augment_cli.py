@@ -52,7 +52,7 @@ def model_tiles(ckpt, train_paths, n: int, points: int, seed: int) -> list[np.nd
     import pcgen.io as pio
     from pcgen.data.transforms import Normalization
     from pcgen.tasks import augment as aug
-    from pcgen.tasks.generators import DEFAULT_CHECKPOINT, ModelGenerator
+    from pcgen.tasks.generators import DEFAULT_CHECKPOINT, load_generator
     from pcgen.train.checkpoint import load_head
 
     ckpt = Path(ckpt) if ckpt else DEFAULT_CHECKPOINT
@@ -60,7 +60,7 @@ def model_tiles(ckpt, train_paths, n: int, points: int, seed: int) -> list[np.nd
     rng = np.random.default_rng(seed)
     if not (meta.get("data") or {}).get("conditional"):
         return [s.astype(np.float32) for s in aug.sample_unconditional(head, n, points, seed)]
-    generator = ModelGenerator.from_checkpoint(ckpt)
+    generator = load_generator(ckpt)
     out = []
     for i in range(n):
         xyz = aug.reimagine(pio.read(train_paths[i % len(train_paths)]), generator, 0.3, rng).cloud.xyz

@@ -153,3 +153,35 @@ def cut_examples(cloud: SortedCloud, count: int, gap_sizes, rng: np.random.Gener
             continue
         out.append(frame_example(ctx, n, rng, truth_xyz=truth))
     return out
+
+
+_ARRAYS = ("context", "context_ground", "source", "truth")
+
+
+def save_examples(examples, path) -> None:
+    """Write frame examples (with truth) to one ``.npz`` of flat arrays + offsets (no pickles)."""
+    from pcgen.atomic import atomic_path
+
+    data = {}
+    for key in _ARRAYS:
+        parts = [np.asarray(getattr(e, key), dtype=np.float32) for e in examples]
+        data[key] = np.concatenate(parts) if parts else np.zeros((0,), np.float32)
+        data[key + "_offsets"] = np.cumsum([0] + [len(p) for p in parts]).astype(np.int64)
+    data["cond"] = np.stack([e.cond for e in examples]).astype(np.float32)
+    data["half"] = np.stack([e.half for e in examples]).astype(np.float32)
+    data["z_max"] = np.array([e.z_max for e in examples], dtype=np.float32)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **data)
+
+
+def load_examples(path) -> list[dict]:
+    """Read :func:`save_examples` output as a list of dicts of arrays (``truth`` included)."""
+    with np.load(path, allow_pickle=False) as z:
+        data = {k: z[k] for k in z.files}
+    out = []
+    for i in range(len(data["cond"])):
+        ex = {k: data[k][data[k + "_offsets"][i]: data[k + "_offsets"][i + 1]] for k in _ARRAYS}
+        ex.update(cond=data["cond"][i], half=data["half"][i], z_max=float(data["z_max"][i]))
+        out.append(ex)
+    return out

@@ -1,8 +1,9 @@
 """Gap generators behind one interface: ``generate(ctx, n, rng) -> (P, 3)`` world points.
 
-:class:`ModelGenerator` wraps a trained conditional head: it normalizes the context window as
-training samples were normalized, gives the head the gap's box in that frame, and maps the
-generated points back to world coordinates. :func:`make_generator` builds any generator by
+:class:`GapModelGenerator` wraps a gap head trained in the gap frame (metres, heights above
+ground) that starts from the hybrid fill; :class:`ModelGenerator` wraps the older conditional
+heads of ``pcgen train experiment=fill`` (a normalized window, a global context vector).
+:func:`load_generator` picks the right one for a checkpoint. :func:`make_generator` builds any generator by
 name, so worker processes (process pool, Dask) can rebuild it from a picklable spec.
 """
 
@@ -70,31 +71,6 @@ class ModelGenerator:
         self.frame = frame
         self.max_points = max_points
 
-    @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike | None = None) -> "ModelGenerator":
-        """Load a conditional head saved by ``pcgen.train`` (the shipped one when ``path`` is None).
-
-        Raises:
-            CheckpointError: missing, corrupt, or a head that cannot fill gaps.
-        """
-        from pcgen.train.checkpoint import load_head
-
-        path = Path(path) if path is not None else DEFAULT_CHECKPOINT
-        if not path.is_file():
-            raise CheckpointError("checkpoint not found" + (
-                " (the shipped default is trained by datasets/train_default_fill.py)"
-                if path == DEFAULT_CHECKPOINT else ""), path)
-        head, meta = load_head(path, map_location="cpu")
-        data = (meta or {}).get("data") or {}
-        if not data.get("conditional", False):
-            raise CheckpointError(f"checkpoint holds an unconditional {meta.get('kind', 'unknown')} head; "
-                                  "gap filling needs one trained with data.conditional=true "
-                                  "(experiment=fill)", path)
-        head.eval()
-        gap = data.get("gap") or {}
-        mode = data.get("normalize") or "sphere"
-        return cls(head, context_points=int(gap.get("context_points", 1024)), frame=normalization_frame(mode))
-
     def generate(self, ctx: GapContext, n: int, rng: np.random.Generator) -> np.ndarray:
         import torch  # baseline-only workers never pay for importing torch
 
@@ -123,6 +99,66 @@ class ModelGenerator:
         return pts * scale + center
 
 
+class GapModelGenerator:
+    """A gap head (:class:`pcgen.models.GapOffsetHead`) as a gap generator.
+
+    The head works in the gap frame and starts from the hybrid fill, so this wrapper only
+    frames the gap (:func:`pcgen.tasks.gap_examples.frame_example`), thins the context to the
+    size the head was trained with, and maps the result back to world coordinates.
+
+    Args:
+        head: object with ``sample(batch, generator=None) -> (1, n, 3)`` gap-frame points.
+        max_context: context points the head saw per gap in training.
+    """
+
+    name = "pcgen"
+
+    def __init__(self, head, max_context: int = 1536):
+        self.head = head
+        self.max_context = int(max_context)
+
+    def generate(self, ctx: GapContext, n: int, rng: np.random.Generator) -> np.ndarray:
+        import torch
+
+        from pcgen.models.gap_offset import example_batch
+        from pcgen.tasks.gap_examples import frame_example
+
+        ex = frame_example(ctx, int(n), rng)
+        if len(ex.context) > self.max_context:
+            keep = rng.choice(len(ex.context), self.max_context, replace=False)
+            ex.context, ex.context_ground = ex.context[keep], ex.context_ground[keep]
+        gen = torch.Generator().manual_seed(int(rng.integers(2**31 - 1)))
+        with torch.no_grad():
+            out = self.head.sample(example_batch([ex], with_truth=False), generator=gen)
+        return ex.frame.to_world(out[0].double().numpy())
+
+
+def load_generator(path: str | os.PathLike | None = None):
+    """The gap generator of a conditional checkpoint (the shipped one when ``path`` is None).
+
+    Raises:
+        CheckpointError: missing, corrupt, or a head that cannot fill gaps.
+    """
+    from pcgen.train.checkpoint import load_head
+
+    path = Path(path) if path is not None else DEFAULT_CHECKPOINT
+    if not path.is_file():
+        raise CheckpointError("checkpoint not found" + (
+            " (the shipped default is trained by datasets/train_default_fill.py)"
+            if path == DEFAULT_CHECKPOINT else ""), path)
+    head, meta = load_head(path, map_location="cpu")
+    data = (meta or {}).get("data") or {}
+    if not data.get("conditional", False):
+        raise CheckpointError(f"checkpoint holds an unconditional {meta.get('kind', 'unknown')} head; "
+                              "gap filling needs a conditional one (datasets/train_default_fill.py)", path)
+    head.eval()
+    if meta.get("kind") == "gap_offset":
+        return GapModelGenerator(head, max_context=int(data.get("max_context", 1536)))
+    gap = data.get("gap") or {}
+    mode = data.get("normalize") or "sphere"
+    return ModelGenerator(head, context_points=int(gap.get("context_points", 1024)), frame=normalization_frame(mode))
+
+
 _CACHE: dict = {}
 
 
@@ -136,7 +172,7 @@ def make_generator(spec: tuple):
         return _CACHE[spec]
     kind = spec[0]
     if kind == "model":
-        gen = ModelGenerator.from_checkpoint(spec[1])
+        gen = load_generator(spec[1])
     elif kind == "mirror":
         from pcgen.tasks.baselines import MirrorFill
         gen = MirrorFill()

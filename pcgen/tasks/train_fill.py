@@ -1,56 +1,75 @@
-"""Train a small conditional (gap-filling) head on tiles of the public sample data.
+"""Train the gap-filling checkpoint pcgen ships, on whole training sites, never on held-out ones.
 
-Used by ``datasets/train_default_fill.py`` (the shipped checkpoint) and by ``pcgen demo`` when no
-checkpoint is available. Flow matching on small PointNet encoders: the cheapest encoder and a
-10-step Heun sampler keep training and filling within minutes on 2 CPU cores (the other heads
-were not compared at this budget).
+Two steps, both resumable from a work folder:
+
+1. cut gap examples (5–20 m squares, their hybrid source and their true points, in the gap
+   frame) out of every training site and cache them per site
+   (:func:`pcgen.tasks.gap_examples.cut_examples`);
+2. fit the head of ``experiment=gap_fill`` on them with Lightning (the same
+   :func:`pcgen.train.run.build` as ``pcgen train``), then strip the checkpoint to the EMA
+   weights and the config :func:`pcgen.train.checkpoint.load_head` needs.
+
+The split is a YAML file of site names relative to the data folder (``datasets/fill_split.yaml``);
+the held-out sites are written into the sidecar ``.json`` so that evaluation and the demo can
+check they were never trained on.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent.parent
-DEFAULT_FILES = ["Megaplot.laz", "MixedConifer.laz", "Topography.laz"]
+import numpy as np
+
+from pcgen.errors import ConfigError
+
+EXAMPLES_PER_M2 = 1 / 250   # gap examples cut per m² of a site's bounding box
+MIN_EXAMPLES, MAX_EXAMPLES = 50, 3000
 
 
-def split_tiles(tile_dir: Path, out: Path, heldout_every: int) -> tuple[list[str], list[str]]:
-    """Copy tiles into ``out/train`` and ``out/heldout``: every n-th tile (sorted by name) is held out."""
-    tiles = sorted(tile_dir.glob("*.laz"))
-    train, held = out / "train", out / "heldout"
-    train.mkdir(parents=True, exist_ok=True)
-    held.mkdir(parents=True, exist_ok=True)
-    names_train, names_held = [], []
-    for i, t in enumerate(tiles):
-        dest = held if i % heldout_every == heldout_every // 2 else train
-        shutil.copy2(t, dest / t.name)
-        (names_held if dest is held else names_train).append(t.name)
-    return names_train, names_held
+def read_split(path: str | Path) -> dict[str, list[str]]:
+    """``{"train": [...], "heldout": [...]}`` site names from a split YAML; a site in both is an error."""
+    from omegaconf import OmegaConf
+
+    try:
+        split = OmegaConf.to_container(OmegaConf.load(path))
+    except Exception as exc:
+        raise ConfigError(f"cannot read the site split: {str(exc).splitlines()[0]}", path) from None
+    if not isinstance(split, dict) or not split.get("train") or not split.get("heldout"):
+        raise ConfigError("the site split needs non-empty 'train' and 'heldout' lists", path)
+    both = set(split["train"]) & set(split["heldout"])
+    if both:
+        raise ConfigError(f"sites both trained on and held out: {sorted(both)}", path)
+    return {"train": list(split["train"]), "heldout": list(split["heldout"])}
 
 
-def overrides(tile_dir: Path, args) -> list[str]:
-    """The Hydra overrides of the shipped model: small, CPU-friendly, conditional."""
-    return [
-        "model=flow_matching", "encoder=pointnet", "experiment=fill", "trainer=cpu",
-        "logger=none", "callbacks=none", f"seed={args.seed}",
-        f"data.tile_dir={tile_dir}", "data.files=null",
-        f"data.dataset.num_points={args.num_points}",
-        f"data.gap.context_points={args.context_points}", f"data.gap.target_points={args.target_points}",
-        f"data.batch_size={args.batch_size}",
-        f"trainer.max_steps={args.steps}", "trainer.enable_progress_bar=true",
-        "trainer.enable_model_summary=false", "+trainer.enable_checkpointing=false",
-        "model.time_dim=32", f"model.cond_dim={args.width}", f"model.head.net.hidden={args.width}",
-        f"model.head.context_encoder.hidden={args.width}", f"model.optimizer.lr={args.lr}",
-        f"model.ema_decay={args.ema}", "model.head.steps=10",
-        "encoder.local_channels=[32,32]", f"encoder.global_channels=[32,64,{2 * args.width}]",
-        f"encoder.point_channels=[{args.width},32]",
-    ]
+def site_path(name: str) -> Path:
+    """A site name (``training/pyfor_test.laz``, ``training/hawaii_ept``) → its path in the data folder."""
+    from pcgen import datadir
+
+    return datadir.data_dir() / name
+
+
+def cache_site(name: str, cache: Path, seed: int, gap_sizes=(5.0, 20.0)) -> int:
+    """Cut a site's gap examples into ``cache`` (an ``.npz``) unless it exists; returns the count."""
+    import pcgen.io as pio
+    from pcgen.tasks.gap_examples import SortedCloud, cut_examples, save_examples
+
+    if cache.is_file():
+        return int(np.load(cache)["cond"].shape[0])
+    cloud = pio.read(site_path(name))
+    cls = cloud.attributes.get("classification")
+    sorted_cloud = SortedCloud(cloud.xyz, None if cls is None else np.asarray(cls))
+    area = float(np.prod(sorted_cloud.hi - sorted_cloud.lo))
+    count = int(np.clip(area * EXAMPLES_PER_M2, MIN_EXAMPLES, MAX_EXAMPLES))
+    rng = np.random.default_rng([seed, sum(name.encode())])
+    examples = cut_examples(sorted_cloud, count, gap_sizes, rng)
+    if examples:
+        save_examples(examples, cache)
+    return len(examples)
 
 
 def strip_checkpoint(module, meta: dict, path: Path) -> None:
@@ -70,71 +89,56 @@ def strip_checkpoint(module, meta: dict, path: Path) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="Train the default gap-filling checkpoint on the sample data")
-    parser.add_argument("--files", nargs="+", default=DEFAULT_FILES, help="sample files (pcgen.datadir names)")
-    parser.add_argument("--out", default=str(REPO / "pcgen" / "checkpoints" / "default_fill.ckpt"))
-    parser.add_argument("--work", default=None, help="keep tiles and the split here (default: a temp folder)")
-    parser.add_argument("--tile-size", type=float, default=40.0)
-    parser.add_argument("--heldout-every", type=int, default=6)
-    parser.add_argument("--steps", type=int, default=400)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--num-points", type=int, default=384)
-    parser.add_argument("--context-points", type=int, default=256)
-    parser.add_argument("--target-points", type=int, default=128)
-    parser.add_argument("--width", type=int, default=64, help="hidden width of the networks")
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--ema", type=float, default=0.99)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--init", default=None, help="start from the weights of a (stripped) checkpoint")
+    from pcgen.options import positive_int, seed
+
+    parser = argparse.ArgumentParser(description="Train the default gap-filling checkpoint on the training sites")
+    parser.add_argument("--split", required=True, help="site split YAML (train: [...], heldout: [...])")
+    parser.add_argument("--out", required=True, help="checkpoint to write (a sidecar .json goes beside it)")
+    parser.add_argument("--work", required=True, help="example caches and the run (kept: reruns resume)")
+    parser.add_argument("--steps", type=positive_int, default=None, help="override trainer.max_steps")
+    parser.add_argument("--seed", type=seed, default=0)
+    parser.add_argument("--threads", type=positive_int, default=2)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="Hydra override of the gap_fill experiment (model.width=48, ...)")
     return parser
 
 
 def train_fill(args) -> dict:
-    """Tile, split, train, strip; returns the sidecar dict (also written next to ``args.out``)."""
-
+    """Cache, train, strip; returns the sidecar dict (also written next to ``args.out``)."""
     import torch
 
-    from pcgen import datadir
-    from pcgen.data import tile_files
-    from pcgen.data.tiling import TileOptions
     from pcgen.train.run import build, compose_config, head_meta
 
     torch.set_num_threads(args.threads)
-    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="pcgen-fill-train-"))
+    split = read_split(args.split)
+    work = Path(args.work)
     t0 = time.time()
-    sources = [datadir.lidar_file(f) for f in args.files]
-    tiles = work / "tiles"
-    if not tiles.is_dir():
-        tile_files(sources, tiles, TileOptions(size=args.tile_size, buffer=0.0, min_points=args.num_points),
-                   overview=False)
-    if not (work / "split" / "train").is_dir():
-        split_tiles(tiles, work / "split", args.heldout_every)
-    names_train = sorted(p.name for p in (work / "split" / "train").glob("*.laz"))
-    names_held = sorted(p.name for p in (work / "split" / "heldout").glob("*.laz"))
-    print(f"{len(names_train)} training tiles, {len(names_held)} held out ({time.time() - t0:.0f} s)", file=sys.stderr)
-
-    cfg = compose_config(overrides(work / "split" / "train", args), root=work / "run")
+    caches, counts = [], {}
+    for name in split["train"]:
+        cache = work / "examples" / (Path(name).stem + ".npz")
+        counts[name] = cache_site(name, cache, args.seed)
+        print(f"[{time.time() - t0:5.0f} s] {name}: {counts[name]} gap examples", file=sys.stderr)
+        if counts[name]:
+            caches.append(str(cache.resolve()))
+    overrides = ["experiment=gap_fill", f"seed={args.seed}", f"data.caches=[{','.join(caches)}]", *args.set]
+    if args.steps:
+        overrides.append(f"trainer.max_steps={args.steps}")
+    cfg = compose_config(overrides, root=work / "run")
     module, datamodule, trainer = build(cfg, work / "run")
-    if args.init:  # continue a stripped checkpoint: same architecture, fresh optimizer
-        from pcgen.train.checkpoint import load_head
-
-        head, _ = load_head(args.init)
-        module.head.load_state_dict(head.state_dict())
-        if getattr(module, "ema", None) is not None:
-            module.ema.module.load_state_dict(head.state_dict())
     t1 = time.time()
     trainer.fit(module, datamodule=datamodule)
     train_s = time.time() - t1
-    loss = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    print(f"trained {trainer.global_step} steps in {train_s:.0f} s: {loss}", file=sys.stderr)
-
+    metrics = {k: round(float(v), 4) for k, v in trainer.callback_metrics.items()}
+    print(f"trained {trainer.global_step} steps in {train_s:.0f} s: {metrics}", file=sys.stderr)
     out = Path(args.out)
-    strip_checkpoint(module, head_meta(cfg), out)
-    sidecar = {"files": args.files, "tile_size": args.tile_size, "heldout_every": args.heldout_every,
-               "train_tiles": names_train, "heldout_tiles": names_held, "steps": int(trainer.global_step),
-               "train_seconds": round(train_s, 1), "final_metrics": loss, "seed": args.seed,
-               "overrides": overrides(Path("<tiles>"), args), "work": str(work)}
-    out.with_suffix(".json").write_text(json.dumps(sidecar, indent=1))
+    meta = head_meta(cfg)
+    strip_checkpoint(module, meta, out)
+    sidecar = {"train_sites": split["train"], "heldout_sites": split["heldout"], "examples": counts,
+               "steps": int(trainer.global_step), "train_seconds": round(train_s, 1),
+               "final_metrics": metrics, "seed": args.seed, "overrides": [o for o in overrides if "caches" not in o]}
+    from pcgen.atomic import atomic_path
+
+    with atomic_path(out.with_suffix(".json")) as tmp:
+        Path(tmp).write_text(json.dumps(sidecar, indent=1))
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)", file=sys.stderr)
     return sidecar

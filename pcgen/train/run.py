@@ -20,7 +20,7 @@ from pcgen.errors import CheckpointError, ConfigError
 from pcgen.train.datamodule import TileDataModule
 from pcgen.train.module import GANModule, HeadModule
 
-KINDS = ("vae", "gan", "diffusion", "flow_matching")
+KINDS = ("vae", "gan", "diffusion", "flow_matching", "gap_offset")
 
 
 def _merge_resolver(*nodes: Any) -> DictConfig:
@@ -84,6 +84,7 @@ def head_meta(cfg: DictConfig) -> dict[str, Any]:
             "normalize": ds.get("normalize"),
             "features": list(ds.get("features", []) or []),
             "conditional": bool(data.get("conditional", False)),
+            "max_context": data.get("max_context"),
             "gap": _container(data.get("gap")) if data.get("gap") else None,
         },
         "config": OmegaConf.to_container(cfg, resolve=True),
@@ -109,10 +110,13 @@ def build_module(cfg: DictConfig) -> L.LightningModule:
     return HeadModule(head, loss, **common)
 
 
-def build_datamodule(cfg: DictConfig) -> TileDataModule:
-    """The data module described by ``cfg.data`` (minus its preset-only keys)."""
+def build_datamodule(cfg: DictConfig) -> L.LightningDataModule:
+    """The data module described by ``cfg.data`` (minus its preset-only keys): a ``_target_``
+    names its class (the gap examples), else it is the tile data module."""
     args = OmegaConf.to_container(cfg.data, resolve=True)
     args.pop("name", None)
+    if "_target_" in args:
+        return instantiate(args)
     return TileDataModule(seed=cfg.seed, **args)
 
 

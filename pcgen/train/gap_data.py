@@ -1,0 +1,111 @@
+"""Lightning data for gap models: cached gap examples of the training sites, augmented on the fly.
+
+Cutting gaps out of millions of points and computing each one's hybrid source costs tens of
+milliseconds an example, too slow to redo every step on two CPU cores; the examples are cut
+once (:func:`pcgen.tasks.gap_examples.cut_examples`, saved by ``save_examples``) and each draw
+rotates the whole example about the gap's centre by a multiple of 90° and may mirror it (the
+source was computed before, so it stays the hybrid fill of the rotated gap) and thins the
+context to a fixed budget.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from pcgen.errors import InputError
+from pcgen.models.gap_offset import example_batch
+from pcgen.tasks.gap_examples import load_examples
+
+
+def augment_example(ex: dict, rng: np.random.Generator, max_context: int, max_points: int = 512) -> dict:
+    """A rotated (k · 90°), maybe mirrored copy of one example with at most ``max_context`` context
+    points; above ``max_points`` source points the source and the truth are thinned by one factor."""
+    out = dict(ex)
+    n = len(ex["source"])
+    if n > max_points:
+        m = max(1, int(round(len(ex["truth"]) * max_points / n)))
+        out["source"] = ex["source"][rng.choice(n, max_points, replace=False)]
+        out["truth"] = ex["truth"][rng.choice(len(ex["truth"]), m, replace=False)]
+    if len(ex["context"]) > max_context:
+        keep = rng.choice(len(ex["context"]), max_context, replace=False)
+        out["context"], out["context_ground"] = ex["context"][keep], ex["context_ground"][keep]
+    k, flip = int(rng.integers(4)), bool(rng.integers(2))
+
+    def turn(p: np.ndarray) -> np.ndarray:
+        p = p.copy()
+        for _ in range(k):
+            p[:, :2] = np.c_[-p[:, 1], p[:, 0]]
+        if flip:
+            p[:, 0] = -p[:, 0]
+        return p
+
+    for key in ("source", "context", "truth"):
+        out[key] = turn(out[key])
+    if k % 2:
+        out["half"] = ex["half"][::-1].copy()
+    return out
+
+
+class GapExamples(Dataset):
+    """Cached gap examples; the ``d``-th draw (of item ``i``) is augmented from seed (seed, d, i),
+    so a run is repeatable for a seed (loaded in the training process: no workers)."""
+
+    def __init__(self, examples: Sequence[dict], seed: int = 0, max_context: int = 1536, max_points: int = 512,
+                 augment: bool = True):
+        self.examples = list(examples)
+        self.seed, self.max_context, self.max_points, self.augment = seed, max_context, max_points, augment
+        self.draws = 0
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, i: int) -> dict:
+        self.draws += 1
+        ex = self.examples[i]
+        if not self.augment:
+            return ex
+        return augment_example(ex, np.random.default_rng([self.seed, self.draws, i]), self.max_context,
+                               self.max_points)
+
+
+class GapDataModule(L.LightningDataModule):
+    """Gap examples from ``.npz`` caches, shuffled with a fixed seed.
+
+    Args:
+        caches: ``save_examples`` files (one per training site).
+        batch_size: gaps per batch.
+        max_context: context points kept per gap (random subset).
+        max_points: source points kept per gap (the truth thinned by the same factor).
+        seed: shuffling and augmentation seed.
+        num_workers: DataLoader workers (0 on a 2-core machine: the model needs both cores).
+        conditional: always true (recorded in checkpoints: gap models fill gaps).
+    """
+
+    def __init__(self, caches: Sequence[str], batch_size: int = 8, max_context: int = 1536, max_points: int = 512,
+                 seed: int = 0, num_workers: int = 0, conditional: bool = True):
+        super().__init__()
+        self.caches = [Path(c) for c in caches]
+        self.batch_size, self.max_context, self.max_points = batch_size, max_context, max_points
+        self.seed, self.num_workers = seed, num_workers
+        self.train_set: GapExamples | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        examples = []
+        for path in self.caches:
+            if not path.is_file():
+                raise InputError("gap example cache not found (cut it with datasets/train_default_fill.py)", path)
+            examples += load_examples(path)
+        if not examples:
+            raise InputError("the gap example caches hold no examples")
+        self.train_set = GapExamples(examples, self.seed, self.max_context, self.max_points)
+
+    def train_dataloader(self) -> DataLoader:
+        gen = torch.Generator().manual_seed(self.seed)
+        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True, generator=gen,
+                          collate_fn=example_batch, num_workers=self.num_workers, drop_last=True)
