@@ -22,6 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-tiles", type=non_negative_int, default=None,
                         help="use at most this many tiles (0: all)")
     parser.add_argument("--seed", type=seed, default=None)
+    parser.add_argument("--samples", type=positive_int, default=1,
+                        help="K draws per cut; K > 1 also scores each method's uncertainty against its error")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a fill config value (context.*)")
     parser.add_argument("--overwrite", action="store_true",
@@ -48,6 +50,7 @@ def eval_config(args):
             raise ConfigError(f"--tau wants comma-separated numbers > 0: {exc}") from None
     if args.seed is not None:
         cfg.seed = args.seed
+    cfg.samples = args.samples
     return cfg
 
 
@@ -94,18 +97,29 @@ def run_evaluation(tiles, out_dir, generators, cfg, fill_cfg, progress=False, ex
     into the same folder fails at once instead of racing this one.
     """
     from pcgen.atomic import atomic_dir
-    from pcgen.tasks.evaluate import evaluate_fill, markdown_table, render_examples, rows_to_json, summarize
+    from pcgen.tasks.evaluate import (compare, comparison_text, evaluate_fill, markdown_table, render_examples,
+                                      rows_to_json, summarize)
 
     with atomic_dir(out_dir, overwrite=overwrite) as tmp:
         rows, examples = evaluate_fill(tiles, generators, cfg, fill_cfg, progress=progress)
         summary = summarize(rows, cfg.tau)
-        table = markdown_table(summary, cfg.tau)
-        (tmp / "eval_fill.json").write_text(json.dumps(rows_to_json(rows, summary, cfg, extra), indent=1,
-                                                       default=float))
-        (tmp / "eval_fill.md").write_text(f"Gap filling on {len({r['tile'] for r in rows})} held-out tiles, "
-                                          f"{cfg.gap_size:g} m square cuts\n\n" + table)
+        cmp = compare(rows, bootstrap=cfg.bootstrap, seed=cfg.seed)
+        table = markdown_table(summary, cfg.tau) + comparison_text(cmp)
+        sites = list(dict.fromkeys(r["tile"] for r in rows))
+        by_site = {}
+        if len(sites) > 1:
+            for site in sites:
+                mine = [r for r in rows if r["tile"] == site]
+                by_site[site] = {"summary": summarize(mine, cfg.tau), "comparison": compare(mine, seed=cfg.seed)}
+        per_site = "".join(f"\n### {site}\n\n" + markdown_table(v["summary"], cfg.tau) + comparison_text(v["comparison"])
+                           for site, v in by_site.items())
+        report = rows_to_json(rows, summary, cfg, {"comparison": cmp, "by_tile": by_site, **(extra or {})})
+        (tmp / "eval_fill.json").write_text(json.dumps(report, indent=1, default=float))
+        (tmp / "eval_fill.md").write_text(f"Gap filling on {len(sites)} held-out tiles, "
+                                          f"{cfg.gap_size:g} m square cuts\n\n" + table +
+                                          ("\n## Per tile\n" + per_site if per_site else ""))
         render_examples(examples, tmp / "eval_fill.png")
-    return {"summary": summary, "table": table}
+    return {"summary": summary, "table": table, "comparison": cmp}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -10,7 +10,13 @@ Every generator (the model and the baselines) fills the same cuts with the same 
 * F-score at τ (metres): precision = share of generated points within τ of a true point, recall
   the converse, F = 2PR / (P + R);
 * vegetation structure: height above the local ground (interpolated from the surrounding class-2
-  points) p50 / p95, and points per m², each as absolute error against the truth.
+  points) p50 / p95, and points per m², each as absolute error against the truth;
+* with K > 1 draws, the Spearman correlation, pooled over every cut, between a point's
+  uncertainty (its mean distance to the other draws, as ``pcgen fill --samples K`` writes it)
+  and its distance to the nearest true point.
+
+:func:`compare` puts the model against the strongest baseline: the share of cuts it is best on
+and a bootstrap 95% interval of its mean Chamfer difference.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from shapely.geometry import box as shapely_box
 
 from pcgen.errors import InputError
 from pcgen.tasks.context import build_context, generate_in_gap
-from pcgen.tasks.fill import FillConfig
+from pcgen.tasks.fill import FillConfig, draw_spread
 from pcgen.tasks.frame import GroundSurface
 from pcgen.tasks.gaps import tile_footprint
 
@@ -42,6 +48,8 @@ class EvalConfig:
     emd_points: int = 512         # subset size for EMD
     ground_class: int = 2
     seed: int = 0
+    samples: int = 1              # K draws per cut and method; K > 1 scores the uncertainty
+    bootstrap: int = 2000         # resamples of the cuts for the interval of a Chamfer difference
 
 
 @dataclass
@@ -148,23 +156,27 @@ def evaluate_fill(tiles: Sequence[tuple[str, np.ndarray, dict]], generators: dic
         fills = {}
         for name, gen in generators.items():
             grng = np.random.default_rng([config.seed, i, 7])  # same stream for every method
-            pts = generate_in_gap(gen, ctx, grng)
+            draws = [generate_in_gap(gen, ctx, grng) for _ in range(max(config.samples, 1))]
+            pts = draws[0]
             fills[name] = pts
             row = {"tile": cut.tile, "cut": i, "method": name, "area": float(cut.polygon.area),
                    "density_around": ctx.density}
             row.update(fill_metrics(pts, cut.removed, cut.polygon.area, ground[near], config.tau,
                                     config.emd_points, np.random.default_rng([config.seed, i, 11])))
+            if len(draws) > 1 and len(pts):
+                row["_uncertainty"] = draw_spread(draws)
+                row["_error"] = cKDTree(cut.removed).query(pts, k=1)[0]
             rows.append(row)
         if len(examples) < keep:
             examples.append({"cut": cut, "context": ctx, "fills": fills})
     return rows, examples
 
 
-METRICS = ("chamfer", "emd", "fscore", "p50_err", "p95_err", "density_err")
-
-
 def summarize(rows: list[dict], tau: Sequence[float]) -> dict:
-    """Mean of each metric per method (NaNs skipped), plus how many cuts each mean covers."""
+    """Mean of each metric per method (NaNs skipped), how many cuts each mean covers, and with
+    K > 1 draws the pooled uncertainty–error Spearman correlation."""
+    from scipy.stats import spearmanr
+
     keys = ["chamfer", "emd"] + [f"fscore@{t:g}" for t in tau] + ["p50_err", "p95_err", "density_err"]
     out: dict = {}
     for method in dict.fromkeys(r["method"] for r in rows):
@@ -173,7 +185,48 @@ def summarize(rows: list[dict], tau: Sequence[float]) -> dict:
         for k in keys:
             vals = np.array([r.get(k, np.nan) for r in mine], dtype=float)
             out[method][k] = float(np.nanmean(vals)) if np.isfinite(vals).any() else float("nan")
+        unc = [r["_uncertainty"] for r in mine if "_uncertainty" in r]
+        if unc:
+            err = np.concatenate([r["_error"] for r in mine if "_uncertainty" in r])
+            out[method]["uncertainty_spearman"] = float(spearmanr(np.concatenate(unc), err)[0])
     return out
+
+
+def compare(rows: list[dict], model: str = "pcgen", bootstrap: int = 2000, seed: int = 0) -> dict | None:
+    """The model against the baseline with the lowest mean Chamfer, cut by cut.
+
+    Returns:
+        ``{"baseline", "best_share" (cuts where the model's Chamfer is the lowest of all methods),
+        "chamfer_ratio" (model / baseline mean), "chamfer_diff" (mean model − baseline) and
+        "ci95" (bootstrap over cuts)}``, or None without the model or a baseline.
+    """
+    by_cut: dict = {}
+    for r in rows:
+        by_cut.setdefault(r["cut"], {})[r["method"]] = r["chamfer"]
+    cuts = [c for c in by_cut.values() if model in c and len(c) > 1 and all(np.isfinite(list(c.values())))]
+    if not cuts:
+        return None
+    baselines = [m for m in cuts[0] if m != model]
+    means = {m: float(np.mean([c[m] for c in cuts])) for m in baselines}
+    base = min(means, key=means.get)
+    diff = np.array([c[model] - c[base] for c in cuts])
+    rng = np.random.default_rng(seed)
+    boot = diff[rng.integers(0, len(diff), (bootstrap, len(diff)))].mean(1)
+    return {"baseline": base, "cuts": len(cuts),
+            "best_share": float(np.mean([c[model] <= min(c.values()) for c in cuts])),
+            "chamfer_ratio": float(np.mean([c[model] for c in cuts]) / means[base]),
+            "chamfer_diff": float(diff.mean()), "ci95": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))]}
+
+
+def comparison_text(cmp: dict | None, model: str = "pcgen") -> str:
+    """One Markdown paragraph of :func:`compare`'s result."""
+    if cmp is None:
+        return ""
+    lo, hi = cmp["ci95"]
+    verdict = "better" if hi < 0 else "worse" if lo > 0 else "not distinguishable"
+    return (f"\n{model} vs the strongest baseline ({cmp['baseline']}): Chamfer ratio {cmp['chamfer_ratio']:.3f}, "
+            f"mean difference {cmp['chamfer_diff']:+.3f} m (95% bootstrap interval {lo:+.3f} to {hi:+.3f} m: "
+            f"{verdict}); {model} best on {cmp['best_share']:.0%} of {cmp['cuts']} cuts.\n")
 
 
 def markdown_table(summary: dict, tau: Sequence[float]) -> str:
@@ -183,8 +236,15 @@ def markdown_table(summary: dict, tau: Sequence[float]) -> str:
         [("p50_err", "|Δp50| m ↓"), ("p95_err", "|Δp95| m ↓"), ("density_err", "|Δdensity| /m² ↓")]
     lines = ["| method | cuts | " + " | ".join(c[1] for c in cols) + " |",
              "|---|---:|" + "---:|" * len(cols)]
+    spear = any("uncertainty_spearman" in v for v in summary.values())
+    if spear:
+        lines[0] += " uncertainty–error ρ ↑ |"
+        lines[1] += "---:|"
     for method, vals in summary.items():
-        lines.append(f"| {method} | {vals['cuts']} | " + " | ".join(f"{vals[k]:.3f}" for k, _ in cols) + " |")
+        cells = " | ".join(f"{vals[k]:.3f}" for k, _ in cols)
+        if spear:
+            cells += f" | {vals.get('uncertainty_spearman', float('nan')):.3f}"
+        lines.append(f"| {method} | {vals['cuts']} | " + cells + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -233,4 +293,6 @@ def render_examples(examples: list[dict], path: str | Path, dpi: int = 110) -> N
 
 
 def rows_to_json(rows, summary, config: EvalConfig, extra: dict | None = None) -> dict:
-    return {"config": asdict(config), "summary": summary, "cuts": rows, **(extra or {})}
+    """The JSON report: config, summary and per-cut rows (without the per-point arrays)."""
+    cuts = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
+    return {"config": asdict(config), "summary": summary, "cuts": cuts, **(extra or {})}

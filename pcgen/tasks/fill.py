@@ -100,7 +100,7 @@ def check_samples(samples: int) -> int:
     return int(samples)
 
 
-def _uncertainty(draws: list[np.ndarray]) -> np.ndarray:
+def draw_spread(draws: list[np.ndarray]) -> np.ndarray:
     """(P,) mean distance from each point of draw 0 to its nearest point in each other draw."""
     first = draws[0]
     if len(draws) == 1 or len(first) == 0:
@@ -143,7 +143,7 @@ def fill_points(xyz: np.ndarray, gaps: Sequence[Gap], generator, *, attributes: 
         pts = draws[0]
         if len(pts):
             new.append(pts)
-            unc.append(_uncertainty(draws))
+            unc.append(draw_spread(draws))
             src.append(_nearest_source(ctx, pts))
         results.append(GapResult(id=gap.id, area=round(gap.area, 3), density=round(ctx.density, 4),
                                  n_context=len(ctx.index), n_target=ctx.n_target, n_generated=len(pts)))
