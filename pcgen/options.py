@@ -76,6 +76,7 @@ unit_fraction = float_range(0.0, 1.0, name="fraction")
 positive_int = int_range(1, name="positive integer")
 non_negative_int = int_range(0, name="non-negative integer")
 seed = int_range(0, MAX_SEED, name="seed")
+workers = int_range(1, 1024, name="process count")
 
 
 def yaml_mapping_file(text: str) -> str:

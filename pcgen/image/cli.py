@@ -14,7 +14,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from pcgen.options import float_range, non_negative_int, positive_float, positive_int, seed, unit_fraction
+from pcgen.options import float_range, int_range, positive_float, positive_int, seed, unit_fraction, workers
 
 
 def _overwrite(p: argparse.ArgumentParser) -> None:
@@ -25,11 +25,11 @@ def _overwrite(p: argparse.ArgumentParser) -> None:
 def _common_sampling(p: argparse.ArgumentParser) -> None:
     _overwrite(p)
     p.add_argument("--sampler", choices=("ddim", "ddpm"), default="ddim")
-    p.add_argument("--steps", type=positive_int, default=50, help="denoising steps (default 50)")
+    p.add_argument("--steps", type=int_range(1, 100_000), default=50, help="denoising steps (default 50)")
     p.add_argument("--eta", type=unit_fraction, default=0.0, help="DDIM η: 0 deterministic, 1 ≈ DDPM")
     p.add_argument("--guidance", type=float_range(0.0, 1000.0), default=1.0, help="classifier-free guidance scale (1 = off)")
     p.add_argument("--seed", type=seed, default=0)
-    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--threads", type=workers, default=None, help="torch CPU threads (default: torch's choice)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,20 +47,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--ae-steps", type=positive_int, help="autoencoder optimizer steps (default: preset)")
     p.add_argument("--ldm-steps", type=positive_int, help="LDM optimizer steps (default: preset)")
     p.add_argument("--seed", type=seed, default=0)
-    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--threads", type=workers, default=None, help="torch CPU threads (default: torch's choice)")
     _overwrite(p)
 
     p = sub.add_parser("sample", help="generate images, from the CosPlace embeddings of a folder or unconditionally")
     p.add_argument("--ckpt", required=True, help="LDM checkpoint from `pcgen image train`")
     p.add_argument("--out", required=True, help="output folder of PNGs")
     p.add_argument("--images", help="condition on these images' CosPlace embeddings (one sample each × --num)")
-    p.add_argument("--num", type=positive_int, default=4, help="samples (per condition image when --images)")
+    p.add_argument("--num", type=int_range(1, 10_000), default=4, help="samples (per condition image when --images)")
     _common_sampling(p)
 
     p = sub.add_parser("explain", help="generate from CosPlace embeddings and measure what retrieval keeps")
     p.add_argument("--ckpt", required=True, help="LDM checkpoint from `pcgen image train`")
     p.add_argument("--images", required=True, help="folder of source images (the retrieval database)")
-    p.add_argument("--samples", type=positive_int, default=4, help="generations per source image (K)")
+    p.add_argument("--samples", type=int_range(1, 1_000), default=4, help="generations per source image (K)")
     p.add_argument("--out", required=True, help="report folder: sheets/*.png, report.json, report.md")
     p.add_argument("--cosplace", help="judge retrieval with this CosPlace checkpoint instead of the model's own")
     _common_sampling(p)
@@ -72,7 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--kind", choices=("chm", "dsm"), default="chm")
     p.add_argument("--channels", type=int, choices=(1, 3), default=1,
                    help="1: height; 3: height, point density, z std-dev")
-    p.add_argument("--tile", type=non_negative_int, default=256, help="tile side in cells; 0 = whole raster")
+    p.add_argument("--tile", type=int_range(0, 65_536), default=256, help="tile side in cells; 0 = whole raster")
     p.add_argument("--max-height", type=positive_float, default=40.0, help="CHM height shown as white (file units)")
     p.add_argument("--min-valid", type=unit_fraction, default=0.5, help="drop tiles with fewer filled cells")
     p.add_argument("--pit-depth", type=positive_float, default=2.0,

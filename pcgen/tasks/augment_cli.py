@@ -11,18 +11,18 @@ from pathlib import Path
 import numpy as np
 
 from pcgen.errors import ConfigError
-from pcgen.options import float_range, positive_float, positive_int, seed
+from pcgen.options import float_range, int_range, positive_float, seed
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("out", help="output folder (replaced atomically)")
     parser.add_argument("--ckpt", default=None, help="checkpoint (default: the shipped gap-filling one)")
-    parser.add_argument("--n", type=positive_int, default=16, help="number of tiles")
+    parser.add_argument("--n", type=int_range(1, 1_000_000), default=16, help="number of tiles")
     parser.add_argument("--condition", nargs="+", default=None, metavar="TILES",
                         help="real tiles (files, folders, index) a conditional model re-imagines part of")
     parser.add_argument("--gap-fraction", type=float_range(0.0, 1.0, low_open=True), default=0.3,
                         help="conditional: side of the regenerated box as a fraction of the tile")
-    parser.add_argument("--points", type=positive_int, default=None,
+    parser.add_argument("--points", type=int_range(1, 10_000_000), default=None,
                         help="unconditional: points per tile (default: the checkpoint's num_points)")
     parser.add_argument("--tile-size", type=positive_float, default=40.0, help="unconditional: tile side in metres")
     parser.add_argument("--seed", type=seed, default=0)
@@ -58,9 +58,9 @@ def run(args: argparse.Namespace) -> int:
         if not args.condition:
             raise ConfigError("this checkpoint is conditional (gap filling): give real tiles with --condition")
         import pcgen.io as pio
-        from pcgen.tasks.generators import ModelGenerator
+        from pcgen.tasks.generators import load_generator
 
-        generator = ModelGenerator.from_checkpoint(ckpt)
+        generator = load_generator(ckpt)
         sources = []
         for i in tqdm(range(args.n), desc="tiles", disable=not progress):
             src = paths[i % len(paths)]
