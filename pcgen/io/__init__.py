@@ -20,7 +20,7 @@ from typing import Iterator
 from pcgen.errors import ConfigError, InputError, OutputError
 from pcgen.io.bounds import crop
 from pcgen.io.cloud import PointAttributes, PointCloud, concat, parse_crs
-from pcgen.io.copc import is_copc, read_copc
+from pcgen.io.copc import is_copc, read_copc, strip_copc_vlrs
 from pcgen.io.ept import is_ept, open_ept_chunks, read_ept
 from pcgen.io.las import LAS_SUFFIXES, ChunkReader, open_las_chunks, read_las, write_las
 from pcgen.io.o3d import O3D_SUFFIXES, read_o3d, write_o3d
@@ -60,6 +60,9 @@ def read(path, bounds=None, resolution: float | None = None) -> PointCloud:
     if resolution is not None:
         raise ConfigError("a resolution needs an octree: an EPT dataset or a COPC file", path)
     cloud = read_las(path) if is_las else read_o3d(path)
+    if is_las and is_copc(path):
+        # laspy cannot write the COPC VLRs, and the cloud once edited is no octree anyway
+        cloud.header = strip_copc_vlrs(cloud.header)
     return cloud if bounds is None else crop(cloud, bounds, path)
 
 
@@ -89,6 +92,8 @@ def open_chunks(path, chunk_size: int = 1_000_000) -> Iterator[ChunkReader]:
             yield reader
     elif _suffix(path, InputError) in LAS_SUFFIXES:
         with open_las_chunks(path, chunk_size) as reader:
+            if is_copc(path):
+                reader.header = strip_copc_vlrs(reader.header)
             yield reader
     else:
         yield _WholeChunks(read_o3d(path), Path(path), chunk_size)

@@ -104,12 +104,18 @@ def _sorted_rows(array: np.ndarray) -> np.ndarray:
     return np.sort(void)
 
 
-def test_generated_file_is_copc_and_whole_read_is_exact(copc):
+def test_generated_file_is_copc_and_whole_read_is_exact(copc, tmp_path):
     path, las, _ = copc
     assert pio.is_copc(path) and not pio.is_copc(datadir.data_dir() / "training" / SOURCE)
     whole = pio.read(path)  # no query: the plain LAZ path
     assert len(whole) == len(las.points)
     assert np.array_equal(_sorted_rows(whole.to_record().array), _sorted_rows(las.points.array))
+    pio.write(whole, tmp_path / "copy.laz")  # laspy cannot write COPC VLRs: they are dropped
+    assert pio.read(tmp_path / "copy.laz").to_record().array.tobytes() == \
+        whole.to_record().array.tobytes()
+    with pio.open_chunks(path, 10_000) as chunks:
+        assert not any(v.user_id == "copc" for v in chunks.header.vlrs)
+        assert sum(len(c) for c in chunks) == len(las.points)
 
 
 @pytest.mark.parametrize("frac", [(0.0, 0.0, 0.3, 0.4), (0.25, 0.5, 0.75, 1.0), (0.6, 0.1, 0.61, 0.12)])
