@@ -261,7 +261,8 @@ class EptChunkReader:
 
     Same face as `pcgen.io.ChunkReader` (``path``, ``header``, ``crs``, ``point_count``) plus
     ``nodes``. ``point_count`` is exact for an unbounded query and an upper bound otherwise
-    (nodes cut by the bounds lose points). Nodes decode on a thread pool a few nodes ahead
+    (nodes cut by the bounds lose points; nodes left empty are skipped, as laspy's chunk
+    iterator never yields an empty chunk). Nodes decode on a thread pool a few nodes ahead
     of the consumer, so memory stays at a handful of nodes.
     """
 
@@ -309,6 +310,8 @@ class EptChunkReader:
                 cloud = PointCloud(header=self.header, record=record, crs=self.crs)
                 if self._bounds is not None:
                     cloud = cloud.select(in_bounds(cloud.xyz, *self._bounds))
+                    if len(cloud) == 0:
+                        continue  # a node whose cube meets the box but none of its points
                 yield cloud
 
 

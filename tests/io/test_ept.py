@@ -18,7 +18,7 @@ import pytest
 import pcgen.io as pio
 from pcgen import datadir
 from pcgen.errors import ConfigError, InputError
-from pcgen.io.ept import EptDataset, read_ept
+from pcgen.io.ept import EptDataset, open_ept_chunks, read_ept
 
 EPT = datadir.data_dir() / "training" / "hawaii_ept"
 BOX = (202000, 2184000, 202100, 2184100)  # a 100 m square in the south-west corner
@@ -302,3 +302,14 @@ def test_fill_cli_accepts_an_ept_folder(tmp_path, capsys):
     assert "(+303732 original)" in report.out + report.err
     assert len(filled.points) > 303_732
     assert filled.header.parse_crs().to_epsg() == 32605
+
+
+def test_bounded_chunks_are_cropped_and_never_empty():
+    box = (202050, 2184050, 202051, 2184051)  # 1 m square: most selected nodes hold none of it
+    with open_ept_chunks(EPT, bounds=box) as reader:
+        chunks = list(reader)
+        assert len(reader.nodes) > len(chunks) >= 1
+    assert all(len(c) > 0 for c in chunks)
+    xyz = np.concatenate([c.xyz for c in chunks])
+    assert (xyz[:, 0] >= 202050).all() and (xyz[:, 0] <= 202051).all()
+    assert len(xyz) == len(pio.read(EPT, bounds=box))
