@@ -6,9 +6,15 @@ import argparse
 import sys
 
 from pcgen.data.tiling import TileOptions, tile_files
-from pcgen.options import (dask_address, non_negative_float, non_negative_int, positive_float, positive_int,
-                           workers)
+from pcgen.options import (dask_address, float_range, non_negative_float, non_negative_int, positive_float,
+                           positive_int, workers)
 from pcgen.outputs import check_output
+
+# Tile names print corners to 3 decimals, and tile keys are int64 products of the two axes'
+# tile counts: sides under a centimetre collide in names or overflow keys. Voxel keys fall
+# back to per-axis indices but still need extent / voxel within int64.
+TILE_SIZE = float_range(0.01, 1e9, name="tile size")
+VOXEL = float_range(1e-6, 1e9, name="voxel size")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -16,14 +22,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="LAS/LAZ (COPC too) files, folders of them, or EPT datasets "
                              "(ept.json or its folder)")
     parser.add_argument("out_dir", metavar="OUT_DIR", help="output folder (created atomically)")
-    parser.add_argument("--size", type=positive_float, default=50.0, help="tile side in file units (50)")
+    parser.add_argument("--size", type=TILE_SIZE, default=50.0, help="tile side in file units (50)")
     parser.add_argument("--buffer", type=non_negative_float, default=5.0,
                         help="buffer width, written with buffer=1 (5; 0 for none)")
     parser.add_argument("--ground-normalize", action="store_true",
                         help="replace Z by height above ground (class 2, else a low percentile)")
     parser.add_argument("--min-points", type=non_negative_int, default=0, metavar="K",
                         help="drop tiles whose core holds fewer than K points")
-    parser.add_argument("--voxel", type=positive_float, default=None, metavar="V",
+    parser.add_argument("--voxel", type=VOXEL, default=None, metavar="V",
                         help="thin to one point per V-sized voxel")
     parser.add_argument("--workers", type=workers, default=1, metavar="N",
                         help="processes, one file each (1)")

@@ -118,13 +118,15 @@ def test_ply_input_rejected(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args, problem", [
-    (["--size", "0"], "argument --size: must be > 0"),
-    (["--size", "-5"], "argument --size: must be > 0"),
+    (["--size", "0"], "argument --size: must be >= 0.01"),
+    (["--size", "-5"], "argument --size: must be >= 0.01"),
+    (["--size", "0.0001"], "argument --size: must be >= 0.01"),
     (["--size", "nan"], "argument --size: must be a finite number"),
     (["--size", "10", "--buffer", "10"], "must be smaller than the tile size"),
     (["--size", "10", "--buffer", "25"], "must be smaller than the tile size"),
     (["--buffer", "-1"], "argument --buffer: must be >= 0"),
-    (["--voxel", "0"], "argument --voxel: must be > 0"),
+    (["--voxel", "0"], "argument --voxel: must be >= 1e-06"),
+    (["--voxel", "1e-300"], "argument --voxel: must be >= 1e-06"),
     (["--workers", "0"], "argument --workers: must be >= 1"),
     (["--max-memory", "nan"], "argument --max-memory: must be a finite number"),
     (["--min-points", "-1"], "argument --min-points: must be >= 0"),
