@@ -68,7 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("rasterize", help="LiDAR files → CHM/DSM PNG tiles for the image LDM")
     p.add_argument("inputs", nargs="+", metavar="IN", help="LAS/LAZ (or PLY, ...) files")
     p.add_argument("out_dir", metavar="OUT_DIR", help="folder of PNG tiles and index.json")
-    p.add_argument("--res", type=positive_float, default=0.5, help="cell size in file units (default 0.5)")
+    p.add_argument("--res", type=float_range(0.001, 1e6), default=0.5, help="cell size in file units (default 0.5)")
     p.add_argument("--kind", choices=("chm", "dsm"), default="chm")
     p.add_argument("--channels", type=int, choices=(1, 3), default=1,
                    help="1: height; 3: height, point density, z std-dev")
