@@ -139,7 +139,7 @@ NUMERIC_OPTIONS = [
     ("augment", "--gap-fraction", lambda v: 0 < v <= 1),
     ("augment", "--n", lambda v: v >= 1),
     ("eval-augment", "--n", lambda v: v >= 2),
-    ("demo", "--train-steps", lambda v: v >= 1),
+    ("demo", "--cuts", lambda v: v >= 1),
     ("image", "--guidance", lambda v: 0 <= v < math.inf),
     ("image", "--eta", lambda v: 0 <= v <= 1),
     ("image", "--res", lambda v: 0 < v < math.inf),
