@@ -56,7 +56,7 @@ setup(
     packages=find_packages(include=["pcgen", "pcgen.*"]),
     # The Hydra config tree (pkg://pcgen.conf) and the shipped checkpoint travel in the wheel.
     package_data={"pcgen": ["checkpoints/*.ckpt", "checkpoints/*.json"],
-                  "pcgen.conf": ["*.yaml", "*/*.yaml"]},
+                  "pcgen.conf": ["**/*.yaml"]},
     include_package_data=True,
     ext_modules=get_extensions(),
     cmdclass=get_cmdclass(),
