@@ -69,21 +69,14 @@ def model_tiles(ckpt, train_paths, n: int, points: int, seed: int) -> list[np.nd
     return out
 
 
-def run(args: argparse.Namespace) -> int:
+def compare(args, ref_paths, train_paths) -> tuple[str, dict, list, list[str]]:
+    """Scores of every method: (markdown table, JSON document, preview clouds, preview labels)."""
     import torch
 
-    from pcgen.atomic import atomic_dir
     from pcgen.metrics import evaluate_sets
-    from pcgen.tasks.augment import render_grid
     from pcgen.tasks.baselines import JitterResample
-    from pcgen.tasks.eval_fill_cli import tile_paths
     from pcgen.tasks.gmm import GMMBaseline
 
-    from pcgen.outputs import check_output
-
-    ref_paths, train_paths = tile_paths(args.reference), tile_paths(args.train)
-    check_output(args.out, [*args.reference, *args.train, *ref_paths, *train_paths, args.ckpt], folder=True,
-                 overwrite=args.overwrite, overwrite_hint="--overwrite")
     rng = np.random.default_rng(args.seed)
     ref = normalized_tiles(ref_paths, args.points, rng)
     train = normalized_tiles(train_paths, args.points, rng)
@@ -106,12 +99,25 @@ def run(args: argparse.Namespace) -> int:
         lines.append(f"| {name} | " + " | ".join(f"{float(r[m][s]):.4f}" for m, s in cols) + " |")
     table = (f"{args.n} generated clouds per method vs {len(ref)} held-out tiles, {args.points} points each. "
              "MMD ↓, COV ↑, 1-NNA → 0.5\n\n" + "\n".join(lines) + "\n")
+    doc = {"results": results, "gmm_heldout_loglik": gmm.scores, "n": args.n, "points": args.points,
+           "reference_tiles": len(ref), "seed": args.seed}
+    return table, doc, [ref[0]] + [c[0] for c in sets.values()], ["real (held out)"] + list(sets)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pcgen.atomic import atomic_dir
+    from pcgen.outputs import check_output
+    from pcgen.tasks.augment import render_grid
+    from pcgen.tasks.eval_fill_cli import tile_paths
+
+    ref_paths, train_paths = tile_paths(args.reference), tile_paths(args.train)
+    check_output(args.out, [*args.reference, *args.train, *ref_paths, *train_paths, args.ckpt], folder=True,
+                 overwrite=args.overwrite, overwrite_hint="--overwrite")
+    # Claim the output (lock + staging) before the long part, so a second run fails at once.
     with atomic_dir(args.out, overwrite=args.overwrite) as tmp:
-        (tmp / "eval_augment.json").write_text(json.dumps(
-            {"results": results, "gmm_heldout_loglik": gmm.scores, "n": args.n, "points": args.points,
-             "reference_tiles": len(ref), "seed": args.seed}, indent=1, default=float))
+        table, doc, grid, labels = compare(args, ref_paths, train_paths)
+        (tmp / "eval_augment.json").write_text(json.dumps(doc, indent=1, default=float))
         (tmp / "eval_augment.md").write_text(table)
-        grid = [ref[0]] + [c[0] for c in sets.values()]
-        render_grid(grid, tmp / "eval_augment.png", ["real (held out)"] + list(sets))
+        render_grid(grid, tmp / "eval_augment.png", labels)
     print(table, end="")
     return 0
