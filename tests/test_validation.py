@@ -7,7 +7,6 @@ scale, offset and bounding-box fields.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import math
 import os
