@@ -104,45 +104,51 @@ import sys, time, resource, laspy
 from pathlib import Path
 from pcgen.io.ept import EptDataset
 root, out, part, parts = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-t = time.perf_counter()
+use = resource.getrusage(resource.RUSAGE_SELF)
+cpu0, t = use.ru_utime + use.ru_stime, time.perf_counter()
 ds = EptDataset(root)
 nodes = ds.select()[part::parts]
-with laspy.open(ds.node_path(nodes[0])) as r:
-    header = r.header
-with laspy.open(out / f"floor{part}.laz", "w", header=header) as w:
-    for node in nodes:
-        w.write_points(laspy.read(ds.node_path(node)).points)
-print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+if nodes:  # a dataset with fewer nodes than processes leaves some idle
+    with laspy.open(ds.node_path(nodes[0])) as r:
+        header = r.header
+    with laspy.open(out / f"floor{part}.laz", "w", header=header) as w:
+        for node in nodes:
+            w.write_points(laspy.read(ds.node_path(node)).points)
+use = resource.getrusage(resource.RUSAGE_SELF)
+print(time.perf_counter() - t, use.ru_maxrss, use.ru_utime + use.ru_stime - cpu0)
 """
 _EPT_TILE = """
 import sys, time, resource, io, contextlib
 from pcgen.cli import main
-t = time.perf_counter()
+use = resource.getrusage(resource.RUSAGE_SELF)
+cpu0, t = use.ru_utime + use.ru_stime, time.perf_counter()
 with contextlib.redirect_stdout(io.StringIO()):
     code = main(sys.argv[1:])
 assert code == 0
-print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+use = resource.getrusage(resource.RUSAGE_SELF)
+print(time.perf_counter() - t, use.ru_maxrss, use.ru_utime + use.ru_stime - cpu0)
 """
 
 
-def _child(code: str, *argv) -> tuple[float, float]:
-    """(seconds, peak RSS MiB) a fresh Python reports for ``code``."""
+def _child(code: str, *argv) -> tuple[float, float, float]:
+    """(wall seconds, peak RSS MiB, CPU seconds) a fresh Python reports for ``code``
+    (imports excluded)."""
     out = subprocess.run([sys.executable, "-c", code, *map(str, argv)], check=True,
                          capture_output=True, text=True).stdout.split()
-    return float(out[-2]), float(out[-1]) / 1024
+    return float(out[-3]), float(out[-2]) / 1024, float(out[-1])
 
 
-def ept_floor(root: Path, workers: int) -> tuple[float, float]:
+def ept_floor(root: Path, workers: int) -> tuple[float, float, float]:
     with tempfile.TemporaryDirectory(prefix="pcgen-bench-") as tmp:
         if workers == 1:
             return _child(_EPT_FLOOR, root, tmp, 0, 1)
         with cf.ThreadPoolExecutor(workers) as pool:  # threads only wait on the processes
             runs = list(pool.map(lambda i: _child(_EPT_FLOOR, root, tmp, i, workers),
                                  range(workers)))
-        return max(r[0] for r in runs), max(r[1] for r in runs)
+        return max(r[0] for r in runs), max(r[1] for r in runs), sum(r[2] for r in runs)
 
 
-def ept_tile(root: Path, workers: int, size: float, buffer: float) -> tuple[float, float]:
+def ept_tile(root: Path, workers: int, size: float, buffer: float) -> tuple[float, float, float]:
     with tempfile.TemporaryDirectory(prefix="pcgen-bench-") as tmp:
         return _child(_EPT_TILE, "tile", root, Path(tmp) / "tiles", "--size", size, "--buffer",
                       buffer, "--workers", workers, "--no-overview")
@@ -162,14 +168,21 @@ def bench_ept(root: Path, repeat: int, size: float, buffer: float) -> None:
         "pcgen tile EPT, 1 worker, buffer 0": min(ept_tile(root, 1, size, 0.0)
                                                   for _ in range(repeat)),
     }
-    for name, (t, rss) in rows.items():
-        print(f"{name:44s} {t:7.2f} s  {ds.points / t / 1e6:6.2f} M points/s  peak RSS {rss:6.0f} MiB")
+    for name, (t, rss, cpu) in rows.items():
+        print(f"{name:44s} {t:7.2f} s  {ds.points / t / 1e6:6.2f} M points/s  CPU {cpu:6.2f} s  "
+              f"peak RSS {rss:6.0f} MiB")
     f1 = rows["laspy read nodes + write LAZ, 1 process"][0]
     f2 = rows["laspy read nodes + write LAZ, 2 processes"][0]
     t1 = rows["pcgen tile EPT, 1 worker"][0]
     b1 = rows["pcgen tile EPT, 1 worker, buffer 0"][0]
+    c1 = rows["laspy read nodes + write LAZ, 1 process"][2]
     print(f"ratios: pcgen tile / floor 1 process = {t1 / f1:.2f}x (buffer 0: {b1 / f1:.2f}x); "
           f"against the 2-process floor {t1 / f2:.2f}x (one dataset is one tiling job)")
+    print(f"CPU seconds (all threads; a crowded machine inflates them less): floor {c1:.1f}, "
+          f"pcgen tile {rows['pcgen tile EPT, 1 worker'][2]:.1f} "
+          f"({rows['pcgen tile EPT, 1 worker'][2] / c1:.2f}x), buffer 0 "
+          f"{rows['pcgen tile EPT, 1 worker, buffer 0'][2]:.1f} "
+          f"({rows['pcgen tile EPT, 1 worker, buffer 0'][2] / c1:.2f}x)")
     print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
 
