@@ -2,8 +2,9 @@
 
 A gap is what a user would call a hole: inside the area the survey covers (the tile's
 footprint), a patch of the occupancy grid holds far fewer points than the cells around it.
-Cells with points of an excluded class (water, by default ASPRS 9) and a ring around them are
-never gaps, because lakes legitimately return few points. Connected gap cells merge into one
+Cells with points of an excluded class (water, by default ASPRS 9), a ring around them, what
+they enclose, and any sparse patch touching them are never gaps, because lakes legitimately
+return few points or none. Connected gap cells merge into one
 polygon in the file's CRS; :func:`gaps_to_geojson` reports them.
 """
 
@@ -33,7 +34,8 @@ class GapConfig:
     min_expected_points: float = 8.0
     neighbourhood_cells: int = 7
     density_ratio: float = 0.15
-    min_gap_cells: int = 2
+    rim_ratio: float = 0.4
+    min_gap_cells: int = 3
     exclude_classes: list[int] = field(default_factory=lambda: [9])
     exclude_buffer_cells: int = 1
     footprint_concavity: float = 0.3
@@ -119,18 +121,41 @@ def detect_gaps(xyz: np.ndarray, classification: np.ndarray | None = None,
             excluded.reshape(-1)[np.unique(iy[ex] * nx + ix[ex])] = True
             if cfg.exclude_buffer_cells > 0:
                 excluded = ndimage.binary_dilation(excluded, iterations=cfg.exclude_buffer_cells)
+            # a lake's middle may return nothing at all: what its water ring encloses is water too
+            excluded = ndimage.binary_fill_holes(excluded)
 
-    # Neighbourhood density: mean count of footprint cells in a window (masked box filter).
+    # Neighbourhood density: mean count of the footprint's non-gap cells in a window (masked
+    # box filter). Inside a hole wider than the window every neighbour is empty too, so the
+    # cells found first seed a region that grows: each round leaves the gap cells out of the
+    # mean, doubles the window, and adds sparse cells within half a window of the region, until
+    # no cell joins. Whole holes are found, and intact areas without a seed are never re-tested.
     size = cfg.neighbourhood_cells
+    sparse = np.zeros((ny, nx), dtype=bool)
+    for round_ in range(32):
+        valid = (inside & ~excluded & ~sparse).astype(np.float64)
+        num = ndimage.uniform_filter(counts * valid, size=size, mode="constant")
+        den = ndimage.uniform_filter(valid, size=size, mode="constant")
+        around = np.divide(num, den, out=np.zeros_like(num), where=den > 1e-9)
+        new = inside & ~excluded & (counts < cfg.density_ratio * around) & (around >= 0.5 * cfg.min_expected_points)
+        if round_:
+            new &= ndimage.binary_dilation(sparse, structure=np.ones((3, 3)), iterations=max(1, size // 2))
+        if not (new & ~sparse).any():
+            break
+        sparse |= new
+        size = min(2 * size + 1, 8 * cfg.neighbourhood_cells + 1)
+    # A hole's edge cuts through cells: those beside a gap holding under rim_ratio of their
+    # neighbourhood's count are partly in the hole, and join it.
+    rim = ndimage.binary_dilation(sparse, structure=np.ones((3, 3))) & ~sparse & inside & ~excluded
+    sparse |= rim & (counts < cfg.rim_ratio * around)
     valid = (inside & ~excluded).astype(np.float64)
-    num = ndimage.uniform_filter(counts * valid, size=size, mode="constant")
-    den = ndimage.uniform_filter(valid, size=size, mode="constant")
-    around = np.divide(num, den, out=np.zeros_like(num), where=den > 1e-9)
-    sparse = inside & ~excluded & (counts < cfg.density_ratio * around) & (around >= 0.5 * cfg.min_expected_points)
 
     labels, n = ndimage.label(sparse, structure=np.ones((3, 3)))
+    # a sparse patch touching water is the silent part of that water body (no returns at all)
+    wet = np.unique(labels[ndimage.binary_dilation(excluded, structure=np.ones((3, 3)))])
     gaps: list[Gap] = []
     for lab in range(1, n + 1):
+        if lab in wet:
+            continue
         rows, cols = np.nonzero(labels == lab)
         if len(rows) < cfg.min_gap_cells:
             continue

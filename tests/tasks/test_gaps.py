@@ -25,6 +25,18 @@ def test_cut_hole_is_detected_where_it_was_cut(holed_tile):
     assert 0.5 < best.density_around < 2.5
 
 
+def test_whole_hole_is_found_not_just_its_rim(holed_tile):
+    # the 20 m-wide hole is wider than the 7-cell neighbourhood: its middle is found by the
+    # growing neighbourhood, its edge cells by the rim rule
+    path, hole, _ = holed_tile
+    cloud = pio.read(path)
+    gaps = detect_gaps(cloud.xyz, cloud.attributes["classification"])
+    found = shapely.unary_union([g.polygon for g in gaps if g.polygon.intersects(hole)])
+    assert found.intersection(hole).area > 0.85 * hole.area
+    # square 2.8 m cells staircase around the round hole: about half a cell beyond its 63 m rim
+    assert found.difference(hole).area < 0.4 * hole.area
+
+
 def test_water_is_not_a_gap(topo):
     cls = topo.attributes["classification"]
     water = topo.xyz[cls == 9, :2]
