@@ -1,0 +1,101 @@
+"""The gap model end to end: its checkpoint, its generator, its training run and the site split."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import shapely
+import torch
+
+from pcgen.errors import ConfigError
+from pcgen.tasks.baselines import HybridFill
+from pcgen.tasks.context import build_context
+from pcgen.tasks.fill import FillConfig
+from pcgen.tasks.generators import DEFAULT_CHECKPOINT, GapModelGenerator, load_generator
+from pcgen.tasks.train_fill import read_split, strip_checkpoint
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = ["experiment=gap_fill", "model.width=8", "model.head.hidden=8", "logger=none", "data.caches=[unused]"]
+
+
+def tiny_gap_checkpoint(path: Path, *extra: str) -> Path:
+    from pcgen.train.run import build_module, compose_config, head_meta
+
+    cfg = compose_config([*TINY, *extra], root=str(path.parent))
+    strip_checkpoint(build_module(cfg), head_meta(cfg), path)
+    return path
+
+
+def test_untrained_head_without_noise_returns_the_hybrid_fill(holed_tile, tmp_path):
+    import pcgen.io as pio
+
+    path, hole, removed = holed_tile
+    cloud = pio.read(path)
+    gen = load_generator(tiny_gap_checkpoint(tmp_path / "gap.ckpt", "model.head.source_noise=0.0"))
+    assert isinstance(gen, GapModelGenerator)
+    ctx = build_context(cloud.xyz, hole, FillConfig().context, attributes=dict(cloud.attributes))
+    # the offset layer starts at zero: world -> gap frame -> world gives back the hybrid points
+    ours = gen.generate(ctx, 300, np.random.default_rng(5))
+    ref = HybridFill().generate(ctx, 300, np.random.default_rng(5))
+    np.testing.assert_allclose(ours[:, :2], np.clip(ref[:, :2], *np.reshape(hole.bounds, (2, 2))), atol=1e-4)
+    np.testing.assert_allclose(ours[:, 2], ref[:, 2], atol=1e-3)
+
+
+def test_generated_points_fill_the_hole_at_the_surrounding_density(holed_tile, tmp_path):
+    import pcgen.io as pio
+    from pcgen.tasks.fill import fill_cloud, mask_gaps
+
+    path, hole, removed = holed_tile
+    cloud = pio.read(path)
+    gen = load_generator(tiny_gap_checkpoint(tmp_path / "gap.ckpt"))
+    result = fill_cloud(cloud, mask_gaps(cloud, [hole]), gen, FillConfig(seed=1))
+    new = result.cloud.xyz[result.n_original:]
+    assert shapely.contains_xy(hole.buffer(1e-6), new[:, 0], new[:, 1]).all()
+    # Topography.laz holds about one point per m²: the 314 m² hole gets within 25% of the removed count
+    assert abs(len(new) - len(removed)) < 0.25 * len(removed)
+    # nothing above the surrounding canopy's top + 1 m
+    assert new[:, 2].max() <= cloud.xyz[:, 2].max() + 1.0
+
+
+def test_training_is_deterministic_for_a_seed(tmp_path):
+    from pcgen.tasks.gap_examples import SortedCloud, cut_examples, save_examples
+    from pcgen.train.run import build, compose_config
+
+    rng = np.random.default_rng(0)
+    gx, gy = np.meshgrid(np.arange(0.5, 80, 1.0), np.arange(0.5, 80, 1.0))
+    ground = np.c_[gx.ravel(), gy.ravel(), 0.05 * gx.ravel()]
+    crowns = np.c_[rng.uniform(0, 80, (4000, 2)), rng.uniform(5, 15, 4000)]
+    crowns[:, 2] += 0.05 * crowns[:, 0]
+    cls = np.r_[np.full(len(ground), 2), np.full(len(crowns), 5)]
+    exs = cut_examples(SortedCloud(np.r_[ground, crowns], cls), 6, (5, 10), np.random.default_rng(1))
+    save_examples(exs, tmp_path / "ex.npz")
+    weights = []
+    for run in ("a", "b"):
+        cfg = compose_config([*TINY[:-1], f"data.caches=[{tmp_path / 'ex.npz'}]", "data.batch_size=2",
+                              "trainer.max_steps=2", "trainer.enable_progress_bar=false", "seed=3"],
+                             root=tmp_path / run)
+        module, dm, trainer = build(cfg, tmp_path / run)
+        trainer.fit(module, datamodule=dm)
+        weights.append(torch.cat([p.detach().flatten() for p in module.head.parameters()]))
+    assert trainer.global_step == 2
+    torch.testing.assert_close(weights[0], weights[1], rtol=0, atol=0)
+
+
+def test_split_refuses_a_site_in_both_lists(tmp_path):
+    bad = tmp_path / "split.yaml"
+    bad.write_text("train: [training/a.laz, training/b.laz]\nheldout: [training/b.laz]\n")
+    with pytest.raises(ConfigError, match="both trained on and held out"):
+        read_split(bad)
+
+
+def test_shipped_checkpoint_never_trained_on_the_heldout_sites():
+    split = read_split(REPO / "datasets" / "fill_split.yaml")
+    sidecar = json.loads(DEFAULT_CHECKPOINT.with_suffix(".json").read_text())
+    assert sidecar["heldout_sites"] == split["heldout"]
+    assert sidecar["train_sites"] == split["train"]
+    trained = {Path(s).name for s in sidecar["train_sites"]}
+    assert not trained & {Path(s).name for s in sidecar["heldout_sites"]}
+    assert set(sidecar["examples"]) == set(sidecar["train_sites"])
