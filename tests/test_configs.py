@@ -84,3 +84,109 @@ def test_conditional_fill_steps(make_cfg):
         gap_box=torch.tensor([[-0.2, -0.2, 0.2, 0.2]] * 2), generator=torch.Generator().manual_seed(0))
     assert out.shape == (2, 16, 3)
     assert bool(((out[..., 0] >= -0.2 - 1e-6) & (out[..., 0] <= 0.2 + 1e-6)).all())
+
+
+def _options(group: str) -> list[str]:
+    from importlib.resources import files
+
+    return sorted(p.name[:-5] for p in files("pcgen.conf").joinpath(group).iterdir()
+                  if p.name.endswith(".yaml"))
+
+
+def test_every_packaged_option_composes(tmp_path):
+    """Every option of every training group resolves (interpolations included) from the wheel's tree."""
+    from omegaconf import OmegaConf
+
+    from pcgen.train.run import compose_config
+
+    groups = ["model", "encoder", "data", "trainer", "callbacks", "logger", "experiment", "debug"]
+    assert {g: len(_options(g)) > 0 for g in groups} == {g: True for g in groups}
+    for group in groups:
+        for option in _options(group):
+            extra = ["model.autoencoder_ckpt=vae.ckpt"] if (group, option) == ("model", "lgan") else []
+            cfg = compose_config([f"{group}={option}", *extra], root=tmp_path)
+            OmegaConf.to_container(cfg, resolve=True)
+    # l-GAN's players return exactly these terms, so its loss needs no require_all escape.
+    lgan = compose_config(["model=lgan", "model.autoencoder_ckpt=vae.ckpt"], root=tmp_path).loss
+    assert OmegaConf.to_container(lgan) == {
+        "generator": {"_target_": "pcgen.losses.WeightedLoss", "_convert_": "all", "terms": {"gen_adv": 1.0}},
+        "discriminator": {"_target_": "pcgen.losses.WeightedLoss", "_convert_": "all",
+                          "terms": {"disc_adv": 1.0, "gradient_penalty": 10.0}}}
+    loggers = compose_config(["logger=default"], root=tmp_path).logger
+    assert sorted(loggers) == ["csv", "tensorboard"] and loggers.csv.version == "csv"
+
+
+def test_debug_tiny_follows_the_chosen_parts(tmp_path):
+    from pcgen.train.run import compose_config
+
+    cfg = compose_config(["debug=tiny", "model=gan", "encoder=dgcnn"], root=tmp_path)
+    assert (cfg.encoder.k, cfg.model.noise_dim, list(cfg.model.head.generator.hidden)) == (8, 8, [32])
+    assert (cfg.data.batch_size, cfg.data.dataset.num_points, cfg.trainer.accelerator) == (2, 64, "cpu")
+    assert not cfg.logger and not cfg.callbacks
+    full = compose_config(["model=gan", "encoder=dgcnn"], root=tmp_path)
+    assert (full.encoder.k, full.model.noise_dim) == (20, 128)
+
+
+def test_image_presets_inherit_the_base_recipe():
+    from omegaconf import OmegaConf
+
+    from pcgen.image.config import load_preset, preset_names
+
+    assert preset_names() == ["ldm128", "ldm256_c160", "ldm256_c192", "tiny"]
+    base, small = load_preset("ldm256_c192"), load_preset("ldm128")
+    assert small.data.image_size == 128 and list(small.unet.block_out_channels) == [192, 384, 768, 768]
+    assert OmegaConf.to_container(small.autoencoder) == OmegaConf.to_container(base.autoencoder)
+    tiny = load_preset("tiny", ["data.image_size=64"])
+    assert (tiny.data.image_size, tiny.cosplace.backbone, tiny.diffusion.timesteps) == (64, "ResNet18", 1000)
+
+
+def test_a_users_config_folder_adds_and_replaces(tmp_path):
+    from pcgen.errors import ConfigError
+    from pcgen.image.config import load_preset
+    from pcgen.train.run import compose_config
+
+    (tmp_path / "experiment").mkdir()
+    (tmp_path / "experiment" / "mine.yaml").write_text(
+        "# @package _global_\ntrainer:\n  max_steps: 7\ndata:\n  batch_size: 3\n")
+    cfg = compose_config(["experiment=mine"], root=tmp_path, config_dir=tmp_path)
+    assert (cfg.trainer.max_steps, cfg.data.batch_size, cfg.model.kind) == (7, 3, "diffusion")
+    (tmp_path / "image").mkdir()
+    (tmp_path / "image" / "mine.yaml").write_text("defaults:\n  - /image/tiny\n  - _self_\ndata:\n  image_size: 48\n")
+    mine = load_preset("mine", config_dir=tmp_path)
+    assert (mine.data.image_size, mine.data.batch_size) == (48, 4)
+    with pytest.raises(ConfigError, match="not found"):
+        compose_config([], config_dir=tmp_path / "missing")
+    with pytest.raises(ConfigError, match="experiment/nope"):
+        compose_config(["experiment=nope"], config_dir=tmp_path)
+
+
+def test_fill_config_file_sets_some_keys_and_overrides_win(tmp_path):
+    from pcgen.errors import ConfigError
+    from pcgen.tasks.fill import load_fill_config
+
+    mine = tmp_path / "my_fill.yaml"
+    mine.write_text("samples: 3\ngaps:\n  density_ratio: 0.3\n")
+    cfg, packaged = load_fill_config(mine, ["gaps.density_ratio=0.2", "seed=4"]), load_fill_config()
+    assert (cfg.samples, cfg.gaps.density_ratio, cfg.seed) == (3, 0.2, 4)
+    assert (packaged.samples, packaged.seed, packaged.gaps.exclude_classes) == (1, 0, [9])
+    assert (cfg.gaps.min_gap_cells, cfg.gaps.exclude_classes) == (packaged.gaps.min_gap_cells, [9])
+    assert cfg.context == packaged.context
+    assert load_fill_config(overrides=["gaps.exclude_classes=[9,2]"]).gaps.exclude_classes == [9, 2]
+    (tmp_path / "bad.yaml").write_text("gaps:\n  no_such_key: 1\n")
+    for args in [(tmp_path / "bad.yaml",), (tmp_path / "missing.yaml",), (None, ["samples=many"])]:
+        with pytest.raises(ConfigError):
+            load_fill_config(*args)
+
+
+def test_pcgen_train_runs_two_steps(make_cfg, tmp_path):
+    from pcgen.cli import main
+
+    tiles = make_cfg("vae", "pointnet").data.tile_dir
+    run = tmp_path / "run"
+    assert main(["train", "debug=tiny", "model=flow_matching", f"data.tile_dir={tiles}",
+                 "trainer.max_steps=2", "callbacks=default", "callbacks.last.every_n_train_steps=2",
+                 "callbacks.best.every_n_train_steps=2", "callbacks.samples.every_n_steps=0",
+                 f"hydra.run.dir={run}"]) == 0
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["global_step"] == 2 and ckpt["hyper_parameters"]["kind"] == "flow_matching"
+    assert (run / "train.log").exists()

@@ -39,7 +39,8 @@ def _quote(path: Path) -> str:
 
 
 def compose(config_name: str, overrides: Sequence[str] = (),
-            config_dir: str | os.PathLike | None = None, module: str = CONFIG_MODULE):
+            config_dir: str | os.PathLike | None = None, module: str = CONFIG_MODULE,
+            overlay: str | os.PathLike | None = None):
     """Compose ``config_name`` (e.g. ``"config"``, ``"task/fill"``) with Hydra-style overrides.
 
     Args:
@@ -49,11 +50,16 @@ def compose(config_name: str, overrides: Sequence[str] = (),
             (its files replace packaged ones of the same name); otherwise it adds group options.
         module: the packaged root: ``pcgen.conf``, or a sub-tree whose keys would clash with
             its config groups (``pcgen.conf.evaluate``).
+        overlay: a user's yaml file merged over ``config_name`` before the overrides, so it may
+            set only some keys (``pcgen fill --config my.yaml``).
     Returns:
         The composed ``DictConfig`` (struct mode: unknown keys are errors).
     Raises:
-        ConfigError: unknown config, group option or key; malformed override.
+        ConfigError: unknown config, group option or key; malformed override; missing file.
     """
+    import contextlib
+    import tempfile
+
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir, initialize_config_module
     from hydra.errors import HydraException
@@ -61,41 +67,89 @@ def compose(config_name: str, overrides: Sequence[str] = (),
 
     from pcgen.errors import ConfigError
 
-    args = list(overrides)
+    args, search = list(overrides), []
     user = user_config_dir(config_dir) if config_dir is not None else None
-    if user is not None and (user / f"{config_name}.yaml").is_file():
-        # Hydra looks a primary config up in the initial folder only, and earlier folders win:
-        # the user's folder holding the primary config comes first, the packaged tree after it.
-        init = initialize_config_dir(str(user), version_base="1.3")
-        args.append(f"hydra.searchpath=[pkg://{module}]")
-    else:
-        init = initialize_config_module(module, version_base="1.3")
-        if user is not None:  # the user's folder adds group options (new names) to the tree
-            args.append(f"hydra.searchpath=['file://{_quote(user)}']")
+    name = config_name
     try:
-        with init:
-            cfg = hydra_compose(config_name, overrides=args)
+        with contextlib.ExitStack() as stack:
+            if overlay is not None:
+                # The file becomes the primary config, its defaults list starting from
+                # config_name, so its own values land over the packaged ones.
+                tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pcgen-conf-")))
+                _write_overlay(Path(overlay), config_name, tmp / "overlay.yaml")
+                stack.enter_context(initialize_config_dir(str(tmp), version_base="1.3"))
+                search = [f"pkg://{module}"] if user is None else [f"'file://{_quote(user)}'", f"pkg://{module}"]
+                name = "overlay"
+            elif user is not None and (user / f"{config_name}.yaml").is_file():
+                # Hydra looks a primary config up in the initial folder only, and earlier folders
+                # win: the user's folder holding it comes first, the packaged tree after it.
+                stack.enter_context(initialize_config_dir(str(user), version_base="1.3"))
+                search = [f"pkg://{module}"]
+            else:
+                stack.enter_context(initialize_config_module(module, version_base="1.3"))
+                if user is not None:  # the user's folder adds group options (new names)
+                    search = [f"'file://{_quote(user)}'"]
+            if search:
+                args.append(f"hydra.searchpath=[{','.join(search)}]")
+            cfg = hydra_compose(name, overrides=args)
     except (HydraException, OmegaConfBaseException) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"config {config_name!r}: {first}") from None
+        where = f"{overlay} over {config_name!r}" if overlay is not None else repr(config_name)
+        raise ConfigError(f"config {where}: {first}") from None
     return _unnest(cfg, config_name)
 
 
-def _unnest(cfg, config_name: str):
-    """A config picked from a group (``image/tiny``) keeps its keys at the root.
+def _write_overlay(path: Path, base: str, out: Path) -> None:
+    """Copy a user's yaml to ``out`` with ``defaults: [/base, _self_]`` unless it has a defaults list.
 
-    Hydra nests a primary config found in a sub-folder under that folder's name unless the file
-    says ``# @package _global_``; the packaged files say so, a user's may not.
+    Raises:
+        ConfigError: missing or unparsable file, or not a mapping.
     """
-    from omegaconf import OmegaConf
+    from omegaconf import DictConfig, OmegaConf
 
+    from pcgen.errors import ConfigError
+
+    if not path.is_file():
+        raise ConfigError("config file not found", path)
+    try:
+        body = OmegaConf.load(path)
+    except Exception as exc:
+        raise ConfigError(f"cannot read yaml: {str(exc).splitlines()[0]}", path) from None
+    if not isinstance(body, DictConfig):
+        raise ConfigError("expected a mapping of settings", path)
+    if "defaults" not in body:
+        body = OmegaConf.merge({"defaults": [f"/{base}", "_self_"]}, body)
+    OmegaConf.save(body, out)
+
+
+def _unnest(cfg, config_name: str):
+    """A config picked from a group (``image/tiny``) keeps its own keys at the root.
+
+    Hydra puts a primary config found in a sub-folder under that folder's name (``image:``)
+    unless the file says ``# @package _global_``. The packaged files say so; a user's may not,
+    so its nested keys are lifted back over the root (where its defaults list put the rest).
+    """
+    from omegaconf import DictConfig, OmegaConf
+
+    parts = config_name.split("/")[:-1]
     node = cfg
-    for part in config_name.split("/")[:-1]:
-        if list(node.keys()) != [part]:
+    for part in parts:
+        if not isinstance(node, DictConfig) or part not in node:
             return cfg
         node = node[part]
-    if node is cfg:
+    if not parts or not isinstance(node, DictConfig):
         return cfg
-    out = OmegaConf.create(OmegaConf.to_container(node, resolve=False))
+    rest = OmegaConf.to_container(cfg, resolve=False)
+    parent = rest
+    for part in parts[:-1]:
+        parent = parent[part]
+    del parent[parts[-1]]
+    while parts[:-1] and not parent:  # drop the folders left empty
+        parts = parts[:-1]
+        parent = rest
+        for part in parts[:-1]:
+            parent = parent[part]
+        del parent[parts[-1]]
+    out = OmegaConf.merge(rest, OmegaConf.to_container(node, resolve=False))
     OmegaConf.set_struct(out, True)
     return out

@@ -38,7 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("train", help="train the autoencoder and/or the CosPlace-conditioned LDM on a folder")
     p.add_argument("--images", required=True, help="folder of training images (searched recursively)")
     p.add_argument("--out", required=True, help="run folder: autoencoder.ckpt, ldm.ckpt, logged PNGs")
-    p.add_argument("--preset", default="tiny", help="conf/image preset name or yaml (default tiny)")
+    p.add_argument("--preset", default="tiny", help="pcgen/conf/image preset name or yaml (default tiny)")
+    p.add_argument("--config-dir", default=None, metavar="DIR",
+                   help="your config folder: its image/NAME.yaml presets join the packaged ones")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a preset value, e.g. --set data.image_size=64 (repeatable)")
     p.add_argument("--stage", choices=("both", "autoencoder", "ldm"), default="both")
@@ -115,7 +117,7 @@ def _train(args) -> int:
     overrides = list(args.overrides)
     if args.cosplace:
         overrides.append(f"cosplace.checkpoint={os.path.abspath(args.cosplace)}")
-    cfg = load_preset(args.preset, overrides)
+    cfg = load_preset(args.preset, overrides, config_dir=args.config_dir)
     if args.stage == "ldm" and not args.autoencoder:
         raise ConfigError("--stage ldm needs --autoencoder CKPT")
     ae_in = os.path.abspath(args.autoencoder) if args.autoencoder else None

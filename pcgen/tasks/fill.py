@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -45,9 +44,16 @@ class FillConfig:
     seed: int = 0
 
 
-def load_fill_config(path: str | os.PathLike | None = None, overrides: Sequence[str] = ()) -> FillConfig:
-    """Compose ``task/fill`` (or a yaml file) over the defaults, then ``key=value`` overrides.
+def load_fill_config(path: str | os.PathLike | None = None, overrides: Sequence[str] = (),
+                     config_dir: str | os.PathLike | None = None) -> FillConfig:
+    """Compose ``task/fill`` with a user's yaml over it, then Hydra-style ``key=value`` overrides.
 
+    Args:
+        path: a yaml file setting some of the keys (the rest keep the packaged values).
+        overrides: e.g. ``["gaps.density_ratio=0.1", "samples=4"]``.
+        config_dir: a user's config folder; its ``task/fill.yaml`` replaces the packaged one.
+    Returns:
+        The settings, typed and checked by :class:`FillConfig`.
     Raises:
         ConfigError: missing file, unknown key or wrongly typed value.
     """
@@ -56,21 +62,12 @@ def load_fill_config(path: str | os.PathLike | None = None, overrides: Sequence[
 
     from pcgen.conf import compose
 
-    base = OmegaConf.structured(FillConfig)
+    composed = compose("task/fill", overrides, config_dir=config_dir, overlay=path or None)
     try:
-        if path:
-            path = Path(path)
-            if not path.is_file():
-                raise ConfigError("config file not found", path)
-            loaded = compose(path.stem, config_dir=path.resolve().parent)
-        else:
-            loaded = compose("task/fill")
-        base = OmegaConf.merge(base, loaded)
-        if overrides:
-            base = OmegaConf.merge(base, OmegaConf.from_dotlist(list(overrides)))
-        cfg = OmegaConf.to_object(base)
+        cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(FillConfig), composed))
     except OmegaConfBaseException as exc:
-        raise ConfigError(f"bad fill config: {str(exc).splitlines()[0]}") from None
+        where = f" ({path} over the packaged task/fill)" if path else ""
+        raise ConfigError(f"bad fill config{where}: {str(exc).splitlines()[0]}") from None
     cfg.gaps.exclude_classes = list(cfg.gaps.exclude_classes)
     return cfg
 

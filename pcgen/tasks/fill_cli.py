@@ -32,7 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gaps-only", action="store_true",
                         help="only detect and report the gaps (GeoJSON), so they can be checked "
                              "or edited and passed back with --mask")
-    parser.add_argument("--config", type=yaml_mapping_file, default=None, help="fill YAML (default conf/task/fill.yaml)")
+    parser.add_argument("--config", type=yaml_mapping_file, default=None,
+                        help="fill YAML setting some keys over the packaged pcgen/conf/task/fill.yaml")
+    parser.add_argument("--config-dir", default=None, metavar="DIR",
+                        help="your config folder; its task/fill.yaml replaces the packaged one")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set gaps.density_ratio=0.1")
     parser.add_argument("--seed", type=seed, default=None)
@@ -64,7 +67,7 @@ def _config(args):
         except ValueError:
             raise ConfigError(f"--exclude-classes wants integers, got {args.exclude_classes!r}") from None
         overrides.append(f"gaps.exclude_classes={classes}")
-    cfg = load_fill_config(args.config, overrides)
+    cfg = load_fill_config(args.config, overrides, config_dir=args.config_dir)
     check_samples(cfg.samples)
     return check_fill_config(cfg)
 
