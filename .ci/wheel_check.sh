@@ -22,6 +22,15 @@ step() { echo "== wheel check: $*" >&2; }
 step "build the wheel"
 "$test_venv/bin/python" -m pip wheel --no-build-isolation --no-deps "$repo" -w "$work/dist" -q
 wheel=$(ls "$work"/dist/pcgen-*.whl)
+"$test_venv/bin/python" - "$wheel" "$repo" <<'EOF'
+import pathlib, sys, zipfile
+names = set(zipfile.ZipFile(sys.argv[1]).namelist())
+repo = pathlib.Path(sys.argv[2])
+want = {p.relative_to(repo).as_posix() for p in (repo / "pcgen").rglob("*")
+        if p.suffix in (".py", ".yaml", ".ckpt", ".json") and "__pycache__" not in p.parts}
+missing = sorted(want - names)
+assert not missing, f"the wheel lacks {len(missing)} package files: {missing[:8]}"
+EOF
 
 step "fresh venv: torch 2.13.0 first, then $(basename "$wheel")"
 "$test_venv/bin/python" -m venv "$work/venv"
@@ -59,5 +68,8 @@ step "pcgen tile + 2-step pcgen train debug=tiny"
 import torch
 ckpt = torch.load("run/checkpoints/last.ckpt", map_location="cpu", weights_only=True)
 assert ckpt["global_step"] == 2, ckpt["global_step"]
+from omegaconf import OmegaConf
+cfg = OmegaConf.load("run/.hydra/config.yaml")  # debug=tiny's width overlays came with the wheel
+assert list(cfg.encoder.local_channels) == [16] and cfg.model.time_dim == 16, cfg.encoder
 EOF
 step "passed"
