@@ -17,6 +17,7 @@ _RULES: dict[str, tuple[float, bool, float, bool]] = {
     "gaps.min_expected_points": (0.0, True, 1e9, False),
     "gaps.neighbourhood_cells": (1, False, 10_000, False),
     "gaps.density_ratio": (0.0, True, 1.0, False),
+    "gaps.rim_ratio": (0.0, True, 1.0, False),
     "gaps.rim_ratio": (0.0, False, 1.0, False),
     "gaps.min_gap_cells": (1, False, 1e9, False),
     "gaps.exclude_buffer_cells": (0, False, 10_000, False),
@@ -31,6 +32,18 @@ _RULES: dict[str, tuple[float, bool, float, bool]] = {
 }
 
 
+def _numbers(cfg, prefix: str = ""):
+    """(dotted key, value) of every number in a dataclass tree, for the NaN/inf net."""
+    import dataclasses
+
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            yield from _numbers(value, f"{prefix}{f.name}.")
+        elif isinstance(value, float):
+            yield f"{prefix}{f.name}", value
+
+
 def _get(cfg, key: str):
     for part in key.split("."):
         cfg = getattr(cfg, part)
@@ -38,7 +51,13 @@ def _get(cfg, key: str):
 
 
 def check_fill_config(cfg):
-    """Raise ``ConfigError`` naming the first out-of-range value; returns ``cfg`` unchanged."""
+    """Raise ``ConfigError`` naming the first out-of-range value; returns ``cfg`` unchanged.
+
+    Keys without a rule here (new settings) are still refused when NaN or infinite.
+    """
+    for key, value in _numbers(cfg):
+        if not math.isfinite(value):
+            raise ConfigError(f"{key} must be a finite number, got {value!r}")
     for key, (low, open_low, high, nullable) in _RULES.items():
         value = _get(cfg, key)
         if value is None and nullable:
