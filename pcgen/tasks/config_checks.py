@@ -17,7 +17,6 @@ _RULES: dict[str, tuple[float, bool, float, bool]] = {
     "gaps.min_expected_points": (0.0, True, 1e9, False),
     "gaps.neighbourhood_cells": (1, False, 10_000, False),
     "gaps.density_ratio": (0.0, True, 1.0, False),
-    "gaps.rim_ratio": (0.0, True, 1.0, False),
     "gaps.rim_ratio": (0.0, False, 1.0, False),
     "gaps.min_gap_cells": (1, False, 1e9, False),
     "gaps.exclude_buffer_cells": (0, False, 10_000, False),
