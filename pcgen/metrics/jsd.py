@@ -4,7 +4,8 @@ Each cloud marks the voxels of a ``resolution``^3 grid over [-1, 1]^3 it occupie
 however many points fall in a voxel); summing over a set and normalizing gives an occupancy
 distribution, and the JSD of the two distributions is reported in bits (base 2): 0 for sets
 occupying space alike, 1 for sets occupying disjoint voxels. Points outside the cube are clamped
-into its border voxels; normalize clouds first (``pcgen.metrics.normalize``).
+into its border voxels; normalize clouds first (``pcgen.metrics.normalize``), or give the box of
+the frame they share (``bounds``, e.g. :meth:`pcgen.metrics.frame.MetricFrame.bounds` in metres).
 """
 
 from __future__ import annotations
@@ -14,15 +15,23 @@ import torch
 from pcgen.errors import ConfigError
 
 
-def occupancy(clouds: torch.Tensor, resolution: int = 28) -> torch.Tensor:
+def occupancy(clouds: torch.Tensor, resolution: int = 28, bounds=None) -> torch.Tensor:
     """Per-voxel count of clouds occupying it.
 
     Args:
-        clouds: (K, N, 3) in [-1, 1]^3. Returns: (resolution**3,) float64 counts.
+        clouds: (K, N, 3) inside ``bounds``.
+        bounds: (low (3,), high (3,)) corners of the gridded box; None is [-1, 1]^3.
+    Returns:
+        (resolution**3,) float64 counts.
     """
     if resolution < 1:
         raise ConfigError(f"jsd resolution must be >= 1, got {resolution}")
-    idx = ((clouds.double() + 1) / 2 * resolution).floor().long().clamp_(0, resolution - 1)
+    lo, hi = (-1.0, 1.0) if bounds is None else bounds
+    lo = torch.as_tensor(lo, dtype=torch.float64).expand(3)
+    hi = torch.as_tensor(hi, dtype=torch.float64).expand(3)
+    if not bool((hi > lo).all()):
+        raise ConfigError(f"jsd bounds need high > low on every axis, got {bounds}")
+    idx = ((clouds.double() - lo) / (hi - lo) * resolution).floor().long().clamp_(0, resolution - 1)
     flat = (idx[..., 0] * resolution + idx[..., 1]) * resolution + idx[..., 2]  # (K, N)
     counts = torch.zeros(resolution ** 3, dtype=torch.float64)
     for row in flat:
@@ -42,10 +51,11 @@ def jensen_shannon_divergence(p: torch.Tensor, q: torch.Tensor) -> float:
     return float((_entropy_bits(m) - (_entropy_bits(p) + _entropy_bits(q)) / 2).clamp_min(0))
 
 
-def occupancy_jsd(generated: torch.Tensor, reference: torch.Tensor, resolution: int = 28) -> float:
+def occupancy_jsd(generated: torch.Tensor, reference: torch.Tensor, resolution: int = 28, bounds=None) -> float:
     """JSD (bits) between the voxel occupancy of two sets of clouds.
 
     Args:
-        generated: (G, N, 3), reference: (R, M, 3), both in [-1, 1]^3.
+        generated: (G, N, 3), reference: (R, M, 3), both inside ``bounds`` (None: [-1, 1]^3).
     """
-    return jensen_shannon_divergence(occupancy(generated, resolution), occupancy(reference, resolution))
+    return jensen_shannon_divergence(occupancy(generated, resolution, bounds),
+                                     occupancy(reference, resolution, bounds))

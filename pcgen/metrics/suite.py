@@ -16,7 +16,8 @@ from pcgen.metrics.scores import coverage, minimum_matching_distance, one_nn_acc
 def evaluate_sets(generated: torch.Tensor, reference: torch.Tensor,
                   metrics: Sequence[Metric] = ("chamfer", "emd"), normalize: Normalize = "box",
                   chunk: int = 256, emd_eps: float = 1e-2, emd_squared: bool = False,
-                  jsd_resolution: int = 28, pr_k: int = 3, progress: bool = False) -> dict:
+                  jsd_resolution: int = 28, pr_k: int = 3, progress: bool = False,
+                  jsd_bounds=None) -> dict:
     """MMD, COV, 1-NNA and precision/recall per distance, plus the occupancy JSD.
 
     Args:
@@ -27,7 +28,9 @@ def evaluate_sets(generated: torch.Tensor, reference: torch.Tensor,
         chunk: pairs per distance call (memory knob).
         emd_eps: auction tolerance (relative; the EMD is within it of the optimum).
         emd_squared: EMD of squared distances instead of plain ones.
-        jsd_resolution: voxels per axis of the JSD grid over [-1, 1]^3.
+        jsd_resolution: voxels per axis of the JSD grid.
+        jsd_bounds: (low (3,), high (3,)) box of the JSD grid; None is [-1, 1]^3. Clouds in the
+            metre frame (``normalize="none"``) pass :meth:`pcgen.metrics.frame.MetricFrame.bounds`.
         pr_k: k of the precision/recall k-NN balls.
     Returns:
         ``{"num_generated", "num_reference", "settings": {...}, "jsd", "chamfer": {"mmd", "cov",
@@ -39,6 +42,11 @@ def evaluate_sets(generated: torch.Tensor, reference: torch.Tensor,
     if "emd" in metrics and generated.shape[1] != reference.shape[1]:
         raise InputError(f"EMD needs clouds of equal size: generated have {generated.shape[1]} "
                          f"points, reference {reference.shape[1]}; set num_points=")
+    if jsd_bounds is None:
+        jsd_box = "[-1,1]^3"
+    else:
+        lo, hi = (tuple(float(v) for v in torch.as_tensor(c, dtype=torch.float64).expand(3)) for c in jsd_bounds)
+        jsd_box = " x ".join(f"[{a:g},{b:g}]" for a, b in zip(lo, hi))
     gen = normalize_clouds(generated.float(), normalize)
     ref = normalize_clouds(reference.float(), normalize)
     report = {
@@ -48,9 +56,9 @@ def evaluate_sets(generated: torch.Tensor, reference: torch.Tensor,
         "settings": {"normalize": normalize, "chamfer": "squared, mean over points, both directions summed",
                      "emd": f"auction, {'squared' if emd_squared else 'plain'} distances, "
                             f"mean over points, within {emd_eps:g} of optimal",
-                     "jsd": f"bits, {jsd_resolution}^3 voxels over [-1,1]^3", "pr_k": pr_k,
+                     "jsd": f"bits, {jsd_resolution}^3 voxels over {jsd_box}", "pr_k": pr_k,
                      "1nna_ties": "exact copies and equal distances score 1/2"},
-        "jsd": occupancy_jsd(gen, ref, jsd_resolution),
+        "jsd": occupancy_jsd(gen, ref, jsd_resolution, jsd_bounds),
     }
     kw = {"emd_eps": emd_eps, "emd_squared": emd_squared}
     for metric in metrics:

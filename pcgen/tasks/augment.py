@@ -50,6 +50,38 @@ def to_local_frame(points: np.ndarray, tile_size: float) -> np.ndarray:
     return pts - pts.min(0)
 
 
+def metric_tiles(xyz: np.ndarray, frame, rng: np.random.Generator, classification=None,
+                 above_ground: bool = True) -> list[np.ndarray]:
+    """A file or tile cut into the metric frame's squares, each a (points, 3) float32 cloud.
+
+    The ground of each square comes from its own returns through :func:`pcgen.tasks.frame.ground_points`
+    (class 2, else the lowest point per 2 m cell) and :class:`pcgen.tasks.frame.GroundSurface`;
+    generated tiles without classes get the lowest-point ground, like unclassified real ones.
+
+    Args:
+        xyz: (N, 3) world (or local metric) points.
+        frame: :class:`pcgen.metrics.frame.MetricFrame` (tile size, points per tile).
+        classification: (N,) ASPRS classes, or None.
+        above_ground: False keeps z as elevation above the square's lowest point (the same
+            squares and subsets, for the unit-normalized comparison).
+    """
+    from pcgen.tasks.frame import GroundSurface, ground_points
+
+    xyz = np.asarray(xyz, dtype=np.float64)
+    cls = None if classification is None else np.asarray(classification)
+    out = []
+    for center, mask in frame.squares(xyz[:, :2]):
+        pts = xyz[mask]
+        sub = pts[frame.subsample(len(pts), rng)]
+        if above_ground:
+            surface = GroundSurface(ground_points(pts, None if cls is None else cls[mask]))
+            base = surface(sub[:, :2])
+        else:
+            base = np.full(len(sub), pts[:, 2].min())
+        out.append(frame.place(sub, center, base))
+    return out
+
+
 def local_header(software: str = "pcgen augment"):
     """LAS 1.4 / PDRF 6 header of a synthetic tile: cm scales, origin offsets, no CRS (local frame)."""
     import laspy

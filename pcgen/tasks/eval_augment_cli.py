@@ -1,8 +1,11 @@
 """`pcgen eval-augment`: MMD / COV / 1-NNA of generated tiles vs held-out real tiles, next to two baselines.
 
 Baselines: (c) resampled + jittered training tiles, (d) a Gaussian mixture fitted by EM to the
-training tiles' points (K by held-out likelihood). Every set is ``--n`` clouds of ``--points``
-points, each normalized like training samples (sphere) before the metrics' own normalization.
+training tiles' points (K by held-out likelihood). Every input file is cut into whole
+``--tile-size`` squares and every set is clouds of ``--points`` points in the metric frame
+(:class:`pcgen.metrics.frame.MetricFrame`: metres, x, y from the tile centre, z above the
+tile's ground), compared without rescaling. ``--frame unit`` scores the same tiles after the old
+per-cloud normalization into [-1, 1]^3, which erases scale and height (see ``docs/metrics.md``).
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from pcgen.errors import InputError
-from pcgen.options import int_range, seed
+from pcgen.options import float_range, int_range, seed
+
+JITTER_SIGMA = 0.25  # m; about the old 0.01 of a unit sphere around a 40 m tile
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,32 +29,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ckpt", default=None, help="checkpoint (default: the shipped one)")
     parser.add_argument("--no-model", action="store_true", help="baselines only")
     parser.add_argument("--n", type=int_range(2, 100_000), default=16, help="generated clouds per method")
-    parser.add_argument("--points", type=int_range(16, 10_000_000), default=512, help="points per cloud")
+    parser.add_argument("--points", type=int_range(16, 10_000_000), default=2048, help="points per tile (2048)")
+    parser.add_argument("--tile-size", type=float_range(1.0, 10_000.0, name="tile size"), default=40.0,
+                        help="side of the square tiles the inputs are cut into, metres (40)")
+    parser.add_argument("--frame", choices=("metres", "unit"), default="metres",
+                        help="metres: heights above ground, not rescaled (default); unit: each tile "
+                             "normalized into [-1, 1]^3 (scale-blind, for comparison with older reports)")
     parser.add_argument("--emd", action="store_true", help="also EMD-based scores (slower)")
     parser.add_argument("--seed", type=seed, default=0)
     parser.add_argument("--overwrite", action="store_true",
                         help="write into a non-empty --out (replaces only files pcgen wrote there)")
 
 
-def normalized_tiles(paths, points: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """Real tiles as (points, 3) sphere-normalized clouds (random subsets)."""
+def frame_tiles(paths, frame, rng: np.random.Generator, above_ground: bool = True) -> list[np.ndarray]:
+    """Every whole square of every file, as (points, 3) clouds in the metric frame."""
     import pcgen.io as pio
-    from pcgen.data.transforms import Normalization
+    from pcgen.tasks.augment import metric_tiles
 
     out = []
     for p in paths:
-        xyz = pio.read(p).xyz
-        if len(xyz) < 16:
-            continue
-        sub = xyz[rng.choice(len(xyz), points, replace=len(xyz) < points)]
-        out.append(Normalization.fit(sub, "sphere").apply(sub).astype(np.float32))
+        cloud = pio.read(p)
+        out += metric_tiles(cloud.xyz, frame, rng, cloud.attributes.get("classification"), above_ground)
     return out
 
 
-def model_tiles(ckpt, train_paths, n: int, points: int, seed: int) -> list[np.ndarray]:
-    """n generated clouds: samples of an unconditional head, or re-imagined training tiles."""
+def model_tiles(ckpt, train_paths, n: int, frame, seed: int, above_ground: bool = True) -> list[np.ndarray]:
+    """n generated clouds in the frame: samples of an unconditional head placed as ``tile_size``
+    tiles, or the square around the re-imagined box of training files."""
     import pcgen.io as pio
-    from pcgen.data.transforms import Normalization
     from pcgen.tasks import augment as aug
     from pcgen.tasks.generators import DEFAULT_CHECKPOINT, load_generator
     from pcgen.train.checkpoint import load_head
@@ -57,14 +64,25 @@ def model_tiles(ckpt, train_paths, n: int, points: int, seed: int) -> list[np.nd
     ckpt = Path(ckpt) if ckpt else DEFAULT_CHECKPOINT
     head, meta = load_head(ckpt)
     rng = np.random.default_rng(seed)
+    out: list[np.ndarray] = []
     if not (meta.get("data") or {}).get("conditional"):
-        return [s.astype(np.float32) for s in aug.sample_unconditional(head, n, points, seed)]
+        for s in aug.sample_unconditional(head, n, frame.points, seed):
+            out += aug.metric_tiles(aug.to_local_frame(s, frame.tile_size), frame, rng, None, above_ground)[:1]
+        return out
     generator = load_generator(ckpt)
-    out = []
     for i in range(n):
-        xyz = aug.reimagine(pio.read(train_paths[i % len(train_paths)]), generator, 0.3, rng).cloud.xyz
-        sub = xyz[rng.choice(len(xyz), points, replace=len(xyz) < points)]
-        out.append(Normalization.fit(sub, "sphere").apply(sub).astype(np.float32))
+        res = aug.reimagine(pio.read(train_paths[i % len(train_paths)]), generator, 0.3, rng)
+        xyz, cls = res.cloud.xyz, res.cloud.attributes.get("classification")
+        # the square around the regenerated points, kept inside the file
+        lo, hi = xyz[:, :2].min(0), xyz[:, :2].max(0)
+        half = frame.tile_size / 2
+        c = np.clip(xyz[res.n_original:, :2].mean(0), lo + half, np.maximum(hi - half, lo + half))
+        keep = np.all(np.abs(xyz[:, :2] - c) <= half, axis=1)
+        out += aug.metric_tiles(xyz[keep], frame, rng, None if cls is None else np.asarray(cls)[keep],
+                                above_ground)[:1]
+    if len(out) < 2:
+        raise InputError(f"the re-imagined training files give {len(out)} whole {frame.tile_size:g} m tiles; "
+                         "need at least 2")
     return out
 
 
@@ -72,34 +90,42 @@ def compare(args, ref_paths, train_paths) -> tuple[str, dict, list, list[str]]:
     """Scores of every method: (markdown table, JSON document, preview clouds, preview labels)."""
     import torch
 
-    from pcgen.metrics import evaluate_sets
+    from pcgen.metrics import MetricFrame, evaluate_sets
     from pcgen.tasks.baselines import JitterResample
     from pcgen.tasks.gmm import GMMBaseline
 
     rng = np.random.default_rng(args.seed)
-    ref = normalized_tiles(ref_paths, args.points, rng)
-    train = normalized_tiles(train_paths, args.points, rng)
+    frame = MetricFrame(tile_size=args.tile_size, points=args.points)
+    metres = args.frame == "metres"
+    ref = frame_tiles(ref_paths, frame, rng, metres)
+    train = frame_tiles(train_paths, frame, rng, metres)
     if len(ref) < 2 or len(train) < 2:
-        raise InputError("need at least 2 reference and 2 training tiles")
+        raise InputError(f"need at least 2 reference and 2 training tiles of {args.tile_size:g} m "
+                         f"(got {len(ref)} and {len(train)}); give larger files or a smaller --tile-size")
     sets = {}
     if not args.no_model:
-        sets["pcgen"] = model_tiles(args.ckpt, train_paths, args.n, args.points, args.seed)
-    sets["jitter"] = JitterResample(train).sample(args.n, args.points, rng)
+        sets["pcgen"] = model_tiles(args.ckpt, train_paths, args.n, frame, args.seed, metres)
+    sets["jitter"] = JitterResample(train, sigma=JITTER_SIGMA).sample(args.n, args.points, rng)
     gmm = GMMBaseline(train, seed=args.seed)
     sets[gmm.mixture.name()] = gmm.sample(args.n, args.points, rng)
     metrics = ("chamfer", "emd") if args.emd else ("chamfer",)
     reference = torch.as_tensor(np.stack(ref))
-    results = {name: evaluate_sets(torch.as_tensor(np.stack(c)), reference, metrics=metrics)
+    score = {"normalize": "none", "jsd_bounds": frame.bounds()} if metres else {"normalize": "box"}
+    results = {name: evaluate_sets(torch.as_tensor(np.stack(c)), reference, metrics=metrics, **score)
                for name, c in sets.items()}
     cols = [(m, s) for m in metrics for s in ("mmd", "cov", "1nna")]
     lines = ["| method | " + " | ".join(f"{s.upper()}-{'CD' if m == 'chamfer' else 'EMD'}" for m, s in cols) + " |",
              "|---|" + "---:|" * len(cols)]
     for name, r in results.items():
         lines.append(f"| {name} | " + " | ".join(f"{float(r[m][s]):.4f}" for m, s in cols) + " |")
-    table = (f"{args.n} generated clouds per method vs {len(ref)} held-out tiles, {args.points} points each. "
-             "MMD ↓, COV ↑, 1-NNA → 0.5\n\n" + "\n".join(lines) + "\n")
+    where = ("in metres, heights above ground (MMD-CD in m²)" if metres
+             else "each tile normalized into [-1, 1]^3 (scale-blind)")
+    table = (f"{args.n} generated tiles per method vs {len(ref)} held-out tiles: {args.tile_size:g} m squares, "
+             f"{args.points} points each, {where}. MMD ↓, COV ↑, 1-NNA → 0.5\n\n" + "\n".join(lines) + "\n")
+    protocol = frame.describe() if metres else {**frame.describe(), "frame": "unit: each tile into [-1, 1]^3"}
     doc = {"results": results, "gmm_heldout_loglik": gmm.scores, "n": args.n, "points": args.points,
-           "reference_tiles": len(ref), "seed": args.seed}
+           "tile_size": args.tile_size, "protocol": protocol, "jitter_sigma_m": JITTER_SIGMA,
+           "reference_tiles": len(ref), "training_tiles": len(train), "seed": args.seed}
     return table, doc, [ref[0]] + [c[0] for c in sets.values()], ["real (held out)"] + list(sets)
 
 
