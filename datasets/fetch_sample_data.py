@@ -7,7 +7,7 @@ commit (see datasets/README.md for sources and licences). Local copies are used 
 raw.githubusercontent.com only when no local copy with the right checksum exists.
 
     python datasets/fetch_sample_data.py                 # into ./data (or --dest DIR)
-    python datasets/fetch_sample_data.py --only lidar    # just the LAS/LAZ files
+    python datasets/fetch_sample_data.py --only lidar    # just the small LAS/LAZ files (also: training, images)
     python datasets/fetch_sample_data.py --check DIR     # verify a folder, download nothing
     export PCGEN_DATA=$PWD/data                          # so pcgen finds it
 
@@ -68,12 +68,27 @@ FILES = [
 ]
 
 
+TRAINING_TABLE = Path(__file__).resolve().parent / "training_files.tsv"
+
+
+def _training_files() -> list[tuple[str, str, str, str]]:
+    """The ``training/`` files (~16 M points, 300 files of an EPT dataset among them), kept in a
+    TSV beside this script; a repository named ``owner/name@commit`` pins its own commit."""
+    lines = TRAINING_TABLE.read_text().splitlines()
+    return [tuple(line.split("\t")) for line in lines if line and not line.startswith("#")]
+
+
+FILES += _training_files()
+
+
 class ChecksumError(Exception):
     """A file's SHA-256 differs from the table."""
 
 
 def url_of(repo: str, path: str) -> str:
-    return f"https://raw.githubusercontent.com/{repo}/{COMMITS[repo]}/{path}"
+    """Raw URL of ``path`` at the pinned commit (``COMMITS``, or the ``@commit`` after the name)."""
+    name, _, commit = repo.partition("@")
+    return f"https://raw.githubusercontent.com/{name}/{commit or COMMITS[name]}/{path}"
 
 
 def sha256(path: Path) -> str:
@@ -159,7 +174,7 @@ def check(folder: Path, only: str | None = None) -> list[str]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dest", default="data", help="output folder (default ./data)")
-    parser.add_argument("--only", choices=["lidar", "images"], help="fetch one group only")
+    parser.add_argument("--only", choices=["lidar", "training", "images"], help="fetch one group only")
     parser.add_argument("--check", metavar="DIR", help="verify DIR against the checksums and exit")
     args = parser.parse_args(argv)
     if args.check:
