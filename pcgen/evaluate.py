@@ -54,7 +54,31 @@ def load_config(overrides: Sequence[str] = (), config_dir: str | os.PathLike | N
         raise ConfigError("give generated=... and reference=..., or ckpt=... and data=...")
     if cfg["ckpt"] is not None and (cfg["data"] is None and cfg["reference"] is None):
         raise ConfigError("ckpt=... needs data=TILE_DIR (or reference=...)")
+    cfg["device"] = check_device(cfg["device"])
     return cfg
+
+
+def check_device(name) -> str:
+    """Refuse a device torch cannot use (``cuda:7`` on a one-GPU machine, ``gpu``) up front,
+    in one line, rather than as a CUDA traceback halfway through sampling.
+
+    Raises:
+        ConfigError: malformed name, or a CUDA/MPS device this machine does not have.
+    """
+    try:
+        dev = torch.device(str(name))
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"device must be cpu, cuda or cuda:N, got {name!r}") from None
+    if dev.type == "cuda":
+        count = torch.cuda.device_count()
+        if count == 0 or (dev.index or 0) >= count:
+            have = "no CUDA devices" if count == 0 else f"CUDA devices 0..{count - 1}"
+            raise ConfigError(f"device {name!r} does not exist (this machine has {have})")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device {name!r} is not available on this machine")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"device must be cpu, cuda or cuda:N, got {name!r}")
+    return str(dev)
 
 
 def _resample(xyz: np.ndarray, n: int | None, rng: np.random.Generator, path) -> np.ndarray:

@@ -2,18 +2,23 @@
 
 A GeoJSON that names its CRS (the 2008 ``crs`` member GDAL writes for projected data) must
 name the file's CRS; one without it is taken to be in the file's CRS, as the CLI help says.
-Polygons that miss the tile are an error rather than a silent no-op.
+Polygons that miss the tile are an error rather than a silent no-op. Self-intersecting
+polygons, NaN and huge coordinates are refused when the mask is read: their clipped area (and
+the gap grid built from it) would otherwise be nonsense or an attempt at a huge allocation.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import warnings
 from pathlib import Path
 
 from shapely.geometry import Polygon, shape
 from shapely.geometry.base import BaseGeometry
 
 from pcgen.errors import InputError
+from pcgen.options import MAX_EXTENT
 
 
 def _geometries(doc: dict) -> list[BaseGeometry]:
@@ -28,7 +33,11 @@ def _geometries(doc: dict) -> list[BaseGeometry]:
 
 
 def _mask_crs(doc: dict, path):
-    name = (doc.get("crs") or {}).get("properties", {}).get("name")
+    crs = doc.get("crs")
+    if crs is not None and not (isinstance(crs, dict) and isinstance(crs.get("properties", {}), dict)):
+        raise InputError('the "crs" member must be an object like {"type": "name", "properties": '
+                         f'{{"name": "EPSG:2949"}}}}, got {str(crs)[:60]!r}', path)
+    name = (crs or {}).get("properties", {}).get("name")
     if not name:
         return None
     from pyproj import CRS
@@ -38,6 +47,21 @@ def _mask_crs(doc: dict, path):
         return CRS.from_user_input(name)
     except CRSError:
         raise InputError(f"unknown CRS {name!r} in the mask", path) from None
+
+
+def _check_polygon(p: Polygon, i: int, path) -> None:
+    """Refuse NaN/infinite or beyond-MAX_EXTENT coordinates and invalid (self-intersecting) rings."""
+    from shapely import get_coordinates
+    from shapely.validation import explain_validity
+
+    coords = get_coordinates(p)
+    if not all(math.isfinite(v) for v in coords.ravel()):
+        raise InputError(f"mask polygon {i} has a NaN or infinite coordinate", path)
+    if coords.size and float(abs(coords).max()) > MAX_EXTENT:
+        raise InputError(f"mask polygon {i} has a coordinate beyond {MAX_EXTENT:g}", path)
+    if not p.is_valid:
+        raise InputError(f"mask polygon {i} is invalid ({explain_validity(p)}); fix it, e.g. "
+                         "with shapely's make_valid or QGIS 'Fix geometries'", path)
 
 
 def read_mask(path, crs=None, footprint: Polygon | None = None) -> list[Polygon]:
@@ -50,15 +74,18 @@ def read_mask(path, crs=None, footprint: Polygon | None = None) -> list[Polygon]
     Returns:
         Polygons in the file's CRS, clipped to the footprint.
     Raises:
-        InputError: unreadable JSON, no polygons, a CRS other than the file's, or a polygon
-            outside the tile.
+        InputError: unreadable JSON, no polygons, a CRS other than the file's (or a ``crs``
+            member that is not an object), a NaN/huge coordinate, a self-intersecting polygon,
+            or a polygon outside the tile.
     """
     path = Path(path)
     if not path.is_file():
         raise InputError("mask file not found", path)
     try:
         doc = json.loads(path.read_text())
-        geoms = _geometries(doc)
+        with warnings.catch_warnings():  # NaN rings warn here; _check_polygon refuses them below
+            warnings.simplefilter("ignore", RuntimeWarning)
+            geoms = _geometries(doc)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise InputError(f"not a GeoJSON mask ({str(exc).splitlines()[0][:120]})", path) from None
     mask_crs = _mask_crs(doc, path)
@@ -71,6 +98,7 @@ def read_mask(path, crs=None, footprint: Polygon | None = None) -> list[Polygon]
         for p in parts:
             if p.geom_type != "Polygon":
                 raise InputError(f"mask holds a {p.geom_type}; only polygons mark gaps", path)
+            _check_polygon(p, len(polygons), path)
             polygons.append(p)
     if not polygons:
         raise InputError("mask holds no polygons", path)
