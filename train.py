@@ -6,7 +6,7 @@ packaged ``pcgen/conf/config.yaml`` plus command-line overrides and hands the co
 basic launcher; ``resume=PATH`` continues a run. See docs/training.md.
 """
 
-from pcgen.train.train_cli import main
+from pcgen.train.train_cli import cli
 
 if __name__ == "__main__":
-    main()
+    cli()

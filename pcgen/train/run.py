@@ -7,6 +7,7 @@ here, at the edge, and nowhere below: heads get built parts, never the config.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -91,15 +92,73 @@ def head_meta(cfg: DictConfig) -> dict[str, Any]:
     }
 
 
+# Numeric settings checked before anything is built or written: dotted key -> (rule, words).
+# ``None`` passes (Lightning's "no limit"); a missing key (another head or data kind) is skipped.
+_POSITIVE, _NON_NEGATIVE, _STEPS = "positive", "non-negative", "steps"
+NUMERIC_RULES: dict[str, tuple[str, bool]] = {
+    "model.optimizer.lr": (_POSITIVE, False),
+    "model.optimizer.weight_decay": (_NON_NEGATIVE, False),
+    "model.optimizer_d.lr": (_POSITIVE, False),
+    "trainer.max_steps": (_STEPS, True),
+    "trainer.max_epochs": (_STEPS, True),
+    "trainer.accumulate_grad_batches": (_POSITIVE, True),
+    "trainer.log_every_n_steps": (_POSITIVE, True),
+    "data.batch_size": (_POSITIVE, True),
+    "data.num_workers": (_NON_NEGATIVE, True),
+    "data.dataset.num_points": (_POSITIVE, True),
+    "data.tile_options.size": (_POSITIVE, False),
+    "data.tile_options.min_points": (_NON_NEGATIVE, True),
+    "data.gap.context_points": (_POSITIVE, True),
+    "data.gap.target_points": (_POSITIVE, True),
+}
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Refuse nonsense numbers (``model.optimizer.lr=abc``, ``trainer.max_steps=-5``) before
+    any module, data or run folder exists, so they are one line rather than a traceback from
+    deep inside the optimizer or the sampler.
+
+    Raises:
+        ConfigError: a value of :data:`NUMERIC_RULES` that is not a number, not an integer
+            where one is needed, not finite, or out of range.
+    """
+    for key, (rule, integer) in NUMERIC_RULES.items():
+        value = OmegaConf.select(cfg, key, default=None, throw_on_missing=False)
+        if value is None:
+            continue
+        kind = "an integer" if integer else "a number"
+        ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
+        if isinstance(value, bool) or not ok_type or not math.isfinite(value):
+            raise ConfigError(f"{key} must be {kind}, got {value!r}")
+        if rule == _POSITIVE and value <= 0:
+            raise ConfigError(f"{key} must be positive, got {value!r}")
+        if rule == _NON_NEGATIVE and value < 0:
+            raise ConfigError(f"{key} must be >= 0, got {value!r}")
+        if rule == _STEPS and value < 0 and value != -1:
+            raise ConfigError(f"{key} must be -1 (no limit) or >= 0, got {value!r}")
+
+
+def _instantiate(node: Any, what: str) -> Any:
+    """``hydra.utils.instantiate``, with a bad ``_target_`` or argument as one ConfigError."""
+    from hydra.errors import InstantiationException
+
+    try:
+        return instantiate(node)
+    except InstantiationException as exc:
+        raise ConfigError(f"cannot build {what}: {str(exc).strip().splitlines()[-1][:200]}") from None
+
+
 def build_module(cfg: DictConfig) -> L.LightningModule:
     """Instantiate the head, its weighted loss(es) and optimizer factories into a module."""
     model = cfg.model
     kind = model.get("kind")
     if kind not in KINDS:
         raise ConfigError(f"model.kind must be one of {KINDS}, got {kind!r}")
-    head = instantiate(model.head)
-    loss = instantiate(cfg.loss.generator if kind == "gan" else cfg.loss.terms)
-    common = dict(optimizer=instantiate(model.optimizer), scheduler=instantiate(model.get("scheduler")),
+    validate_config(cfg)
+    head = _instantiate(model.head, "model.head")
+    loss = _instantiate(cfg.loss.generator if kind == "gan" else cfg.loss.terms, "the loss")
+    common = dict(optimizer=_instantiate(model.optimizer, "model.optimizer"),
+                  scheduler=_instantiate(model.get("scheduler"), "model.scheduler"),
                   ema_decay=model.get("ema_decay", 0.999), meta=head_meta(cfg))
     if kind == "gan":
         clip = cfg.trainer.get("gradient_clip_val")

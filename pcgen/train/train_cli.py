@@ -32,15 +32,61 @@ def main(cfg: DictConfig) -> float | None:
 
     from pcgen.train.run import train
 
+    run_dir = HydraConfig.get().runtime.output_dir
     try:
-        result = train(cfg, root=HydraConfig.get().runtime.output_dir)
+        result = train(cfg, root=run_dir)
     except PcgenError as exc:
         # Raised from inside Hydra, a PcgenError would print as a traceback; stop with one line.
-        prog = "pcgen train" if sys.argv[0] == __file__ else Path(sys.argv[0]).name
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+        _remove_if_unused(run_dir)
+        print(f"{_prog()}: error: {exc}", file=sys.stderr)
         sys.exit(2)
     loss = result.get("train/loss")
     return None if loss is None else float(loss)
+
+
+def _prog() -> str:
+    return "pcgen train" if sys.argv[0] == __file__ else Path(sys.argv[0]).name
+
+
+def _remove_if_unused(run_dir: str) -> None:
+    """Remove a run folder that holds only what Hydra wrote on entry (``.hydra/``, the log),
+    and its parents up to the working directory once empty: a refused run leaves no folder."""
+    import shutil
+
+    path, stop = Path(run_dir).resolve(), Path.cwd().resolve()
+    if not path.is_dir() or any(p.name not in (".hydra", "train.log") for p in path.iterdir()):
+        return
+    shutil.rmtree(path, ignore_errors=True)
+    for parent in path.parents:
+        if parent == stop or stop not in parent.parents or any(parent.iterdir()):
+            break
+        parent.rmdir()
+
+
+def precheck(argv: list[str]) -> None:
+    """Compose and check the overrides before Hydra creates its run folder, so a bad value
+    (``model.optimizer.lr=abc``, ``data.dataset.num_points=-1``, an unknown key) is one line
+    and leaves no ``outputs/<run>/`` behind. Runs with Hydra flags (``-m``, ``--cfg``,
+    ``--help``) or ``hydra.*`` overrides are checked inside the app instead (see :func:`main`).
+
+    Raises:
+        ConfigError: the config does not compose or :func:`pcgen.train.run.validate_config` refuses it.
+    """
+    if any(a.startswith(("-", "hydra.", "+hydra.", "~hydra.")) for a in argv):
+        return
+    from pcgen.train.run import compose_config, validate_config
+
+    validate_config(compose_config(argv, root=Path.cwd()))
+
+
+def cli() -> None:
+    """``python train.py``: :func:`precheck`, then the Hydra app; a bad config exits 2 in one line."""
+    try:
+        precheck(sys.argv[1:])
+    except PcgenError as exc:
+        print(f"{_prog()}: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    main()
 
 
 def add_arguments(parser) -> None:
@@ -49,6 +95,7 @@ def add_arguments(parser) -> None:
 
 def run(argv: list[str]) -> int:
     """Run the Hydra app on ``argv`` (overrides and Hydra flags); returns the exit status."""
+    precheck(argv)  # a PcgenError here is printed by pcgen.cli as one line, exit 2
     saved = sys.argv
     sys.argv = [__file__, *argv]
     try:
