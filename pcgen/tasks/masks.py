@@ -14,6 +14,7 @@ import math
 import warnings
 from pathlib import Path
 
+from shapely.errors import GEOSException
 from shapely.geometry import Polygon, shape
 from shapely.geometry.base import BaseGeometry
 
@@ -86,7 +87,7 @@ def read_mask(path, crs=None, footprint: Polygon | None = None) -> list[Polygon]
         with warnings.catch_warnings():  # NaN rings warn here; _check_polygon refuses them below
             warnings.simplefilter("ignore", RuntimeWarning)
             geoms = _geometries(doc)
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, GEOSException) as exc:
         raise InputError(f"not a GeoJSON mask ({str(exc).splitlines()[0][:120]})", path) from None
     mask_crs = _mask_crs(doc, path)
     if mask_crs is not None and crs is not None and not mask_crs.equals(crs, ignore_axis_order=True):
