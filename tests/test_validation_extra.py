@@ -1,0 +1,82 @@
+"""Issue 14, class 4, training and evaluation: bad settings are one line, exit 2, nothing written.
+
+``pcgen train`` / ``train.py`` with ``model.optimizer.lr=abc``, ``trainer.max_steps=-5`` or a
+negative ``num_points`` is refused before Hydra creates ``outputs/<run>/``; ``pcgen evaluate``
+with a device the machine lacks is refused before anything is read or written.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from pcgen.cli import main
+from pcgen.errors import ConfigError
+from pcgen.train.run import build_module, compose_config, validate_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _one_line(capsys, argv, says):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith(f"pcgen {argv[0]}: error: "), err
+    assert says in err, err
+
+
+@pytest.mark.parametrize("override, says", [
+    ("model.optimizer.lr=abc", "model.optimizer.lr must be a number, got 'abc'"),
+    ("model.optimizer.lr=-1e-3", "model.optimizer.lr must be positive, got -0.001"),
+    ("trainer.max_steps=-5", "trainer.max_steps must be -1 (no limit) or >= 0, got -5"),
+    ("trainer.max_steps=2.5", "trainer.max_steps must be an integer, got 2.5"),
+    ("data.dataset.num_points=-1", "data.dataset.num_points must be positive, got -1"),
+    ("data.batch_size=0", "data.batch_size must be positive, got 0"),
+    ("data.num_points=-1", "Could not override 'data.num_points'"),
+])
+def test_pcgen_train_bad_setting(tmp_path, monkeypatch, capsys, override, says):
+    monkeypatch.chdir(tmp_path)
+    _one_line(capsys, ["train", override, "trainer.max_steps=1" if "max_steps" not in override else "seed=0"],
+              says)
+    assert list(tmp_path.iterdir()) == []  # no outputs/<run>/ left behind
+
+
+def test_train_py_bad_lr_leaves_no_run_folder(tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, str(ROOT / "train.py"), "model.optimizer.lr=abc"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip() == "train.py: error: model.optimizer.lr must be a number, got 'abc'"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_refused_inside_the_app_removes_its_run_folder(tmp_path, monkeypatch, capsys):
+    """A hydra.* override skips the pre-check; the app's own check then removes the fresh run folder."""
+    monkeypatch.chdir(tmp_path)
+    _one_line(capsys, ["train", "hydra.job.name=train", "model.optimizer.lr=0"],
+              "model.optimizer.lr must be positive, got 0")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_good_defaults_pass_and_bad_target_is_a_config_error(tmp_path):
+    cfg = compose_config(["model=vae", "debug=tiny"], root=tmp_path)
+    validate_config(cfg)  # the packaged defaults are valid
+    cfg.model.optimizer._target_ = "torch.optim.NoSuchOptimizer"
+    with pytest.raises(ConfigError, match="cannot build model.optimizer"):
+        build_module(cfg)
+
+
+@pytest.mark.parametrize("device, says", [
+    ("cuda:7", "device 'cuda:7' does not exist"),
+    ("banana", "device must be cpu, cuda or cuda:N, got 'banana'"),
+])
+def test_evaluate_missing_device(tmp_path, capsys, device, says):
+    if device.startswith("cuda") and torch.cuda.device_count() > 7:
+        pytest.skip("this machine has a cuda:7")
+    out = tmp_path / "report.json"
+    _one_line(capsys, ["evaluate", "generated=g.npy", "reference=r.npy", f"out={out}", f"device={device}"], says)
+    assert list(tmp_path.iterdir()) == []
