@@ -157,9 +157,9 @@ def build_module(cfg: DictConfig) -> L.LightningModule:
     validate_config(cfg)
     head = _instantiate(model.head, "model.head")
     loss = _instantiate(cfg.loss.generator if kind == "gan" else cfg.loss.terms, "the loss")
-    common = dict(optimizer=_instantiate(model.optimizer, "model.optimizer"),
-                  scheduler=_instantiate(model.get("scheduler"), "model.scheduler"),
-                  ema_decay=model.get("ema_decay", 0.999), meta=head_meta(cfg))
+    common = {"optimizer": _instantiate(model.optimizer, "model.optimizer"),
+              "scheduler": _instantiate(model.get("scheduler"), "model.scheduler"),
+              "ema_decay": model.get("ema_decay", 0.999), "meta": head_meta(cfg)}
     if kind == "gan":
         clip = cfg.trainer.get("gradient_clip_val")
         return GANModule(head, loss, instantiate(cfg.loss.discriminator),
