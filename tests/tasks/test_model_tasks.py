@@ -88,7 +88,7 @@ def test_augment_unconditional(uncond_ckpt, tmp_path):
     out = tmp_path / "aug"
     assert main(["augment", str(out), "--ckpt", str(uncond_ckpt), "--n", "3", "--points", "200",
                  "--preview", "--ply"]) == 0
-    names = sorted(p.name for p in out.iterdir())
+    names = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))  # .pcgen-manifest.json: pcgen's own record
     assert names == ["manifest.json", "preview.png"] + sorted(
         [f"synthetic_{i:05d}.{e}" for i in range(3) for e in ("laz", "ply")])
     las = laspy.read(out / "synthetic_00000.laz")
