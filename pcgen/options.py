@@ -39,35 +39,30 @@ def finite_float(text: str) -> float:
     return _number(text)
 
 
+def _ranged(convert: Callable[[str], float], fmt: Callable, low, high, low_open: bool, name: str):
+    """An argparse type: ``convert`` the text, then check ``low`` (open or closed) and ``high``."""
+
+    def parse(text: str):
+        value = convert(text)
+        if low is not None and (value <= low if low_open else value < low):
+            raise argparse.ArgumentTypeError(f"must be {'>' if low_open else '>='} {fmt(low)}, got {text}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"must be <= {fmt(high)}, got {text}")
+        return value
+
+    parse.__name__ = name
+    return parse
+
+
 def float_range(low: float | None = None, high: float | None = None, *, low_open: bool = False,
                 name: str = "") -> Callable[[str], float]:
     """A finite float in ``[low, high]`` (``(low, high]`` when ``low_open``)."""
-
-    def parse(text: str) -> float:
-        value = _number(text)
-        if low is not None and (value <= low if low_open else value < low):
-            raise argparse.ArgumentTypeError(f"must be {'>' if low_open else '>='} {low:g}, got {text}")
-        if high is not None and value > high:
-            raise argparse.ArgumentTypeError(f"must be <= {high:g}, got {text}")
-        return value
-
-    parse.__name__ = name or "number"
-    return parse
+    return _ranged(_number, lambda v: f"{v:g}", low, high, low_open, name or "number")
 
 
 def int_range(low: int | None = None, high: int | None = None, name: str = "") -> Callable[[str], int]:
     """An integer in ``[low, high]``."""
-
-    def parse(text: str) -> int:
-        value = _integer(text)
-        if low is not None and value < low:
-            raise argparse.ArgumentTypeError(f"must be >= {low}, got {text}")
-        if high is not None and value > high:
-            raise argparse.ArgumentTypeError(f"must be <= {high}, got {text}")
-        return value
-
-    parse.__name__ = name or "integer"
-    return parse
+    return _ranged(_integer, str, low, high, False, name or "integer")
 
 
 positive_float = float_range(0.0, MAX_EXTENT, low_open=True, name="positive number")
