@@ -41,7 +41,7 @@ from pcgen.data.ground import GroundCollector, GroundModel
 from pcgen.errors import ConfigError, InputError, OutputError
 from pcgen.io.copc import strip_copc_vlrs
 from pcgen.io.ept import EPT_NAME, EptDataset, is_ept
-from pcgen.io.las import write_las_records
+from pcgen.io.las import check_header, write_las_records
 
 BUFFER_DIM = "buffer"
 _NEIGHBOURS = [(dx, dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1) if (dx, dy) != (0, 0)]
@@ -485,7 +485,9 @@ def input_files(inputs: Iterable) -> list[Path]:
 
 
 def read_headers(files: list[Path]) -> list[laspy.LasHeader]:
-    """Open every header up front so a bad file fails the run before any work starts.
+    """Open and check every header up front so a bad file fails the run before anything is
+    written: scales, offsets and bounds go through `pcgen.io.las.check_header`, the one check
+    every reader applies (a 0 or NaN scale collapses every X; NaN bounds break the grid).
 
     An EPT dataset's header is its first node's, with the dataset's point count and extent.
     """
@@ -493,7 +495,7 @@ def read_headers(files: list[Path]) -> list[laspy.LasHeader]:
     for f in files:
         if is_ept(f):
             with pio.open_chunks(f) as reader:
-                headers.append(reader.header)
+                headers.append(check_header(reader.header, f))
             continue
         try:
             with laspy.open(f) as reader:
@@ -505,7 +507,7 @@ def read_headers(files: list[Path]) -> list[laspy.LasHeader]:
                 from None
         if header.point_count == 0:
             raise InputError("contains no points", f)
-        headers.append(header)
+        headers.append(check_header(header, f))
     return headers
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import laspy
 import numpy as np
 import pytest
 
@@ -107,6 +108,48 @@ def test_bad_input_files(tmp_path, capsys, kind, problem):
     assert "Traceback" not in err
     assert not out.exists()
     assert _leftovers(tmp_path) == [kind]  # no output folder, no temporary folder
+
+
+def _crafted_header(path, scales=(0.01, 0.01, 0.01), nan_bounds=False):
+    """A small LAS written by laspy with the given scales; ``nan_bounds`` overwrites the
+    header's bounding box with NaN after the points are written (laspy fills it on write)."""
+    header = laspy.LasHeader(point_format=3, version="1.2")
+    header.scales, header.offsets = np.array(scales, dtype=float), np.zeros(3)
+    points = laspy.ScaleAwarePointRecord.zeros(50, header=header)
+    for dim in ("X", "Y", "Z"):
+        points.array[dim] = np.arange(50) * 100
+    with np.errstate(all="ignore"), laspy.open(path, mode="w", header=header) as writer:
+        writer.write_points(points)
+        if nan_bounds:
+            writer.header.mins = np.full(3, np.nan)
+            writer.header.maxs = np.full(3, np.nan)
+    return path
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # no NaN may reach the grid arithmetic
+@pytest.mark.parametrize("craft, problem", [
+    (dict(scales=(np.nan, 0.01, 0.01)), "header X scale nan is not a usable scale"),
+    (dict(scales=(0.01, 0.0, 0.01)), "header Y scale 0.0 is not a usable scale"),
+    (dict(nan_bounds=True), "header bounding box [nan, nan, nan, nan, nan, nan]"),
+])
+def test_bad_header_refused_before_anything_is_written(tmp_path, capsys, monkeypatch, craft,
+                                                       problem):
+    import pcgen.atomic
+
+    bad = _crafted_header(tmp_path / "bad.las", **craft)
+    before = bad.read_bytes()
+    staged = []
+    real = pcgen.atomic.atomic_dir
+    monkeypatch.setattr(pcgen.atomic, "atomic_dir", lambda *a, **k: staged.append(a) or real(*a, **k))
+    good = datadir.lidar_file("warsaw_small.las")
+    out = tmp_path / "out"
+    code = main(["tile", str(good), str(bad), str(out), "--size", "20", "--workers", "2"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith(f"pcgen tile: error: {bad}: ") and problem in err, err
+    assert staged == []  # refused while reading headers: no staging folder was ever made
+    assert _leftovers(tmp_path) == ["bad.las"]
+    assert bad.read_bytes() == before
 
 
 def test_ply_input_rejected(tmp_path, capsys):
