@@ -1,6 +1,8 @@
 """Baselines a user could use instead of pcgen, behind the same generator interface as the model.
 
-Gap filling (``generate(ctx, n, rng) -> (P, 3)`` world points over the gap's bounding box):
+Gap filling (``generate(ctx, n, rng) -> (P, 3)`` world points over the gap's bounding box;
+generators that copy points also have ``generate_with_source``, which adds the context point each
+new point was copied from, so its class and other attributes carry over instead of being guessed):
 
 * :class:`MirrorFill` copies the surrounding points into the gap by reflecting the strips
   beside each side of the gap across that side (what a PDAL/CloudCompare user does by hand).
@@ -35,12 +37,12 @@ def mirror_pool(ctx: GapContext) -> tuple[np.ndarray, np.ndarray]:
     touches the box, the context points themselves stand in.
 
     Returns:
-        (pool (P, 3) reflected world points, origin (P, 2) the xy each was copied from).
+        (pool (P, 3) reflected world points, source (P,) the context point each is a copy of).
     """
     xmin, ymin, xmax, ymax = ctx.gap_box
     w, h = xmax - xmin, ymax - ymin
     p = ctx.xyz
-    pools, origins = [], []
+    pools, sources = [], []
     for axis, lo, hi, width in ((0, xmin, xmax, w), (1, ymin, ymax, h)):
         other = 1 - axis
         olo, ohi = (ymin, ymax) if axis == 0 else (xmin, xmax)
@@ -51,11 +53,11 @@ def mirror_pool(ctx: GapContext) -> tuple[np.ndarray, np.ndarray]:
             q = p[sel].copy()
             q[:, axis] = edge - sign * d[sel]
             pools.append(q)
-            origins.append(p[sel, :2])
+            sources.append(np.nonzero(sel)[0])
     pool = np.concatenate(pools) if pools else np.zeros((0, 3))
     if len(pool) == 0:
-        return ctx.xyz, ctx.xyz[:, :2]
-    return pool, np.concatenate(origins)
+        return ctx.xyz, np.arange(len(ctx.xyz))
+    return pool, np.concatenate(sources)
 
 
 class MirrorFill:
@@ -67,9 +69,13 @@ class MirrorFill:
     name = "mirror"
 
     def generate(self, ctx: GapContext, n: int, rng: np.random.Generator) -> np.ndarray:
-        pool, _ = mirror_pool(ctx)
+        return self.generate_with_source(ctx, n, rng)[0]
+
+    def generate_with_source(self, ctx: GapContext, n: int, rng: np.random.Generator):
+        """(n, 3) points and (n,) the context point each is a copy of (its attributes carry over)."""
+        pool, source = mirror_pool(ctx)
         idx = rng.choice(len(pool), size=n, replace=len(pool) < n)
-        return pool[idx]
+        return pool[idx], source[idx]
 
 
 class HybridFill:
@@ -86,12 +92,16 @@ class HybridFill:
     name = "hybrid"
 
     def generate(self, ctx: GapContext, n: int, rng: np.random.Generator) -> np.ndarray:
-        pool, origin = mirror_pool(ctx)
+        return self.generate_with_source(ctx, n, rng)[0]
+
+    def generate_with_source(self, ctx: GapContext, n: int, rng: np.random.Generator):
+        """(n, 3) points and (n,) the context point each is a copy of (its attributes carry over)."""
+        pool, source = mirror_pool(ctx)
         idx = rng.choice(len(pool), size=n, replace=len(pool) < n)
-        pts, src = pool[idx].copy(), origin[idx]
+        pts, src = pool[idx].copy(), source[idx]
         ground = GroundSurface(ground_points(ctx.xyz, ctx.attributes.get("classification")))
-        pts[:, 2] += ground(pts[:, :2]) - ground(src)
-        return pts
+        pts[:, 2] += ground(pts[:, :2]) - ground(ctx.xyz[src, :2])
+        return pts, src
 
 
 class SurfaceFill:

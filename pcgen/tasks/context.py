@@ -105,37 +105,51 @@ def build_context(xyz: np.ndarray, polygon: Polygon, config: ContextConfig | Non
                       attributes=attrs, window=window, n_target=n_target, density=density)
 
 
-def clip_to_polygon(points: np.ndarray, polygon: Polygon) -> np.ndarray:
-    """Keep the (P, 3) points whose xy lie inside the polygon."""
-    if len(points) == 0:
-        return points
-    return points[shapely.contains_xy(polygon, points[:, 0], points[:, 1])]
-
-
 def generate_in_gap(generator, ctx: GapContext, rng: np.random.Generator, max_tries: int = 4) -> np.ndarray:
+    """The points of :func:`draw_in_gap` without their sources."""
+    return draw_in_gap(generator, ctx, rng, max_tries)[0]
+
+
+def draw_in_gap(generator, ctx: GapContext, rng: np.random.Generator,
+                max_tries: int = 4) -> tuple[np.ndarray, np.ndarray | None]:
     """Ask ``generator`` for points until ``ctx.n_target`` of them fall inside the gap polygon.
 
     Generators produce points over the gap's bounding box; the polygon covers only part of it,
     so each try asks for the shortfall scaled by box-area / polygon-area.
 
     Returns:
-        (ctx.n_target, 3) float64 world coordinates (fewer only if the generator keeps missing).
+        (ctx.n_target, 3) float64 world coordinates (fewer only if the generator keeps missing),
+        and for generators with ``generate_with_source`` the (P,) context point each new point
+        was made from (None for the others).
     """
     need = ctx.n_target
+    traced = hasattr(generator, "generate_with_source")
     if need <= 0:
-        return np.zeros((0, 3))
+        return np.zeros((0, 3)), (np.zeros(0, np.int64) if traced else None)
     xmin, ymin, xmax, ymax = ctx.polygon.bounds
     fill_ratio = ctx.polygon.area / max((xmax - xmin) * (ymax - ymin), 1e-12)
     got: list[np.ndarray] = []
+    got_src: list[np.ndarray] = []
     have = 0
     for _ in range(max_tries):
         ask = int(np.ceil((need - have) / max(fill_ratio, 0.05) * 1.15)) + 4
-        pts = clip_to_polygon(np.asarray(generator.generate(ctx, ask, rng), dtype=np.float64), ctx.polygon)
-        got.append(pts)
-        have += len(pts)
+        if traced:
+            pts, src = generator.generate_with_source(ctx, ask, rng)
+        else:
+            pts, src = generator.generate(ctx, ask, rng), None
+        pts = np.asarray(pts, dtype=np.float64)
+        inside = (shapely.contains_xy(ctx.polygon, pts[:, 0], pts[:, 1]) if len(pts)
+                  else np.zeros(0, bool))
+        got.append(pts[inside])
+        if traced:
+            got_src.append(np.asarray(src, dtype=np.int64)[inside])
+        have += int(inside.sum())
         if have >= need:
             break
     pts = np.concatenate(got) if got else np.zeros((0, 3))
+    src = np.concatenate(got_src) if traced else None
     if len(pts) > need:
-        pts = pts[rng.choice(len(pts), need, replace=False)]
-    return pts
+        keep = rng.choice(len(pts), need, replace=False)
+        pts = pts[keep]
+        src = None if src is None else src[keep]
+    return pts, src

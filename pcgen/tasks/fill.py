@@ -21,7 +21,7 @@ from scipy.spatial import cKDTree
 from shapely.geometry import Polygon
 
 from pcgen.errors import ConfigError, InputError
-from pcgen.tasks.context import ContextConfig, GapContext, build_context, generate_in_gap
+from pcgen.tasks.context import ContextConfig, GapContext, build_context, draw_in_gap
 from pcgen.tasks.gaps import Gap, GapConfig, detect_gaps, tile_footprint
 
 
@@ -122,7 +122,8 @@ def fill_points(xyz: np.ndarray, gaps: Sequence[Gap], generator, *, attributes: 
         generator: object with ``generate(ctx, n, rng)``.
         attributes: (N,) arrays given to generators through the context (classification, ...).
     Returns:
-        (new (P, 3), source (P,) index of the nearest original point, uncertainty (P,) float32,
+        (new (P, 3), source (P,) index of the original point each new point takes its attributes
+        from (the point it was copied from, or the nearest one), uncertainty (P,) float32,
         list of GapResult).
     Raises:
         InputError: a gap has too few points around it.
@@ -136,12 +137,12 @@ def fill_points(xyz: np.ndarray, gaps: Sequence[Gap], generator, *, attributes: 
     for gap in tqdm(gaps, desc=desc, unit="gap", disable=not progress, leave=False):
         ctx = build_context(xyz, gap.polygon, cfg.context, attributes=attributes, footprint=footprint,
                             rng=rng, gap_id=gap.id)
-        draws = [generate_in_gap(generator, ctx, rng) for _ in range(samples)]
-        pts = draws[0]
+        draws = [draw_in_gap(generator, ctx, rng) for _ in range(samples)]
+        pts, made_from = draws[0]
         if len(pts):
             new.append(pts)
-            unc.append(draw_spread(draws))
-            src.append(_nearest_source(ctx, pts))
+            unc.append(draw_spread([d[0] for d in draws]))
+            src.append(ctx.index[made_from] if made_from is not None else _nearest_source(ctx, pts))
         results.append(GapResult(id=gap.id, area=round(gap.area, 3), density=round(ctx.density, 4),
                                  n_context=len(ctx.index), n_target=ctx.n_target, n_generated=len(pts)))
     if not new:
@@ -150,7 +151,8 @@ def fill_points(xyz: np.ndarray, gaps: Sequence[Gap], generator, *, attributes: 
 
 
 def _nearest_source(ctx: GapContext, pts: np.ndarray) -> np.ndarray:
-    """Index (into the tile) of each new point's nearest context point, for attribute imputation."""
+    """Index (into the tile) of each new point's nearest context point, for attribute imputation
+    by generators that do not copy points (the copying ones say where each point came from)."""
     _, j = cKDTree(ctx.xyz).query(pts, k=1)
     return ctx.index[j]
 

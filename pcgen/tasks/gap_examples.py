@@ -40,6 +40,8 @@ class FrameExample:
         half: (2,) half sides of the gap's box.
         z_max: highest context height above ground (the envelope generated heights stay under).
         truth: (R, 3) float32 removed points when known (training), else None.
+        source_index: (P,) the context point each source point is a copy of (None when the
+            source was given), so generated points keep that point's class.
     """
 
     frame: GapFrame
@@ -50,6 +52,7 @@ class FrameExample:
     half: np.ndarray
     z_max: float
     truth: np.ndarray | None = None
+    source_index: np.ndarray | None = None
 
 
 def frame_example(ctx: GapContext, n: int, rng: np.random.Generator, truth_xyz: np.ndarray | None = None,
@@ -70,7 +73,10 @@ def frame_example(ctx: GapContext, n: int, rng: np.random.Generator, truth_xyz: 
         is_ground = (np.asarray(cls) == GROUND_CLASS).astype(np.float32)
     else:  # the frame's lowest-per-cell ground: flag the context points sitting on it
         is_ground = (np.abs(context[:, 2]) < 0.3).astype(np.float32)
-    src = source_xyz if source_xyz is not None else HybridFill().generate(ctx, n, rng)
+    if source_xyz is not None:
+        src, src_index = source_xyz, None
+    else:
+        src, src_index = HybridFill().generate_with_source(ctx, n, rng)
     source = frame.to_frame(src)
     xmin, ymin, xmax, ymax = ctx.gap_box
     half = np.array([(xmax - xmin) / 2, (ymax - ymin) / 2])
@@ -81,7 +87,7 @@ def frame_example(ctx: GapContext, n: int, rng: np.random.Generator, truth_xyz: 
     truth = None if truth_xyz is None else frame.to_frame(truth_xyz).astype(np.float32)
     return FrameExample(frame=frame, context=context.astype(np.float32), context_ground=is_ground,
                         source=source.astype(np.float32), cond=cond, half=half.astype(np.float32),
-                        z_max=float(hz.max()), truth=truth)
+                        z_max=float(hz.max()), truth=truth, source_index=src_index)
 
 
 class SortedCloud:

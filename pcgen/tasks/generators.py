@@ -118,6 +118,14 @@ class GapModelGenerator:
         self.max_context = int(max_context)
 
     def generate(self, ctx: GapContext, n: int, rng: np.random.Generator) -> np.ndarray:
+        return self.generate_with_source(ctx, n, rng)[0]
+
+    def generate_with_source(self, ctx: GapContext, n: int, rng: np.random.Generator):
+        """(n, 3) world points and (n,) the context point each started from.
+
+        The head moves each hybrid-fill point by a bounded offset and keeps their order, so a
+        generated point is the point it was copied from, moved: its class carries over.
+        """
         import torch
 
         from pcgen.models.gap_offset import example_batch
@@ -130,7 +138,7 @@ class GapModelGenerator:
         gen = torch.Generator().manual_seed(int(rng.integers(2**31 - 1)))
         with torch.no_grad():
             out = self.head.sample(example_batch([ex], with_truth=False), generator=gen)
-        return ex.frame.to_world(out[0].double().numpy())
+        return ex.frame.to_world(out[0].double().numpy()), ex.source_index
 
 
 def load_generator(path: str | os.PathLike | None = None):

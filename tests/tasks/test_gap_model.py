@@ -38,8 +38,10 @@ def test_untrained_head_without_noise_returns_the_hybrid_fill(holed_tile, tmp_pa
     assert isinstance(gen, GapModelGenerator)
     ctx = build_context(cloud.xyz, hole, FillConfig().context, attributes=dict(cloud.attributes))
     # the offset layer starts at zero: world -> gap frame -> world gives back the hybrid points
-    ours = gen.generate(ctx, 300, np.random.default_rng(5))
-    ref = HybridFill().generate(ctx, 300, np.random.default_rng(5))
+    ours, ours_src = gen.generate_with_source(ctx, 300, np.random.default_rng(5))
+    ref, ref_src = HybridFill().generate_with_source(ctx, 300, np.random.default_rng(5))
+    # each generated point is a hybrid point moved: it names the same source point (its class)
+    np.testing.assert_array_equal(ours_src, ref_src)
     np.testing.assert_allclose(ours[:, :2], np.clip(ref[:, :2], *np.reshape(hole.bounds, (2, 2))), atol=1e-4)
     np.testing.assert_allclose(ours[:, 2], ref[:, 2], atol=1e-3)
 
