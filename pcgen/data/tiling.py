@@ -26,6 +26,7 @@ height-normalized leave bit-identical to how they came in.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import shutil
 import tempfile
@@ -616,26 +617,88 @@ def _run_jobs(jobs, workers: int, dask_address: str | None, bar,
     if workers == 1 or len(jobs) == 1:
         step = (lambda n: bar.update(1)) if by_node else bar.update
         return [tile_file(*job, progress=step) for job in jobs]
+    return _run_pool(jobs, workers, bar, steps, weights)
+
+
+def _run_pool(jobs, workers: int, bar, steps: list[int], weights: list[int] | None) -> list[FileResult]:
+    """Tile jobs in a process pool; on any error or interrupt the workers are ended at once.
+
+    A pool's own shutdown waits for every running file to finish (a minute on a big file)
+    while SIGTERM or Ctrl-C should end the run now: the files being tiled are abandoned
+    anyway, their tiles sit in the staging folder the caller removes.
+    """
     import concurrent.futures as cf
 
     # Not fork: a parent that already decoded LAZ holds lazrs' (rayon) thread pool, and a
     # forked child waiting on those threads deadlocks. forkserver children start clean.
     ctx = _pool_context()
     results: list[FileResult | None] = [None] * len(jobs)
-    with cf.ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx) as pool:
-        # largest files first, so one big file does not start last and run alone
-        order = sorted(range(len(jobs)), key=lambda i: -(weights[i] if weights else 0))
+    # largest files first, so one big file does not start last and run alone
+    order = sorted(range(len(jobs)), key=lambda i: -(weights[i] if weights else 0))
+    # Workers start as the jobs are submitted. A signal then would leave a half-started worker
+    # that the pool does not list yet (it outlives us or prints a traceback), so take it after.
+    with _signals_deferred():
+        pool = cf.ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx,
+                                      initializer=_start_worker)
         futures = {pool.submit(_tile_one, jobs[i]): i for i in order}
-        try:
-            for fut in cf.as_completed(futures):
-                res = fut.result()
-                results[futures[fut]] = res
-                bar.update(steps[futures[fut]])
-        except BaseException:
-            for f in futures:
-                f.cancel()
-            raise
+    try:
+        for fut in cf.as_completed(futures):
+            res = fut.result()
+            results[futures[fut]] = res
+            bar.update(steps[futures[fut]])
+    except BaseException:
+        _stop_pool(pool)
+        raise
+    pool.shutdown(wait=True)
     return results
+
+
+def _stop_pool(pool) -> None:
+    """End a process pool's workers now (SIGTERM) and wait until they are gone, so none writes
+    into the staging folder after the caller removed it."""
+    with _signals_deferred(redeliver=False):  # a second Ctrl-C must not cut this short
+        # The executor lists its workers only privately (public from Python 3.14 on as
+        # terminate_workers); without the list, shutdown below still ends them, just slowly.
+        procs = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.join(5)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+        pool.shutdown(wait=True)
+
+
+def _start_worker() -> None:
+    """Pool worker set-up: SIGINT is ignored, the parent alone decides when to stop (a
+    terminal's Ctrl-C reaches the whole process group; the parent ends the workers itself)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextlib.contextmanager
+def _signals_deferred(redeliver: bool = True):
+    """Hold SIGINT and SIGTERM for the block; with ``redeliver`` the first one that arrived is
+    raised again after it, so the process's own handler (or the default action) still runs."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, frame: caught.append(signum))
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if caught and redeliver:
+        signal.raise_signal(caught[0])
 
 
 def _pool_context():

@@ -1,0 +1,93 @@
+"""`pcgen tile --workers 2` under signals: SIGTERM ends the run at once (workers ended, not
+waited for)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pcgen import datadir
+
+pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+
+
+def _start(tmp_path):
+    """Tile two copies of Megaplot.laz into 2 m tiles (about a minute of work) with 2 workers;
+    return once the workers are writing tiles into the staging folder."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("a.laz", "b.laz"):
+        shutil.copy(datadir.lidar_file("Megaplot.laz"), folder / name)
+    proc = subprocess.Popen([sys.executable, "-m", "pcgen.cli", "tile", str(folder), str(tmp_path / "out"),
+                             "--size", "2", "--buffer", "0.5", "--workers", "2", "--no-overview"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not any(any(p.iterdir()) for p in tmp_path.glob(".out.pcgen-*.tmp")):
+        assert proc.poll() is None and time.time() < deadline, "tiling ended before it could be signalled"
+        time.sleep(0.05)
+    return proc
+
+
+def _stat(pid: int) -> tuple[str, int] | None:
+    """(state, parent pid) of a process, None once it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2:].split()
+    return fields[0], int(fields[1])
+
+
+def _descendants(pid: int) -> set[int]:
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (st := _stat(int(entry.name))):
+            parents[int(entry.name)] = st[1]
+    found, todo = set(), [pid]
+    while todo:
+        p = todo.pop()
+        kids = {c for c, pp in parents.items() if pp == p}
+        found |= kids
+        todo.extend(kids)
+    return found
+
+
+def _alive(pids) -> set[int]:
+    return {p for p in pids if (st := _stat(p)) and st[0] != "Z"}  # a zombie has exited
+
+
+def _wait_gone(pids, seconds: float) -> set[int]:
+    deadline = time.time() + seconds
+    while (left := _alive(pids)) and time.time() < deadline:
+        time.sleep(0.05)
+    return left
+
+
+def test_sigterm_ends_workers_at_once(tmp_path):
+    proc = _start(tmp_path)
+    helpers = _descendants(proc.pid)  # the forkserver and its two workers
+    assert len(helpers) >= 3
+    start = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        _, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+        proc.wait()
+        left = _wait_gone(helpers, 5)
+        for pid in left:  # never leave them running for the rest of the session
+            os.kill(pid, signal.SIGKILL)
+    took = time.monotonic() - start
+    # the workers' files would take most of a minute more; the measured exit is about 0.5 s
+    assert took < 5, f"exit took {took:.1f} s"
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert err.strip() == "pcgen tile: interrupted (SIGTERM)"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
+    assert not left, f"still running after the run ended: {sorted(left)}"
