@@ -672,11 +672,28 @@ def _stop_pool(pool) -> None:
 
 
 def _start_worker() -> None:
-    """Pool worker set-up: SIGINT is ignored, the parent alone decides when to stop (a
-    terminal's Ctrl-C reaches the whole process group; the parent ends the workers itself)."""
+    """Pool worker set-up: the parent alone decides when to stop, and a worker never outlives it.
+
+    SIGINT is ignored (a terminal's Ctrl-C reaches the whole process group; the parent ends the
+    workers itself). A thread waits on the parent's sentinel (a pipe that closes when the parent
+    dies, even by SIGKILL) and exits: otherwise idle workers wait on the job queue forever, and
+    keep the forkserver alive with them.
+    """
+    import multiprocessing
+    import os
     import signal
+    import threading
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = multiprocessing.parent_process()
+    if parent is None:  # pragma: no cover - a pool worker always has one
+        return
+
+    def watch():
+        parent.join()
+        os._exit(1)
+
+    threading.Thread(target=watch, name="pcgen-parent-watch", daemon=True).start()
 
 
 @contextlib.contextmanager

@@ -1,5 +1,5 @@
 """`pcgen tile --workers 2` under signals: SIGTERM ends the run at once (workers ended, not
-waited for)."""
+waited for), and a SIGKILLed run leaves no worker or forkserver process behind."""
 
 from __future__ import annotations
 
@@ -91,3 +91,15 @@ def test_sigterm_ends_workers_at_once(tmp_path):
     assert err.strip() == "pcgen tile: interrupted (SIGTERM)"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
     assert not left, f"still running after the run ended: {sorted(left)}"
+
+
+def test_sigkilled_parent_leaves_no_helper_processes(tmp_path):
+    proc = _start(tmp_path)
+    helpers = _descendants(proc.pid)
+    assert len(helpers) >= 3
+    proc.kill()
+    proc.wait()
+    left = _wait_gone(helpers, 5)
+    for pid in left:  # never leave them running for the rest of the session
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"still running 5 s after the parent was killed: {sorted(left)}"
