@@ -60,29 +60,34 @@ class MetricFrame:
     def squares(self, xy: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         """Whole ``tile_size`` squares laid on a grid centred in the points' extent.
 
+        Points are binned once (one sort), so a 14 M-point dataset of 600 squares costs seconds.
+
         Args:
             xy: (N, 2) plan coordinates of one file or tile.
         Returns:
-            [(center (2,), mask (N,) bool of the points inside)], row by row; squares with fewer
-            than ``min_points`` points are left out, and an extent smaller than one square (less
-            ``EDGE_TOLERANCE``) gives none.
+            [(center (2,), index (K,) ascending indices of the points inside)], row by row;
+            squares with fewer than ``min_points`` points are left out, and an extent smaller
+            than one square (less ``EDGE_TOLERANCE``) gives none.
         """
         xy = np.asarray(xy, dtype=np.float64)
         if len(xy) == 0:
             return []
         lo, hi = xy.min(0), xy.max(0)
-        counts = np.floor((hi - lo) / self.tile_size + EDGE_TOLERANCE).astype(int)
+        counts = np.floor((hi - lo) / self.tile_size + EDGE_TOLERANCE).astype(np.int64)
         if (counts < 1).any():
             return []
         start = (lo + hi) / 2 - counts * self.tile_size / 2
-        half = self.tile_size / 2
+        cell = np.floor((xy - start) / self.tile_size).astype(np.int64)
+        inside = np.all((cell >= 0) & (cell < counts), axis=1)
+        members = np.nonzero(inside)[0]
+        key = cell[inside, 1] * counts[0] + cell[inside, 0]
+        order = np.argsort(key, kind="stable")
+        edges = np.searchsorted(key[order], np.arange(counts[0] * counts[1] + 1))
         out = []
-        for j in range(counts[1]):
-            for i in range(counts[0]):
-                center = start + (np.array([i, j]) + 0.5) * self.tile_size
-                mask = np.all(np.abs(xy - center) <= half, axis=1)
-                if mask.sum() >= self.min_points:
-                    out.append((center, mask))
+        for k in range(int(counts[0] * counts[1])):
+            if edges[k + 1] - edges[k] >= self.min_points:
+                center = start + (np.array([k % counts[0], k // counts[0]]) + 0.5) * self.tile_size
+                out.append((center, members[order[edges[k]:edges[k + 1]]]))
         return out
 
     def subsample(self, n: int, rng: np.random.Generator) -> np.ndarray:

@@ -70,11 +70,11 @@ def metric_tiles(xyz: np.ndarray, frame, rng: np.random.Generator, classificatio
     xyz = np.asarray(xyz, dtype=np.float64)
     cls = None if classification is None else np.asarray(classification)
     out = []
-    for center, mask in frame.squares(xyz[:, :2]):
-        pts = xyz[mask]
+    for center, index in frame.squares(xyz[:, :2]):
+        pts = xyz[index]
         sub = pts[frame.subsample(len(pts), rng)]
         if above_ground:
-            surface = GroundSurface(ground_points(pts, None if cls is None else cls[mask]))
+            surface = GroundSurface(ground_points(pts, None if cls is None else cls[index]))
             base = surface(sub[:, :2])
         else:
             base = np.full(len(sub), pts[:, 2].min())
@@ -119,6 +119,18 @@ def sample_unconditional(head, n: int, num_points: int, seed: int, batch: int = 
             b = min(batch, n - len(out))
             out += list(head.sample(b, num_points, generator=gen).double().cpu().numpy())
     return out
+
+
+def check_classified(cloud, path) -> None:
+    """Refuse a tile whose points carry no ASPRS class (only 0 never classified / 1 unclassified).
+
+    Raises:
+        InputError: no classification, or nothing but classes 0 and 1.
+    """
+    cls = cloud.attributes.get("classification")
+    if cls is None or not np.isin(np.asarray(cls), (0, 1), invert=True).any():
+        raise InputError("has no classified points (only class 0/1): generated points would carry no class; "
+                         "give labelled --condition tiles or drop --labels", path)
 
 
 def reimagine(cloud, generator, gap_fraction: float, rng: np.random.Generator, fill_config=None):

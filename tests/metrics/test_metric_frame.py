@@ -74,8 +74,11 @@ def test_squares_are_whole_tiles_of_the_stated_size():
     centers = np.array([c for c, _ in squares])
     assert np.allclose(centers[:, 0], [2.5 + 20, 42.5 + 20, 82.5 + 20] * 2)
     assert np.allclose(centers[:, 1], [39.25 - 20] * 3 + [39.25 + 20] * 3)
-    for c, mask in squares:
-        assert (np.abs(xy[mask] - c) <= 20.0 + 1e-9).all()
+    seen = np.concatenate([index for _, index in squares])
+    assert len(seen) == len(np.unique(seen))  # every point in at most one square
+    for c, index in squares:
+        assert (np.abs(xy[index] - c) <= 20.0 + 1e-9).all()
+        assert len(index) > 20000 / 7  # about a sixth of the points each
     assert MetricFrame(tile_size=40.0).squares(xy * 0.3) == []  # 37.5 x 23.6 m: no whole tile
 
 

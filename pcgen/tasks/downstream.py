@@ -1,0 +1,211 @@
+"""``pcgen eval-augment --downstream``: does augmentation help a classifier on sites it never saw?
+
+Protocol (settings in ``pcgen/conf/downstream/config.yaml``):
+
+1. Every labelled training file is cut into metric-frame squares (``tile_size`` m, ``points``
+   points, heights above a label-free ground); so is every held-out file, the test set.
+2. Per seed, the training tiles are shuffled once; the first ``fraction`` of them is the scarce
+   labelled set of that budget (so the 5% set lies inside the 20% one).
+3. Each arm trains the same classifier for the same steps on the scarce set plus its extra:
+   ``real`` nothing, ``classic`` rotation/scale/jitter/drop on the fly, ``jitter`` / ``gmm`` /
+   ``pcgen`` ``synthetic_per_tile`` synthetic tiles per real one (:mod:`pcgen.tasks.synthetic_arms`).
+4. Scores: IoU per class over every labelled point of the held-out tiles, mIoU over the
+   classes present there; mean and spread over the seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from pcgen.errors import ConfigError, InputError
+
+CONFIG_MODULE = "pcgen.conf.downstream"
+SOURCES = ("real", "jitter", "gmm", "pcgen")  # what joins the scarce real tiles
+
+
+def arm_parts(arm: str) -> tuple[str, bool]:
+    """``"pcgen+classic"`` -> ``("pcgen", True)``; ``"classic"`` is ``"real+classic"``.
+
+    Raises:
+        ConfigError: not a source, optionally followed by ``+classic``.
+    """
+    source, _, extra = ("real+classic" if arm == "classic" else arm).partition("+")
+    if source not in SOURCES or extra not in ("", "classic"):
+        raise ConfigError(f"arm {arm!r}: arms are one of {list(SOURCES)}, optionally with +classic, or classic")
+    return source, extra == "classic"
+
+
+def load_settings(overrides: Sequence[str] = (), config_dir=None) -> dict:
+    """The composed, checked settings as a plain dict.
+
+    Raises:
+        ConfigError: unknown key or arm, a budget outside (0, 1], no seed, bad numbers.
+    """
+    from omegaconf import OmegaConf
+
+    from pcgen.conf import compose
+    from pcgen.options import float_range, int_range
+
+    cfg = OmegaConf.to_container(compose("config", overrides, config_dir=config_dir, module=CONFIG_MODULE),
+                                 resolve=True)
+    if not cfg["arms"]:
+        raise ConfigError("arms is empty: give at least one (e.g. [real, classic])")
+    for arm in cfg["arms"]:
+        arm_parts(arm)
+    if not cfg["fractions"] or not all(isinstance(f, (int, float)) and 0 < f <= 1 for f in cfg["fractions"]):
+        raise ConfigError(f"fractions must be budgets in (0, 1], got {cfg['fractions']}")
+    if not cfg["seeds"]:
+        raise ConfigError("seeds is empty: give at least one")
+    checks = {"tile_size": float_range(0.0, 10_000.0, low_open=True), "jitter_sigma": float_range(0.0, 100.0),
+              "gap_fraction": float_range(0.0, 0.95, low_open=True), "min_labelled": float_range(0.0, 1.0),
+              "points": int_range(16, 1_000_000), "synthetic_per_tile": int_range(1, 100),
+              "keep_points": int_range(64, 10_000_000), "train.max_steps": int_range(1, 10_000_000),
+              "train.batch_size": int_range(1, 4096), "train.test_batch_size": int_range(1, 4096)}
+    for key, parse in checks.items():
+        node, _, leaf = key.rpartition(".")
+        where = cfg[node] if node else cfg
+        try:
+            where[leaf] = parse(str(where[leaf]))
+        except argparse.ArgumentTypeError as exc:
+            raise ConfigError(f"{key} {exc}") from None
+    return cfg
+
+
+def site_name(path) -> str:
+    p = Path(path)
+    return p.parent.name if p.name == "ept.json" else p.name
+
+
+def check_split(train_paths: Sequence, test_paths: Sequence) -> None:
+    """Refuse a held-out site that is also a training site (by file or dataset name)."""
+    both = sorted({site_name(p) for p in train_paths} & {site_name(p) for p in test_paths})
+    if both:
+        raise InputError(f"held-out site(s) {', '.join(both)} are also training sites: hold out whole sites")
+
+
+def nested_budgets(n_tiles: int, fractions: Sequence[float], seed: int) -> dict[float, np.ndarray]:
+    """{fraction: indices} of the scarce sets of one seed; smaller budgets are prefixes of larger ones."""
+    order = np.random.default_rng([seed, 7]).permutation(n_tiles)
+    return {f: order[:max(1, int(round(f * n_tiles)))] for f in fractions}
+
+
+def train_and_score(points, labels, augment, cfg: dict, num_classes: int, seed: int, test_loader,
+                    progress: bool = False) -> np.ndarray:
+    """Train the configured classifier on the tiles; return its (C, C) confusion on the test loader."""
+    import lightning as L
+    import torch
+    from hydra.utils import instantiate
+
+    from pcgen.train.segmentation import TileSet, tile_loader
+
+    torch.manual_seed(seed)
+    model = instantiate(cfg["classifier"])(num_classes=num_classes)
+    data = tile_loader(TileSet(points, labels, augment, seed), cfg["train"]["batch_size"], seed)
+    trainer = L.Trainer(max_steps=cfg["train"]["max_steps"], accelerator="cpu", devices=1, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=progress, enable_model_summary=False,
+                        deterministic=True)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*isinstance.*LeafSpec.*")
+        trainer.fit(model, data)
+    return model.confusion(test_loader)
+
+
+def run_benchmark(cfg: dict, train_paths: Sequence, test_paths: Sequence, progress: bool = False) -> dict:
+    """Every (budget, seed, arm) run; returns the report document (see :mod:`pcgen.tasks.downstream_report`)."""
+    from hydra.utils import instantiate
+
+    from pcgen.metrics.frame import MetricFrame
+    from pcgen.tasks import synthetic_arms as syn
+    from pcgen.tasks.labelled_tiles import ClassMap, class_counts, labelled_share, site_tiles
+    from pcgen.train.segmentation import TileSet, iou, tile_loader
+
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    check_split(train_paths, test_paths)
+    class_map = ClassMap.from_mapping(cfg["classes"])
+    frame = MetricFrame(tile_size=cfg["tile_size"], points=cfg["points"])
+    rng = np.random.default_rng(0)
+    sources = {arm_parts(a)[0] for a in cfg["arms"]}
+    keep = cfg["keep_points"] if "pcgen" in sources else 0
+    t0 = time.perf_counter()
+    train = [t for p in train_paths for t in labelled_share(site_tiles(p, frame, class_map, rng, keep),
+                                                             cfg["min_labelled"])]
+    test = [t for p in test_paths for t in labelled_share(site_tiles(p, frame, class_map, rng),
+                                                           cfg["min_labelled"])]
+    if not test:
+        raise InputError(f"no held-out tile of {cfg['tile_size']:g} m has {cfg['min_labelled']:.0%} of its "
+                         "points in a mapped class: the downstream test needs labelled held-out tiles")
+    if not train:
+        raise InputError("no training tile has enough labelled points")
+    C = len(class_map.names)
+    class_map.check_present(class_counts(train, C), "the training files")
+    test_counts = class_counts(test, C)
+    scored = np.nonzero(test_counts > 0)[0]
+    test_loader = tile_loader(TileSet([t.points for t in test], [t.labels for t in test]),
+                              cfg["train"]["test_batch_size"], 0, train=False)
+    classic = instantiate(cfg["classic"])
+    classic = type(classic)(**{**classic.__dict__, "scale": tuple(classic.scale)})
+    generator = None
+    if "pcgen" in sources:
+        from pcgen.tasks.generators import load_generator
+        generator = load_generator(cfg["ckpt"])
+    runs, gen_seconds = [], []
+    prep_s = time.perf_counter() - t0
+    for seed in cfg["seeds"]:
+        budgets = nested_budgets(len(train), cfg["fractions"], seed)
+        largest = budgets[max(budgets)]
+        made: dict[str, dict[int, list]] = {}  # arm -> real tile index -> its synthetic tiles
+        for arm in ("jitter", "pcgen"):
+            if arm in sources:
+                arm_rng = np.random.default_rng([seed, SOURCES.index(arm)])
+                made[arm] = {}
+                for i in largest:
+                    if arm == "jitter":
+                        made[arm][i] = syn.jitter_tiles([train[i]], cfg["synthetic_per_tile"], cfg["jitter_sigma"],
+                                                        arm_rng)
+                    else:
+                        tiles, secs = syn.pcgen_tiles([train[i]], cfg["synthetic_per_tile"], class_map, frame,
+                                                      generator, cfg["gap_fraction"], arm_rng)
+                        made[arm][i] = tiles
+                        gen_seconds.append(secs)
+        for fraction, index in sorted(budgets.items()):
+            real = [train[i] for i in index]
+            gmm = None
+            for arm in cfg["arms"]:
+                source, with_classic = arm_parts(arm)
+                extra: list = []
+                if source in made:
+                    extra = [t for i in index for t in made[source][i]]
+                elif source == "gmm":
+                    if gmm is None:
+                        gmm = syn.gmm_tiles(real, cfg["synthetic_per_tile"], np.random.default_rng([seed, 2]), seed)
+                    extra = gmm
+                pts = [t.points for t in real] + [p for p, _ in extra]
+                lab = [t.labels for t in real] + [lab for _, lab in extra]
+                start = time.perf_counter()
+                conf = train_and_score(pts, lab, classic if with_classic else None, cfg, C, seed,
+                                       test_loader, progress)
+                scores = iou(conf)
+                runs.append({"fraction": fraction, "seed": seed, "arm": arm, "real_tiles": len(real),
+                             "synthetic_tiles": len(extra), "miou": float(np.nanmean(scores[scored])),
+                             "iou": {class_map.names[c]: (None if np.isnan(scores[c]) else float(scores[c]))
+                                     for c in range(C)},
+                             "train_seconds": round(time.perf_counter() - start, 2)})
+    sites = lambda tiles: sorted({t.site for t in tiles})  # noqa: E731
+    return {"classes": dict(zip(class_map.names, map(list, class_map.codes))),
+            "scored_classes": [class_map.names[c] for c in scored],
+            "train_sites": sites(train), "heldout_sites": sites(test),
+            "train_tiles": len(train), "test_tiles": len(test),
+            "test_points_per_class": dict(zip(class_map.names, test_counts.tolist())),
+            "settings": {k: cfg[k] for k in ("fractions", "seeds", "arms", "tile_size", "points",
+                                             "synthetic_per_tile", "jitter_sigma", "gap_fraction", "train",
+                                             "classic", "classifier", "ckpt")},
+            "pcgen_seconds_per_tile": float(np.mean(gen_seconds)) if gen_seconds else None,
+            "prepare_seconds": round(prep_s, 1), "runs": runs}

@@ -1,0 +1,89 @@
+"""The downstream benchmark's report: a summary per (budget, arm), Markdown tables and a bar chart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def summarize(doc: dict) -> list[dict]:
+    """Per (fraction, arm): mIoU and per-class IoU, mean and standard deviation over the seeds."""
+    out = []
+    fractions = sorted({r["fraction"] for r in doc["runs"]})
+    arms = list(dict.fromkeys(r["arm"] for r in doc["runs"]))
+    for f in fractions:
+        for arm in arms:
+            runs = [r for r in doc["runs"] if r["fraction"] == f and r["arm"] == arm]
+            if not runs:
+                continue
+            miou = np.array([r["miou"] for r in runs])
+            per_class = {c: [r["iou"][c] for r in runs if r["iou"][c] is not None] for c in doc["scored_classes"]}
+            out.append({"fraction": f, "arm": arm, "seeds": len(runs), "miou_mean": float(miou.mean()),
+                        "miou_std": float(miou.std(ddof=1)) if len(miou) > 1 else 0.0,
+                        "iou_mean": {c: float(np.mean(v)) for c, v in per_class.items() if v},
+                        "real_tiles": runs[0]["real_tiles"], "synthetic_tiles": runs[0]["synthetic_tiles"]})
+    return out
+
+
+def gain(summary: list[dict], fraction: float, arm: str, over: str) -> tuple[float, float] | None:
+    """(mean mIoU of ``arm`` minus ``over``, the larger of their seed spreads), in IoU units."""
+    pick = {s["arm"]: s for s in summary if s["fraction"] == fraction}
+    if arm not in pick or over not in pick:
+        return None
+    a, b = pick[arm], pick[over]
+    return a["miou_mean"] - b["miou_mean"], max(a["miou_std"], b["miou_std"])
+
+
+def markdown(doc: dict, summary: list[dict]) -> str:
+    classes = doc["scored_classes"]
+    lines = [f"Per-point classifier trained on scarce labelled tiles of {', '.join(doc['train_sites'])}; "
+             f"tested on {doc['test_tiles']} tiles of the held-out sites {', '.join(doc['heldout_sites'])} "
+             f"({doc['settings']['tile_size']:g} m squares, {doc['settings']['points']} points). "
+             f"IoU in %, mean ± standard deviation over {len(doc['settings']['seeds'])} seeds; mIoU over "
+             f"{', '.join(classes)}.", "",
+             "| budget | arm | real + synthetic tiles | mIoU | " + " | ".join(classes) + " |",
+             "|---|---|---:|---:|" + "---:|" * len(classes)]
+    for s in summary:
+        cells = " | ".join(f"{100 * s['iou_mean'].get(c, float('nan')):.1f}" for c in classes)
+        lines.append(f"| {s['fraction']:.0%} | {s['arm']} | {s['real_tiles']} + {s['synthetic_tiles']} | "
+                     f"{100 * s['miou_mean']:.1f} ± {100 * s['miou_std']:.1f} | {cells} |")
+    lines.append("")
+    for f in sorted({s["fraction"] for s in summary}):
+        g = gain(summary, f, "pcgen", "classic")
+        if g is not None:
+            lines.append(f"- {f:.0%} budget: pcgen − classic = {100 * g[0]:+.1f} mIoU points "
+                         f"(larger seed spread {100 * g[1]:.1f}).")
+    if doc.get("pcgen_seconds_per_tile") is not None:
+        t = doc["pcgen_seconds_per_tile"]
+        lines.append(f"- pcgen synthetic tile: {t:.2f} s each ({100 * t / 60:.1f} min per 100 tiles).")
+    return "\n".join(lines) + "\n"
+
+
+def render_chart(summary: list[dict], path: Path) -> None:
+    """Grouped bars: mIoU per arm at each budget, seed spread as error bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from pcgen.atomic import atomic_path
+
+    fractions = sorted({s["fraction"] for s in summary})
+    arms = list(dict.fromkeys(s["arm"] for s in summary))
+    width = 0.8 / max(len(arms), 1)
+    fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(fractions) * len(arms) / 3, 3.6))
+    for k, arm in enumerate(arms):
+        rows = [next((s for s in summary if s["fraction"] == f and s["arm"] == arm), None) for f in fractions]
+        means = [100 * r["miou_mean"] if r else np.nan for r in rows]
+        stds = [100 * r["miou_std"] if r else 0 for r in rows]
+        ax.bar(np.arange(len(fractions)) + (k - (len(arms) - 1) / 2) * width, means, width, yerr=stds,
+               capsize=3, label=arm)
+    ax.set_xticks(np.arange(len(fractions)), [f"{f:.0%} labelled" for f in fractions])
+    ax.set_ylabel("held-out mIoU (%)")
+    ax.legend(fontsize=8, ncol=min(len(arms), 5), loc="lower center")
+    ax.set_title("Downstream segmentation on held-out sites", fontsize=10)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)

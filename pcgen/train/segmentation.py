@@ -1,0 +1,151 @@
+"""A per-point classifier of metric-frame tiles: the downstream model that judges augmentation.
+
+The same architecture, budget and seed go into every arm of ``pcgen eval-augment
+--downstream``; only the training tiles differ. The loop is Lightning's (a fixed number of
+steps over a :class:`pcgen.train.sampler.StepSampler`, so a seed fixes every batch); the
+classic augmentation (rotation about z, scaling, jitter, random drop) is drawn per pass and
+index, so it is reproducible too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import lightning as L
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+
+from pcgen.train.sampler import StepSampler
+
+IGNORE = -1
+
+
+@dataclass(frozen=True)
+class ClassicAugment:
+    """The augmentation every point-cloud segmentation recipe uses.
+
+    Args:
+        rotate: random rotation about z (a tile has no preferred heading).
+        scale: (low, high) of a uniform scale of all three axes.
+        jitter: standard deviation of Gaussian noise per coordinate, metres.
+        drop: at most this fraction of points is dropped (replaced by copies of kept ones, so
+            the tile keeps its size).
+    """
+
+    rotate: bool = True
+    scale: tuple[float, float] = (0.9, 1.1)
+    jitter: float = 0.05
+    drop: float = 0.2
+
+    def __call__(self, points: np.ndarray, labels: np.ndarray, rng: np.random.Generator):
+        pts = points.astype(np.float32, copy=True)
+        if self.rotate:
+            a = rng.uniform(0, 2 * np.pi)
+            c, s = np.cos(a), np.sin(a)
+            pts[:, :2] = pts[:, :2] @ np.array([[c, s], [-s, c]], np.float32)
+        pts *= np.float32(rng.uniform(*self.scale))
+        pts += rng.normal(0, self.jitter, pts.shape).astype(np.float32)
+        if self.drop > 0:
+            n = len(pts)
+            dropped = rng.random(n) < rng.uniform(0, self.drop)
+            if dropped.all():
+                dropped[0] = False
+            kept = np.nonzero(~dropped)[0]
+            idx = np.where(dropped, rng.choice(kept, n), np.arange(n))
+            pts, labels = pts[idx], labels[idx]
+        return pts, labels
+
+
+class TileSet(Dataset):
+    """Tiles as ``{"points": (P, 3), "labels": (P,)}``, augmented per pass when ``augment`` is set.
+
+    Indices from a ``StepSampler(encode_pass=True)`` are ``pass * len + i``: the pass seeds
+    the augmentation of tile ``i``.
+    """
+
+    def __init__(self, points: Sequence[np.ndarray], labels: Sequence[np.ndarray],
+                 augment: ClassicAugment | None = None, seed: int = 0):
+        if len(points) != len(labels) or not len(points):
+            raise ValueError("TileSet needs as many label arrays as tiles, and at least one tile")
+        self.points = [np.asarray(p, np.float32) for p in points]
+        self.labels = [np.asarray(lab, np.int64) for lab in labels]
+        self.augment = augment
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.points)
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        i = index % len(self.points)
+        pts, lab = self.points[i], self.labels[i]
+        if self.augment is not None:
+            pts, lab = self.augment(pts, lab, np.random.default_rng([self.seed, index]))
+        return {"points": torch.from_numpy(np.ascontiguousarray(pts)), "labels": torch.from_numpy(lab)}
+
+
+def tile_loader(tiles: TileSet, batch_size: int, seed: int, train: bool = True) -> DataLoader:
+    """Endless seeded batches for training, or every tile once, in order, for testing."""
+    if train:
+        sampler = StepSampler(len(tiles), batch_size, seed=seed, encode_pass=tiles.augment is not None)
+        return DataLoader(tiles, batch_size=batch_size, sampler=sampler, num_workers=0)
+    return DataLoader(tiles, batch_size=batch_size, shuffle=False, num_workers=0)
+
+
+class TileSegmenter(L.LightningModule):
+    """An encoder's per-point features and a linear layer: logits per point.
+
+    Args:
+        encoder: a pcgen encoder (``point_features`` are used), taking xyz in ``scale`` units.
+        num_classes: C.
+        scale: (3,) divisors of x, y, z, so metres enter the network near unit range.
+        lr, weight_decay: AdamW settings.
+    """
+
+    def __init__(self, encoder: nn.Module, num_classes: int, scale: Sequence[float] = (20.0, 20.0, 10.0),
+                 lr: float = 2e-3, weight_decay: float = 1e-4):
+        super().__init__()
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        self.encoder = encoder
+        self.classify = nn.Linear(encoder.point_dim, num_classes)
+        self.register_buffer("scale", torch.as_tensor(scale, dtype=torch.float32))
+        self.lr, self.weight_decay = lr, weight_decay
+        self.num_classes = num_classes
+
+    def forward(self, points: Tensor) -> Tensor:
+        """(B, N, 3) frame points -> (B, N, C) logits."""
+        return self.classify(self.encoder(points / self.scale).point_features)
+
+    def training_step(self, batch, batch_idx):
+        logits = self(batch["points"])
+        loss = nn.functional.cross_entropy(logits.reshape(-1, self.num_classes), batch["labels"].reshape(-1),
+                                           ignore_index=IGNORE)
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(logits))
+        return loss
+
+    def configure_optimizers(self):
+        return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+
+    @torch.no_grad()
+    def confusion(self, loader: DataLoader) -> np.ndarray:
+        """(C, C) counts of (true, predicted) over every labelled point of the loader's tiles."""
+        self.eval()
+        c = self.num_classes
+        out = torch.zeros(c * c, dtype=torch.int64)
+        for batch in loader:
+            pred = self(batch["points"]).argmax(-1).reshape(-1)
+            true = batch["labels"].reshape(-1)
+            keep = true != IGNORE
+            out += torch.bincount(true[keep] * c + pred[keep], minlength=c * c)
+        return out.view(c, c).numpy()
+
+
+def iou(confusion: np.ndarray) -> np.ndarray:
+    """(C,) intersection over union per class; NaN where the class is absent from truth and prediction."""
+    tp = np.diag(confusion).astype(np.float64)
+    union = confusion.sum(0) + confusion.sum(1) - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, tp / union, np.nan)

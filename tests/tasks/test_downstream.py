@@ -1,0 +1,142 @@
+"""The downstream augmentation benchmark: labelled tiles, the arms, determinism, the split, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from pcgen import datadir
+from pcgen.cli import main
+from pcgen.errors import ConfigError, InputError
+from pcgen.tasks.downstream import arm_parts, check_split, load_settings, nested_budgets
+from pcgen.tasks.labelled_tiles import IGNORE, ClassMap
+from pcgen.train.segmentation import ClassicAugment, iou
+
+REPO = Path(__file__).resolve().parents[2]
+TOPO_WATER = ["--set", "classes=ground_water"]
+
+
+def training_file(name: str) -> str:
+    return str(datadir.data_dir() / "training" / name)
+
+
+def smoke(out, *extra):
+    return ["eval-augment", "--downstream", "--train", str(datadir.lidar_file("Topography.laz")),
+            "--reference", training_file("lastools_lake.laz"), "--out", str(out), "--set", "experiment=smoke",
+            *TOPO_WATER, *extra]
+
+
+def test_class_map_labels_codes_and_ignores_the_rest():
+    cm = ClassMap.from_mapping({"ground": [2], "vegetation": [3, 4, 5], "water": 9})
+    assert cm.labels(np.array([0, 1, 2, 3, 4, 5, 6, 9, 18])).tolist() == [
+        IGNORE, IGNORE, 0, 1, 1, 1, IGNORE, 2, IGNORE]
+    with pytest.raises(ConfigError, match="code 2 is under both"):
+        ClassMap.from_mapping({"ground": [2], "low": [2, 3]})
+    with pytest.raises(ConfigError, match="0–255"):
+        ClassMap.from_mapping({"ground": [256]})
+    with pytest.raises(InputError, match="'water', which no point"):
+        cm.check_present(np.array([10, 5, 0]), "the training files")
+
+
+def test_iou_from_a_known_confusion():
+    conf = np.array([[8, 2, 0], [1, 9, 0], [0, 0, 0]])  # rows true, columns predicted
+    scores = iou(conf)
+    assert scores[0] == pytest.approx(8 / 11) and scores[1] == pytest.approx(9 / 12)
+    assert np.isnan(scores[2])
+
+
+def test_budgets_are_nested_and_seeded():
+    b = nested_budgets(200, [0.05, 0.2], seed=4)
+    assert len(b[0.05]) == 10 and len(b[0.2]) == 40
+    assert b[0.05].tolist() == b[0.2][:10].tolist()
+    assert b[0.2].tolist() == nested_budgets(200, [0.2], seed=4)[0.2].tolist()
+    assert b[0.2].tolist() != nested_budgets(200, [0.2], seed=5)[0.2].tolist()
+
+
+def test_classic_augmentation_keeps_labels_with_their_points():
+    rng = np.random.default_rng(0)
+    pts = rng.uniform(-20, 20, (500, 3)).astype(np.float32)
+    pts[:, 2] = np.where(np.arange(500) < 250, 0.0, 15.0)  # ground at 0 m, crowns at 15 m
+    lab = (np.arange(500) >= 250).astype(np.int64)
+    aug = ClassicAugment(jitter=0.01, drop=0.5, scale=(0.9, 1.1))
+    out, out_lab = aug(pts, lab, np.random.default_rng(1))
+    assert out.shape == pts.shape and out_lab.shape == lab.shape
+    # heights stay with their label (rotation is about z; scale at most 10 %)
+    assert np.all(out[out_lab == 0, 2] < 0.1) and np.all(out[out_lab == 1, 2] > 13.4)
+    again, _ = aug(pts, lab, np.random.default_rng(1))
+    np.testing.assert_array_equal(out, again)
+    # the horizontal spread is rotated, not lost
+    assert np.linalg.norm(out[:, :2], axis=1).max() > 0.9 * np.linalg.norm(pts[:, :2], axis=1).max()
+
+
+def test_arms_and_settings_are_checked():
+    assert arm_parts("classic") == ("real", True) and arm_parts("pcgen+classic") == ("pcgen", True)
+    with pytest.raises(ConfigError, match="arm 'diffusion'"):
+        load_settings(["arms=[real,diffusion]"])
+    with pytest.raises(ConfigError, match="train.max_steps must be >= 1"):
+        load_settings(["train.max_steps=0"])
+    with pytest.raises(ConfigError, match="gap_fraction"):
+        load_settings(["gap_fraction=nan"])
+    with pytest.raises(ConfigError, match="fractions"):
+        load_settings(["fractions=[0.0]"])
+
+
+def test_heldout_sites_are_never_training_sites():
+    split = yaml.safe_load((REPO / "datasets" / "augment_split.yaml").read_text())
+    fill = yaml.safe_load((REPO / "datasets" / "fill_split.yaml").read_text())
+    held = {Path(p).name for p in split["heldout"]}
+    assert held == {"pyfor_test.laz", "lastools_lake.laz"}
+    # neither the classifier's labelled tiles nor the gap model that makes pcgen's tiles saw them
+    assert not held & {Path(p).name for p in split["train"]}
+    assert not held & {Path(p).name for p in fill["train"]}
+    assert held <= {Path(p).name for p in fill["heldout"]}
+    with pytest.raises(InputError, match="lastools_lake.laz are also training sites"):
+        check_split(["a/lastools_lake.laz", "b/x.laz"], ["c/lastools_lake.laz"])
+    with pytest.raises(InputError, match="hawaii_ept"):
+        check_split(["d/hawaii_ept/ept.json"], ["e/hawaii_ept/ept.json"])
+
+
+def test_downstream_run_reports_every_arm_and_repeats_for_a_seed(tmp_path, capsys):
+    arms = "arms=[real,classic,jitter,gmm,pcgen,pcgen+classic]"
+    assert main(smoke(tmp_path / "a", "--set", arms)) == 0
+    doc = json.loads((tmp_path / "a" / "downstream.json").read_text())
+    assert [r["arm"] for r in doc["runs"]] == ["real", "classic", "jitter", "gmm", "pcgen", "pcgen+classic"]
+    assert doc["train_sites"] == ["Topography.laz"] and doc["heldout_sites"] == ["lastools_lake.laz"]
+    assert doc["scored_classes"] == ["ground", "water"]
+    for r in doc["runs"]:
+        assert 0.0 <= r["miou"] <= 1.0
+        assert r["synthetic_tiles"] == (0 if r["arm"] in ("real", "classic") else r["real_tiles"])
+    assert (tmp_path / "a" / "downstream.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| 20% | pcgen |" in (tmp_path / "a" / "downstream.md").read_text()
+    # the same seed gives the same scores, the pcgen arm's generated tiles included
+    assert main(smoke(tmp_path / "b", "--set", "arms=[classic,pcgen]")) == 0
+    again = json.loads((tmp_path / "b" / "downstream.json").read_text())
+    first = {r["arm"]: r for r in doc["runs"]}
+    for r in again["runs"]:
+        assert r["iou"] == first[r["arm"]]["iou"]
+
+
+def _fails(capsys, argv, out, must_say):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and must_say in err, err
+    assert not out.exists()
+
+
+def test_downstream_bad_input(tmp_path, capsys):
+    out = tmp_path / "out"
+    # a class map naming a class the training files do not have
+    _fails(capsys, smoke(out, "--set", "classes=landcover"), out,
+           "names 'vegetation', 'building', which no point of the training files carries")
+    # held-out files without labels (lastools_sample is all class 0)
+    argv = smoke(out)
+    argv[argv.index("--reference") + 1] = training_file("lastools_sample.laz")
+    _fails(capsys, argv, out, "the downstream test needs labelled held-out tiles")
+    # a held-out site that is also a training site
+    argv = smoke(out)
+    argv[argv.index("--reference") + 1] = str(datadir.lidar_file("Topography.laz"))
+    _fails(capsys, argv, out, "also training sites")
