@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pcgen.errors import ConfigError
+from pcgen.errors import CheckpointError, ConfigError
 from pcgen.options import float_range, int_range, positive_float, seed
 
 
@@ -25,6 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--points", type=int_range(1, 10_000_000), default=None,
                         help="unconditional: points per tile (default: the checkpoint's num_points)")
     parser.add_argument("--tile-size", type=positive_float, default=40.0, help="unconditional: tile side in metres")
+    parser.add_argument("--labels", action="store_true",
+                        help="every point must carry an ASPRS class: generated points take the class of the "
+                             "real point they were made from (needs a conditional checkpoint and classified "
+                             "--condition tiles)")
     parser.add_argument("--seed", type=seed, default=0)
     parser.add_argument("--ply", action="store_true", help="also write PLY files")
     parser.add_argument("--preview", action="store_true", help="render preview.png (a grid of up to 16 tiles)")
@@ -54,6 +58,9 @@ def run(args: argparse.Namespace) -> int:
     names = [f"synthetic_{i:05d}" for i in range(args.n)]
     rng = np.random.default_rng(args.seed)
     clouds = []
+    if args.labels and not conditional:
+        raise CheckpointError(f"--labels: this {meta.get('kind', 'unknown')} head generates points without a "
+                              "class; labelled tiles need a conditional (gap-filling) checkpoint", ckpt)
     if conditional:
         if not args.condition:
             raise ConfigError("this checkpoint is conditional (gap filling): give real tiles with --condition")
@@ -61,10 +68,14 @@ def run(args: argparse.Namespace) -> int:
         from pcgen.tasks.generators import load_generator
 
         generator = load_generator(ckpt)
+        inputs = {p: pio.read(p) for p in dict.fromkeys(paths[:args.n])}
+        if args.labels:
+            for p, cloud in inputs.items():
+                aug.check_classified(cloud, p)
         sources = []
         for i in tqdm(range(args.n), desc="tiles", disable=not progress):
             src = paths[i % len(paths)]
-            result = aug.reimagine(pio.read(src), generator, args.gap_fraction, rng)
+            result = aug.reimagine(inputs[src], generator, args.gap_fraction, rng)
             clouds.append(result.cloud)
             sources.append(str(src))
     else:
@@ -80,6 +91,9 @@ def run(args: argparse.Namespace) -> int:
         s = asdict(aug.tile_stats(name + ".laz", cloud.xyz, int(np.sum(gen))))
         if src:
             s["condition"] = src
+        if "classification" in cloud.attributes:
+            codes, counts = np.unique(np.asarray(cloud.attributes["classification"])[gen == 1], return_counts=True)
+            s["generated_classes"] = {int(c): int(k) for c, k in zip(codes, counts)}
         stats.append(s)
     manifest = {"seed": args.seed, "checkpoint": str(ckpt), "checkpoint_sha256": aug.file_sha256(ckpt),
                 "head": meta.get("kind"), "conditional": conditional, "data": data,

@@ -111,6 +111,47 @@ def test_augment_conditional_reimagines_real_tiles(crops, fill_ckpt, tmp_path):
     assert 0 < np.asarray(las["generated"]).sum() < len(las.points)
 
 
+def test_augment_labelled_tiles_carry_the_class_of_their_source(crops, topo, tmp_path):
+    from scipy.spatial import cKDTree
+
+    out = tmp_path / "aug"
+    assert main(["augment", str(out), "--n", "2", "--condition", str(crops), "--labels", "--seed", "3"]) == 0
+    man = json.loads((out / "manifest.json").read_text())
+    ground = topo.xyz[np.asarray(topo.attributes["classification"]) == 2]
+    tree = cKDTree(ground[:, :2])
+    for i, tile in enumerate(man["tiles"]):
+        las = laspy.read(out / f"synthetic_{i:05d}.laz")
+        src = laspy.read(tile["condition"])
+        new = np.asarray(las["generated"]) == 1
+        cls = np.asarray(las.classification)
+        assert new.sum() > 50 and set(np.unique(cls[new])) <= set(np.unique(src.classification))
+        assert np.asarray(las.synthetic)[new].all() and not np.asarray(las.synthetic)[~new].any()
+        assert tile["generated_classes"] == {str(c): int((cls[new] == c).sum()) for c in np.unique(cls[new])}
+        # a generated point labelled ground lies on the site's real ground; the others stand above it
+        xyz = np.c_[las.x, las.y, las.z][new]
+        _, j = tree.query(xyz[:, :2])
+        above = xyz[:, 2] - ground[j, 2]
+        # (the model pulls part of the copied canopy down toward the ground, so vegetation labels
+        # are checked on their upper half only: its quartile stands well clear of the ground)
+        on_ground = np.median(np.abs(above[cls[new] == 2]))
+        assert on_ground < 0.5 and np.percentile(above[cls[new] == 1], 75) > 2.0
+
+
+def test_augment_labels_need_a_class_source(crops, uncond_ckpt, tmp_path, capsys):
+    out = tmp_path / "aug"
+    assert main(["augment", str(out), "--ckpt", str(uncond_ckpt), "--n", "1", "--labels"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "generates points without a class" in err and not out.exists()
+    blank = tmp_path / "blank.laz"
+    las = laspy.read(next(crops.glob("*.laz")))
+    las.classification = np.zeros(len(las.points), np.uint8)
+    las.write(blank)
+    assert main(["augment", str(out), "--n", "1", "--condition", str(blank), "--labels"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "blank.laz" in err and "no classified points" in err
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("argv, says", [
     (["--n", "0"], "argument --n: must be >= 1"),
     ([], "give real tiles with --condition"),
