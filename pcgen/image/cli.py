@@ -107,7 +107,6 @@ def _setup(args) -> None:
 
 
 def _train(args) -> int:
-    import torch
 
     from pcgen.atomic import atomic_dir
     from pcgen.errors import ConfigError

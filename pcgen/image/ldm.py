@@ -10,7 +10,6 @@ condition dropout so sampling can use classifier-free guidance.
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import lightning as L
