@@ -26,7 +26,6 @@ height-normalized leave bit-identical to how they came in.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import shutil
 import tempfile
@@ -607,143 +606,25 @@ def tile_files(inputs, out_dir, options: TileOptions | None = None, *, workers: 
     return index
 
 
-def _run_jobs(jobs, workers: int, dask_address: str | None, bar,
-              weights: list[int] | None = None, steps: list[int] | None = None,
-              by_node: bool = False) -> list[FileResult]:
-    """Tile every job; ``steps[i]`` is job i's share of the bar (points, or EPT nodes)."""
-    steps = steps or [0] * len(jobs)
-    if dask_address:
-        return _run_dask(jobs, dask_address, bar, steps)
-    if workers == 1 or len(jobs) == 1:
-        step = (lambda n: bar.update(1)) if by_node else bar.update
-        return [tile_file(*job, progress=step) for job in jobs]
-    return _run_pool(jobs, workers, bar, steps, weights)
+def _run_jobs(jobs, workers: int, dask_address: str | None, bar, weights: list[int],
+              steps: list[int], by_node: bool) -> list[FileResult]:
+    """Tile every job through `pcgen.dispatch.run_all`; ``steps[i]`` is job i's share of the
+    bar (points, or EPT nodes). Files tiled in this process advance it chunk by chunk."""
+    from pcgen.dispatch import run_all
 
+    shown = [0]  # the current in-process file's chunks already on the bar
 
-def _run_pool(jobs, workers: int, bar, steps: list[int], weights: list[int] | None) -> list[FileResult]:
-    """Tile jobs in a process pool; on any error or interrupt the workers are ended at once.
+    def step(n: int) -> None:
+        n = 1 if by_node else n
+        shown[0] += n
+        bar.update(n)
 
-    A pool's own shutdown waits for every running file to finish (a minute on a big file)
-    while SIGTERM or Ctrl-C should end the run now: the files being tiled are abandoned
-    anyway, their tiles sit in the staging folder the caller removes.
-    """
-    import concurrent.futures as cf
+    def tile_here(job) -> FileResult:
+        return tile_file(*job, progress=step)
 
-    # Not fork: a parent that already decoded LAZ holds lazrs' (rayon) thread pool, and a
-    # forked child waiting on those threads deadlocks. forkserver children start clean.
-    ctx = _pool_context()
-    results: list[FileResult | None] = [None] * len(jobs)
-    # largest files first, so one big file does not start last and run alone
-    order = sorted(range(len(jobs)), key=lambda i: -(weights[i] if weights else 0))
-    # Workers start as the jobs are submitted. A signal then would leave a half-started worker
-    # that the pool does not list yet (it outlives us or prints a traceback), so take it after.
-    with _signals_deferred():
-        pool = cf.ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx,
-                                      initializer=_start_worker)
-        futures = {pool.submit(_tile_one, jobs[i]): i for i in order}
-    try:
-        for fut in cf.as_completed(futures):
-            res = fut.result()
-            results[futures[fut]] = res
-            bar.update(steps[futures[fut]])
-    except BaseException:
-        _stop_pool(pool)
-        raise
-    pool.shutdown(wait=True)
-    return results
+    def done(i: int, _result) -> None:
+        bar.update(steps[i] - shown[0])
+        shown[0] = 0
 
-
-def _stop_pool(pool) -> None:
-    """End a process pool's workers now (SIGTERM) and wait until they are gone, so none writes
-    into the staging folder after the caller removed it."""
-    with _signals_deferred(redeliver=False):  # a second Ctrl-C must not cut this short
-        # The executor lists its workers only privately (public from Python 3.14 on as
-        # terminate_workers); without the list, shutdown below still ends them, just slowly.
-        procs = list((getattr(pool, "_processes", None) or {}).values())
-        pool.shutdown(wait=False, cancel_futures=True)
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.join(5)
-            if proc.is_alive():
-                proc.kill()
-                proc.join()
-        pool.shutdown(wait=True)
-
-
-def _start_worker() -> None:
-    """Pool worker set-up: the parent alone decides when to stop, and a worker never outlives it.
-
-    SIGINT is ignored (a terminal's Ctrl-C reaches the whole process group; the parent ends the
-    workers itself). A thread waits on the parent's sentinel (a pipe that closes when the parent
-    dies, even by SIGKILL) and exits: otherwise idle workers wait on the job queue forever, and
-    keep the forkserver alive with them.
-    """
-    import multiprocessing
-    import os
-    import signal
-    import threading
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    parent = multiprocessing.parent_process()
-    if parent is None:  # pragma: no cover - a pool worker always has one
-        return
-
-    def watch():
-        parent.join()
-        os._exit(1)
-
-    threading.Thread(target=watch, name="pcgen-parent-watch", daemon=True).start()
-
-
-@contextlib.contextmanager
-def _signals_deferred(redeliver: bool = True):
-    """Hold SIGINT and SIGTERM for the block; with ``redeliver`` the first one that arrived is
-    raised again after it, so the process's own handler (or the default action) still runs."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught: list[int] = []
-    previous = {sig: signal.signal(sig, lambda signum, frame: caught.append(signum))
-                for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    if caught and redeliver:
-        signal.raise_signal(caught[0])
-
-
-def _pool_context():
-    import multiprocessing as mp
-
-    if "forkserver" in mp.get_all_start_methods():
-        ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["pcgen.data.tiling"])
-        return ctx
-    return mp.get_context("spawn")
-
-
-def _run_dask(jobs, address: str, bar, steps: list[int]) -> list[FileResult]:
-    try:
-        from distributed import Client
-    except ImportError as exc:  # pragma: no cover - dask is a dependency
-        raise ConfigError(f"--dask needs the 'distributed' package ({exc})") from None
-    try:
-        client = Client(address, timeout="10s", set_as_default=False)
-    except (OSError, TimeoutError, ValueError) as exc:
-        raise ConfigError(f"cannot connect to the Dask scheduler at {address} ({exc})") from None
-    try:
-        futures = [client.submit(_tile_one, job, pure=False, key=f"pcgen-tile-{i}-{job[4]}")
-                   for i, job in enumerate(jobs)]
-        results = []
-        for fut in futures:  # in order: progress is coarse, but needs no default client
-            results.append(fut.result())
-            bar.update(steps[len(results) - 1])
-        return results
-    finally:
-        client.close()
+    return run_all(_tile_one, jobs, workers=workers, dask_address=dask_address, on_done=done,
+                   weights=weights, preload=["pcgen.data.tiling"], local=tile_here)

@@ -7,9 +7,7 @@ builds its generator once (:func:`pcgen.tasks.generators.make_generator`).
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -156,41 +154,19 @@ def _read_index(path: Path) -> list[Path]:
 
 def run_jobs(jobs: list[FillJob], workers: int = 1, dask_address: str | None = None,
              progress: bool = True) -> list[JobResult]:
-    """Run jobs locally (``workers`` processes) or on the Dask scheduler at ``dask_address``.
+    """Run jobs locally (``workers`` processes) or on the Dask scheduler at ``dask_address``,
+    through `pcgen.dispatch.run_all`; results in job order.
 
     Errors raised in workers reach the caller unchanged (PcgenError pickles), so the CLI
     reports them as one line.
     """
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(jobs), desc="files", unit="file", disable=not progress or len(jobs) < 2)
-    results: list[JobResult] = []
-    try:
-        if dask_address:
-            from distributed import Client, as_completed as dask_completed
+    from pcgen.dispatch import run_all
 
-            try:
-                client = Client(dask_address, timeout="10s")
-            except (OSError, TimeoutError) as exc:
-                raise InputError(f"cannot reach the Dask scheduler ({exc})", dask_address) from None
-            with client:
-                futures = client.map(run_job, jobs, pure=False)
-                for fut in dask_completed(futures):
-                    results.append(fut.result())
-                    bar.update()
-        elif workers > 1 and len(jobs) > 1:
-            # spawn, not fork: a forked copy of a process holding torch/OpenMP or tqdm locks can hang
-            ctx = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx) as pool:
-                futures = [pool.submit(run_job, j) for j in jobs]
-                for fut in as_completed(futures):
-                    results.append(fut.result())
-                    bar.update()
-        else:
-            for job in jobs:
-                results.append(run_job(job))
-                bar.update()
+    bar = tqdm(total=len(jobs), desc="files", unit="file", disable=not progress or len(jobs) < 2)
+    try:
+        return run_all(run_job, jobs, workers=workers, dask_address=dask_address,
+                       on_done=lambda i, result: bar.update(), preload=["pcgen.tasks.jobs"])
     finally:
         bar.close()
-    order = {j.src: i for i, j in enumerate(jobs)}
-    return sorted(results, key=lambda r: order[r.src])
