@@ -1,5 +1,6 @@
-"""`pcgen tile --workers 2` under signals: SIGTERM ends the run at once (workers ended, not
-waited for), and a SIGKILLed run leaves no worker or forkserver process behind."""
+"""`pcgen tile --workers 2` and `pcgen fill -j 2` on folders under signals (both run their pool
+through `pcgen.dispatch`): SIGTERM ends the run at once (workers ended, not waited for), and a
+SIGKILLed run leaves no worker or forkserver process behind."""
 
 from __future__ import annotations
 
@@ -35,6 +36,26 @@ def _start(tmp_path):
     return proc
 
 
+def _start_fill(tmp_path):
+    """Fill two copies of lone-star.laz (mirror baseline, automatic gaps: about 10 s a file)
+    with 2 workers; return once both workers run (they write nothing until a file is done)."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("a.laz", "b.laz"):
+        shutil.copy(datadir.lidar_file("lone-star.laz"), folder / name)
+    proc = subprocess.Popen([sys.executable, "-m", "pcgen.cli", "fill", str(folder), str(tmp_path / "out"),
+                             "--baseline", "mirror", "-j", "2", "-q"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    # the workers are the forkserver's children: our grandchildren
+    while len(_descendants(proc.pid) - _children(proc.pid)) < 2:
+        assert proc.poll() is None and time.time() < deadline, "fill ended before it could be signalled"
+        time.sleep(0.05)
+    time.sleep(6.0)  # into their files: past reading and gap finding (about 3 s), into the fill
+    assert proc.poll() is None
+    return proc
+
+
 def _stat(pid: int) -> tuple[str, int] | None:
     """(state, parent pid) of a process, None once it is gone."""
     try:
@@ -43,6 +64,11 @@ def _stat(pid: int) -> tuple[str, int] | None:
         return None
     fields = text[text.rindex(")") + 2:].split()
     return fields[0], int(fields[1])
+
+
+def _children(pid: int) -> set[int]:
+    return {int(e.name) for e in Path("/proc").iterdir()
+            if e.name.isdigit() and (st := _stat(int(e.name))) and st[1] == pid}
 
 
 def _descendants(pid: int) -> set[int]:
@@ -70,8 +96,9 @@ def _wait_gone(pids, seconds: float) -> set[int]:
     return left
 
 
-def test_sigterm_ends_workers_at_once(tmp_path):
-    proc = _start(tmp_path)
+@pytest.mark.parametrize("command, begin", [("tile", _start), ("fill", _start_fill)], ids=["tile", "fill"])
+def test_sigterm_ends_workers_at_once(tmp_path, command, begin):
+    proc = begin(tmp_path)
     helpers = _descendants(proc.pid)  # the forkserver and its two workers
     assert len(helpers) >= 3
     start = time.monotonic()
@@ -85,16 +112,18 @@ def test_sigterm_ends_workers_at_once(tmp_path):
         for pid in left:  # never leave them running for the rest of the session
             os.kill(pid, signal.SIGKILL)
     took = time.monotonic() - start
-    # the workers' files would take most of a minute more; the measured exit is about 0.5 s
+    # the workers' files would take 10 s (fill) to most of a minute (tile) more; the measured
+    # exit is about 0.5 s
     assert took < 5, f"exit took {took:.1f} s"
     assert proc.returncode == 128 + signal.SIGTERM, err
-    assert err.strip() == "pcgen tile: interrupted (SIGTERM)"
+    assert err.strip() == f"pcgen {command}: interrupted (SIGTERM)"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
     assert not left, f"still running after the run ended: {sorted(left)}"
 
 
-def test_sigkilled_parent_leaves_no_helper_processes(tmp_path):
-    proc = _start(tmp_path)
+@pytest.mark.parametrize("begin", [_start, _start_fill], ids=["tile", "fill"])
+def test_sigkilled_parent_leaves_no_helper_processes(tmp_path, begin):
+    proc = begin(tmp_path)
     helpers = _descendants(proc.pid)
     assert len(helpers) >= 3
     proc.kill()
