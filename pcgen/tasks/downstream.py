@@ -8,7 +8,8 @@ Protocol (settings in ``pcgen/conf/downstream/config.yaml``):
    labelled set of that budget (so the 5% set lies inside the 20% one).
 3. Each arm trains the same classifier for the same steps on the scarce set plus its extra:
    ``real`` nothing, ``classic`` rotation/scale/jitter/drop on the fly, ``jitter`` / ``gmm`` /
-   ``pcgen`` ``synthetic_per_tile`` synthetic tiles per real one (:mod:`pcgen.tasks.synthetic_arms`).
+   ``hybrid`` / ``pcgen`` ``synthetic_per_tile`` synthetic tiles per real one
+   (:mod:`pcgen.tasks.synthetic_arms`); ``+classic`` adds the classic augmentation to any arm.
 4. Scores: IoU per class over every labelled point of the held-out tiles, mIoU over the
    classes present there; mean and spread over the seeds.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -27,7 +29,7 @@ import numpy as np
 from pcgen.errors import ConfigError, InputError
 
 CONFIG_MODULE = "pcgen.conf.downstream"
-SOURCES = ("real", "jitter", "gmm", "pcgen")  # what joins the scarce real tiles
+SOURCES = ("real", "jitter", "gmm", "hybrid", "pcgen")  # what joins the scarce real tiles
 
 
 def arm_parts(arm: str) -> tuple[str, bool]:
@@ -66,7 +68,7 @@ def load_settings(overrides: Sequence[str] = (), config_dir=None) -> dict:
     checks = {"tile_size": float_range(0.0, 10_000.0, low_open=True), "jitter_sigma": float_range(0.0, 100.0),
               "gap_fraction": float_range(0.0, 0.95, low_open=True), "min_labelled": float_range(0.0, 1.0),
               "points": int_range(16, 1_000_000), "synthetic_per_tile": int_range(1, 100),
-              "keep_points": int_range(64, 10_000_000), "train.max_steps": int_range(1, 10_000_000),
+              "ground_points": int_range(64, 10_000_000), "train.max_steps": int_range(1, 10_000_000),
               "train.batch_size": int_range(1, 4096), "train.test_batch_size": int_range(1, 4096)}
     for key, parse in checks.items():
         node, _, leaf = key.rpartition(".")
@@ -133,12 +135,12 @@ def run_benchmark(cfg: dict, train_paths: Sequence, test_paths: Sequence, progre
     frame = MetricFrame(tile_size=cfg["tile_size"], points=cfg["points"])
     rng = np.random.default_rng(0)
     sources = {arm_parts(a)[0] for a in cfg["arms"]}
-    keep = cfg["keep_points"] if "pcgen" in sources else 0
+    keep = bool(sources & {"hybrid", "pcgen"})
     t0 = time.perf_counter()
-    train = [t for p in train_paths for t in labelled_share(site_tiles(p, frame, class_map, rng, keep),
-                                                             cfg["min_labelled"])]
-    test = [t for p in test_paths for t in labelled_share(site_tiles(p, frame, class_map, rng),
-                                                           cfg["min_labelled"])]
+    train = [t for p in train_paths for t in labelled_share(
+        site_tiles(p, frame, class_map, rng, cfg["ground_points"], keep_cloud=keep), cfg["min_labelled"])]
+    test = [t for p in test_paths for t in labelled_share(
+        site_tiles(p, frame, class_map, rng, cfg["ground_points"]), cfg["min_labelled"])]
     if not test:
         raise InputError(f"no held-out tile of {cfg['tile_size']:g} m has {cfg['min_labelled']:.0%} of its "
                          "points in a mapped class: the downstream test needs labelled held-out tiles")
@@ -152,17 +154,20 @@ def run_benchmark(cfg: dict, train_paths: Sequence, test_paths: Sequence, progre
                               cfg["train"]["test_batch_size"], 0, train=False)
     classic = instantiate(cfg["classic"])
     classic = type(classic)(**{**classic.__dict__, "scale": tuple(classic.scale)})
-    generator = None
+    generators = {}
     if "pcgen" in sources:
         from pcgen.tasks.generators import load_generator
-        generator = load_generator(cfg["ckpt"])
-    runs, gen_seconds = [], []
+        generators["pcgen"] = load_generator(cfg["ckpt"])
+    if "hybrid" in sources:  # the gap model's own starting point, without the model
+        from pcgen.tasks.baselines import HybridFill
+        generators["hybrid"] = HybridFill()
+    runs, gen_seconds = [], {name: [] for name in generators}
     prep_s = time.perf_counter() - t0
     for seed in cfg["seeds"]:
         budgets = nested_budgets(len(train), cfg["fractions"], seed)
         largest = budgets[max(budgets)]
         made: dict[str, dict[int, list]] = {}  # arm -> real tile index -> its synthetic tiles
-        for arm in ("jitter", "pcgen"):
+        for arm in ("jitter", "hybrid", "pcgen"):
             if arm in sources:
                 arm_rng = np.random.default_rng([seed, SOURCES.index(arm)])
                 made[arm] = {}
@@ -171,10 +176,10 @@ def run_benchmark(cfg: dict, train_paths: Sequence, test_paths: Sequence, progre
                         made[arm][i] = syn.jitter_tiles([train[i]], cfg["synthetic_per_tile"], cfg["jitter_sigma"],
                                                         arm_rng)
                     else:
-                        tiles, secs = syn.pcgen_tiles([train[i]], cfg["synthetic_per_tile"], class_map, frame,
-                                                      generator, cfg["gap_fraction"], arm_rng)
+                        tiles, secs = syn.reimagined_tiles([train[i]], cfg["synthetic_per_tile"], class_map,
+                                                           frame, generators[arm], cfg["gap_fraction"], arm_rng)
                         made[arm][i] = tiles
-                        gen_seconds.append(secs)
+                        gen_seconds[arm].append(secs)
         for fraction, index in sorted(budgets.items()):
             real = [train[i] for i in index]
             gmm = None
@@ -198,6 +203,8 @@ def run_benchmark(cfg: dict, train_paths: Sequence, test_paths: Sequence, progre
                              "iou": {class_map.names[c]: (None if np.isnan(scores[c]) else float(scores[c]))
                                      for c in range(C)},
                              "train_seconds": round(time.perf_counter() - start, 2)})
+                print(f"[{time.perf_counter() - t0:6.0f} s] budget {fraction:.0%} seed {seed} {arm}: "
+                      f"mIoU {100 * runs[-1]['miou']:.1f}", file=sys.stderr, flush=True)
     sites = lambda tiles: sorted({t.site for t in tiles})  # noqa: E731
     return {"classes": dict(zip(class_map.names, map(list, class_map.codes))),
             "scored_classes": [class_map.names[c] for c in scored],
@@ -207,5 +214,5 @@ def run_benchmark(cfg: dict, train_paths: Sequence, test_paths: Sequence, progre
             "settings": {k: cfg[k] for k in ("fractions", "seeds", "arms", "tile_size", "points",
                                              "synthetic_per_tile", "jitter_sigma", "gap_fraction", "train",
                                              "classic", "classifier", "ckpt")},
-            "pcgen_seconds_per_tile": float(np.mean(gen_seconds)) if gen_seconds else None,
+            "seconds_per_tile": {k: float(np.mean(v)) for k, v in gen_seconds.items() if v},
             "prepare_seconds": round(prep_s, 1), "runs": runs}

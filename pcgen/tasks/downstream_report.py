@@ -49,14 +49,16 @@ def markdown(doc: dict, summary: list[dict]) -> str:
         lines.append(f"| {s['fraction']:.0%} | {s['arm']} | {s['real_tiles']} + {s['synthetic_tiles']} | "
                      f"{100 * s['miou_mean']:.1f} ± {100 * s['miou_std']:.1f} | {cells} |")
     lines.append("")
+    pairs = (("pcgen", "classic"), ("pcgen+classic", "classic"), ("pcgen", "hybrid"),
+             ("pcgen+classic", "hybrid+classic"))
     for f in sorted({s["fraction"] for s in summary}):
-        g = gain(summary, f, "pcgen", "classic")
-        if g is not None:
-            lines.append(f"- {f:.0%} budget: pcgen − classic = {100 * g[0]:+.1f} mIoU points "
-                         f"(larger seed spread {100 * g[1]:.1f}).")
-    if doc.get("pcgen_seconds_per_tile") is not None:
-        t = doc["pcgen_seconds_per_tile"]
-        lines.append(f"- pcgen synthetic tile: {t:.2f} s each ({100 * t / 60:.1f} min per 100 tiles).")
+        for arm, over in pairs:
+            g = gain(summary, f, arm, over)
+            if g is not None:
+                lines.append(f"- {f:.0%} budget: {arm} − {over} = {100 * g[0]:+.1f} mIoU points "
+                             f"(larger seed spread {100 * g[1]:.1f}).")
+    for name, t in (doc.get("seconds_per_tile") or {}).items():
+        lines.append(f"- {name} synthetic tile: {t:.2f} s each ({100 * t / 60:.1f} min per 100 tiles).")
     return "\n".join(lines) + "\n"
 
 

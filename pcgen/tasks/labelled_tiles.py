@@ -95,23 +95,31 @@ class LabelledTile:
     cloud: object = None
 
 
-def frame_points(xyz: np.ndarray, center: np.ndarray, frame) -> np.ndarray:
-    """(P, 3) world points of one square in the frame, heights above the lowest return per 2 m cell."""
+def frame_points(xyz: np.ndarray, center: np.ndarray, frame, support: np.ndarray) -> np.ndarray:
+    """(P, 3) world points of one square in the frame, heights above a label-free ground.
+
+    Args:
+        support: (S, 3) the square's returns the ground is found in (the lowest per 2 m cell).
+            Every tile, real or synthetic, gets the same density here (``ground_points``): in
+            a dense forest the lowest of a sparse subset is often a crown, not the ground.
+    """
     from pcgen.tasks.frame import GroundSurface, lowest_per_cell
 
-    surface = GroundSurface(xyz[lowest_per_cell(xyz)])
+    surface = GroundSurface(support[lowest_per_cell(support)])
     return frame.place(xyz, center, surface(xyz[:, :2]))
 
 
 def site_tiles(path: str | Path, frame, class_map: ClassMap, rng: np.random.Generator,
-               keep_cloud: int = 0) -> list[LabelledTile]:
+               ground_points: int = 6144, keep_cloud: bool = False) -> list[LabelledTile]:
     """Every whole square of one labelled file or dataset.
 
     Args:
         path: a LAS/LAZ/COPC file or an EPT dataset.
         frame: :class:`pcgen.metrics.frame.MetricFrame` (tile size, points per tile).
-        keep_cloud: keep each square's world points (at most this many, a random subset) in
-            :attr:`LabelledTile.cloud`; 0 keeps none.
+        ground_points: the square's returns (a random subset of at most this many) its
+            label-free ground is found in.
+        keep_cloud: keep those returns with all attributes in :attr:`LabelledTile.cloud`, for
+            generators that re-imagine part of the tile.
     Raises:
         InputError: the file has no classification.
     """
@@ -124,10 +132,11 @@ def site_tiles(path: str | Path, frame, class_map: ClassMap, rng: np.random.Gene
     site = Path(path).name if Path(path).name != "ept.json" else Path(path).parent.name
     out = []
     for center, index in frame.squares(cloud.xyz[:, :2]):
-        sub = index[frame.subsample(len(index), rng)]
-        tile = LabelledTile(site, center, frame_points(cloud.xyz[sub], center, frame), class_map.labels(cls[sub]))
+        kept = index if len(index) <= ground_points else np.sort(rng.choice(index, ground_points, replace=False))
+        sub = kept[frame.subsample(len(kept), rng)]
+        tile = LabelledTile(site, center, frame_points(cloud.xyz[sub], center, frame, cloud.xyz[kept]),
+                            class_map.labels(cls[sub]))
         if keep_cloud:
-            kept = index if len(index) <= keep_cloud else np.sort(rng.choice(index, keep_cloud, replace=False))
             tile.cloud = cloud.select(kept)
         out.append(tile)
     return out

@@ -9,6 +9,8 @@ Each maker turns the scarce real labelled tiles into ``per_tile`` synthetic tile
 * ``pcgen``: the gap model re-imagines a box of the real tile (:func:`pcgen.tasks.augment.reimagine`);
   each generated point keeps the class of the real point it was made from, so the label is
   generated with the point, not guessed afterwards.
+* ``hybrid``: the same box filled by the gap model's starting point, the hybrid copy
+  (:class:`pcgen.tasks.baselines.HybridFill`): what the model adds over its source.
 """
 
 from __future__ import annotations
@@ -55,9 +57,9 @@ def gmm_tiles(real: Sequence[LabelledTile], per_tile: int, rng: np.random.Genera
     return out
 
 
-def pcgen_tiles(real: Sequence[LabelledTile], per_tile: int, class_map: ClassMap, frame, generator,
-                gap_fraction: float, rng: np.random.Generator) -> tuple[Tiles, float]:
-    """Re-imagined tiles and the seconds each took (the gap fill, framing included).
+def reimagined_tiles(real: Sequence[LabelledTile], per_tile: int, class_map: ClassMap, frame, generator,
+                     gap_fraction: float, rng: np.random.Generator) -> tuple[Tiles, float]:
+    """Tiles with a box re-imagined by ``generator`` and the seconds each took (framing included).
 
     Raises:
         InputError: a tile was kept without its world points (``keep_cloud``).
@@ -72,6 +74,6 @@ def pcgen_tiles(real: Sequence[LabelledTile], per_tile: int, class_map: ClassMap
         for _ in range(per_tile):
             cloud = reimagine(tile.cloud, generator, gap_fraction, rng).cloud
             sub = frame.subsample(len(cloud), rng)
-            pts = frame_points(cloud.xyz[sub], tile.center, frame)
+            pts = frame_points(cloud.xyz[sub], tile.center, frame, cloud.xyz)
             out.append((pts, class_map.labels(np.asarray(cloud.attributes["classification"])[sub])))
     return out, (time.perf_counter() - start) / max(len(out), 1)
