@@ -7,7 +7,7 @@ from torch.utils.data import DataLoader
 
 from pcgen.image.config import build_ldm, load_ldm, load_preset
 from pcgen.image.data import ImageFolder
-from pcgen.image.ldm import LatentDiffusion, logvar_weighted_loss
+from pcgen.image.ldm import logvar_weighted_loss
 from pcgen.image.optim import scaled_lr, warmup_lambda
 from pcgen.image.schedule import ldm_betas, make_scheduler
 

@@ -7,7 +7,7 @@ import torch
 
 from pcgen.errors import ConfigError, InputError
 from pcgen.ops import emd
-from pcgen.ops._emd_reference import auction_reference, exact_assignment
+from pcgen.ops._emd_reference import auction_reference
 from pcgen.ops._ext import has_op
 from pcgen.ops.emd import EMDOutput, _matched_cost
 
