@@ -22,26 +22,34 @@ Pipeline per file (one process / Dask task per file or EPT dataset)
        (scales, offsets, CRS, VLRs/EVLRs) through laspy's writer.
 Point records are moved as raw bytes throughout, so points that are not thinned or
 height-normalized leave bit-identical to how they came in.
+
+This module runs the pipeline; its parts live beside it: input discovery and header checks in
+`pcgen.data.tile_inputs`, the stores of step 1 in `pcgen.data.tile_store`, step 2 in
+`pcgen.data.tile_cores`, raw-record helpers in `pcgen.data.tile_records`.
 """
 
 from __future__ import annotations
 
 import math
-import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
 import laspy
 import numpy as np
 
 import pcgen.io as pio
-from pcgen.data.ground import GroundCollector, GroundModel
+from pcgen.data.ground import GroundCollector
+from pcgen.data.tile_cores import process_cores
+from pcgen.data.tile_inputs import input_files, input_stem, read_headers, source_name, unique_stems
+from pcgen.data.tile_records import (concat_records, decode_classification, decode_coords,
+                                     take_records, widen_records)
+from pcgen.data.tile_store import MemoryStore, SpillStore
 from pcgen.errors import ConfigError, InputError, OutputError
 from pcgen.io.copc import strip_copc_vlrs
-from pcgen.io.ept import EPT_NAME, EptDataset, is_ept
-from pcgen.io.las import check_header, write_las_records
+from pcgen.io.ept import EptDataset, is_ept
+from pcgen.io.las import write_las_records
 
 BUFFER_DIM = "buffer"
 _NEIGHBOURS = [(dx, dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1) if (dx, dy) != (0, 0)]
@@ -121,123 +129,7 @@ class FileResult:
     zmax: np.ndarray | None = None
 
 
-# -- stores: core records grouped by tile key --------------------------------------------------
-class _MemoryStore:
-    def __init__(self):
-        self._parts: dict[tuple[int, int], list[np.ndarray]] = {}
-        self._xy: dict = {}
-
-    def append(self, key, rows: np.ndarray) -> None:
-        self._parts.setdefault(key, []).append(rows)
-
-    def keys(self):
-        return sorted(self._parts)
-
-    def get(self, key) -> np.ndarray:
-        parts = self._parts[key]
-        if len(parts) > 1:
-            parts[:] = [np.concatenate(parts)]
-        return parts[0]
-
-    def put(self, key, rows: np.ndarray) -> None:
-        self._parts[key] = [rows]
-        self._xy.pop(key, None)
-
-    def drop(self, key) -> None:
-        del self._parts[key]
-        self._xy.pop(key, None)
-
-    def xy(self, key, scales, offsets) -> tuple[np.ndarray, np.ndarray]:
-        """Decoded x, y of a tile's core, cached: each core is read by up to 8 neighbours."""
-        if key not in self._xy:
-            self._xy[key] = tuple(_coords(self.get(key), scales, offsets))
-        return self._xy[key]
-
-    def __contains__(self, key) -> bool:
-        return key in self._parts
-
-    def close(self) -> None:
-        self._parts.clear()
-        self._xy.clear()
-
-
-class _SpillStore:
-    """Raw point records appended to one file per tile: bounded memory for huge inputs."""
-
-    def __init__(self, folder: Path, dtype: np.dtype):
-        self.folder, self.dtype = folder, dtype
-        folder.mkdir(parents=True, exist_ok=True)
-        self._keys: set = set()
-
-    def _path(self, key) -> Path:
-        return self.folder / f"{key[0]}_{key[1]}.bin"
-
-    def append(self, key, rows: np.ndarray) -> None:
-        with open(self._path(key), "ab") as fh:
-            fh.write(rows.tobytes())
-        self._keys.add(key)
-
-    def keys(self):
-        return sorted(self._keys)
-
-    def get(self, key) -> np.ndarray:
-        return np.fromfile(self._path(key), dtype=self.dtype)
-
-    def put(self, key, rows: np.ndarray) -> None:
-        rows.tofile(self._path(key))
-
-    def drop(self, key) -> None:
-        self._path(key).unlink()
-        self._keys.discard(key)
-
-    def xy(self, key, scales, offsets) -> tuple[np.ndarray, np.ndarray]:
-        return tuple(_coords(self.get(key), scales, offsets))
-
-    def __contains__(self, key) -> bool:
-        return key in self._keys
-
-    def close(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
-
-
-# -- helpers on raw records --------------------------------------------------------------------
-def _coords(rows: np.ndarray, scales, offsets, axes=(0, 1)) -> list[np.ndarray]:
-    names = ("X", "Y", "Z")
-    return [rows[names[a]] * scales[a] + offsets[a] for a in axes]
-
-
-def _classification(rows: np.ndarray, fmt: laspy.PointFormat) -> np.ndarray:
-    record = laspy.PackedPointRecord(rows, fmt)
-    return np.asarray(record["classification"])
-
-
-def voxel_keep(xyz: np.ndarray, voxel: float) -> np.ndarray:
-    """Indices (ascending) of one point per voxel: the one nearest its voxel's centre.
-
-    Args:
-        xyz: (N, 3) coordinates; voxels are ``floor(xyz / voxel)`` on the global grid.
-    Returns:
-        (M,) int64 indices into ``xyz``.
-    """
-    if len(xyz) == 0:
-        return np.zeros(0, dtype=np.int64)
-    cell = np.floor(xyz / voxel)
-    offset = xyz / voxel - cell - 0.5
-    dist = (offset * offset).sum(axis=1)
-    ijk = (cell - cell.min(axis=0)).astype(np.int64)
-    n = ijk.max(axis=0) + 1
-    if float(n[0]) * float(n[1]) * float(n[2]) < 2 ** 62:
-        key = (ijk[:, 0] * n[1] + ijk[:, 1]) * n[2] + ijk[:, 2]
-        order = np.lexsort((dist, key))
-        ks = key[order]
-        first = np.r_[True, ks[1:] != ks[:-1]]
-    else:  # astronomically large extent / voxel ratio: compare the three indices directly
-        order = np.lexsort((dist, ijk[:, 2], ijk[:, 1], ijk[:, 0]))
-        s = ijk[order]
-        first = np.r_[True, (s[1:] != s[:-1]).any(axis=1)]
-    return np.sort(order[first])
-
-
+# -- tile names and headers ------------------------------------------------------------------------
 def _laz_backend(n_points: int):
     """lazrs' parallel coder only pays off over several 50 000-point LAZ chunks."""
     if n_points < 150_000 and laspy.LazBackend.Lazrs.is_available():
@@ -258,35 +150,6 @@ def _tile_header(source: laspy.LasHeader, with_buffer: bool) -> laspy.LasHeader:
         header.add_extra_dims([laspy.ExtraBytesParams(
             name=BUFFER_DIM, type=np.uint8, description="1: buffer point, 0: tile core")])
     return header
-
-
-def _take(rows: np.ndarray, index) -> np.ndarray:
-    """``rows[index]`` through a void view: numpy gathers odd-sized packed records ~10x
-    faster as opaque bytes than field by field."""
-    void = np.dtype((np.void, rows.dtype.itemsize))
-    return np.ascontiguousarray(rows).view(void)[index].view(rows.dtype)
-
-
-def _concat(core: np.ndarray, bands: list[np.ndarray]) -> np.ndarray:
-    if not bands:
-        return core
-    void = np.dtype((np.void, core.dtype.itemsize))
-    return np.concatenate([np.ascontiguousarray(a).view(void) for a in (core, *bands)]).view(
-        core.dtype)
-
-
-def _widen(rows: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """Source records in the tile layout (source fields + a trailing u1 ``buffer`` = 0).
-
-    Done once per chunk so tiles are written without another copy of their core points.
-    """
-    if rows.dtype == dtype:
-        return rows
-    out = np.zeros(len(rows), dtype=dtype)
-    src = np.ascontiguousarray(rows)
-    out.view(np.uint8).reshape(len(rows), dtype.itemsize)[:, :rows.dtype.itemsize] = \
-        src.view(np.uint8).reshape(len(rows), rows.dtype.itemsize)
-    return out
 
 
 # -- one file ----------------------------------------------------------------------------------
@@ -321,15 +184,15 @@ def tile_file(path, out_dir, options: TileOptions, raster: RasterSpec | None = N
         dtype = tile_header.point_format.dtype()
         if reader.point_count * dtype.itemsize > options.max_memory:
             spill_dir = Path(tempfile.mkdtemp(prefix=f".spill-{stem}-", dir=out_dir))
-            store = _SpillStore(spill_dir, dtype)
+            store = SpillStore(spill_dir, dtype)
         else:
-            store = _MemoryStore()
+            store = MemoryStore()
         ground = GroundCollector(reader.point_count) if options.ground_normalize else None
         try:
             total = 0
             for chunk in reader:
-                rows = _widen(chunk._record.array, dtype)
-                x, y = _coords(rows, scales, offsets)
+                rows = widen_records(chunk._record.array, dtype)
+                x, y = decode_coords(rows, scales, offsets)
                 ix = np.floor(x / S).astype(np.int64)
                 iy = np.floor(y / S).astype(np.int64)
                 key = (ix - ix.min()) * (int(iy.max() - iy.min()) + 1) + (iy - iy.min())
@@ -337,13 +200,14 @@ def tile_file(path, out_dir, options: TileOptions, raster: RasterSpec | None = N
                 ks = key[order]
                 starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
                 ends = np.r_[starts[1:], len(ks)]
-                grouped = _take(rows, order)
+                grouped = take_records(rows, order)
                 for s, e in zip(starts.tolist(), ends.tolist()):
                     o = order[s]
                     store.append((int(ix[o]), int(iy[o])), grouped[s:e])
                 if ground is not None:
                     z = rows["Z"] * scales[2] + offsets[2]
-                    ground.add(np.c_[x, y, z], _classification(rows, tile_header.point_format))
+                    ground.add(np.c_[x, y, z],
+                               decode_classification(rows, tile_header.point_format))
                 total += len(rows)
                 if progress is not None:
                     progress(len(rows))
@@ -352,7 +216,7 @@ def tile_file(path, out_dir, options: TileOptions, raster: RasterSpec | None = N
             if raster is not None:
                 result.counts = np.zeros((raster.ny, raster.nx), np.int64)
                 result.zmax = np.full((raster.ny, raster.nx), -np.inf)
-            _process_cores(store, options, fmt, scales, offsets, model, result)
+            process_cores(store, options, fmt, scales, offsets, model, result)
             _write_tiles(store, options, tile_header, scales, offsets, out_dir, stem, raster,
                          result)
         finally:
@@ -369,38 +233,6 @@ def _crs_text(crs) -> str | None:
         return crs.srs.upper()
     epsg = crs.to_epsg(min_confidence=100) if len(crs.srs) < 64 else None
     return f"EPSG:{epsg}" if epsg else crs.name
-
-
-def _process_cores(store, options: TileOptions, fmt, scales, offsets,
-                   ground: GroundModel | None, result: FileResult) -> None:
-    """Thin, height-normalize and drop cores in place in the store."""
-    for key in store.keys():
-        core = store.get(key)
-        changed = False
-        if options.voxel is not None:
-            x, y, z = _coords(core, scales, offsets, axes=(0, 1, 2))
-            keep = voxel_keep(np.c_[x, y, z], options.voxel)
-            if len(keep) < len(core):
-                result.thinned_points += len(core) - len(keep)
-                core = _take(core, keep)
-                changed = True
-        if len(core) < options.min_points:
-            result.dropped_points += len(core)
-            result.dropped_tiles += 1
-            store.drop(key)
-            continue
-        if ground is not None:
-            x, y, z = _coords(core, scales, offsets, axes=(0, 1, 2))
-            height = z - ground(x, y)
-            z_int = np.round((height - offsets[2]) / scales[2])
-            if len(z_int) and (z_int.min() < -2 ** 31 or z_int.max() >= 2 ** 31):
-                raise OutputError(f"heights do not fit the source's Z grid (offset {offsets[2]:g}, "
-                                  f"scale {scales[2]:g})", result.source)
-            core = core.copy() if not changed else core
-            core["Z"] = z_int.astype(np.int32)
-            changed = True
-        if changed:
-            store.put(key, core)
 
 
 def _write_tiles(store, options: TileOptions, tile_header, scales, offsets, out_dir: Path,
@@ -421,23 +253,23 @@ def _write_tiles(store, options: TileOptions, tile_header, scales, offsets, out_
                 x, y = store.xy(nkey, scales, offsets)
                 inside = (x >= xmin - B) & (x < xmin + S + B) & (y >= ymin - B) & (y < ymin + S + B)
                 if inside.any():
-                    band = _take(nb, inside)
+                    band = take_records(nb, inside)
                     band[BUFFER_DIM] = 1
                     bands.append(band)
         name = tile_name(stem, key, S) + suffix
         # one record per tile: laspy's writer pays a header update per write_points call
-        rows = _concat(core, bands)
+        rows = concat_records(core, bands)
         try:
             write_las_records(out_dir / name, tile_header, [laspy.PackedPointRecord(rows, fmt)],
                               compress=options.compress, laz_backend=_laz_backend(len(rows)))
         except OSError as exc:
             raise OutputError(f"cannot write tile ({exc.strerror or exc})", out_dir / name) from None
         n_buffer = sum(len(b) for b in bands)
-        xyz = np.column_stack(_coords(core, scales, offsets, axes=(0, 1, 2)))
+        xyz = np.column_stack(decode_coords(core, scales, offsets, axes=(0, 1, 2)))
         if raster is not None:
             raster.accumulate(xyz, result.counts, result.zmax)
         result.tiles.append({
-            "name": name, "source": _source_name(result.source), "tile": list(key),
+            "name": name, "source": source_name(result.source), "tile": list(key),
             "core_bounds": [xmin, ymin, xmin + S, ymin + S],
             "buffer_bounds": [xmin - B, ymin - B, xmin + S + B, ymin + S + B],
             "data_bounds": [*xyz.min(axis=0).tolist(), *xyz.max(axis=0).tolist()],
@@ -451,88 +283,6 @@ def _tile_one(args) -> FileResult:
     """Worker entry (process pool / Dask task): tile one file."""
     path, out_dir, options, raster, stem = args
     return tile_file(path, out_dir, options, raster, stem)
-
-
-def input_files(inputs: Iterable) -> list[Path]:
-    """Expand files and folders (their ``*.las``/``*.laz``) into a sorted, de-duplicated list.
-
-    An EPT dataset (its ``ept.json`` or the folder holding it) is one input, named by its
-    ``ept.json``; COPC files are LAZ files.
-    """
-    files: list[Path] = []
-    for item in inputs:
-        p = Path(item)
-        if is_ept(p):
-            files.append(p / EPT_NAME if p.is_dir() else p)
-        elif p.is_dir():
-            found = sorted(q for q in p.iterdir() if q.suffix.lower() in (".las", ".laz"))
-            if not found:
-                raise InputError("folder holds no .las/.laz files (nor an EPT ept.json)", p)
-            files.extend(found)
-        elif p.is_file():
-            if p.suffix.lower() not in (".las", ".laz"):
-                raise InputError("not a .las/.laz file", p)
-            files.append(p)
-        else:
-            raise InputError("file not found", p)
-    seen, out = set(), []
-    for f in files:
-        r = f.resolve()
-        if r not in seen:
-            seen.add(r)
-            out.append(f)
-    return out
-
-
-def read_headers(files: list[Path]) -> list[laspy.LasHeader]:
-    """Open and check every header up front so a bad file fails the run before anything is
-    written: scales, offsets and bounds go through `pcgen.io.las.check_header`, the one check
-    every reader applies (a 0 or NaN scale collapses every X; NaN bounds break the grid).
-
-    An EPT dataset's header is its first node's, with the dataset's point count and extent.
-    """
-    headers = []
-    for f in files:
-        if is_ept(f):
-            with pio.open_chunks(f) as reader:
-                headers.append(check_header(reader.header, f))
-            continue
-        try:
-            with laspy.open(f) as reader:
-                header = reader.header
-        except BaseException as exc:  # noqa: BLE001 - lazrs panics derive from BaseException
-            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                raise
-            raise InputError(f"not a readable LAS/LAZ file ({str(exc).strip()[:200]})", f) \
-                from None
-        if header.point_count == 0:
-            raise InputError("contains no points", f)
-        headers.append(check_header(header, f))
-    return headers
-
-
-def _source_name(path: str) -> str:
-    """A tile's source as the index names it: the file name, ``<folder>/ept.json`` for EPT."""
-    p = Path(path)
-    return f"{p.parent.name}/{p.name}" if p.name == EPT_NAME else p.name
-
-
-def input_stem(path: Path) -> str:
-    """Tile-name prefix of an input: the file's stem, an EPT dataset's folder name."""
-    path = Path(path)
-    return path.resolve().parent.name if is_ept(path) else path.stem
-
-
-def unique_stems(files: list[Path]) -> list[str]:
-    stems, used = [], set()
-    for f in files:
-        base = input_stem(f)
-        stem, n = base, 2
-        while stem in used:
-            stem, n = f"{base}-{n}", n + 1
-        used.add(stem)
-        stems.append(stem)
-    return stems
 
 
 def overview_raster(headers: list[laspy.LasHeader], pixels: int = 512) -> RasterSpec:

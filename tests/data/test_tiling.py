@@ -11,7 +11,8 @@ import pytest
 import pcgen.io as io
 from pcgen import datadir
 from pcgen.data.synthetic import make_scene
-from pcgen.data.tiling import TileOptions, tile_files, voxel_keep
+from pcgen.data.tile_cores import voxel_keep
+from pcgen.data.tiling import TileOptions, tile_files
 
 
 def _raw_sorted(rows: np.ndarray) -> np.ndarray:
