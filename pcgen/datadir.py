@@ -33,10 +33,6 @@ def lidar_dir() -> Path:
     return data_dir() / "lidar"
 
 
-def image_dir() -> Path:
-    return data_dir() / "images"
-
-
 def lidar_file(name: str) -> Path:
     """Path of one shared LiDAR file by name, e.g. ``lidar_file("Megaplot.laz")``."""
     path = lidar_dir() / name

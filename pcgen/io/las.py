@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-import os
 from pathlib import Path
 from typing import Iterator
 
@@ -245,6 +244,3 @@ def write_las_records(path, header: laspy.LasHeader, records, *, compress: bool,
         if len(evlrs) and header.version.minor >= 4:
             writer.write_evlrs(evlrs)
 
-
-def is_las(path) -> bool:
-    return os.fspath(path).lower().endswith(LAS_SUFFIXES)

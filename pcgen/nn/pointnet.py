@@ -139,8 +139,8 @@ class PointNetEncoder(nn.Module):
 
         Returns a scalar; 0 without a feature transform (or before any forward).
         """
-        a = self._feature_transform
-        if a is None:
+        from pcgen.losses.regularizers import orthogonality_loss
+
+        if self._feature_transform is None:
             return torch.zeros((), device=next(self.parameters()).device)
-        eye = torch.eye(a.shape[-1], device=a.device, dtype=a.dtype)
-        return ((eye - a @ a.transpose(1, 2)) ** 2).sum(dim=(1, 2)).mean()
+        return orthogonality_loss(self._feature_transform)

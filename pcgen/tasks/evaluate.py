@@ -38,7 +38,7 @@ from pcgen.tasks.gaps import tile_footprint
 
 @dataclass
 class EvalConfig:
-    """Cuts and metric settings (``conf/task/eval_fill.yaml``)."""
+    """Cuts and metric settings of ``pcgen eval-fill`` (its command-line options)."""
 
     cuts_per_tile: int = 2
     gap_size: float = 10.0        # side of the square cut, CRS units

@@ -11,7 +11,6 @@ dimension: the mean distance from each point to the nearest point of the K - 1 o
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -213,7 +212,3 @@ def find_gaps(cloud, config: FillConfig) -> list[Gap]:
     cls = cloud.attributes["classification"] if "classification" in cloud.attributes else None
     return detect_gaps(cloud.xyz, cls, config.gaps)
 
-
-def with_overrides(cfg: FillConfig, **changes) -> FillConfig:
-    """A copy of ``cfg`` with top-level fields replaced (``samples=4``)."""
-    return dataclasses.replace(cfg, **changes)

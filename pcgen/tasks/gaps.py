@@ -10,7 +10,6 @@ polygon in the file's CRS; :func:`gaps_to_geojson` reports them.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -197,10 +196,3 @@ def gaps_to_geojson(gaps: Sequence[Gap], crs=None) -> dict:
         collection["crs"] = {"type": "name", "properties": {"name": name}}
     return collection
 
-
-def write_geojson(gaps: Sequence[Gap], path, crs=None) -> None:
-    """Write :func:`gaps_to_geojson` atomically."""
-    from pcgen.atomic import atomic_path
-
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(gaps_to_geojson(gaps, crs), indent=1))
