@@ -1,4 +1,5 @@
-"""Which inputs a tiling run reads and what its tiles are named after.
+"""What a tiling run's inputs hold and what its tiles are named after (the inputs themselves
+come from `pcgen.inputs.list_inputs`).
 
 Kept apart from the tiling itself: these checks run up front, before anything is written, so
 a missing, empty or unreadable input fails the run with one clear error and no partial output.
@@ -7,7 +8,6 @@ a missing, empty or unreadable input fails the run with one clear error and no p
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable
 
 import laspy
 
@@ -15,37 +15,6 @@ import pcgen.io as pio
 from pcgen.errors import InputError
 from pcgen.io.ept import EPT_NAME, is_ept
 from pcgen.io.las import check_header
-
-
-def input_files(inputs: Iterable) -> list[Path]:
-    """Expand files and folders (their ``*.las``/``*.laz``) into a sorted, de-duplicated list.
-
-    An EPT dataset (its ``ept.json`` or the folder holding it) is one input, named by its
-    ``ept.json``; COPC files are LAZ files.
-    """
-    files: list[Path] = []
-    for item in inputs:
-        p = Path(item)
-        if is_ept(p):
-            files.append(p / EPT_NAME if p.is_dir() else p)
-        elif p.is_dir():
-            found = sorted(q for q in p.iterdir() if q.suffix.lower() in (".las", ".laz"))
-            if not found:
-                raise InputError("folder holds no .las/.laz files (nor an EPT ept.json)", p)
-            files.extend(found)
-        elif p.is_file():
-            if p.suffix.lower() not in (".las", ".laz"):
-                raise InputError("not a .las/.laz file", p)
-            files.append(p)
-        else:
-            raise InputError("file not found", p)
-    seen, out = set(), []
-    for f in files:
-        r = f.resolve()
-        if r not in seen:
-            seen.add(r)
-            out.append(f)
-    return out
 
 
 def read_headers(files: list[Path]) -> list[laspy.LasHeader]:

@@ -42,11 +42,12 @@ import numpy as np
 import pcgen.io as pio
 from pcgen.data.ground import GroundCollector
 from pcgen.data.tile_cores import process_cores
-from pcgen.data.tile_inputs import input_files, input_stem, read_headers, source_name, unique_stems
+from pcgen.data.tile_inputs import input_stem, read_headers, source_name, unique_stems
 from pcgen.data.tile_records import (concat_records, decode_classification, decode_coords,
                                      take_records, widen_records)
 from pcgen.data.tile_store import MemoryStore, SpillStore
 from pcgen.errors import ConfigError, InputError, OutputError
+from pcgen.inputs import list_inputs
 from pcgen.io.copc import strip_copc_vlrs
 from pcgen.io.ept import EptDataset, is_ept
 from pcgen.io.las import write_las_records
@@ -323,7 +324,7 @@ def tile_files(inputs, out_dir, options: TileOptions | None = None, *, workers: 
     options = (options or TileOptions()).validate()
     if workers < 1:
         raise ConfigError(f"workers must be >= 1, got {workers}")
-    files = input_files(inputs)
+    files = list_inputs(inputs)
     if not files:
         raise InputError("no input files given")
     headers = read_headers(files)

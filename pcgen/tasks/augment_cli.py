@@ -40,15 +40,15 @@ def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from pcgen.atomic import atomic_dir
+    from pcgen.inputs import list_inputs
+    from pcgen.io import SUFFIXES
+    from pcgen.outputs import check_output
     from pcgen.tasks import augment as aug
     from pcgen.tasks.generators import DEFAULT_CHECKPOINT
-
-    from pcgen.outputs import check_output
-    from pcgen.tasks.eval_fill_cli import tile_paths
     from pcgen.train.checkpoint import load_head
 
     ckpt = Path(args.ckpt) if args.ckpt else DEFAULT_CHECKPOINT
-    paths = tile_paths(args.condition) if args.condition else []
+    paths = list_inputs(args.condition or [], suffixes=SUFFIXES)
     check_output(args.out, [*(args.condition or []), *paths, ckpt], folder=True, overwrite=args.overwrite,
                  overwrite_hint="--overwrite")
     head, meta = load_head(ckpt)

@@ -139,11 +139,13 @@ def compare(args, ref_paths, train_paths) -> tuple[str, dict, list, list[str]]:
 
 def run(args: argparse.Namespace) -> int:
     from pcgen.atomic import atomic_dir
+    from pcgen.inputs import list_inputs
+    from pcgen.io import SUFFIXES
     from pcgen.outputs import check_output
     from pcgen.tasks.augment import render_grid
-    from pcgen.tasks.eval_fill_cli import tile_paths
 
-    ref_paths, train_paths = tile_paths(args.reference), tile_paths(args.train)
+    ref_paths, train_paths = (list_inputs(args.reference, suffixes=SUFFIXES),
+                              list_inputs(args.train, suffixes=SUFFIXES))
     check_output(args.out, [*args.reference, *args.train, *ref_paths, *train_paths, args.ckpt], folder=True,
                  overwrite=args.overwrite, overwrite_hint="--overwrite")
     if args.downstream:

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from pcgen.errors import ConfigError, InputError
+from pcgen.errors import ConfigError
 from pcgen.options import non_negative_int, positive_float, positive_int, seed
 
 
@@ -52,29 +52,6 @@ def eval_config(args):
         cfg.seed = args.seed
     cfg.samples = args.samples
     return cfg
-
-
-def tile_paths(inputs) -> list[Path]:
-    """Expand files, folders and tile indexes into LAS/LAZ paths."""
-    from pcgen.tasks.jobs import LAS_SUFFIXES, _read_index
-
-    out: list[Path] = []
-    from pcgen.io.ept import EPT_NAME, is_ept
-
-    for item in map(Path, inputs):
-        if is_ept(item):  # one input, read whole (an ept.json is not a tile index)
-            out.append(item / EPT_NAME if item.is_dir() else item)
-        elif item.is_dir():
-            out += sorted(p for p in item.iterdir() if p.suffix.lower() in LAS_SUFFIXES)
-        elif item.suffix.lower() in (".txt", ".json", ".geojson"):
-            out += _read_index(item)
-        elif item.is_file():
-            out.append(item)
-        else:
-            raise InputError("tile not found", item)
-    if not out:
-        raise InputError("no LAS/LAZ tiles given")
-    return out
 
 
 def load_tiles(paths):
@@ -123,12 +100,14 @@ def run_evaluation(tiles, out_dir, generators, cfg, fill_cfg, progress=False, ex
 
 
 def run(args: argparse.Namespace) -> int:
+    from pcgen.inputs import list_inputs
+    from pcgen.io import SUFFIXES
     from pcgen.outputs import check_output
     from pcgen.tasks.baselines import HybridFill, MirrorFill, SurfaceFill
     from pcgen.tasks.config_checks import check_fill_config
     from pcgen.tasks.fill import load_fill_config
 
-    paths = tile_paths(args.tiles)
+    paths = list_inputs(args.tiles, suffixes=SUFFIXES)
     check_output(args.out, [*args.tiles, *paths, args.ckpt], folder=True, overwrite=args.overwrite,
                  overwrite_hint="--overwrite")
     cfg = eval_config(args)

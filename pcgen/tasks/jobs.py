@@ -12,11 +12,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from pcgen.errors import InputError, OutputError
+from pcgen.inputs import input_kind, list_inputs
 from pcgen.io import SUFFIXES
-from pcgen.io.ept import EPT_NAME, is_ept
+from pcgen.io.las import LAS_SUFFIXES
 from pcgen.tasks.fill import FillConfig, fill_cloud, find_gaps, mask_gaps
-
-LAS_SUFFIXES = (".las", ".laz")
 
 
 @dataclass
@@ -87,37 +86,22 @@ def _write_report(path, gaps, crs) -> None:
 
 
 def expand_inputs(src: str | os.PathLike, dst: str | os.PathLike) -> list[tuple[Path, Path]]:
-    """(input, output) file pairs for a file, a folder of LAS/LAZ, an EPT dataset, or a tile index.
+    """(input, output) file pairs for a file, a folder of LAS/LAZ, an EPT dataset, or a tile index
+    (expanded by `pcgen.inputs.list_inputs`).
 
-    An EPT dataset (``ept.json`` or its folder) is one input, read whole, with ``dst`` its
-    output file; a COPC file is a LAZ file.
-
-    A tile index is a ``.txt`` (one path per line) or a GeoJSON whose features carry the tile
-    path in ``location`` (gdaltindex), ``path``, ``file`` or ``name`` (``pcgen tile``); relative
-    paths are relative to it.
-    For folders and indexes ``dst`` is a folder and outputs keep the input names.
+    A file (LAS/LAZ, COPC, or another format `pcgen.io` reads) or an EPT dataset is one input,
+    with ``dst`` its output file. For folders and indexes ``dst`` is a folder and outputs keep
+    the input names; only LAS/LAZ files are listed there, since every output is LAS/LAZ.
 
     Raises:
         InputError: missing input, empty folder/index; OutputError: an output would replace its input.
     """
     src, dst = Path(src), Path(dst)
-    if not src.exists():
-        raise InputError("input not found", src)
-    if is_ept(src):
-        pairs = [(src / EPT_NAME if src.is_dir() else src, dst)]
-        files = None
-    elif src.is_dir():
-        files = sorted(p for p in src.iterdir() if p.suffix.lower() in LAS_SUFFIXES)
-        if not files:
-            raise InputError("no LAS/LAZ files in the folder", src)
-    elif src.suffix.lower() in (".txt", ".json", ".geojson"):
-        files = _read_index(src)
-    elif src.suffix.lower() in SUFFIXES:
-        pairs = [(src, dst)]
-        files = None
+    kind = input_kind(src)
+    if kind in ("file", "ept"):
+        pairs = [(list_inputs([src], suffixes=SUFFIXES)[0], dst)]
     else:
-        raise InputError(f"unknown input type {src.suffix!r} (LAS/LAZ file, folder, or tile index)", src)
-    if files is not None:
+        files = list_inputs([src])
         if dst.suffix.lower() in LAS_SUFFIXES:
             raise OutputError("several inputs need an output folder, not a file", dst)
         pairs = [(f, dst / f.name) for f in files]
@@ -127,29 +111,6 @@ def expand_inputs(src: str | os.PathLike, dst: str | os.PathLike) -> list[tuple[
         if b.suffix.lower() not in LAS_SUFFIXES:
             raise OutputError("output must end in .las or .laz", b)
     return pairs
-
-
-def _read_index(path: Path) -> list[Path]:
-    try:
-        if path.suffix.lower() == ".txt":
-            names = [ln.strip() for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
-        else:
-            doc = json.loads(path.read_text())
-            names = []
-            for f in doc.get("features", []):
-                props = f.get("properties") or {}
-                name = props.get("location") or props.get("path") or props.get("file") or props.get("name")
-                if name:
-                    names.append(name)
-    except (OSError, ValueError, AttributeError) as exc:
-        raise InputError(f"unreadable tile index ({exc})", path) from None
-    files = [(path.parent / n).resolve() if not Path(n).is_absolute() else Path(n) for n in names]
-    if not files:
-        raise InputError("tile index lists no tiles", path)
-    missing = [str(f) for f in files if not f.is_file()]
-    if missing:
-        raise InputError(f"tile index names missing files: {', '.join(missing[:3])}", path)
-    return files
 
 
 def run_jobs(jobs: list[FillJob], workers: int = 1, dask_address: str | None = None,

@@ -29,24 +29,21 @@ def default_cache_dir() -> Path:
 
 
 def resolve_sources(files: Sequence[str] | None) -> list[Path]:
-    """Turn data-config file entries into paths.
+    """Turn data-config file entries into absolute LAS/LAZ (or EPT) paths.
 
     A bare name (``Megaplot.laz``) is looked up in the shared sample-data folder through
-    ``pcgen.datadir``; anything with a folder part is a path. ``None`` / empty means every
-    shared LiDAR file.
+    ``pcgen.datadir``; anything with a folder part is a path, expanded like every command's
+    inputs (`pcgen.inputs.list_inputs`: a file, a folder, a tile index or an EPT dataset).
+    ``None`` / empty means every shared LiDAR file.
     """
     from pcgen import datadir
+    from pcgen.inputs import list_inputs
 
     if not files:
         return datadir.lidar_files()
-    out = []
-    for entry in files:
-        entry = os.path.expanduser(str(entry))
-        path = Path(entry) if os.sep in entry else datadir.lidar_file(entry)
-        if not path.is_file():
-            raise InputError("training source file not found", path)
-        out.append(path.resolve())
-    return out
+    entries = [os.path.expanduser(str(entry)) for entry in files]
+    paths = [Path(e) if os.sep in e else datadir.lidar_file(e) for e in entries]
+    return [p.resolve() for p in list_inputs(paths)]
 
 
 def ensure_tiles(sources: Sequence[Path], cache_dir: str | os.PathLike | None,

@@ -290,10 +290,10 @@ def test_fill_inputs_accept_an_ept_dataset(tmp_path):
 
 def test_fill_cli_accepts_an_ept_folder(tmp_path, capsys):
     from pcgen.cli import main
-    from pcgen.tasks.eval_fill_cli import tile_paths
+    from pcgen.inputs import list_inputs
 
     root, _ = _shallow_dataset(tmp_path)
-    assert tile_paths([root]) == tile_paths([root / "ept.json"]) == [root / "ept.json"]
+    assert list_inputs([root]) == list_inputs([root / "ept.json"]) == [root / "ept.json"]
     out = tmp_path / "filled.laz"
     code = main(["fill", str(root), str(out), "--baseline", "mirror", "--quiet"])
     assert code in (0, None)
