@@ -43,4 +43,6 @@ def lidar_file(name: str) -> Path:
 
 def lidar_files() -> list[Path]:
     """Every shared LAS/LAZ file, sorted by name."""
-    return sorted(p for p in lidar_dir().iterdir() if p.suffix.lower() in (".las", ".laz"))
+    from pcgen.io.las import LAS_SUFFIXES
+
+    return sorted(p for p in lidar_dir().iterdir() if p.suffix.lower() in LAS_SUFFIXES)

@@ -39,7 +39,9 @@ def list_tiles(tile_dir: Path) -> list[Path]:
         except (ValueError, KeyError, TypeError) as exc:
             raise InputError(f"unreadable tile index ({exc})", index) from None
         return [tile_dir / n for n in names]
-    return sorted(p for p in tile_dir.iterdir() if p.suffix.lower() in (".las", ".laz"))
+    from pcgen.io.las import LAS_SUFFIXES
+
+    return sorted(p for p in tile_dir.iterdir() if p.suffix.lower() in LAS_SUFFIXES)
 
 
 class TileDataset(Dataset):

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 
 from pcgen.errors import ConfigError
 from pcgen.options import non_negative_int, positive_float, positive_int, seed
@@ -54,57 +52,13 @@ def eval_config(args):
     return cfg
 
 
-def load_tiles(paths):
-    import pcgen.io as pio
-
-    tiles = []
-    for p in paths:
-        cloud = pio.read(p)
-        attrs = {k: cloud.attributes[k] for k in ("classification", "return_number", "number_of_returns")
-                 if k in cloud.attributes}
-        tiles.append((Path(p).name, cloud.xyz, attrs))
-    return tiles
-
-
-def run_evaluation(tiles, out_dir, generators, cfg, fill_cfg, progress=False, extra=None,
-                   overwrite: bool = True) -> dict:
-    """Evaluate and write eval_fill.json / .md / .png into ``out_dir`` atomically; returns the summary.
-
-    The output folder is claimed (locked, staged) before the evaluation starts, so a second run
-    into the same folder fails at once instead of racing this one.
-    """
-    from pcgen.atomic import atomic_dir
-    from pcgen.tasks.evaluate import (compare, comparison_text, evaluate_fill, markdown_table, render_examples,
-                                      rows_to_json, summarize)
-
-    with atomic_dir(out_dir, overwrite=overwrite) as tmp:
-        rows, examples = evaluate_fill(tiles, generators, cfg, fill_cfg, progress=progress)
-        summary = summarize(rows, cfg.tau)
-        cmp = compare(rows, bootstrap=cfg.bootstrap, seed=cfg.seed)
-        table = markdown_table(summary, cfg.tau) + comparison_text(cmp)
-        sites = list(dict.fromkeys(r["tile"] for r in rows))
-        by_site = {}
-        if len(sites) > 1:
-            for site in sites:
-                mine = [r for r in rows if r["tile"] == site]
-                by_site[site] = {"summary": summarize(mine, cfg.tau), "comparison": compare(mine, seed=cfg.seed)}
-        per_site = "".join(f"\n### {site}\n\n" + markdown_table(v["summary"], cfg.tau) + comparison_text(v["comparison"])
-                           for site, v in by_site.items())
-        report = rows_to_json(rows, summary, cfg, {"comparison": cmp, "by_tile": by_site, **(extra or {})})
-        (tmp / "eval_fill.json").write_text(json.dumps(report, indent=1, default=float))
-        (tmp / "eval_fill.md").write_text(f"Gap filling on {len(sites)} held-out tiles, "
-                                          f"{cfg.gap_size:g} m square cuts\n\n" + table +
-                                          ("\n## Per tile\n" + per_site if per_site else ""))
-        render_examples(examples, tmp / "eval_fill.png")
-    return {"summary": summary, "table": table, "comparison": cmp}
-
-
 def run(args: argparse.Namespace) -> int:
     from pcgen.inputs import list_inputs
     from pcgen.io import SUFFIXES
     from pcgen.outputs import check_output
     from pcgen.tasks.baselines import HybridFill, MirrorFill, SurfaceFill
     from pcgen.tasks.config_checks import check_fill_config
+    from pcgen.tasks.evaluate import load_tiles, run_evaluation
     from pcgen.tasks.fill import load_fill_config
 
     paths = list_inputs(args.tiles, suffixes=SUFFIXES)
