@@ -17,8 +17,8 @@ from pcgen.errors import ConfigError, InputError
 
 
 @dataclass
-class Gap:
-    """One cut.
+class Cut:
+    """One cut of a normalized sample (not :class:`pcgen.tasks.gaps.Gap`, a gap found in a file).
 
     Attributes:
         context: (N - K, 3) points outside the box.
@@ -39,7 +39,7 @@ def _check_size(size: tuple[float, float]) -> tuple[float, float]:
 
 
 def cut_gap(points: np.ndarray | torch.Tensor, rng: np.random.Generator,
-            size: tuple[float, float] = (0.15, 0.35), min_points: int = 16, max_tries: int = 50) -> Gap:
+            size: tuple[float, float] = (0.15, 0.35), min_points: int = 16, max_tries: int = 50) -> Cut:
     """Remove a random xy box from a sample.
 
     The box's side lengths are uniform fractions ``size`` of the sample's xy extent (drawn per
@@ -55,7 +55,7 @@ def cut_gap(points: np.ndarray | torch.Tensor, rng: np.random.Generator,
         max_tries: redraws before giving up.
 
     Returns:
-        :class:`Gap`.
+        :class:`Cut`.
 
     Raises:
         InputError: the sample is too small or too degenerate to cut such a gap.
@@ -79,7 +79,7 @@ def cut_gap(points: np.ndarray | torch.Tensor, rng: np.random.Generator,
         inside = np.all((xyz[:, :2] >= box[:2]) & (xyz[:, :2] <= box[2:]), axis=1)
         k = int(inside.sum())
         if min_points <= k <= len(xyz) - min_points:
-            return Gap(context=xyz[~inside], target=xyz[inside], box=box)
+            return Cut(context=xyz[~inside], target=xyz[inside], box=box)
     raise InputError(f"no gap with at least {min_points} points on both sides after {max_tries} tries")
 
 
@@ -147,4 +147,4 @@ class GapDataset(torch.utils.data.Dataset):
         return out
 
 
-__all__ = ["Gap", "cut_gap", "resample", "GapDataset"]
+__all__ = ["Cut", "cut_gap", "resample", "GapDataset"]
