@@ -7,10 +7,10 @@ from typing import Literal
 import torch.nn.functional as F
 from torch import Tensor
 
-Norm = Literal["l2", "l1"]
+ErrorNorm = Literal["l2", "l1"]
 
 
-def _regression(pred: Tensor, target: Tensor, norm: Norm) -> Tensor:
+def _regression(pred: Tensor, target: Tensor, norm: ErrorNorm) -> Tensor:
     if pred.shape != target.shape:
         raise ValueError(f"prediction {tuple(pred.shape)} and target {tuple(target.shape)} differ")
     if norm == "l2":
@@ -20,7 +20,7 @@ def _regression(pred: Tensor, target: Tensor, norm: Norm) -> Tensor:
     raise ValueError(f"unknown norm {norm!r}; expected 'l2' or 'l1'")
 
 
-def noise_prediction_loss(eps_pred: Tensor, eps: Tensor, norm: Norm = "l2") -> Tensor:
+def noise_prediction_loss(eps_pred: Tensor, eps: Tensor, norm: ErrorNorm = "l2") -> Tensor:
     """DDPM's simple loss ||ε - ε_θ(x_t, t)|| averaged over every coordinate.
 
     Args:
@@ -34,7 +34,7 @@ def noise_prediction_loss(eps_pred: Tensor, eps: Tensor, norm: Norm = "l2") -> T
     return _regression(eps_pred, eps, norm)
 
 
-def velocity_loss(v_pred: Tensor, v_target: Tensor, norm: Norm = "l2") -> Tensor:
+def velocity_loss(v_pred: Tensor, v_target: Tensor, norm: ErrorNorm = "l2") -> Tensor:
     """Conditional flow-matching loss ||v_θ(x_t, t) - (x1 - x0)||, averaged.
 
     Args:

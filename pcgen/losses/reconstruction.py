@@ -6,13 +6,10 @@ the kernels (compiled or pure-torch reference) stay in one place.
 
 from __future__ import annotations
 
-from typing import Literal
-
 from torch import Tensor
 
 from pcgen import ops
-
-EMDMethod = Literal["auction", "exact", "sinkhorn"]
+from pcgen.ops.emd import EMDMethod  # the one definition, the op's; re-exported for the heads
 
 
 def chamfer_loss(pred: Tensor, target: Tensor, squared: bool = True) -> Tensor:

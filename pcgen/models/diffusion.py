@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from pcgen.errors import ConfigError
 from pcgen.losses import noise_prediction_loss, reconstruction_terms
-from pcgen.losses.denoising import Norm
+from pcgen.losses.denoising import ErrorNorm
 from pcgen.losses.reconstruction import EMDMethod, check_kinds
 from pcgen.models._util import module_device, regularization
 from pcgen.models.conditioning import ContextEncoder, finish_samples, prepare_batch, prepare_sampling
@@ -39,7 +39,7 @@ class DiffusionHead(nn.Module):
         emd_method: ``pcgen.ops.emd`` solver.
     """
 
-    def __init__(self, net: nn.Module, schedule: NoiseSchedule, norm: Norm = "l2",
+    def __init__(self, net: nn.Module, schedule: NoiseSchedule, norm: ErrorNorm = "l2",
                  x0_terms: tuple[str, ...] = (), x0_max_t: int | None = None,
                  context_encoder: ContextEncoder | None = None, sampler: Sampler = "ddim",
                  steps: int | None = 50, eta: float = 0.0, emd_method: EMDMethod = "auction"):

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from pcgen.errors import ConfigError
 from pcgen.losses import velocity_loss
-from pcgen.losses.denoising import Norm
+from pcgen.losses.denoising import ErrorNorm
 from pcgen.models._util import module_device, regularization
 from pcgen.models.conditioning import ContextEncoder, finish_samples, prepare_batch, prepare_sampling
 
@@ -60,7 +60,7 @@ class FlowMatchingHead(nn.Module):
         solver, steps: defaults for :meth:`sample` (Heun, 20 steps).
     """
 
-    def __init__(self, net: nn.Module, norm: Norm = "l2", time_sampling: TimeSampling = "uniform",
+    def __init__(self, net: nn.Module, norm: ErrorNorm = "l2", time_sampling: TimeSampling = "uniform",
                  time_scale: float = 1000.0, context_encoder: ContextEncoder | None = None,
                  solver: Solver = "heun", steps: int = 20):
         super().__init__()
