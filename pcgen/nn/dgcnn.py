@@ -2,7 +2,8 @@
 
 The first graph is built on xyz; each later one in the feature space of the previous layer (the
 "dynamic graph"), so points far apart but alike in shape can exchange information. Graphs come
-from :func:`pcgen.ops.knn` (no torch-cluster); convolutions are torch-geometric's ``EdgeConv``.
+from :func:`pcgen.nn.graph.knn_graph` over pcgen's own kNN (no torch-cluster); convolutions are
+torch-geometric's ``EdgeConv``.
 Memory grows with ``B * N * k * width``: edges, not points, dominate.
 """
 
@@ -14,26 +15,10 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.nn import EdgeConv
 
-from pcgen.nn.batching import Packing, check_points
+from pcgen.nn.batching import check_points
 from pcgen.nn.blocks import (Act, Conditioning, ConditioningMode, EncoderOutput, Norm, global_pool,
                              shared_mlp)
-from pcgen.ops import knn
-
-
-@torch.no_grad()
-def knn_graph(x: Tensor, packing: Packing, k: int) -> Tensor:
-    """Directed kNN graph of each cloud's packed rows, self included (as in DGCNN).
-
-    Args: x ``(P, C)`` rows to measure distances in, packing of the rows, k neighbours.
-    Returns: ``edge_index (2, E)`` with row 0 the neighbour (source) and row 1 the point (target).
-    """
-    idx = knn(packing.unpack(x.detach()), packing.unpack(x.detach()), k,
-              lengths1=packing.lengths, lengths2=packing.lengths).idx  # (B, N, k)
-    nbr = packing.pack(idx)  # (P, k): the rows' own neighbours, per-cloud indices
-    ok = nbr >= 0
-    src = (nbr + packing.offsets[packing.batch][:, None])[ok]
-    dst = torch.arange(nbr.shape[0], device=x.device)[:, None].expand_as(nbr)[ok]
-    return torch.stack([src, dst])
+from pcgen.nn.graph import knn_graph
 
 
 class DGCNNEncoder(nn.Module):

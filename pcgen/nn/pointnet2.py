@@ -4,7 +4,8 @@ Set abstraction picks centroids by farthest point sampling, groups the nearest p
 ball around each (one ball per scale: single- or multi-scale grouping) and summarizes each group
 with torch-geometric's ``PointNetConv``. Feature propagation interpolates features back to the
 finer level by inverse squared distance over the 3 nearest coarse points, so the encoder also
-yields per-point features. Graphs come from :mod:`pcgen.ops`, never torch-cluster.
+yields per-point features. Graphs come from :mod:`pcgen.ops` through :mod:`pcgen.nn.graph`,
+never torch-cluster.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from torch_geometric.nn import PointNetConv
 from pcgen.nn.batching import Packing, check_points
 from pcgen.nn.blocks import (Act, Conditioning, ConditioningMode, EncoderOutput, Norm, global_pool,
                              shared_mlp)
+from pcgen.nn.graph import neighbour_edges
 from pcgen.ops import ball_query, farthest_point_sample, knn
 
 
@@ -101,16 +103,12 @@ class SetAbstraction(nn.Module):
         centroid_rows = cpack.pack(packing.to_rows(idx)[..., None]).squeeze(-1)
         pos_c = pos[centroid_rows]
         pos_c_pad = cpack.unpack(pos_c)
-        dst_rows = (cpack.offsets[:, None] + torch.arange(n, device=pos.device)[None])  # (B, n)
         outs = []
         for conv, radius, k in zip(self.convs, self.radii, self.neighbors):
             with torch.no_grad():
                 nbr = ball_query(pos_c_pad.detach(), pos_pad.detach(), radius, k,
                                  lengths1=counts, lengths2=packing.lengths).idx
-            ok = (nbr >= 0) & cpack.mask[..., None]
-            src = packing.to_rows(nbr)[ok]
-            dst = dst_rows[..., None].expand_as(nbr)[ok]
-            outs.append(conv(x, (pos, pos_c), torch.stack([src, dst])))
+            outs.append(conv(x, (pos, pos_c), neighbour_edges(nbr, cpack, packing)))
         return torch.cat(outs, dim=-1), pos_c, cpack
 
 

@@ -2,8 +2,8 @@
 
 Each public function checks its inputs and documents shapes; underneath it calls the compiled
 kernel registered as ``torch.ops.pcgen.*`` (``cuda_ops/``) or, when ``pcgen._C`` is not built, the
-pure-torch reference in :mod:`pcgen.ops.reference`. ``pcgen.ops.pyg`` adapts them to
-torch_cluster's signatures for torch-geometric.
+pure-torch reference in :mod:`pcgen.ops.reference`. :mod:`pcgen.nn.graph` turns their neighbour
+indices into torch-geometric edge indices.
 """
 
 from pcgen.ops.chamfer import ChamferOutput, chamfer
