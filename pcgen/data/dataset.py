@@ -2,7 +2,7 @@
 
 Each item is one tile: ``num_points`` points picked by farthest-point sampling (through
 `pcgen.ops.farthest_point_sample`) or uniformly at random, normalized to the unit sphere or
-cube. ``center``/``scale`` are kept in float64, so ``points * scale + center`` (see
+unit cube. ``center``/``scale`` are kept in float64, so ``points * scale + center`` (see
 `Normalization.invert`) puts generated points back in real-world coordinates, and
 ``index`` names the tile point behind every sample point.
 """
@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 
 import pcgen.io as pio
 from pcgen.data.tiling import BUFFER_DIM
-from pcgen.data.transforms import Augment, Normalization
+from pcgen.data.transforms import Augment, Normalization, NormalizeMode, normalize_mode
 from pcgen.errors import ConfigError, InputError
 
 FEATURES = ("intensity", "return_number", "classification", "rgb")
@@ -52,7 +52,8 @@ class TileDataset(Dataset):
         num_points: N, points per sample. Tiles with fewer points are padded by repeating
             randomly chosen points (their ``index`` repeats too).
         sampling: ``"fps"`` (farthest-point, even coverage) or ``"random"`` (uniform).
-        normalize: ``"sphere"`` (centroid at 0, radius 1) or ``"cube"`` (box in [-0.5, 0.5]^3).
+        normalize: ``"sphere"`` (centroid at 0, radius 1) or ``"unit_cube"`` (bounding box
+            centred, largest side 1: in [-0.5, 0.5]^3); ``"cube"`` is accepted as its older name.
         features: any of ``"intensity"`` (log-scaled to [0, 1]), ``"return_number"``
             (return / number of returns, so 1 is a last return), ``"classification"``
             (one-hot over ``classes`` plus an "other" channel), ``"rgb"`` (/ 65535).
@@ -68,7 +69,7 @@ class TileDataset(Dataset):
 
     def __init__(self, tile_dir, num_points: int = 2048,
                  sampling: Literal["fps", "random"] = "fps",
-                 normalize: Literal["sphere", "cube"] = "sphere", features: Sequence[str] = (),
+                 normalize: NormalizeMode = "sphere", features: Sequence[str] = (),
                  augment: Augment | None = None, seed: int = 0, core_only: bool = False,
                  classes: Sequence[int] = DEFAULT_CLASSES):
         self.tile_dir = Path(tile_dir)
@@ -78,8 +79,10 @@ class TileDataset(Dataset):
             raise ConfigError(f"num_points must be > 0, got {num_points}")
         if sampling not in ("fps", "random"):
             raise ConfigError(f"sampling must be 'fps' or 'random', got {sampling!r}")
-        if normalize not in ("sphere", "cube"):
-            raise ConfigError(f"normalize must be 'sphere' or 'cube', got {normalize!r}")
+        try:
+            normalize = normalize_mode(normalize)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
         unknown = [f for f in features if f not in FEATURES]
         if unknown:
             raise ConfigError(f"unknown features {unknown}; choose from {list(FEATURES)}")

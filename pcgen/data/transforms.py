@@ -11,7 +11,23 @@ from typing import Literal
 
 import numpy as np
 
-NormalizeMode = Literal["sphere", "cube"]
+NormalizeMode = Literal["sphere", "unit_cube"]
+NORMALIZE_MODES = ("sphere", "unit_cube")
+#: Older spellings, still accepted so existing configs and checkpoints load. ``"cube"`` became
+#: ``"unit_cube"`` so that in pcgen a "box" frame is always [-1, 1]^3 (metrics, gap frames).
+NORMALIZE_ALIASES = {"cube": "unit_cube"}
+
+
+def normalize_mode(mode: str) -> str:
+    """The canonical name of a normalization mode (``"cube"`` -> ``"unit_cube"``).
+
+    Raises:
+        ValueError: ``mode`` is not a mode or an alias of one.
+    """
+    mode = NORMALIZE_ALIASES.get(mode, mode) if isinstance(mode, str) else mode
+    if mode not in NORMALIZE_MODES:
+        raise ValueError(f"normalize must be 'sphere' or 'unit_cube', got {mode!r}")
+    return mode
 
 
 @dataclass(frozen=True)
@@ -33,11 +49,12 @@ class Normalization:
         Args:
             xyz: (N, 3) points (any float dtype; fitted in float64).
             mode: ``"sphere"``: centroid to origin, farthest point on the unit sphere.
-                ``"cube"``: bounding-box centre to origin, isotropic scale so the box fits
-                ``[-0.5, 0.5]^3`` (largest side exactly 1).
+                ``"unit_cube"``: bounding-box centre to origin, isotropic scale so the points fit
+                ``[-0.5, 0.5]^3`` (largest side exactly 1); ``"cube"`` is its older name.
         Returns:
             The fitted `Normalization`. A single point (or all points equal) gives scale 1.
         """
+        mode = normalize_mode(mode)
         xyz = np.asarray(xyz, dtype=np.float64)
         if xyz.ndim != 2 or xyz.shape[1] != 3 or len(xyz) == 0:
             raise ValueError(f"expected (N, 3) points with N > 0, got {xyz.shape}")
@@ -45,12 +62,10 @@ class Normalization:
             ref = xyz[0]  # mean of offsets: no precision lost to large UTM coordinates
             center = ref + (xyz - ref).mean(axis=0)
             scale = float(np.sqrt(((xyz - center) ** 2).sum(axis=1).max()))
-        elif mode == "cube":
+        else:  # unit_cube
             lo, hi = xyz.min(axis=0), xyz.max(axis=0)
             center = (lo + hi) / 2.0
             scale = float((hi - lo).max())
-        else:
-            raise ValueError(f"normalize must be 'sphere' or 'cube', got {mode!r}")
         return cls(center=center, scale=scale if scale > 0 else 1.0)
 
     def apply(self, xyz: np.ndarray) -> np.ndarray:

@@ -3,7 +3,7 @@
 Each cloud marks the voxels of a ``resolution``^3 grid over [-1, 1]^3 it occupies (once per cloud,
 however many points fall in a voxel); summing over a set and normalizing gives an occupancy
 distribution, and the JSD of the two distributions is reported in bits (base 2): 0 for sets
-occupying space alike, 1 for sets occupying disjoint voxels. Points outside the cube are clamped
+occupying space alike, 1 for sets occupying disjoint voxels. Points outside the grid are clamped
 into its border voxels; normalize clouds first (``pcgen.metrics.normalize``), or give the box of
 the frame they share (``bounds``, e.g. :meth:`pcgen.metrics.frame.MetricFrame.bounds` in metres).
 """

@@ -30,7 +30,7 @@ class NoiseSchedule(nn.Module):
         num_steps: T.
         beta_start, beta_end: the linear schedule's endpoints (ignored by "cosine").
         clip_sample: clamp x̂₀ to [-clip_sample, clip_sample] while sampling; None disables.
-            pcgen's frames (unit sphere, cube, gap box) all lie in [-1, 1], and without the
+            pcgen's frames (unit sphere, unit cube, gap box frame) all lie in [-1, 1], and without the
             clamp the first steps divide ε-errors by √ᾱ_T (≈ 5e-5 for the cosine schedule), so
             an imperfect network's samples blow up.
     """

@@ -21,7 +21,7 @@ def tile_dir(tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("normalize", ["sphere", "cube"])
+@pytest.mark.parametrize("normalize", ["sphere", "unit_cube"])
 @pytest.mark.parametrize("sampling", ["fps", "random"])
 def test_points_map_back_to_real_world(tile_dir, normalize, sampling):
     ds = TileDataset(tile_dir, num_points=1024, sampling=sampling, normalize=normalize)
@@ -116,5 +116,8 @@ def test_bad_arguments(tmp_path, tile_dir):
         TileDataset(tile_dir, features=("height",))
     with pytest.raises(ConfigError):
         TileDataset(tile_dir, sampling="grid")
+    with pytest.raises(ConfigError, match="normalize must be 'sphere' or 'unit_cube', got 'box'"):
+        TileDataset(tile_dir, normalize="box")
+    assert TileDataset(tile_dir, normalize="cube").normalize == "unit_cube"  # older configs still load
     with pytest.raises(InputError, match="rgb"):
         TileDataset(tile_dir, num_points=16, features=("rgb",))[0]

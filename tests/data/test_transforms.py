@@ -11,7 +11,7 @@ from pcgen.data.synthetic import make_scene
 from pcgen.data.transforms import Augment, Normalization
 
 
-@pytest.mark.parametrize("mode", ["sphere", "cube"])
+@pytest.mark.parametrize("mode", ["sphere", "unit_cube"])
 @pytest.mark.parametrize("name", ["Megaplot.laz", "autzen_trim.laz", "mvk-thin.las"])
 def test_round_trip_real_coordinates(name, mode):
     xyz = io.read(datadir.lidar_file(name)).xyz
@@ -37,8 +37,16 @@ def test_invert_accepts_float32_torch():
 
 
 def test_bad_mode():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="'sphere' or 'unit_cube'"):
         Normalization.fit(np.zeros((3, 3)), "ball")
+
+
+def test_cube_is_the_older_name_of_unit_cube():
+    xyz = np.array([[0.0, 0.0, 0.0], [4.0, 2.0, 1.0], [1.0, 1.0, 3.0]])
+    old, new = Normalization.fit(xyz, "cube"), Normalization.fit(xyz, "unit_cube")
+    np.testing.assert_array_equal(old.center, [2.0, 1.0, 1.5])
+    assert old.scale == new.scale == 4.0
+    np.testing.assert_array_equal(old.center, new.center)
 
 
 def test_augment_is_seeded_and_keeps_z_axis():
