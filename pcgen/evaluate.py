@@ -180,6 +180,9 @@ def evaluate(cfg: dict) -> dict:
     else:
         gen = load_clouds(cfg["generated"], cfg["num_points"], cfg["max_clouds"], cfg["seed"])
         ref = load_clouds(cfg["reference"], cfg["num_points"], cfg["max_clouds"], cfg["seed"] + 1)
+    if "emd" in cfg["metrics"] and gen.shape[1] != ref.shape[1]:
+        raise ConfigError(f"EMD needs clouds of equal size: generated have {gen.shape[1]} points, "
+                          f"reference {ref.shape[1]}; set num_points=")
     report = evaluate_sets(gen.to(cfg["device"]), ref.to(cfg["device"]), metrics=cfg["metrics"],
                            normalize=cfg["normalize"], chunk=int(cfg["chunk"]),
                            emd_eps=float(cfg["emd_eps"]), emd_squared=bool(cfg["emd_squared"]),

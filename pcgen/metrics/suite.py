@@ -6,7 +6,7 @@ from typing import Sequence
 
 import torch
 
-from pcgen.errors import InputError
+from pcgen.errors import ShapeError
 from pcgen.metrics.distances import Metric, pairwise_distances
 from pcgen.metrics.jsd import occupancy_jsd
 from pcgen.metrics.normalize import Normalize, normalize_clouds
@@ -38,10 +38,10 @@ def evaluate_sets(generated: torch.Tensor, reference: torch.Tensor,
     """
     for name, t in (("generated", generated), ("reference", reference)):
         if t.dim() != 3 or t.shape[-1] != 3 or t.shape[0] < 2:
-            raise InputError(f"{name} clouds must be (K >= 2, N, 3), got {tuple(t.shape)}")
+            raise ShapeError(f"{name} clouds must be (K >= 2, N, 3), got {tuple(t.shape)}")
     if "emd" in metrics and generated.shape[1] != reference.shape[1]:
-        raise InputError(f"EMD needs clouds of equal size: generated have {generated.shape[1]} "
-                         f"points, reference {reference.shape[1]}; set num_points=")
+        raise ShapeError(f"EMD needs clouds of equal size: generated have {generated.shape[1]} "
+                         f"points, reference {reference.shape[1]}")
     if jsd_bounds is None:
         jsd_box = "[-1,1]^3"
     else:

@@ -16,24 +16,24 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from pcgen.errors import InputError
+from pcgen.errors import ShapeError
 
 
 def check_condition(context: Tensor | None, gap_box: Tensor | None, batch_size: int | None = None) -> None:
-    """Raise ``InputError`` unless context (B, M, 3) and gap_box (B, 4) are consistent."""
+    """Raise ``ShapeError`` unless context (B, M, 3) and gap_box (B, 4) are consistent (``TypeError`` if only one is given)."""
     if context is None and gap_box is None:
         return
     if context is None or gap_box is None:
-        raise InputError("conditional generation needs both `context` (B, M, 3) and `gap_box` (B, 4)")
+        raise TypeError("conditional generation needs both `context` (B, M, 3) and `gap_box` (B, 4)")
     if context.dim() != 3 or context.shape[-1] != 3 or context.shape[1] == 0:
-        raise InputError(f"context must be (B, M, 3) with M > 0, got {tuple(context.shape)}")
+        raise ShapeError(f"context must be (B, M, 3) with M > 0, got {tuple(context.shape)}")
     if gap_box.dim() != 2 or gap_box.shape[-1] != 4 or gap_box.shape[0] != context.shape[0]:
-        raise InputError(f"gap_box must be (B, 4) matching context's B={context.shape[0]}, "
+        raise ShapeError(f"gap_box must be (B, 4) matching context's B={context.shape[0]}, "
                          f"got {tuple(gap_box.shape)}")
     if batch_size is not None and context.shape[0] != batch_size:
-        raise InputError(f"context has batch {context.shape[0]} but {batch_size} samples were asked for")
+        raise ShapeError(f"context has batch {context.shape[0]} but {batch_size} samples were asked for")
     if not bool(((gap_box[:, 2] > gap_box[:, 0]) & (gap_box[:, 3] > gap_box[:, 1])).all()):
-        raise InputError("gap_box rows must be (xmin, ymin, xmax, ymax) with xmax > xmin and ymax > ymin")
+        raise ShapeError("gap_box rows must be (xmin, ymin, xmax, ymax) with xmax > xmin and ymax > ymin")
 
 
 def _box_center_half(gap_box: Tensor) -> tuple[Tensor, Tensor]:
@@ -97,13 +97,13 @@ def prepare_batch(context_encoder: ContextEncoder | None, batch: dict) -> tuple[
     """
     points = batch["points"]
     if points.dim() != 3 or points.shape[-1] != 3:
-        raise InputError(f"batch['points'] must be (B, N, 3), got {tuple(points.shape)}")
+        raise ShapeError(f"batch['points'] must be (B, N, 3), got {tuple(points.shape)}")
     if context_encoder is None:
         if batch.get("context") is not None:
-            raise InputError("this head is unconditional; build it with a context_encoder to use `context`")
+            raise TypeError("this head is unconditional; build it with a context_encoder to use `context`")
         return points, None
     if batch.get("context") is None or batch.get("gap_box") is None:
-        raise InputError("this head is conditional: the batch needs 'context' and 'gap_box'")
+        raise TypeError("this head is conditional: the batch needs 'context' and 'gap_box'")
     check_condition(batch["context"], batch["gap_box"], points.shape[0])
     cond = context_encoder(batch["context"], batch["gap_box"])
     return to_box_frame(points, batch["gap_box"]), cond
@@ -114,10 +114,10 @@ def prepare_sampling(context_encoder: ContextEncoder | None, num_samples: int, c
     """The condition vector for ``sample(...)``, after checking it matches the head's kind."""
     if context_encoder is None:
         if context is not None or gap_box is not None:
-            raise InputError("this head is unconditional; build it with a context_encoder to use `context`")
+            raise TypeError("this head is unconditional; build it with a context_encoder to use `context`")
         return None
     if context is None or gap_box is None:
-        raise InputError("this head is conditional: sample(...) needs `context` and `gap_box`")
+        raise TypeError("this head is conditional: sample(...) needs `context` and `gap_box`")
     check_condition(context, gap_box, num_samples)
     return context_encoder(context, gap_box)
 

@@ -1,28 +1,32 @@
-"""Input checks shared by the public ops: shapes, dtypes, lengths."""
+"""Input checks shared by the public ops: shapes, dtypes, lengths.
+
+Bad tensors are the caller's bug (:class:`~pcgen.errors.ShapeError`, traceback kept); a bad
+scalar option such as ``k`` is a configuration value (:class:`~pcgen.errors.ConfigError`).
+"""
 
 from __future__ import annotations
 
 import torch
 
-from pcgen.errors import InputError
+from pcgen.errors import ConfigError, ShapeError
 
 
 def check_points(name: str, p: torch.Tensor) -> None:
     if not isinstance(p, torch.Tensor) or p.dim() != 3:
         shape = tuple(p.shape) if isinstance(p, torch.Tensor) else type(p).__name__
-        raise InputError(f"{name} must be a (B, N, D) tensor, got {shape}")
+        raise ShapeError(f"{name} must be a (B, N, D) tensor, got {shape}")
     if p.dtype not in (torch.float32, torch.float64):
-        raise InputError(f"{name} must be float32 or float64, got {p.dtype}")
+        raise ShapeError(f"{name} must be float32 or float64, got {p.dtype}")
 
 
 def check_pair(p1: torch.Tensor, p2: torch.Tensor, names=("p1", "p2")) -> None:
     check_points(names[0], p1)
     check_points(names[1], p2)
     if p1.shape[0] != p2.shape[0] or p1.shape[2] != p2.shape[2]:
-        raise InputError(f"{names[0]} {tuple(p1.shape)} and {names[1]} {tuple(p2.shape)} must share "
+        raise ShapeError(f"{names[0]} {tuple(p1.shape)} and {names[1]} {tuple(p2.shape)} must share "
                          "batch size and point dimension")
     if p1.dtype != p2.dtype or p1.device != p2.device:
-        raise InputError(f"{names[0]} and {names[1]} must share dtype and device")
+        raise ShapeError(f"{names[0]} and {names[1]} must share dtype and device")
 
 
 def as_lengths(name: str, lengths, p: torch.Tensor) -> torch.Tensor:
@@ -32,15 +36,15 @@ def as_lengths(name: str, lengths, p: torch.Tensor) -> torch.Tensor:
         return torch.full((B,), N, dtype=torch.int64, device=p.device)
     lengths = torch.as_tensor(lengths, device=p.device)
     if lengths.shape != (B,) or lengths.dtype.is_floating_point:
-        raise InputError(f"{name} must be an integer (B,) = ({B},) tensor, got {tuple(lengths.shape)} "
+        raise ShapeError(f"{name} must be an integer (B,) = ({B},) tensor, got {tuple(lengths.shape)} "
                          f"{lengths.dtype}")
     lengths = lengths.to(torch.int64)
     if not torch.compiler.is_compiling() and B and (int(lengths.min()) < 0 or int(lengths.max()) > N):
-        raise InputError(f"{name} must lie in [0, {N}]")
+        raise ShapeError(f"{name} must lie in [0, {N}]")
     return lengths
 
 
 def check_k(k: int) -> int:
     if int(k) != k or k < 1:
-        raise InputError(f"k must be a positive integer, got {k}")
+        raise ConfigError(f"k must be a positive integer, got {k}")
     return int(k)

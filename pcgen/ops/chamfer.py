@@ -6,7 +6,7 @@ from typing import Literal, NamedTuple
 
 import torch
 
-from pcgen.errors import InputError
+from pcgen.errors import ConfigError, ShapeError
 from pcgen.ops._checks import as_lengths, check_pair
 from pcgen.ops.knn import knn
 
@@ -34,7 +34,7 @@ def _reduce_points(d, mask, w, how):
         return d.sum(1) / denom.clamp_min(1e-12 if w is not None else 1)
     if how == "max":
         return d.masked_fill(mask == 0, float("-inf")).amax(1).clamp_min(0)
-    raise InputError(f"point_reduction must be 'mean', 'sum', 'max' or None, got {how!r}")
+    raise ConfigError(f"point_reduction must be 'mean', 'sum', 'max' or None, got {how!r}")
 
 
 def chamfer(x: torch.Tensor, y: torch.Tensor, x_lengths=None, y_lengths=None, weights=None,
@@ -65,23 +65,23 @@ def chamfer(x: torch.Tensor, y: torch.Tensor, x_lengths=None, y_lengths=None, we
     xl = as_lengths("x_lengths", x_lengths, x)
     yl = as_lengths("y_lengths", y_lengths, y)
     if batch_reduction not in ("mean", "sum", None):
-        raise InputError(f"batch_reduction must be 'mean', 'sum' or None, got {batch_reduction!r}")
+        raise ConfigError(f"batch_reduction must be 'mean', 'sum' or None, got {batch_reduction!r}")
     if point_reduction is None and batch_reduction is not None:
-        raise InputError("point_reduction=None needs batch_reduction=None")
+        raise ConfigError("point_reduction=None needs batch_reduction=None")
     B, N, _ = x.shape
     M = y.shape[1]
     cloud_w = wx = wy = None
     if isinstance(weights, (tuple, list)):
         wx, wy = weights
         if wx.shape != (B, N) or (wy is not None and wy.shape != (B, M)):
-            raise InputError("per-point weights must be (B, N) and (B, M)")
+            raise ShapeError("per-point weights must be (B, N) and (B, M)")
         wx, wy = wx.to(x.dtype), None if wy is None else wy.to(x.dtype)
     elif weights is not None:
         if weights.shape != (B,):
-            raise InputError(f"weights must be (B,) = ({B},) or a pair of per-point weights, "
+            raise ShapeError(f"weights must be (B,) = ({B},) or a pair of per-point weights, "
                              f"got {tuple(weights.shape)}")
         if not torch.compiler.is_compiling() and bool((weights < 0).any()):
-            raise InputError("weights must be non-negative")
+            raise ShapeError("weights must be non-negative")
         cloud_w = weights.to(x.dtype)
 
     def one_side(a, b, al, bl, w):

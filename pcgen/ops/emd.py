@@ -20,7 +20,7 @@ from typing import Literal
 
 import torch
 
-from pcgen.errors import ConfigError, InputError
+from pcgen.errors import ConfigError, ShapeError
 from pcgen.ops import _emd_reference as ref
 from pcgen.ops._checks import check_pair
 from pcgen.ops._ext import has_op
@@ -80,7 +80,7 @@ def _register_fake() -> None:
 def _check(x, y, method, eps) -> float:
     check_pair(x, y, ("x", "y"))
     if x.shape[1] != y.shape[1]:
-        raise InputError(f"emd needs equal-size sets, got x {tuple(x.shape)} and y {tuple(y.shape)}")
+        raise ShapeError(f"emd needs equal-size sets, got x {tuple(x.shape)} and y {tuple(y.shape)}")
     if method not in _DEFAULT_EPS:
         raise ConfigError(f"emd method must be one of {sorted(_DEFAULT_EPS)}, got {method!r}")
     return _DEFAULT_EPS[method] if eps is None else float(eps)

@@ -6,7 +6,7 @@ from typing import NamedTuple
 
 import torch
 
-from pcgen.errors import InputError
+from pcgen.errors import ConfigError
 from pcgen.ops import _ext, reference
 from pcgen.ops._checks import as_lengths, check_k, check_pair
 
@@ -86,7 +86,7 @@ def ball_query(p1: torch.Tensor, p2: torch.Tensor, radius: float, k: int, length
     check_pair(p1, p2)
     k = check_k(k)
     if not radius > 0:
-        raise InputError(f"radius must be positive, got {radius}")
+        raise ConfigError(f"radius must be positive, got {radius}")
     l1 = as_lengths("lengths1", lengths1, p1)
     l2 = as_lengths("lengths2", lengths2, p2)
     if _ext.has_op("ball_query", p1.device):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from pcgen.errors import InputError
+from pcgen.errors import ConfigError
 from pcgen.ops import _ext, reference
 from pcgen.ops._checks import as_lengths, check_points
 
@@ -24,7 +24,7 @@ def farthest_point_sample(points: torch.Tensor, n: int, lengths=None, random_sta
     """
     check_points("points", points)
     if int(n) != n or n < 0:
-        raise InputError(f"n must be a non-negative integer, got {n}")
+        raise ConfigError(f"n must be a non-negative integer, got {n}")
     n = int(n)
     lengths = as_lengths("lengths", lengths, points)
     B = points.shape[0]

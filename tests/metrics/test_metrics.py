@@ -136,12 +136,15 @@ def test_evaluate_bad_inputs(tmp_path, capsys):
     out = tmp_path / "report.json"
     np.save(tmp_path / "ref.npy", _random_sets().numpy())
     np.save(tmp_path / "flat.npy", np.zeros((4, 3)))
+    np.save(tmp_path / "big.npy", np.random.default_rng(0).random((K, N + 4, 3)))
     cases = [
         ([f"generated={tmp_path / 'missing.npy'}", f"reference={tmp_path / 'ref.npy'}"], "missing.npy"),
         ([f"generated={tmp_path / 'flat.npy'}", f"reference={tmp_path / 'ref.npy'}"], "(K, N, 3)"),
         ([f"generated={tmp_path / 'ref.npy'}"], "reference"),
         ([f"generated={tmp_path / 'ref.npy'}", f"reference={tmp_path / 'ref.npy'}", "colour=red"], "colour"),
         ([f"generated={tmp_path / 'ref.npy'}", f"reference={tmp_path / 'ref.npy'}", "metrics=[f1]"], "metrics"),
+        ([f"generated={tmp_path / 'big.npy'}", f"reference={tmp_path / 'ref.npy'}"],
+         f"generated have {N + 4} points, reference {N}; set num_points="),
     ]
     for args, needle in cases:
         assert evaluate_main(args + [f"out={out}"]) == 2

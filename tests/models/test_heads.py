@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pcgen.errors import ConfigError, InputError
+from pcgen.errors import ConfigError, ShapeError
 from pcgen.models import (
     ContextEncoder,
     DiffusionHead,
@@ -189,19 +189,19 @@ def test_sample_shapes(kind):
 def test_inconsistent_conditioning_is_rejected(kind):
     uncond, cond = build(kind), build(kind, True)
     b = gap_batch(2, 40, N)
-    with pytest.raises(InputError, match="unconditional"):
+    with pytest.raises(TypeError, match="unconditional"):
         uncond.sample(2, N, context=b["context"], gap_box=b["gap_box"])
-    with pytest.raises(InputError, match="conditional"):
+    with pytest.raises(TypeError, match="conditional"):
         cond.sample(2, N)
-    with pytest.raises(InputError, match="gap_box"):
+    with pytest.raises(ShapeError, match="gap_box"):
         cond.sample(2, N, context=b["context"], gap_box=b["gap_box"][:, :3])
-    with pytest.raises(InputError, match="batch"):
+    with pytest.raises(ShapeError, match="batch"):
         cond.sample(3, N, context=b["context"], gap_box=b["gap_box"])
-    with pytest.raises(InputError, match="xmax > xmin"):
+    with pytest.raises(ShapeError, match="xmax > xmin"):
         cond.sample(2, N, context=b["context"], gap_box=b["gap_box"][:, [2, 3, 0, 1]])
-    with pytest.raises(InputError, match="needs 'context'"):
+    with pytest.raises(TypeError, match="needs 'context'"):
         cond.loss({"points": b["points"]})
-    with pytest.raises(InputError):
+    with pytest.raises(ShapeError):
         uncond.loss({"points": b["points"][..., :2]})
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pcgen.errors import ConfigError, InputError
+from pcgen.errors import ConfigError, ShapeError
 from pcgen.ops import emd
 from pcgen.ops._emd_reference import auction_reference
 from pcgen.ops._ext import has_op
@@ -113,11 +113,11 @@ def test_sinkhorn_close_to_exact_and_differentiable():
 
 def test_bad_inputs():
     x, y = _clouds(B=2, N=10)
-    with pytest.raises(InputError):
+    with pytest.raises(ShapeError):
         emd(x, y[:, :9])
-    with pytest.raises(InputError):
+    with pytest.raises(ShapeError):
         emd(x[0], y[0])
-    with pytest.raises(InputError):
+    with pytest.raises(ShapeError):
         emd(x, y.float())
     with pytest.raises(ConfigError):
         emd(x, y, method="hungarian")

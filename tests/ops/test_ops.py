@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from pcgen.errors import InputError
+from pcgen.errors import ConfigError, ShapeError
 from pcgen.ops import _ext, ball_query, chamfer, farthest_point_sample, knn
 
 _spec = importlib.util.spec_from_file_location("ops_checks", Path(__file__).with_name("checks.py"))
@@ -153,25 +153,25 @@ def test_torch_compile():
 
 def test_bad_inputs():
     x = torch.rand(2, 10, 3)
-    with pytest.raises(InputError, match="must be a \\(B, N, D\\)"):
+    with pytest.raises(ShapeError, match="must be a \\(B, N, D\\)"):
         knn(torch.rand(10, 3), x, 1)
-    with pytest.raises(InputError, match="share batch size"):
+    with pytest.raises(ShapeError, match="share batch size"):
         knn(x, torch.rand(3, 10, 3), 1)
-    with pytest.raises(InputError, match="float32 or float64"):
+    with pytest.raises(ShapeError, match="float32 or float64"):
         knn(x.half(), x.half(), 1)
-    with pytest.raises(InputError, match="k must be"):
+    with pytest.raises(ConfigError, match="k must be"):
         knn(x, x, 0)
-    with pytest.raises(InputError, match="lengths1 must lie"):
+    with pytest.raises(ShapeError, match="lengths1 must lie"):
         knn(x, x, 1, lengths1=torch.tensor([11, 2]))
-    with pytest.raises(InputError, match="radius"):
+    with pytest.raises(ConfigError, match="radius"):
         ball_query(x, x, 0.0, 2)
-    with pytest.raises(InputError, match="n must be"):
+    with pytest.raises(ConfigError, match="n must be"):
         farthest_point_sample(x, -1)
-    with pytest.raises(InputError, match="point_reduction"):
+    with pytest.raises(ConfigError, match="point_reduction"):
         chamfer(x, x, point_reduction="median")
-    with pytest.raises(InputError, match="weights"):
+    with pytest.raises(ShapeError, match="weights"):
         chamfer(x, x, weights=torch.ones(3))
-    with pytest.raises(InputError, match="non-negative"):
+    with pytest.raises(ShapeError, match="non-negative"):
         chamfer(x, x, weights=torch.tensor([1.0, -1.0]))
 
 
