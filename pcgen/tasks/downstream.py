@@ -69,6 +69,7 @@ def load_settings(overrides: Sequence[str] = (), config_dir=None) -> dict:
               "gap_fraction": float_range(0.0, 0.95, low_open=True), "min_labelled": float_range(0.0, 1.0),
               "points": int_range(16, 1_000_000), "synthetic_per_tile": int_range(1, 100),
               "ground_points": int_range(64, 10_000_000), "train.max_steps": int_range(1, 10_000_000),
+              "train.class_balance": float_range(0.0, 2.0),
               "train.batch_size": int_range(1, 4096), "train.test_batch_size": int_range(1, 4096)}
     for key, parse in checks.items():
         node, _, leaf = key.rpartition(".")
@@ -105,10 +106,11 @@ def train_and_score(points, labels, augment, cfg: dict, num_classes: int, seed: 
     import torch
     from hydra.utils import instantiate
 
-    from pcgen.train.segmentation import TileSet, tile_loader
+    from pcgen.train.segmentation import TileSet, balanced_weights, tile_loader
 
     torch.manual_seed(seed)
-    model = instantiate(cfg["classifier"])(num_classes=num_classes)
+    weights = balanced_weights(labels, num_classes, cfg["train"]["class_balance"])
+    model = instantiate(cfg["classifier"])(num_classes=num_classes, class_weights=weights.tolist())
     data = tile_loader(TileSet(points, labels, augment, seed), cfg["train"]["batch_size"], seed)
     trainer = L.Trainer(max_steps=cfg["train"]["max_steps"], accelerator="cpu", devices=1, logger=False,
                         enable_checkpointing=False, enable_progress_bar=progress, enable_model_summary=False,
@@ -118,6 +120,30 @@ def train_and_score(points, labels, augment, cfg: dict, num_classes: int, seed: 
         warnings.filterwarnings("ignore", message=".*isinstance.*LeafSpec.*")
         trainer.fit(model, data)
     return model.confusion(test_loader)
+
+
+def synthetic_distances(made: dict, real: Sequence, test: Sequence, frame) -> dict:
+    """MMD/COV/1-NNA (Chamfer) and JSD in metres of each arm's synthetic tiles against the held-out tiles.
+
+    The real tiles they were made from are scored the same way: an arm whose 1-NNA is not above
+    theirs makes tiles no more distinguishable from unseen sites than the real ones are.
+    """
+    import torch
+
+    from pcgen.metrics.suite import evaluate_sets
+
+    ref = torch.from_numpy(np.stack([t.points for t in test]))
+    sets = {"real": [t.points for t in real]}
+    sets.update({arm: [p for tiles in by_tile.values() for p, _ in tiles] for arm, by_tile in made.items()})
+    out = {}
+    for arm, clouds in sets.items():
+        if len(clouds) < 2:
+            continue
+        res = evaluate_sets(torch.from_numpy(np.stack(clouds)), ref, metrics=("chamfer",), normalize="none",
+                            jsd_bounds=frame.bounds())
+        out[arm] = {"tiles": len(clouds), "1nna": res["chamfer"]["1nna"], "mmd": res["chamfer"]["mmd"],
+                    "cov": res["chamfer"]["cov"], "jsd": res["jsd"]}
+    return out
 
 
 def run_benchmark(cfg: dict, train_paths: Sequence, test_paths: Sequence, progress: bool = False) -> dict:
@@ -161,7 +187,7 @@ def run_benchmark(cfg: dict, train_paths: Sequence, test_paths: Sequence, progre
     if "hybrid" in sources:  # the gap model's own starting point, without the model
         from pcgen.tasks.baselines import HybridFill
         generators["hybrid"] = HybridFill()
-    runs, gen_seconds = [], {name: [] for name in generators}
+    runs, gen_seconds, distances = [], {name: [] for name in generators}, {}
     prep_s = time.perf_counter() - t0
     for seed in cfg["seeds"]:
         budgets = nested_budgets(len(train), cfg["fractions"], seed)
@@ -180,6 +206,8 @@ def run_benchmark(cfg: dict, train_paths: Sequence, test_paths: Sequence, progre
                                                            frame, generators[arm], cfg["gap_fraction"], arm_rng)
                         made[arm][i] = tiles
                         gen_seconds[arm].append(secs)
+        if seed == cfg["seeds"][0] and made:
+            distances = synthetic_distances(made, [train[i] for i in largest], test, frame)
         for fraction, index in sorted(budgets.items()):
             real = [train[i] for i in index]
             gmm = None
@@ -215,4 +243,4 @@ def run_benchmark(cfg: dict, train_paths: Sequence, test_paths: Sequence, progre
                                              "synthetic_per_tile", "jitter_sigma", "gap_fraction", "train",
                                              "classic", "classifier", "ckpt")},
             "seconds_per_tile": {k: float(np.mean(v)) for k, v in gen_seconds.items() if v},
-            "prepare_seconds": round(prep_s, 1), "runs": runs}
+            "prepare_seconds": round(prep_s, 1), "synthetic_distances": distances, "runs": runs}

@@ -59,6 +59,16 @@ def markdown(doc: dict, summary: list[dict]) -> str:
                              f"(larger seed spread {100 * g[1]:.1f}).")
     for name, t in (doc.get("seconds_per_tile") or {}).items():
         lines.append(f"- {name} synthetic tile: {t:.2f} s each ({100 * t / 60:.1f} min per 100 tiles).")
+    dist = doc.get("synthetic_distances") or {}
+    if dist:
+        seconds = doc.get("seconds_per_tile") or {}
+        lines += ["", f"Tiles of the largest budget (seed {doc['settings']['seeds'][0]}) against the held-out "
+                  "tiles, in metres (Chamfer; 1-NNA 0.5 = indistinguishable, 1.0 = fully separated):", "",
+                  "| tiles | count | 1-NNA | MMD-CD (m²) | COV | JSD | s per tile |", "|---|---:|---:|---:|---:|---:|---:|"]
+        for name, d in dist.items():
+            t = f"{seconds[name]:.2f}" if name in seconds else "–"
+            lines.append(f"| {name} | {d['tiles']} | {d['1nna']:.3f} | {d['mmd']:.3f} | {d['cov']:.3f} | "
+                         f"{d['jsd']:.3f} | {t} |")
     return "\n".join(lines) + "\n"
 
 

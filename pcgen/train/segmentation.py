@@ -102,16 +102,22 @@ class TileSegmenter(L.LightningModule):
         num_classes: C.
         scale: (3,) divisors of x, y, z, so metres enter the network near unit range.
         lr, weight_decay: AdamW settings.
+        class_weights: (C,) weights of the per-point cross-entropy (None: all 1); see
+            :func:`balanced_weights`.
     """
 
     def __init__(self, encoder: nn.Module, num_classes: int, scale: Sequence[float] = (20.0, 20.0, 10.0),
-                 lr: float = 2e-3, weight_decay: float = 1e-4):
+                 lr: float = 2e-3, weight_decay: float = 1e-4, class_weights: Sequence[float] | None = None):
         super().__init__()
         if num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
         self.encoder = encoder
         self.classify = nn.Linear(encoder.point_dim, num_classes)
         self.register_buffer("scale", torch.as_tensor(scale, dtype=torch.float32))
+        weights = torch.ones(num_classes) if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32)
+        if weights.shape != (num_classes,) or not torch.all(torch.isfinite(weights) & (weights >= 0)):
+            raise ValueError(f"class_weights must be {num_classes} finite values >= 0, got {class_weights}")
+        self.register_buffer("class_weights", weights)
         self.lr, self.weight_decay = lr, weight_decay
         self.num_classes = num_classes
 
@@ -122,7 +128,7 @@ class TileSegmenter(L.LightningModule):
     def training_step(self, batch, batch_idx):
         logits = self(batch["points"])
         loss = nn.functional.cross_entropy(logits.reshape(-1, self.num_classes), batch["labels"].reshape(-1),
-                                           ignore_index=IGNORE)
+                                           weight=self.class_weights, ignore_index=IGNORE)
         self.log("train/loss", loss, prog_bar=True, batch_size=len(logits))
         return loss
 
@@ -141,6 +147,25 @@ class TileSegmenter(L.LightningModule):
             keep = true != IGNORE
             out += torch.bincount(true[keep] * c + pred[keep], minlength=c * c)
         return out.view(c, c).numpy()
+
+
+def balanced_weights(labels: Sequence[np.ndarray], num_classes: int, power: float) -> np.ndarray:
+    """(C,) cross-entropy weights ``frequency ** -power``, mean 1 over the classes present.
+
+    Scarce labelled sets are lopsided (farmland tiles are mostly ground) while the sites a model
+    is used on may not be; ``power`` 0 keeps plain cross-entropy, 0.5 the inverse square root, 1
+    the inverse frequency. A class absent from ``labels`` gets 1 (it contributes no loss anyway).
+    """
+    counts = np.zeros(num_classes, np.float64)
+    for lab in labels:
+        lab = np.asarray(lab)
+        counts += np.bincount(lab[lab != IGNORE], minlength=num_classes)[:num_classes]
+    weights = np.ones(num_classes)
+    present = counts > 0
+    if present.any():
+        w = (counts[present] / counts[present].sum()) ** -power
+        weights[present] = w / w.mean()
+    return weights
 
 
 def iou(confusion: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ from pcgen.cli import main
 from pcgen.errors import ConfigError, InputError
 from pcgen.tasks.downstream import arm_parts, check_split, load_settings, nested_budgets
 from pcgen.tasks.labelled_tiles import IGNORE, ClassMap
-from pcgen.train.segmentation import ClassicAugment, iou
+from pcgen.train.segmentation import ClassicAugment, balanced_weights, iou
 
 REPO = Path(__file__).resolve().parents[2]
 TOPO_WATER = ["--set", "classes=ground_water"]
@@ -47,6 +47,14 @@ def test_iou_from_a_known_confusion():
     scores = iou(conf)
     assert scores[0] == pytest.approx(8 / 11) and scores[1] == pytest.approx(9 / 12)
     assert np.isnan(scores[2])
+
+
+def test_balanced_weights_follow_the_class_shares():
+    labels = [np.array([0] * 60 + [IGNORE] * 5), np.array([0] * 30 + [1] * 10)]
+    # shares 0.9 / 0.1: inverse square roots 1.054 / 3.162, divided by their mean 2.108
+    assert np.allclose(balanced_weights(labels, 3, 0.5), [0.5, 1.5, 1.0])
+    assert np.allclose(balanced_weights(labels, 3, 1.0), [0.2, 1.8, 1.0])
+    assert np.allclose(balanced_weights(labels, 3, 0.0), [1.0, 1.0, 1.0])
 
 
 def test_budgets_are_nested_and_seeded():
@@ -103,7 +111,7 @@ def test_heldout_sites_are_never_training_sites():
 
 def test_downstream_run_reports_every_arm_and_repeats_for_a_seed(tmp_path, capsys):
     arms = "arms=[real,classic,jitter,gmm,pcgen,pcgen+classic]"
-    assert main(smoke(tmp_path / "a", "--set", arms)) == 0
+    assert main(smoke(tmp_path / "a", "--set", arms, "--set", "fractions=[1.0]")) == 0
     doc = json.loads((tmp_path / "a" / "downstream.json").read_text())
     assert [r["arm"] for r in doc["runs"]] == ["real", "classic", "jitter", "gmm", "pcgen", "pcgen+classic"]
     assert doc["train_sites"] == ["Topography.laz"] and doc["heldout_sites"] == ["lastools_lake.laz"]
@@ -112,9 +120,15 @@ def test_downstream_run_reports_every_arm_and_repeats_for_a_seed(tmp_path, capsy
         assert 0.0 <= r["miou"] <= 1.0
         assert r["synthetic_tiles"] == (0 if r["arm"] in ("real", "classic") else r["real_tiles"])
     assert (tmp_path / "a" / "downstream.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "| 20% | pcgen |" in (tmp_path / "a" / "downstream.md").read_text()
+    assert "| 100% | pcgen |" in (tmp_path / "a" / "downstream.md").read_text()
+    # the synthetic tiles and the real ones they came from, scored against the held-out tiles in metres
+    dist = doc["synthetic_distances"]
+    assert sorted(dist) == ["jitter", "pcgen", "real"]
+    assert dist["pcgen"]["tiles"] == dist["real"]["tiles"] == doc["runs"][0]["real_tiles"]
+    assert all(0.0 <= d["1nna"] <= 1.0 and d["mmd"] > 0 for d in dist.values())
+    assert "| pcgen |" in (tmp_path / "a" / "downstream.md").read_text().split("s per tile")[1]
     # the same seed gives the same scores, the pcgen arm's generated tiles included
-    assert main(smoke(tmp_path / "b", "--set", "arms=[classic,pcgen]")) == 0
+    assert main(smoke(tmp_path / "b", "--set", "arms=[classic,pcgen]", "--set", "fractions=[1.0]")) == 0
     again = json.loads((tmp_path / "b" / "downstream.json").read_text())
     first = {r["arm"]: r for r in doc["runs"]}
     for r in again["runs"]:
