@@ -127,7 +127,7 @@ def explain(model: LatentDiffusion, images: str | os.PathLike, out: str | os.Pat
     if not model.conditional:
         raise ConfigError("explain needs a CosPlace-conditioned LDM; this checkpoint is unconditional")
     if samples < 1:
-        raise ConfigError(f"--samples must be at least 1, got {samples}")
+        raise ConfigError(f"samples must be at least 1, got {samples}")
     root = Path(images)
     bad: list[Path] = []
     loaded = load_images(root, skipped=bad)

@@ -64,13 +64,13 @@ def rasterize_points(xyz: np.ndarray, res: float, kind: Literal["chm", "dsm"] = 
         pit_depth: if set, :func:`fill_pits` the height channel with this depth (file units).
     """
     if res <= 0:
-        raise ConfigError(f"--res must be positive, got {res}")
+        raise ConfigError(f"res must be positive, got {res}")
     if channels not in (1, 3):
-        raise ConfigError(f"--channels must be 1 or 3, got {channels}")
+        raise ConfigError(f"channels must be 1 or 3, got {channels}")
     lo, hi = xyz[:, :2].min(0), xyz[:, :2].max(0)
     nx, ny = (np.floor((hi - lo) / res).astype(np.int64) + 1).tolist()
     if nx * ny > 100_000_000:
-        raise ConfigError(f"--res {res} gives a {nx}×{ny} raster; use a coarser resolution")
+        raise ConfigError(f"res {res} gives a {nx}×{ny} raster; use a coarser resolution")
     col = np.minimum(((xyz[:, 0] - lo[0]) / res).astype(np.int64), nx - 1)
     row = np.minimum(((hi[1] - xyz[:, 1]) / res).astype(np.int64), ny - 1)  # row 0 = north
     flat = row * nx + col
@@ -88,7 +88,7 @@ def rasterize_points(xyz: np.ndarray, res: float, kind: Literal["chm", "dsm"] = 
         gx, gy = np.meshgrid(cx, cy)
         height = np.maximum(height - ground(gx.ravel(), gy.ravel()).reshape(ny, nx), 0.0)
     elif kind != "dsm":
-        raise ConfigError(f"--kind must be chm or dsm, got {kind!r}")
+        raise ConfigError(f"kind must be chm or dsm, got {kind!r}")
     layers, names = [height], [kind]
     if channels == 3:
         s1 = np.bincount(flat, weights=z, minlength=nx * ny)
@@ -153,7 +153,7 @@ def rasterize_files(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLi
     if not paths:
         raise InputError("no input point clouds given")
     if tile < 0:
-        raise ConfigError(f"--tile must be ≥ 0, got {tile}")
+        raise ConfigError(f"tile must be ≥ 0, got {tile}")
     out_dir = Path(out_dir)
     written, index = [], []
     with atomic_dir(out_dir) as tmp:
@@ -184,6 +184,6 @@ def rasterize_files(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLi
                                   "valid_fraction": round(float(valid.mean()), 4)})
         if not written:
             raise InputError(f"no tile with at least {min_valid:.0%} of its cells holding points "
-                             f"(try a coarser --res or a smaller --tile)", paths[0])
+                             f"(try a coarser res or a smaller tile)", paths[0])
         (tmp / "index.json").write_text(json.dumps(index, indent=1) + "\n")
     return written

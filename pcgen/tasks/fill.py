@@ -92,7 +92,7 @@ class FillResult:
 
 def check_samples(samples: int) -> int:
     if not isinstance(samples, (int, np.integer)) or samples <= 0:
-        raise ConfigError(f"--samples must be a positive integer, got {samples}")
+        raise ConfigError(f"samples must be a positive integer, got {samples}")
     return int(samples)
 
 

@@ -121,6 +121,18 @@ def test_explain_with_checkpoint_of_other_architecture(tiny_run, few_photos, tmp
     assert rc == 2 and "cannot read checkpoint" in one_line_error(err) and not (tmp_path / "rep").exists()
 
 
+def test_rasterize_library_names_its_parameters():
+    """The library's errors name its parameters, not the CLI's flags (which argparse checks first)."""
+    from pcgen.errors import ConfigError
+    from pcgen.image.rasterize import rasterize_points
+
+    xyz = np.zeros((4, 3))
+    with pytest.raises(ConfigError, match="^res must be positive, got 0"):
+        rasterize_points(xyz, 0.0)
+    with pytest.raises(ConfigError, match="^channels must be 1 or 3, got 2"):
+        rasterize_points(xyz, 1.0, "dsm", channels=2)
+
+
 def test_rasterize_chm_and_dsm(lidar_dir, tmp_path, capsys):
     src = lidar_dir / "MixedConifer.laz"  # heights normalised, 0-32 m
     rc, out, err = run_cli(capsys, "rasterize", src, tmp_path / "chm", "--res", 1.0, "--tile", 30)

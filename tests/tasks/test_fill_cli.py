@@ -122,6 +122,13 @@ def test_samples_must_be_positive(holed_tile, tmp_path, capsys, k):
            tmp_path, "--samples must be a positive integer")
 
 
+def test_samples_set_as_a_config_key_is_named_as_one(holed_tile, tmp_path, capsys):
+    """The library names its own setting; only the CLI layer speaks of --samples."""
+    path, _, _ = holed_tile
+    _fails(capsys, ["fill", str(path), str(tmp_path / "o.laz"), "--set", "samples=0", "--baseline", "mirror"],
+           tmp_path, "error: samples must be a positive integer, got 0")
+
+
 def test_missing_and_corrupt_checkpoints(holed_tile, tmp_path, capsys):
     path, _, _ = holed_tile
     _fails(capsys, ["fill", str(path), str(tmp_path / "o.laz"), "--ckpt", str(tmp_path / "nope.ckpt")],
