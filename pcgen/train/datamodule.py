@@ -11,13 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset, Subset, default_collate
 
 from pcgen.errors import ConfigError, InputError
 from pcgen.train.sampler import PassIndexed, StepSampler
@@ -139,7 +139,7 @@ class TileDataModule(L.LightningDataModule):
             from pcgen.data.holes import GapDataset
 
             data = GapDataset(tiles, **self.gap_options)
-        n_val = int(round(len(data) * self.val_fraction))
+        n_val = round(len(data) * self.val_fraction)
         if n_val and len(data) - n_val > 0:
             order = torch.randperm(len(data), generator=torch.Generator().manual_seed(self.seed))
             self.val_set = Subset(data, order[:n_val].tolist())
@@ -170,22 +170,10 @@ class TileDataModule(L.LightningDataModule):
     def _loader(self, data: Dataset, sampler: StepSampler | None) -> DataLoader:
         # An own generator keeps the loader from drawing its worker seed from the global
         # torch RNG, which would shift the heads' noise between a resumed and a straight run.
+        # torch's default_collate stacks the items' tensors, arrays and numbers field by field
+        # and keeps strings (tile names) as lists: all a TileDataset/GapDataset item holds.
         return DataLoader(data, batch_size=self.batch_size, sampler=sampler,
-                          num_workers=self.num_workers, collate_fn=collate,
+                          num_workers=self.num_workers, collate_fn=default_collate,
                           generator=torch.Generator().manual_seed(self.seed),
                           persistent_workers=self.num_workers > 0, drop_last=False)
 
-
-def collate(items: list[Mapping[str, Any]]) -> dict[str, Any]:
-    """Stack tensors/arrays field by field; keep strings (tile names) as lists."""
-    out: dict[str, Any] = {}
-    for key in items[0]:
-        values = [item[key] for item in items]
-        first = values[0]
-        if isinstance(first, torch.Tensor):
-            out[key] = torch.stack(values)
-        elif isinstance(first, (int, float)) or hasattr(first, "shape"):
-            out[key] = torch.as_tensor(np.stack(values))
-        else:
-            out[key] = values
-    return out
