@@ -110,6 +110,25 @@ def draw_spread(draws: list[np.ndarray]) -> np.ndarray:
     return (np.mean(dists, axis=0) if dists else np.zeros(len(first))).astype(np.float32)
 
 
+def representative(draws: list[np.ndarray]) -> int:
+    """Index of the draw with the least mean Chamfer distance to the other draws (their medoid).
+
+    With K draws of a gap, the medoid is the minimum-Bayes-risk pick under Chamfer: the draw
+    most like what the generator would produce on average, so it is the one written, and the
+    other draws only measure the uncertainty.
+    """
+    k = len(draws)
+    if k < 3 or any(len(d) == 0 for d in draws):
+        return 0
+    trees = [cKDTree(d) for d in draws]
+    cost = np.zeros((k, k))
+    for i in range(k):
+        for j in range(k):
+            if i != j:
+                cost[i, j] = trees[j].query(draws[i], k=1)[0].mean()
+    return int(np.argmin((cost + cost.T).sum(1)))
+
+
 def fill_points(xyz: np.ndarray, gaps: Sequence[Gap], generator, *, attributes: dict | None = None,
                 config: FillConfig | None = None, footprint: Polygon | None = None,
                 progress: bool = False, desc: str = "gaps"):
@@ -137,6 +156,8 @@ def fill_points(xyz: np.ndarray, gaps: Sequence[Gap], generator, *, attributes: 
         ctx = build_context(xyz, gap.polygon, cfg.context, attributes=attributes, footprint=footprint,
                             rng=rng, gap_id=gap.id)
         draws = [draw_in_gap(generator, ctx, rng) for _ in range(samples)]
+        k = representative([d[0] for d in draws])
+        draws = [draws[k]] + draws[:k] + draws[k + 1:]
         pts, made_from = draws[0]
         if len(pts):
             new.append(pts)

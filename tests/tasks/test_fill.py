@@ -72,3 +72,15 @@ def test_bad_config_values_are_config_errors():
         load_fill_config(overrides=["gaps.no_such_key=1"])
     with pytest.raises(ConfigError):
         fill_cloud(None, [], MirrorFill(), FillConfig(samples=0))
+
+
+def test_the_medoid_draw_is_written():
+    from pcgen.tasks.fill import representative
+
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0, 1, (50, 3))
+    shifted = [base + [dx, 0.0, 0.0] for dx in (5.0, 0.0, 1.0)]
+    # summed Chamfer to the others: shift 5 -> 5 + 4, shift 0 -> 5 + 1, shift 1 -> 4 + 1 (the least)
+    assert representative(shifted) == 2
+    assert representative(shifted[:2]) == 0  # two draws have no medoid: the first is kept
+    assert representative([shifted[0], base[:0], shifted[2]]) == 0  # an empty draw: keep the first
