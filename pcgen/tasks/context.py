@@ -152,4 +152,35 @@ def draw_in_gap(generator, ctx: GapContext, rng: np.random.Generator,
         keep = rng.choice(len(pts), need, replace=False)
         pts = pts[keep]
         src = None if src is None else src[keep]
+    cls = ctx.attributes.get("classification") if ctx.attributes else None
+    if src is not None and cls is not None and len(pts):
+        seen = ~under_roofs(pts, np.asarray(cls)[src])
+        pts, src = pts[seen], src[seen]
     return pts, src
+
+
+def under_roofs(pts: np.ndarray, classes: np.ndarray, radius: float = 1.0, clearance: float = 1.0) -> np.ndarray:
+    """(P,) True where a point lies more than ``clearance`` below a building point within ``radius`` in plan.
+
+    A pulse does not pass through a roof, so a real scan has no return under one. A copy can
+    put one there: the mirror pool superimposes the strips beside all four sides of a gap, so a
+    roof reflected from one side lands on ground reflected from another. Such points are
+    dropped; otherwise the ground under a copied roof lifts the roof to canopy height above any
+    ground found from the points, and a classifier learns that tall things are buildings.
+    """
+    from scipy.spatial import cKDTree
+
+    from pcgen.tasks.frame import BUILDING_CLASS
+
+    roof = np.asarray(classes) == BUILDING_CLASS
+    out = np.zeros(len(pts), bool)
+    if not roof.any() or roof.all():
+        return out
+    roofs, others = pts[roof], np.nonzero(~roof)[0]
+    k = min(8, len(roofs))
+    dist, idx = cKDTree(roofs[:, :2]).query(pts[others, :2], k=k, distance_upper_bound=radius)
+    dist, idx = dist.reshape(len(others), k), idx.reshape(len(others), k)
+    near = np.isfinite(dist)
+    top = np.where(near, roofs[np.minimum(idx, len(roofs) - 1), 2], -np.inf).max(1)
+    out[others] = top > pts[others, 2] + clearance
+    return out

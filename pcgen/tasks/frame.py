@@ -17,6 +17,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 GROUND_CLASS = 2
+BUILDING_CLASS = 6
 LOWEST_CELL = 2.0      # m; cell of the lowest-point ground fallback
 IDW_NEIGHBOURS = 8
 

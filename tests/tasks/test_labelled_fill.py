@@ -74,3 +74,36 @@ def test_hybrid_ground_copies_stay_on_the_ground(holed_tile, topo):
     above = pts[:, 2] - truth[j, 2]
     assert np.median(np.abs(above[ground])) < 0.5
     assert np.median(above[~ground]) > 2.0
+
+
+def test_no_return_under_a_roof():
+    from pcgen.tasks.context import under_roofs
+
+    pts = np.array([[0.0, 0.0, 5.0],    # roof
+                    [0.5, 0.0, 0.0],    # ground 0.5 m beside it, 5 m below: hidden
+                    [3.0, 0.0, 0.0],    # ground 3 m away: seen
+                    [0.2, 0.0, 4.5],    # a branch 0.5 m below the roof line: within the clearance
+                    [0.0, 0.9, 3.9]])   # 1.1 m below, 0.9 m away: hidden
+    cls = np.array([6, 2, 2, 5, 5])
+    np.testing.assert_array_equal(under_roofs(pts, cls), [False, True, False, False, True])
+    assert not under_roofs(pts, np.full(5, 2)).any()  # no building, nothing hidden
+
+
+def test_copied_roofs_do_not_stand_over_copied_ground():
+    """Mirror copies superimpose the strips of all four sides; a roof must not land on ground."""
+    from pcgen.datadir import lidar_file
+    from pcgen.tasks.context import under_roofs
+
+    cloud = pio.read(lidar_file("las_with_several_extra_byte_bloc.laz"))
+    cls = np.asarray(cloud.attributes["classification"])
+    roof = cloud.xyz[cls == 6]
+    assert len(roof) > 100
+    c = np.median(roof[:, :2], axis=0)
+    square = box(c[0] + 1, c[1] - 6, c[0] + 13, c[1] + 6)  # east of the building, its roof reflects in
+    ctx = build_context(cloud.xyz, square, FillConfig().context, attributes={"classification": cls})
+    raw, raw_src = HybridFill().generate_with_source(ctx, 4 * ctx.n_target, np.random.default_rng(0))
+    assert under_roofs(raw, ctx.attributes["classification"][raw_src]).any()  # the raw copy hides ground
+    pts, src = draw_in_gap(HybridFill(), ctx, np.random.default_rng(0))
+    made = ctx.attributes["classification"][src]
+    assert (made == 6).sum() > 10 and (made == 2).sum() > 10
+    assert not under_roofs(pts, made).any()
