@@ -192,7 +192,7 @@ def tile_file(path, out_dir, options: TileOptions, raster: RasterSpec | None = N
         try:
             total = 0
             for chunk in reader:
-                rows = widen_records(chunk._record.array, dtype)
+                rows = widen_records(chunk.points.array, dtype)
                 x, y = decode_coords(rows, scales, offsets)
                 ix = np.floor(x / S).astype(np.int64)
                 iy = np.floor(y / S).astype(np.int64)

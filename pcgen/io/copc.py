@@ -100,8 +100,7 @@ def read_copc(path, bounds=None, resolution: float | None = None) -> PointCloud:
             points = reader.query(bounds=query, resolution=resolution)
         except BaseException as exc:  # noqa: BLE001
             _reraise(exc, path)
-    record = laspy.PackedPointRecord(points.array, points.point_format)
-    cloud = PointCloud(header=_plain_header(header, len(record)), record=record)
+    cloud = PointCloud(header=_plain_header(header, len(points)), points=points)
     if bounds is not None:
         # laspy compares rounded integer coordinates; keep the same closed box as EPT and LAS
         cloud = cloud.select(in_bounds(cloud.xyz, lo, hi))

@@ -22,10 +22,10 @@ import copy
 import json
 import math
 import os
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import laspy
 import numpy as np
@@ -245,7 +245,7 @@ def _read_node(dataset: EptDataset, node: EptNode, header_only: bool = False):
                          path) from None
     except InputError:
         raise
-    except BaseException as exc:  # noqa: BLE001 - lazrs raises pyo3 PanicException
+    except BaseException as exc:  # lazrs raises pyo3 PanicException
         if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit, MemoryError)):
             raise
         text = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
@@ -301,13 +301,12 @@ class EptChunkReader:
                 futures[i] = None  # drop the decoded node once it is handed on
                 if i + window < len(self.nodes):
                     futures.append(pool.submit(_read_node, self.dataset, self.nodes[i + window]))
-                record = laspy.PackedPointRecord(points.array, points.point_format)
                 if points.array.dtype != dtype or not (
                         np.array_equal(header.scales, grid[0])
                         and np.array_equal(header.offsets, grid[1])):
                     # a node in another format or grid: pack it into the dataset's
-                    record = PointCloud(header=header, record=record).to_record(self.header)
-                cloud = PointCloud(header=self.header, record=record, crs=self.crs)
+                    points = PointCloud(header=header, points=points).to_record(self.header)
+                cloud = PointCloud(header=self.header, points=points, crs=self.crs)
                 if self._bounds is not None:
                     cloud = cloud.select(in_bounds(cloud.xyz, *self._bounds))
                     if len(cloud) == 0:
@@ -362,7 +361,7 @@ def read_ept(path, bounds=None, resolution: float | None = None,
         out = np.empty(reader.point_count, dtype=dtype)  # filled in place: one copy in memory
         n = 0
         for chunk in reader:
-            rows = chunk._record.array
+            rows = chunk.points.array
             out[n:n + len(rows)] = rows
             n += len(rows)
             if progress is not None:
@@ -371,4 +370,4 @@ def read_ept(path, bounds=None, resolution: float | None = None,
         header.point_count = n
         record = laspy.PackedPointRecord(out[:n].copy() if n < len(out) else out,
                                          header.point_format)
-        return PointCloud(header=header, record=record, crs=reader.crs)
+        return PointCloud(header=header, points=record, crs=reader.crs)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import laspy
 import numpy as np
@@ -76,16 +76,13 @@ def read_las(path) -> PointCloud:
             header = reader.header
             expected = header.point_count
             points = reader.read_points(expected)
-            if reader.header.version.minor >= 4 and header.number_of_evlrs:
-                pass  # laspy reads EVLRs into header.evlrs on open
     except BaseException as exc:  # noqa: BLE001 - lazrs raises pyo3 PanicException
         _reraise(exc, path)
     check_header(header, path)
     if len(points) != expected:
         raise InputError(f"truncated: header says {expected} points, file holds {len(points)}",
                          path)
-    return PointCloud(header=header, record=laspy.PackedPointRecord(points.array,
-                                                                    points.point_format))
+    return PointCloud(header=header, points=points)
 
 
 class ChunkReader:
@@ -106,8 +103,7 @@ class ChunkReader:
                 if len(points) == 0:
                     break
                 seen += len(points)
-                yield PointCloud(header=self.header, record=laspy.PackedPointRecord(
-                    points.array, points.point_format), crs=self.crs)
+                yield PointCloud(header=self.header, points=points, crs=self.crs)
         except BaseException as exc:  # noqa: BLE001
             _reraise(exc, self.path)
         if seen != self.point_count:
@@ -156,25 +152,6 @@ def default_header(cloud: PointCloud, scale: float = 0.001) -> laspy.LasHeader:
     return header
 
 
-def _header_for(cloud: PointCloud) -> laspy.LasHeader:
-    header = copy.deepcopy(cloud.header) if cloud.header is not None else default_header(cloud)
-    fmt_names = set(header.point_format.dimension_names)
-    params = []
-    descriptions = getattr(cloud, "_extra_descriptions", {})
-    for name in cloud.attributes:
-        if name in fmt_names:
-            continue
-        value = cloud.attributes[name]
-        if value.dtype.kind not in "iuf" or value.ndim > 2:
-            raise OutputError(f"attribute {name!r} of dtype {value.dtype} cannot be stored in LAS")
-        dtype = value.dtype if value.ndim == 1 else np.dtype((value.dtype, value.shape[1]))
-        params.append(laspy.ExtraBytesParams(name=name, type=dtype,
-                                             description=descriptions.get(name, "")[:31]))
-    if params:
-        header.add_extra_dims(params)
-    return header
-
-
 def write_las(cloud: PointCloud, path, *, compress: bool | None = None) -> None:
     """Write ``cloud`` as LAS/LAZ (by suffix unless ``compress`` is given), atomically.
 
@@ -182,7 +159,8 @@ def write_las(cloud: PointCloud, path, *, compress: bool | None = None) -> None:
     return histograms are recomputed by laspy.
     """
     path = Path(path)
-    header = _header_for(cloud)
+    header = cloud.las_header(cloud.header if cloud.header is not None
+                              else default_header(cloud))
     record = cloud.to_record(header)
     if compress is None:
         compress = path.suffix.lower() == ".laz"
@@ -207,6 +185,9 @@ class _SharedPartsHeader(laspy.LasHeader):
     formats that copy costs milliseconds, which dominates writing thousands of small tiles.
     The writer resets counts and bounds, the extra-bytes statistics and the VLR list, so
     those are still copied; CRS VLRs, other VLR payloads and the point format are shared.
+
+    laspy has no public way to hand its writer a header it may share (no ``copy=False``),
+    so this is the one place pcgen relies on ``LasHeader``'s instance ``__dict__``.
     """
 
     def __deepcopy__(self, memo):
@@ -220,7 +201,7 @@ class _SharedPartsHeader(laspy.LasHeader):
         return new
 
     @classmethod
-    def wrap(cls, header: laspy.LasHeader) -> "_SharedPartsHeader":
+    def wrap(cls, header: laspy.LasHeader) -> _SharedPartsHeader:
         view = cls.__new__(cls)
         view.__dict__.update(header.__dict__)
         return view

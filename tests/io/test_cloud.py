@@ -1,0 +1,112 @@
+"""PointCloud over laspy's record: edits land in the record, untouched points stay bit-exact."""
+
+from __future__ import annotations
+
+import laspy
+import numpy as np
+import pytest
+
+from pcgen import datadir, io
+from pcgen.errors import InputError, OutputError
+
+
+def _las(tmp_path, n=200, fmt=1, offsets=(0.0, 0.0, 0.0), name="c.las"):
+    """A small LAS file with a return structure and classes, in ``fmt`` and ``offsets``."""
+    rng = np.random.default_rng(0)
+    header = laspy.LasHeader(point_format=fmt, version="1.4" if fmt >= 6 else "1.2")
+    header.scales, header.offsets = np.full(3, 0.001), np.asarray(offsets, dtype=float)
+    las = laspy.LasData(header)
+    las.X = rng.integers(-10**6, 10**6, n)
+    las.Y = rng.integers(-10**6, 10**6, n)
+    las.Z = rng.integers(0, 10**5, n)
+    las.intensity = rng.integers(0, 60000, n)
+    las.return_number = np.full(n, 2)
+    las.number_of_returns = np.full(n, 3)
+    las.classification = np.where(np.arange(n) % 2 == 0, 2, 5)
+    las.write(tmp_path / name)
+    return tmp_path / name
+
+
+def test_whole_field_edits_land_in_the_record_and_selections_are_copies(tmp_path):
+    cloud = io.read(_las(tmp_path))
+    part = cloud.select(slice(0, 10))
+    part.attributes["intensity"][:] = 7  # a whole field: a view into part's own record
+    part.attributes["classification"] = np.full(10, 9)  # a bit sub-field: packed at once
+    assert (part.to_record()["intensity"] == 7).all()
+    assert (np.asarray(part.to_record()["classification"]) == 9).all()
+    assert (cloud.attributes["intensity"][:10] != 7).any()  # the source cloud is untouched
+    assert set(np.unique(cloud.attributes["classification"])) == {2, 5}
+
+
+def test_moving_one_point_leaves_the_others_bit_exact_even_far_from_the_offset(tmp_path):
+    # offsets of 1e13 with mm scales: x - offset loses ~2 units of precision in float64, so
+    # re-quantizing every point would move points nobody touched
+    src = io.read(_las(tmp_path, offsets=(1e13, -1e13, 0.0)))
+    raw = src.to_record().array.copy()
+    src.xyz[0] += [1.0, 2.0, 3.0]
+    io.write(src, tmp_path / "moved.las")
+    back = io.read(tmp_path / "moved.las").to_record().array
+    assert back[1:].tobytes() == raw[1:].tobytes()
+    assert (back["X"][0] - raw["X"][0], back["Z"][0] - raw["Z"][0]) == (1000, 3000)
+
+
+def test_coordinates_beyond_the_integer_grid_are_refused(tmp_path):
+    cloud = io.read(_las(tmp_path))
+    cloud.xyz[5, 0] = 1e9  # 1e12 mm: past int32
+    with pytest.raises(OutputError, match="do not fit the LAS integer grid"):
+        io.write(cloud, tmp_path / "far.las")
+    assert not (tmp_path / "far.las").exists()
+
+
+def test_extra_dimension_is_packed_with_its_description(tmp_path):
+    cloud = io.read(datadir.lidar_file("Megaplot.laz"))
+    raw = cloud.to_record().array.copy()
+    cloud.add_extra_dimension("score", np.float32, np.linspace(0, 1, len(cloud)), "pcgen: score")
+    record = cloud.to_record()
+    assert record.array.dtype.names[:len(raw.dtype.names)] == raw.dtype.names
+    assert all(np.array_equal(record.array[f], raw[f]) for f in raw.dtype.names)
+    io.write(cloud, tmp_path / "s.laz")
+    back = io.read(tmp_path / "s.laz")
+    np.testing.assert_array_equal(back.attributes["score"],
+                                  np.linspace(0, 1, len(cloud)).astype(np.float32))
+    info = back.header.point_format.dimension_by_name("score")
+    assert info.description.rstrip("\0") == "pcgen: score"
+    with pytest.raises(ValueError, match="already exists"):
+        back.add_extra_dimension("score", np.uint8, np.zeros(len(back)))
+
+
+def test_deleting_attributes(tmp_path):
+    cloud = io.read(_las(tmp_path))
+    cloud.attributes["label"] = np.arange(len(cloud))
+    del cloud.attributes["label"]
+    assert "label" not in cloud.attributes
+    with pytest.raises(ValueError, match="dimension of the LAS point format"):
+        del cloud.attributes["intensity"]
+
+
+def test_concat_packs_other_formats_into_the_first_ones(tmp_path):
+    rgb = io.read(_las(tmp_path, fmt=3, name="three.las"))
+    plain = io.read(_las(tmp_path, fmt=1, name="one.las"))
+    joined = io.concat([rgb, plain])
+    assert joined.header.point_format.id == 3 and len(joined) == len(rgb) + len(plain)
+    tail = joined.select(slice(len(rgb), None))
+    assert (tail.attributes["return_number"] == 2).all()
+    np.testing.assert_array_equal(tail.attributes["classification"],
+                                  plain.attributes["classification"])
+    np.testing.assert_array_equal(tail.to_record()["X"], plain.to_record()["X"])
+    assert (tail.attributes["red"] == 0).all()
+    with pytest.raises(InputError, match="red"):  # format 1 has no colours to keep them in
+        io.concat([plain, rgb])
+
+
+def test_packing_into_the_other_format_family_converts_bit_fields(tmp_path):
+    # formats 0-5 and 6-10 lay out return numbers and classes in different bits
+    old = io.read(_las(tmp_path, fmt=1, name="one.las"))
+    header = laspy.LasHeader(point_format=6, version="1.4")
+    header.scales, header.offsets = old.header.scales, old.header.offsets
+    new = io.PointCloud(header=header, points=old.to_record(header))
+    assert (new.attributes["return_number"] == 2).all()
+    assert (new.attributes["number_of_returns"] == 3).all()
+    np.testing.assert_array_equal(new.attributes["classification"],
+                                  old.attributes["classification"])
+    np.testing.assert_array_equal(new.xyz, old.xyz)
