@@ -18,7 +18,7 @@ from torch import Tensor
 
 from pcgen.errors import CheckpointError
 from pcgen.image.checkpoint import load_state_strict, read_checkpoint
-from pcgen.image.optim import scaled_lr, warmup_lambda
+from pcgen.image.optim import lr_warmup, scaled_lr
 
 __all__ = ["AutoencoderModule", "build_autoencoder", "load_autoencoder", "downsampling_factor"]
 
@@ -76,7 +76,7 @@ class AutoencoderModule(L.LightningModule):
         devices = (trainer.num_devices * trainer.num_nodes) if trainer is not None else 1
         lr = scaled_lr(self.base_lr, self.batch_size, accumulate, devices, self.scale_lr)
         opt = torch.optim.Adam(self.vae.parameters(), lr=lr, betas=(0.5, 0.9))
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_lambda(self.warmup_steps))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_warmup(self.warmup_steps))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Literal
 
 import lightning as L
-import numpy as np
 import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
 from torch import Tensor, nn
@@ -22,7 +21,7 @@ from torch.optim.swa_utils import AveragedModel
 from pcgen.errors import ConfigError
 from pcgen.image.cosplace import CosPlace
 from pcgen.image.optim import adamw_with_warmup, scaled_lr
-from pcgen.image.schedule import ldm_betas, make_scheduler
+from pcgen.models.noise_schedule import NoiseSchedule
 
 __all__ = ["LatentDiffusion", "ldm_ema_fn", "logvar_weighted_loss"]
 
@@ -53,7 +52,8 @@ class LatentDiffusion(L.LightningModule):
         autoencoder: first stage; frozen here (train it with ``AutoencoderModule`` first).
         unet: ``UNet2DConditionModel`` (conditional, ``cross_attention_dim = D``) or ``UNet2DModel``.
         cosplace: frozen embedder giving ``(B, 1, D)`` contexts, or ``None`` for unconditional.
-        timesteps, linear_start, linear_end: the noise schedule (:func:`ldm_betas`).
+        timesteps, linear_start, linear_end: the noise schedule, LDM's "linear" (linear in √β:
+            ``NoiseSchedule("sqrt_linear", spacing="leading")``, no clipping of latents).
         learn_logvar, logvar_init: per-timestep log-variance in the loss (learned or fixed).
         scale_by_std: set ``scale_factor = 1 / std(z)`` from the first training batch, once.
         scale_factor: initial latent scale (used as is when ``scale_by_std`` is off).
@@ -82,11 +82,8 @@ class LatentDiffusion(L.LightningModule):
         self.cosplace = cosplace.freeze() if cosplace is not None else None
         self.config = config or {}
         self.timesteps = timesteps
-        betas = ldm_betas(timesteps, linear_start, linear_end)
-        self.betas_np = betas
-        ac = torch.from_numpy(np.cumprod(1.0 - betas))
-        self.register_buffer("sqrt_alphas_cumprod", ac.sqrt().float(), persistent=False)
-        self.register_buffer("sqrt_one_minus_alphas_cumprod", (1 - ac).sqrt().float(), persistent=False)
+        self.schedule = NoiseSchedule("sqrt_linear", timesteps, linear_start, linear_end, clip_sample=None,
+                                      spacing="leading")
         logvar = torch.full((timesteps,), float(logvar_init))
         if learn_logvar:
             self.logvar = nn.Parameter(logvar)
@@ -181,9 +178,7 @@ class LatentDiffusion(L.LightningModule):
             t = torch.randint(0, self.timesteps, (b,), device=z.device)
         if noise is None:
             noise = torch.randn_like(z)
-        a = self.sqrt_alphas_cumprod[t].view(b, 1, 1, 1)
-        s = self.sqrt_one_minus_alphas_cumprod[t].view(b, 1, 1, 1)
-        eps = self.denoise(a * z + s * noise, t, self._contexts(batch))
+        eps = self.denoise(self.schedule.add_noise(z, noise, t), t, self._contexts(batch))
         loss_simple = (eps - noise).abs().mean(dim=(1, 2, 3))
         logvar_t = self.logvar[t]
         return {"loss": logvar_weighted_loss(loss_simple, logvar_t),
@@ -246,7 +241,9 @@ class LatentDiffusion(L.LightningModule):
             b = num_samples
         if not 1 <= steps <= self.timesteps:
             raise ConfigError(f"steps must be in [1, {self.timesteps}], got {steps}")
-        sched = make_scheduler(sampler, self.betas_np)
+        if sampler not in ("ddpm", "ddim"):
+            raise ConfigError(f"sampler must be 'ddpm' or 'ddim', got {sampler!r}")
+        sched = self.schedule.ddpm() if sampler == "ddpm" else self.schedule.ddim()
         sched.set_timesteps(steps)
         size = self.unet.config.sample_size
         size = (size, size) if isinstance(size, int) else tuple(size)

@@ -14,7 +14,7 @@ from pcgen.losses.denoising import noise_prediction_loss, velocity_loss
 from pcgen.losses.kl import kl_loss, kl_normal
 from pcgen.losses.reconstruction import chamfer_loss, emd_loss, reconstruction_terms
 from pcgen.losses.regularizers import latent_l2, orthogonality_loss
-from pcgen.losses.schedules import Constant, Cosine, LinearWarmup
+from pcgen.losses.warmup import Constant, Cosine, LinearWarmup
 from pcgen.losses.weighted import LossOutput, WeightedLoss
 
 __all__ = [

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from pcgen.errors import ConfigError
-from pcgen.losses.schedules import Constant
+from pcgen.losses.warmup import Constant
 
 Schedule = Callable[[int], float]
 

@@ -14,7 +14,7 @@ from pcgen.models.diffusion import DiffusionHead
 from pcgen.models.flow_matching import FlowMatchingHead
 from pcgen.models.gan import GANHead, LatentMLP, PointDiscriminator
 from pcgen.models.gap_offset import GapOffsetHead
-from pcgen.models.schedules import NoiseSchedule
+from pcgen.models.noise_schedule import NoiseSchedule
 from pcgen.models.vae import VAEHead
 
 __all__ = [

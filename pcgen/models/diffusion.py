@@ -13,7 +13,7 @@ from pcgen.losses.denoising import ErrorNorm
 from pcgen.losses.reconstruction import EMDMethod, check_kinds
 from pcgen.models._util import module_device, regularization
 from pcgen.models.conditioning import ContextEncoder, finish_samples, prepare_batch, prepare_sampling
-from pcgen.models.schedules import NoiseSchedule
+from pcgen.models.noise_schedule import NoiseSchedule
 
 Sampler = Literal["ddpm", "ddim"]
 

@@ -1,15 +1,19 @@
-"""DDPM maths: forward-process moments, posterior mean, DDIM vs ancestral, oracle samplers."""
+"""DDPM maths: forward-process moments, posterior mean, DDIM vs ancestral, oracle samplers; LDM's
+sqrt-linear schedule."""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
+from diffusers import DDPMScheduler
 from torch import nn
 
 from pcgen.errors import ConfigError
 from pcgen.models import DiffusionHead, NoiseSchedule
+from pcgen.models.noise_schedule import sqrt_linear_betas
 
 
 @pytest.mark.parametrize("kind", ["linear", "cosine"])
@@ -44,6 +48,33 @@ def test_bad_schedule_config():
         NoiseSchedule("quadratic")
     with pytest.raises(ConfigError):
         NoiseSchedule("linear", beta_start=0.1, beta_end=0.01)
+    with pytest.raises(ConfigError, match="spacing"):
+        NoiseSchedule("linear", spacing="uniform")
+
+
+def test_betas_are_ldm_linear_in_sqrt_beta():
+    b = sqrt_linear_betas(1000, 0.0015, 0.0155)
+    assert b[0] == pytest.approx(0.0015) and b[-1] == pytest.approx(0.0155)
+    assert np.allclose(np.diff(np.sqrt(b)), (0.0155 ** 0.5 - 0.0015 ** 0.5) / 999)
+    # LDM's middle beta is below diffusers' beta-linear one (0.0085) with the same endpoints.
+    s0, s1 = 0.0015 ** 0.5, 0.0155 ** 0.5
+    assert b[500] == pytest.approx((s0 + (s1 - s0) * 500 / 999) ** 2, rel=1e-12)
+    assert b[500] < DDPMScheduler(beta_start=0.0015, beta_end=0.0155).betas[500] - 1e-3
+    sched = NoiseSchedule("sqrt_linear", 1000, 0.0015, 0.0155, clip_sample=None, spacing="leading")
+    for sampler in (sched.ddpm(), sched.ddim()):
+        torch.testing.assert_close(sampler.betas, torch.tensor(b, dtype=torch.float32))
+    # ᾱ in float64, as LDM computes it; q(x_t | x₀) takes its square roots before rounding to float32
+    torch.testing.assert_close(sched.alphas_cumprod, torch.from_numpy(np.cumprod(1 - b)), rtol=0, atol=0)
+    x0, eps, t = torch.ones(2, 4), torch.zeros(2, 4), torch.tensor([0, 999])
+    want = torch.from_numpy(np.cumprod(1 - b)[[0, 999]] ** 0.5).float()[:, None].expand(2, 4)
+    assert torch.equal(sched.add_noise(x0, eps, t), want)
+    # LDM's "uniform" DDIM discretisation: every 20th step, offset by one
+    ddim = sched.ddim()
+    ddim.set_timesteps(50)
+    assert ddim.timesteps.tolist() == list(range(981, 0, -20))
+    trailing = NoiseSchedule("linear", 1000).ddim()
+    trailing.set_timesteps(50)
+    assert trailing.timesteps[0] == 999 and trailing.timesteps[-1] == 19
 
 
 def test_predict_x0_inverts_add_noise():

@@ -1,8 +1,11 @@
-"""Step-dependent weight multipliers for loss terms (KL warm-up / annealing and the like).
+"""Warm-up and annealing multipliers, ``step -> float``: loss-term weights and learning rates.
 
-Each schedule is a small callable ``step -> float``; Hydra builds them with ``_target_``.
-They are plain classes, not dataclasses, on purpose: OmegaConf turns dataclass instances nested
-in a config into structured configs, which would strip the ``__call__``.
+The one home of pcgen's warm-ups: ``WeightedLoss`` scales a term by them (KL warm-up, cyclical
+annealing) and the image track's optimizers wrap them in ``torch.optim.lr_scheduler.LambdaLR``
+(LR warm-up). Diffusion noise schedules are another thing: :mod:`pcgen.models.noise_schedule`.
+Hydra builds these with ``_target_``. They are plain classes, not dataclasses, on purpose:
+OmegaConf turns dataclass instances nested in a config into structured configs, which would strip
+the ``__call__``.
 """
 
 from __future__ import annotations
