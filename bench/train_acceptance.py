@@ -53,18 +53,18 @@ def loss_curve(run: Path, key: str = "train/loss") -> list[float]:
 
 
 def evaluate(run: Path, args) -> dict[str, float]:
-    """``python -m pcgen.evaluate`` on the run's last checkpoint against the data's tiles."""
+    """``pcgen evaluate`` on the run's last checkpoint against the data's tiles."""
     from pcgen.train.run import build_datamodule, compose_config
 
     cfg = compose_config([f"data={args.data}"], root=run)
     tile_dir = build_datamodule(cfg).resolve_tile_dir()
     out = run / "eval.json"
-    cmd = [sys.executable, "-m", "pcgen.evaluate", f"ckpt={run / 'checkpoints' / 'last.ckpt'}",
+    cmd = [sys.executable, "-m", "pcgen.cli", "evaluate", f"ckpt={run / 'checkpoints' / 'last.ckpt'}",
            f"data={tile_dir}", f"max_clouds={args.num_clouds}", f"out={out}",
            f"metrics=[{','.join(args.metrics)}]"]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     if proc.returncode:
-        raise RuntimeError(f"pcgen.evaluate failed: {proc.stderr.strip()[-500:]}")
+        raise RuntimeError(f"pcgen evaluate failed: {proc.stderr.strip()[-500:]}")
     report = json.loads(out.read_text())
     flat = {"jsd": float(report["jsd"])}
     for metric in args.metrics:

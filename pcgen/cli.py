@@ -26,7 +26,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("pcgen.tasks.demo", "the gap-filling job end to end on the sample data"),
     "image": ("pcgen.image.cli", "latent diffusion on CosPlace embeddings: image train|sample|explain|rasterize"),
     "train": ("pcgen.train.train_cli", "train a head: Hydra overrides, e.g. model=vae trainer.max_steps=50"),
-    "evaluate": ("pcgen.evaluate", "MMD/COV/1-NNA/JSD of generated vs reference clouds (key=value)"),
+    "evaluate": ("pcgen.tasks.eval_generation_cli", "MMD/COV/1-NNA/JSD of generated vs reference clouds (key=value)"),
 }
 
 

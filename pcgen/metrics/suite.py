@@ -1,4 +1,4 @@
-"""All generation metrics for two sets of clouds in one call (what ``pcgen.evaluate`` reports)."""
+"""All generation metrics for two sets of clouds in one call (what ``pcgen evaluate`` reports)."""
 
 from __future__ import annotations
 

@@ -73,7 +73,7 @@ def _demo(args, out: Path, source: Path, ckpt: Path, generator, t0: float) -> di
     from pcgen.data import tile_files
     from pcgen.data.tiling import TileOptions
     from pcgen.tasks.baselines import HybridFill, MirrorFill, SurfaceFill
-    from pcgen.tasks.evaluate import EvalConfig, load_tiles, run_evaluation
+    from pcgen.tasks.eval_fill import EvalConfig, load_tiles, run_evaluation
     from pcgen.tasks.fill import FillConfig, fill_cloud, mask_gaps
 
     tiles_dir = out / "tiles"

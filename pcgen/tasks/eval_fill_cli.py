@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def eval_config(args):
-    from pcgen.tasks.evaluate import EvalConfig
+    from pcgen.tasks.eval_fill import EvalConfig
 
     cfg = EvalConfig()
     if args.cuts is not None:
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from pcgen.outputs import check_output
     from pcgen.tasks.baselines import HybridFill, MirrorFill, SurfaceFill
     from pcgen.tasks.config_checks import check_fill_config
-    from pcgen.tasks.evaluate import load_tiles, run_evaluation
+    from pcgen.tasks.eval_fill import load_tiles, run_evaluation
     from pcgen.tasks.fill import load_fill_config
 
     paths = list_inputs(args.tiles, suffixes=SUFFIXES)

@@ -5,7 +5,7 @@ Training saves the head's own config (``_target_`` tree) and its kind in the che
 classes (:mod:`pcgen.train.safe_targets`: a checkpoint must never run code), instantiates the
 config and loads the EMA weights when the run kept them (they sample better), else the live
 weights. Every way a file can be unusable
-is a ``CheckpointError`` naming the file, so ``pcgen fill`` and ``pcgen.evaluate`` report it in
+is a ``CheckpointError`` naming the file, so ``pcgen fill`` and ``pcgen evaluate`` report it in
 one line.
 """
 

@@ -1,4 +1,4 @@
-"""``python -m pcgen.evaluate ckpt=... data=...``: a real (tiny) trained head against real tiles."""
+"""``pcgen evaluate ckpt=... data=...``: a real (tiny) trained head against real tiles."""
 
 from __future__ import annotations
 
@@ -6,7 +6,12 @@ import json
 
 import pytest
 
-from pcgen.evaluate import main as evaluate_main
+from pcgen.cli import main
+
+
+def evaluate_main(args: list[str]) -> int:
+    """``pcgen evaluate ARGS...`` in this process."""
+    return main(["evaluate", *args])
 
 
 @pytest.fixture(scope="module")

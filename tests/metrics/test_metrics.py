@@ -10,13 +10,18 @@ import numpy as np
 import pytest
 import torch
 
+from pcgen.cli import main
 from pcgen.errors import ConfigError
 from pcgen.metrics import (coverage, evaluate_sets, jensen_shannon_divergence, minimum_matching_distance,
                            normalize_clouds, occupancy_jsd, one_nn_accuracy, pairwise_distances,
                            precision_recall)
-from pcgen.evaluate import main as evaluate_main
 
 K, N = 6, 32
+
+
+def evaluate_main(args: list[str]) -> int:
+    """``pcgen evaluate ARGS...`` in this process."""
+    return main(["evaluate", *args])
 
 
 def _random_sets(seed=0):
@@ -155,7 +160,7 @@ def test_evaluate_bad_inputs(tmp_path, capsys):
 
 def test_module_entry_runs(tmp_path):
     np.save(tmp_path / "a.npy", _random_sets(8).numpy())
-    proc = subprocess.run([sys.executable, "-m", "pcgen.evaluate", f"generated={tmp_path / 'a.npy'}",
+    proc = subprocess.run([sys.executable, "-m", "pcgen.cli", "evaluate", f"generated={tmp_path / 'a.npy'}",
                            f"reference={tmp_path / 'nope'}", f"out={tmp_path / 'o.json'}"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "nope" in proc.stderr and "Traceback" not in proc.stderr

@@ -1,11 +1,12 @@
-"""``pcgen evaluate``: score generated point clouds against reference ones, write a JSON report.
+"""Generation metrics: score generated point clouds against reference ones, write a JSON report.
 
-Two ways in, with Hydra-style ``key=value`` overrides of ``pcgen/conf/evaluate/config.yaml``::
+The library behind ``pcgen evaluate`` (``pcgen.tasks.eval_generation_cli``); not to be confused
+with ``pcgen.tasks.eval_fill``, which scores gap filling against cut-out ground truth. Two ways in,
+with Hydra-style ``key=value`` overrides of ``pcgen/conf/evaluate/config.yaml``::
 
     pcgen evaluate generated=samples.npy reference=refs/ out=report.json
     pcgen evaluate ckpt=run/checkpoints/last.ckpt data=tiles/ out=report.json
 
-(``python -m pcgen.evaluate`` is the same command; ``--set key=value`` works too.)
 ``generated`` / ``reference`` are a ``.npy`` file of shape (K, N, 3) or a folder of clouds (one
 per ``.npy`` / ``.las`` / ``.laz`` / ``.ply`` file, sorted by name). With ``ckpt`` the head is
 loaded through ``pcgen.train.checkpoint.load_head`` and samples as many clouds as the reference
@@ -15,12 +16,10 @@ Metrics and protocol: ``docs/metrics.md``. The report is written atomically.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -28,8 +27,9 @@ from omegaconf import OmegaConf
 
 from pcgen.atomic import atomic_path
 from pcgen.errors import ConfigError, InputError
+from pcgen.io.las import LAS_SUFFIXES
 
-CLOUD_SUFFIXES = (".npy", ".las", ".laz", ".ply")
+CLOUD_SUFFIXES = (".npy", *LAS_SUFFIXES, ".ply")
 CONFIG_MODULE = "pcgen.conf.evaluate"
 
 
@@ -108,7 +108,7 @@ def load_clouds(path, num_points: int | None = None, max_clouds: int | None = No
     if path.is_file() and path.suffix == ".npy":
         try:
             arr = np.load(path, allow_pickle=False)
-        except Exception as exc:
+        except (OSError, ValueError, EOFError) as exc:  # unreadable, truncated, pickled
             raise InputError(f"cannot read .npy ({exc})", path) from None
         if arr.ndim != 3 or arr.shape[-1] != 3:
             raise InputError(f"expected a (K, N, 3) array, got {arr.shape}", path)
@@ -123,7 +123,7 @@ def load_clouds(path, num_points: int | None = None, max_clouds: int | None = No
             if f.suffix == ".npy":
                 try:
                     xyz = np.load(f, allow_pickle=False)
-                except Exception as exc:
+                except (OSError, ValueError, EOFError) as exc:  # unreadable, truncated, pickled
                     raise InputError(f"cannot read .npy ({exc})", f) from None
             else:
                 from pcgen import io as pio
@@ -171,7 +171,7 @@ def _from_checkpoint(cfg) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.cat(gen_parts), ref
 
 
-def evaluate(cfg: dict) -> dict:
+def evaluate_generation(cfg: dict) -> dict:
     """Evaluate as :func:`load_config` describes and write the report; returns it."""
     from pcgen.metrics import evaluate_sets
 
@@ -194,36 +194,3 @@ def evaluate(cfg: dict) -> dict:
         tmp.write_text(json.dumps(report, indent=2) + "\n")
     return report
 
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from importlib.resources import files
-
-    keys = files(CONFIG_MODULE).joinpath("config.yaml").read_text(encoding="utf-8")
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.epilog = "keys and defaults (pcgen/conf/evaluate/config.yaml):\n" + "\n".join(
-        line for line in keys.splitlines() if line and not line.startswith("#"))
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                        help="e.g. generated=samples.npy reference=refs/ out=report.json")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="an override as for the other commands (repeatable)")
-    parser.add_argument("--config-dir", default=None,
-                        help="a folder with your own config.yaml, searched before the packaged one")
-
-
-def run(args: argparse.Namespace) -> int:
-    cfg = load_config([*args.overrides, *args.set], config_dir=args.config_dir)
-    report = evaluate(cfg)
-    summary = {m: report[m] for m in ("chamfer", "emd") if m in report}
-    print(json.dumps({"jsd": report["jsd"], **summary}, indent=1))
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m pcgen.evaluate ...``: the same as ``pcgen evaluate ...``."""
-    from pcgen.cli import main as cli_main
-
-    return cli_main(["evaluate", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    sys.exit(main())

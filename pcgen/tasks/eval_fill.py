@@ -1,0 +1,346 @@
+"""Gap-filling evaluation against ground truth: cut known boxes out of held-out real tiles, fill, compare.
+
+Every generator (the model and the baselines) fills the same cuts with the same point budget
+(the surrounding density × the gap area), and is compared with the points that were removed:
+
+* Chamfer distance (metres): mean nearest-neighbour distance generated → true plus true → generated,
+  halved (so it reads as "typical error");
+* EMD (metres): mean matched distance of an optimal one-to-one matching (auction solver) between
+  equal-size random subsets of both sets;
+* F-score at τ (metres): precision = share of generated points within τ of a true point, recall
+  the converse, F = 2PR / (P + R);
+* vegetation structure: height above the local ground (interpolated from the surrounding class-2
+  points) p50 / p95, and points per m², each as absolute error against the truth;
+* with K > 1 draws, the Spearman correlation, pooled over every cut, between a point's
+  uncertainty (its mean distance to the other draws, as ``pcgen fill --samples K`` writes it)
+  and its distance to the nearest true point.
+
+:func:`compare` puts the model against the strongest baseline: the share of cuts it is best on
+and a bootstrap 95% interval of its mean Chamfer difference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy.spatial import cKDTree
+from shapely.geometry import box as shapely_box
+
+from pcgen.errors import InputError
+from pcgen.tasks.context import build_context, generate_in_gap
+from pcgen.tasks.fill import FillConfig, draw_spread, representative
+from pcgen.tasks.frame import GroundSurface
+from pcgen.tasks.gaps import tile_footprint
+
+
+@dataclass
+class EvalConfig:
+    """Cuts and metric settings of ``pcgen eval-fill`` (its command-line options)."""
+
+    cuts_per_tile: int = 2
+    gap_size: float = 10.0        # side of the square cut, CRS units
+    edge_margin: float = 4.0      # cuts stay this far inside the tile's bounds
+    min_removed: int = 40         # cuts removing fewer true points are redrawn
+    tau: list[float] = field(default_factory=lambda: [0.5, 1.0, 2.0])
+    emd_points: int = 512         # subset size for EMD
+    ground_class: int = 2
+    seed: int = 0
+    samples: int = 1              # K draws per cut and method; K > 1 scores the uncertainty
+    bootstrap: int = 2000         # resamples of the cuts for the interval of a Chamfer difference
+
+
+@dataclass
+class Cut:
+    tile: str
+    polygon: object
+    removed: np.ndarray     # (R, 3) true points inside the cut
+    xyz: np.ndarray         # (N - R, 3) what is left
+    attributes: dict
+
+
+def cut_boxes(name: str, xyz: np.ndarray, attributes: dict, config: EvalConfig,
+              rng: np.random.Generator) -> list[Cut]:
+    """Square cuts at random places well inside a tile, each removing at least ``min_removed`` points."""
+    lo, hi = xyz[:, :2].min(0) + config.edge_margin, xyz[:, :2].max(0) - config.edge_margin
+    if np.any(hi - lo <= config.gap_size):
+        return []
+    cuts: list[Cut] = []
+    half = config.gap_size / 2
+    for _ in range(config.cuts_per_tile * 20):
+        if len(cuts) == config.cuts_per_tile:
+            break
+        c = rng.uniform(lo + half, hi - half)
+        inside = np.all(np.abs(xyz[:, :2] - c) <= half, axis=1)
+        if inside.sum() < config.min_removed:
+            continue
+        poly = shapely_box(c[0] - half, c[1] - half, c[0] + half, c[1] + half)
+        if any(poly.intersects(k.polygon) for k in cuts):
+            continue
+        cuts.append(Cut(name, poly, xyz[inside], xyz[~inside],
+                        {k: np.asarray(v)[~inside] for k, v in attributes.items()}))
+    return cuts
+
+
+def fill_metrics(generated: np.ndarray, true: np.ndarray, area: float, ground: np.ndarray,
+                 tau: Sequence[float], emd_points: int, rng: np.random.Generator) -> dict:
+    """Metrics of one filled gap against the removed points (see module docstring).
+
+    Args:
+        generated: (P, 3) world points; true: (R, 3); area: gap area; ground: (G, 3) ground points.
+    """
+    import torch
+
+    from pcgen.ops import chamfer, emd
+
+    out: dict = {"n_true": len(true), "n_generated": len(generated)}
+    if len(generated) == 0:
+        out.update({"chamfer": float("nan"), "emd": float("nan")})
+        out.update({f"fscore@{t:g}": 0.0 for t in tau})
+        return out
+    origin = true.mean(0)
+    g = torch.as_tensor(generated - origin)[None]
+    t = torch.as_tensor(true - origin)[None]
+    cd = chamfer(g, t, squared=False)
+    out["chamfer"] = float(cd.loss) / 2
+    gi, ti = cd.x_nearest[0].numpy(), cd.y_nearest[0].numpy()  # nearest-neighbour indices
+    d_gt = np.linalg.norm(generated - true[gi], axis=1)
+    d_tg = np.linalg.norm(true - generated[ti], axis=1)
+    for tv in tau:
+        p, r = float((d_gt <= tv).mean()), float((d_tg <= tv).mean())
+        out[f"fscore@{tv:g}"] = 0.0 if p + r == 0 else 2 * p * r / (p + r)
+    m = min(emd_points, len(generated), len(true))
+    a = generated[rng.choice(len(generated), m, replace=False)] - origin
+    b = true[rng.choice(len(true), m, replace=False)] - origin
+    out["emd"] = float(emd(torch.as_tensor(a)[None], torch.as_tensor(b)[None], squared=False)[0])
+    surface = GroundSurface(ground)
+    hg = generated[:, 2] - surface(generated[:, :2])
+    ht = true[:, 2] - surface(true[:, :2])
+    for q in (50, 95):
+        out[f"p{q}_err"] = float(abs(np.percentile(hg, q) - np.percentile(ht, q)))
+    out["density_err"] = float(abs(len(generated) - len(true)) / area)
+    return out
+
+
+def evaluate_fill(tiles: Sequence[tuple[str, np.ndarray, dict]], generators: dict, config: EvalConfig,
+                  fill_config: FillConfig | None = None, progress: bool = False, keep: int = 1):
+    """Run every generator on the same cuts of held-out tiles.
+
+    Args:
+        tiles: (name, xyz (N, 3), attributes) of held-out tiles.
+        generators: name -> generator (``generate(ctx, n, rng)``).
+        config: cuts and metrics; fill_config: context windows.
+        keep: how many cuts to keep with their fills, for the before/after renders.
+    Returns:
+        (rows: list of per-cut, per-method metric dicts, examples: list of dicts for rendering).
+    """
+    from tqdm.auto import tqdm
+
+    fcfg = fill_config or FillConfig()
+    rng = np.random.default_rng(config.seed)
+    cuts = [c for name, xyz, attrs in tiles for c in cut_boxes(name, xyz, attrs, config, rng)]
+    if not cuts:
+        raise InputError(f"no tile is large and dense enough for {config.gap_size:g} m cuts "
+                         f"with {config.min_removed} points")
+    rows, examples = [], []
+    for i, cut in enumerate(tqdm(cuts, desc="cuts", disable=not progress)):
+        # density over the part of the window inside the tile (a tile is much smaller than a file)
+        footprint = tile_footprint(np.r_[cut.xyz, cut.removed][:, :2], fcfg.gaps.footprint_concavity)
+        ctx = build_context(cut.xyz, cut.polygon, fcfg.context, attributes=cut.attributes, footprint=footprint,
+                            rng=np.random.default_rng([config.seed, i]), gap_id=f"{cut.tile}#{i}")
+        cls = cut.attributes.get("classification")
+        ground = cut.xyz[np.asarray(cls) == config.ground_class] if cls is not None else cut.xyz[:0]
+        near = np.abs(ground[:, :2] - np.asarray(cut.polygon.centroid.coords[0])).max(1) < 3 * config.gap_size
+        fills = {}
+        for name, gen in generators.items():
+            grng = np.random.default_rng([config.seed, i, 7])  # same stream for every method
+            draws = [generate_in_gap(gen, ctx, grng) for _ in range(max(config.samples, 1))]
+            k = representative(draws)  # scored as pcgen fill --samples K writes it
+            draws = [draws[k]] + draws[:k] + draws[k + 1:]
+            pts = draws[0]
+            fills[name] = pts
+            row = {"tile": cut.tile, "cut": i, "method": name, "area": float(cut.polygon.area),
+                   "density_around": ctx.density}
+            row.update(fill_metrics(pts, cut.removed, cut.polygon.area, ground[near], config.tau,
+                                    config.emd_points, np.random.default_rng([config.seed, i, 11])))
+            if len(draws) > 1 and len(pts):
+                row["_uncertainty"] = draw_spread(draws)
+                row["_error"] = cKDTree(cut.removed).query(pts, k=1)[0]
+            rows.append(row)
+        if len(examples) < keep:
+            examples.append({"cut": cut, "context": ctx, "fills": fills})
+    return rows, examples
+
+
+def summarize(rows: list[dict], tau: Sequence[float]) -> dict:
+    """Mean of each metric per method (NaNs skipped), how many cuts each mean covers, and with
+    K > 1 draws the pooled uncertainty–error Spearman correlation."""
+    from scipy.stats import spearmanr
+
+    keys = ["chamfer", "emd"] + [f"fscore@{t:g}" for t in tau] + ["p50_err", "p95_err", "density_err"]
+    out: dict = {}
+    for method in dict.fromkeys(r["method"] for r in rows):
+        mine = [r for r in rows if r["method"] == method]
+        out[method] = {"cuts": len(mine)}
+        for k in keys:
+            vals = np.array([r.get(k, np.nan) for r in mine], dtype=float)
+            out[method][k] = float(np.nanmean(vals)) if np.isfinite(vals).any() else float("nan")
+        unc = [r["_uncertainty"] for r in mine if "_uncertainty" in r]
+        if unc:
+            err = np.concatenate([r["_error"] for r in mine if "_uncertainty" in r])
+            out[method]["uncertainty_spearman"] = float(spearmanr(np.concatenate(unc), err)[0])
+    return out
+
+
+def compare(rows: list[dict], model: str = "pcgen", bootstrap: int = 2000, seed: int = 0) -> dict | None:
+    """The model against the baseline with the lowest mean Chamfer, cut by cut.
+
+    Returns:
+        ``{"baseline", "best_share" (cuts where the model's Chamfer is the lowest of all methods),
+        "chamfer_ratio" (model / baseline mean), "chamfer_diff" (mean model − baseline) and
+        "ci95" (bootstrap over cuts)}``, or None without the model or a baseline.
+    """
+    by_cut: dict = {}
+    for r in rows:
+        by_cut.setdefault(r["cut"], {})[r["method"]] = r["chamfer"]
+    cuts = [c for c in by_cut.values() if model in c and len(c) > 1 and all(np.isfinite(list(c.values())))]
+    if not cuts:
+        return None
+    baselines = [m for m in cuts[0] if m != model]
+    means = {m: float(np.mean([c[m] for c in cuts])) for m in baselines}
+    base = min(means, key=means.get)
+    diff = np.array([c[model] - c[base] for c in cuts])
+    rng = np.random.default_rng(seed)
+    boot = diff[rng.integers(0, len(diff), (bootstrap, len(diff)))].mean(1)
+    return {"baseline": base, "cuts": len(cuts),
+            "best_share": float(np.mean([c[model] <= min(c.values()) for c in cuts])),
+            "chamfer_ratio": float(np.mean([c[model] for c in cuts]) / means[base]),
+            "chamfer_diff": float(diff.mean()), "ci95": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))]}
+
+
+def comparison_text(cmp: dict | None, model: str = "pcgen") -> str:
+    """One Markdown paragraph of :func:`compare`'s result."""
+    if cmp is None:
+        return ""
+    lo, hi = cmp["ci95"]
+    verdict = "better" if hi < 0 else "worse" if lo > 0 else "not distinguishable"
+    return (f"\n{model} vs the strongest baseline ({cmp['baseline']}): Chamfer ratio {cmp['chamfer_ratio']:.3f}, "
+            f"mean difference {cmp['chamfer_diff']:+.3f} m (95% bootstrap interval {lo:+.3f} to {hi:+.3f} m: "
+            f"{verdict}); {model} best on {cmp['best_share']:.0%} of {cmp['cuts']} cuts.\n")
+
+
+def markdown_table(summary: dict, tau: Sequence[float]) -> str:
+    """The summary as a Markdown table; ↓ lower is better, ↑ higher is better."""
+    cols = [("chamfer", "Chamfer m ↓"), ("emd", "EMD m ↓")] + \
+        [(f"fscore@{t:g}", f"F@{t:g}m ↑") for t in tau] + \
+        [("p50_err", "|Δp50| m ↓"), ("p95_err", "|Δp95| m ↓"), ("density_err", "|Δdensity| /m² ↓")]
+    lines = ["| method | cuts | " + " | ".join(c[1] for c in cols) + " |",
+             "|---|---:|" + "---:|" * len(cols)]
+    spear = any("uncertainty_spearman" in v for v in summary.values())
+    if spear:
+        lines[0] += " uncertainty–error ρ ↑ |"
+        lines[1] += "---:|"
+    for method, vals in summary.items():
+        cells = " | ".join(f"{vals[k]:.3f}" for k, _ in cols)
+        if spear:
+            cells += f" | {vals.get('uncertainty_spearman', float('nan')):.3f}"
+        lines.append(f"| {method} | {vals['cuts']} | " + cells + " |")
+    return "\n".join(lines) + "\n"
+
+
+def render_examples(examples: list[dict], path: str | Path, dpi: int = 110) -> None:
+    """Before/after PNG: per kept cut, the tile with the hole, the truth, and each method's fill.
+
+    Top row: plan view coloured by height; bottom row: side view (x, z) of a strip through the gap.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from pcgen.atomic import atomic_path
+
+    ex = examples[0]
+    cut, ctx = ex["cut"], ex["context"]
+    panels = [("before (cut)", np.zeros((0, 3))), ("truth", cut.removed)] + list(ex["fills"].items())
+    xmin, ymin, xmax, ymax = ctx.window.bounds
+    bg = ctx.xyz
+    zlo, zhi = np.percentile(np.r_[bg[:, 2], cut.removed[:, 2]], [1, 99])
+    fig, axes = plt.subplots(2, len(panels), figsize=(3.2 * len(panels), 6.2), squeeze=False)
+    gx0, gy0, gx1, gy1 = cut.polygon.bounds
+    strip = (bg[:, 1] > gy0) & (bg[:, 1] < gy1)
+    for j, (title, pts) in enumerate(panels):
+        ax = axes[0, j]
+        ax.scatter(bg[:, 0], bg[:, 1], c=bg[:, 2], s=1, cmap="viridis", vmin=zlo, vmax=zhi)
+        if len(pts):
+            ax.scatter(pts[:, 0], pts[:, 1], c=pts[:, 2], s=3, cmap="viridis", vmin=zlo, vmax=zhi)
+        ax.plot(*cut.polygon.exterior.xy, color="red", lw=0.8)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlim(xmin, xmax), ax.set_ylim(ymin, ymax), ax.set_aspect("equal"), ax.set_xticks([]), ax.set_yticks([])
+        ax = axes[1, j]
+        ax.scatter(bg[strip, 0], bg[strip, 2], s=1, color="0.6")
+        if len(pts):
+            sel = (pts[:, 1] > gy0) & (pts[:, 1] < gy1)
+            ax.scatter(pts[sel, 0], pts[sel, 2], s=3, color="tab:red")
+        ax.axvline(gx0, color="red", lw=0.5), ax.axvline(gx1, color="red", lw=0.5)
+        ax.set_xlim(xmin, xmax), ax.set_ylim(zlo - 1, zhi + 1), ax.set_yticks([])
+        ax.set_xlabel("x (side view)", fontsize=8)
+    fig.suptitle(f"{cut.tile}: {cut.polygon.area:.0f} m² gap, {len(cut.removed)} true points", fontsize=10)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
+    plt.close(fig)
+
+
+def rows_to_json(rows, summary, config: EvalConfig, extra: dict | None = None) -> dict:
+    """The JSON report: config, summary and per-cut rows (without the per-point arrays)."""
+    cuts = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
+    return {"config": asdict(config), "summary": summary, "cuts": cuts, **(extra or {})}
+
+
+def load_tiles(paths):
+    """(name, xyz, attributes) of each file, the form :func:`evaluate_fill` cuts gaps from."""
+    import pcgen.io as pio
+
+    tiles = []
+    for p in paths:
+        cloud = pio.read(p)
+        attrs = {k: cloud.attributes[k] for k in ("classification", "return_number", "number_of_returns")
+                 if k in cloud.attributes}
+        tiles.append((Path(p).name, cloud.xyz, attrs))
+    return tiles
+
+
+def run_evaluation(tiles, out_dir, generators, cfg, fill_cfg, progress=False, extra=None,
+                   overwrite: bool = True) -> dict:
+    """Evaluate and write eval_fill.json / .md / .png into ``out_dir`` atomically; returns the summary.
+
+    The output folder is claimed (locked, staged) before the evaluation starts, so a second run
+    into the same folder fails at once instead of racing this one.
+    """
+    import json
+
+    from pcgen.atomic import atomic_dir
+
+    with atomic_dir(out_dir, overwrite=overwrite) as tmp:
+        rows, examples = evaluate_fill(tiles, generators, cfg, fill_cfg, progress=progress)
+        summary = summarize(rows, cfg.tau)
+        cmp = compare(rows, bootstrap=cfg.bootstrap, seed=cfg.seed)
+        table = markdown_table(summary, cfg.tau) + comparison_text(cmp)
+        sites = list(dict.fromkeys(r["tile"] for r in rows))
+        by_site = {}
+        if len(sites) > 1:
+            for site in sites:
+                mine = [r for r in rows if r["tile"] == site]
+                by_site[site] = {"summary": summarize(mine, cfg.tau), "comparison": compare(mine, seed=cfg.seed)}
+        per_site = "".join(f"\n### {site}\n\n" + markdown_table(v["summary"], cfg.tau) + comparison_text(v["comparison"])
+                           for site, v in by_site.items())
+        report = rows_to_json(rows, summary, cfg, {"comparison": cmp, "by_tile": by_site, **(extra or {})})
+        (tmp / "eval_fill.json").write_text(json.dumps(report, indent=1, default=float))
+        (tmp / "eval_fill.md").write_text(f"Gap filling on {len(sites)} held-out tiles, "
+                                          f"{cfg.gap_size:g} m square cuts\n\n" + table +
+                                          ("\n## Per tile\n" + per_site if per_site else ""))
+        render_examples(examples, tmp / "eval_fill.png")
+    return {"summary": summary, "table": table, "comparison": cmp}
