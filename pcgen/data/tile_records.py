@@ -39,6 +39,9 @@ def widen_records(rows: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """Source records in the tile layout (source fields + a trailing u1 ``buffer`` = 0).
 
     Done once per chunk so tiles are written without another copy of their core points.
+    LAS puts extra bytes after the standard fields, so the source bytes are a prefix of each
+    widened record: one block copy, where laspy's ``PackedPointRecord.from_point_record``
+    copies (and for bit fields unpacks and repacks) dimension by dimension.
     """
     if rows.dtype == dtype:
         return rows
