@@ -11,19 +11,6 @@ MODELS = ["vae", "gan", "diffusion", "flow_matching"]
 ENCODERS = ["pointnet", "pointnet2", "dgcnn"]
 
 
-@pytest.fixture(scope="module")
-def make_cfg(tmp_path_factory, lidar_dir):
-    """``make_cfg(model, encoder, overrides)``: tiny widths on tiny real tiles (warsaw_small)."""
-    from pcgen.train.testing import make_tiny_tiles, tiny_config
-
-    tiles = make_tiny_tiles(tmp_path_factory.mktemp("tiles") / "warsaw")
-
-    def _make(model, encoder, overrides=()):
-        return tiny_config(model, encoder, tiles, tmp_path_factory.mktemp("run"), overrides)
-
-    return _make
-
-
 def _params(module):
     return {k: v.detach().clone() for k, v in module.head.state_dict().items()
             if v.dtype.is_floating_point}

@@ -15,18 +15,16 @@ def evaluate_main(args: list[str]) -> int:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(make_cfg, tiny_tiles, tmp_path_factory):
     from pcgen.train.run import train
-    from pcgen.train.testing import make_tiny_tiles, tiny_config
 
-    tiles = make_tiny_tiles(tmp_path_factory.mktemp("tiles") / "tiles")
     root = tmp_path_factory.mktemp("vae_run")
-    cfg = tiny_config("vae", "pointnet", tiles, root,
-                      ["trainer.max_steps=2", "callbacks.last.every_n_train_steps=2",
-                       "callbacks.best.every_n_train_steps=2", "callbacks.samples.every_n_steps=0"],
-                      callbacks="default")
+    cfg = make_cfg("vae", "pointnet",
+                   ["trainer.max_steps=2", "callbacks.last.every_n_train_steps=2",
+                    "callbacks.best.every_n_train_steps=2", "callbacks.samples.every_n_steps=0"],
+                   root=root, callbacks="default")
     train(cfg, root=root)
-    return root / "checkpoints" / "last.ckpt", tiles
+    return root / "checkpoints" / "last.ckpt", tiny_tiles
 
 
 def test_checkpoint_evaluation_writes_report(trained, tmp_path):
