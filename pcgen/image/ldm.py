@@ -222,7 +222,9 @@ class LatentDiffusion(L.LightningModule):
             num_samples: ``B`` for unconditional sampling (or to repeat a single context).
             context: ``(B, 1, D)`` CosPlace embeddings; required by conditional models.
             sampler: ``"ddim"`` (``eta`` = 0 deterministic, 1 ≈ DDPM) or ``"ddpm"`` (ancestral).
-            steps: number of denoising steps (any count up to ``timesteps``).
+            steps: number of denoising steps: up to ``timesteps`` for DDPM, ``timesteps − 1`` for
+                DDIM (its leading spacing is offset by one, as in LDM, so a full count would ask
+                for step ``timesteps``, one past the schedule).
             guidance_scale: classifier-free guidance ``s``: ``ε_u + s (ε_c − ε_u)``; 1 = plain conditional.
             use_ema: sample with the EMA weights when present.
         """
@@ -239,10 +241,11 @@ class LatentDiffusion(L.LightningModule):
             if num_samples is None:
                 raise ConfigError("num_samples is required for an unconditional model")
             b = num_samples
-        if not 1 <= steps <= self.timesteps:
-            raise ConfigError(f"steps must be in [1, {self.timesteps}], got {steps}")
         if sampler not in ("ddpm", "ddim"):
             raise ConfigError(f"sampler must be 'ddpm' or 'ddim', got {sampler!r}")
+        top = self.timesteps - (sampler == "ddim")
+        if not 1 <= steps <= top:
+            raise ConfigError(f"steps must be in [1, {top}] for {sampler}, got {steps}")
         sched = self.schedule.ddpm() if sampler == "ddpm" else self.schedule.ddim()
         sched.set_timesteps(steps)
         size = self.unet.config.sample_size

@@ -161,3 +161,16 @@ def test_condition_dropout_uses_null_context(batch):
     assert torch.all(out == 0.25)
     m.eval()
     torch.testing.assert_close(m._contexts({"image": batch["image"], "context": ctx}), ctx)
+
+
+def test_sampling_step_counts_are_checked():
+    from pcgen.errors import ConfigError
+
+    m = tiny()
+    t = m.timesteps
+    # DDIM's leading spacing is offset by one: timesteps - 1 steps is its most, DDPM takes all
+    assert m.sample(1, sampler="ddim", steps=t - 1).shape[0] == 1
+    with pytest.raises(ConfigError, match=rf"\[1, {t - 1}\] for ddim"):
+        m.sample(1, sampler="ddim", steps=t)
+    with pytest.raises(ConfigError, match=rf"\[1, {t}\] for ddpm"):
+        m.sample(1, sampler="ddpm", steps=t + 1)
