@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pcgen.errors import ConfigError, InputError
+from pcgen.errors import ConfigError, InputError, ShapeError
 
 
 @dataclass
@@ -62,7 +62,7 @@ def cut_gap(points: np.ndarray | torch.Tensor, rng: np.random.Generator,
     """
     xyz = points.detach().cpu().numpy() if isinstance(points, torch.Tensor) else np.asarray(points)
     if xyz.ndim != 2 or xyz.shape[1] < 3:
-        raise InputError(f"points must be (N, 3), got {xyz.shape}")
+        raise ShapeError(f"points must be (N, 3), got {xyz.shape}")
     xyz = xyz[:, :3].astype(np.float32, copy=False)
     lo_frac, hi_frac = _check_size(size)
     if len(xyz) < 2 * min_points:

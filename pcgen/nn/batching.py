@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from pcgen.errors import InputError
+from pcgen.errors import ShapeError
 
 
 @dataclass
@@ -74,26 +74,26 @@ def check_points(points: Tensor, lengths: Tensor | None, in_channels: int) -> Pa
     Returns:
         the :class:`Packing` of the batch.
     Raises:
-        InputError: wrong rank, channel count, dtype or lengths.
+        ShapeError: wrong rank, channel count, dtype or lengths.
     """
     if not torch.is_tensor(points) or points.dim() != 3:
         shape = tuple(points.shape) if torch.is_tensor(points) else type(points).__name__
-        raise InputError(f"points must be a (B, N, {in_channels}) tensor, got {shape}")
+        raise ShapeError(f"points must be a (B, N, {in_channels}) tensor, got {shape}")
     if not points.is_floating_point():
-        raise InputError(f"points must be floating point, got {points.dtype}")
+        raise ShapeError(f"points must be floating point, got {points.dtype}")
     B, N, C = points.shape
     if C != in_channels:
-        raise InputError(f"points have {C} channels but the encoder was built with in_channels={in_channels}")
+        raise ShapeError(f"points have {C} channels but the encoder was built with in_channels={in_channels}")
     if B == 0 or N == 0:
-        raise InputError(f"points must hold at least one cloud with one point, got {(B, N, C)}")
+        raise ShapeError(f"points must hold at least one cloud with one point, got {(B, N, C)}")
     if lengths is None:
         lengths = torch.full((B,), N, dtype=torch.long, device=points.device)
     else:
         if lengths.shape != (B,):
-            raise InputError(f"lengths must have shape ({B},), got {tuple(lengths.shape)}")
+            raise ShapeError(f"lengths must have shape ({B},), got {tuple(lengths.shape)}")
         if lengths.is_floating_point() or lengths.dtype == torch.bool:
-            raise InputError(f"lengths must be integers, got {lengths.dtype}")
+            raise ShapeError(f"lengths must be integers, got {lengths.dtype}")
         if bool((lengths < 1).any()) or bool((lengths > N).any()):
-            raise InputError(f"lengths must lie in [1, {N}], got {lengths.tolist()}")
+            raise ShapeError(f"lengths must lie in [1, {N}], got {lengths.tolist()}")
         lengths = lengths.to(device=points.device, dtype=torch.long)
     return Packing.from_lengths(lengths, N)

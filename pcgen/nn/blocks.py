@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.nn import MLP, global_max_pool, global_mean_pool
 
-from pcgen.errors import InputError
+from pcgen.errors import ShapeError
 
 Norm = Literal["batch", "layer", "none"]
 Act = Literal["relu", "leaky_relu", "silu", "gelu"]
@@ -95,7 +95,7 @@ def timestep_embedding(t: Tensor, dim: int, max_period: float = 10000.0) -> Tens
     if t.dim() == 0:
         t = t[None]
     if t.dim() != 1:
-        raise InputError(f"timestep_embedding expects t of shape (B,), got {tuple(t.shape)}")
+        raise ShapeError(f"timestep_embedding expects t of shape (B,), got {tuple(t.shape)}")
     return get_timestep_embedding(t.float(), dim, flip_sin_to_cos=True, downscale_freq_shift=0,
                                   max_period=int(max_period))
 
@@ -165,12 +165,12 @@ class Conditioning(nn.Module):
                                       ("cond", cond, self.cond_dim, "cond_dim")):
             if dim == 0:
                 if value is not None:
-                    raise InputError(f"{name} given but the encoder was built with {arg}=0")
+                    raise ShapeError(f"{name} given but the encoder was built with {arg}=0")
                 continue
             if value is None:
-                raise InputError(f"the encoder was built to take {name} of shape (B, {dim}); none given")
+                raise ShapeError(f"the encoder was built to take {name} of shape (B, {dim}); none given")
             if value.shape != (batch_size, dim):
-                raise InputError(f"{name} must have shape ({batch_size}, {dim}), got {tuple(value.shape)}")
+                raise ShapeError(f"{name} must have shape ({batch_size}, {dim}), got {tuple(value.shape)}")
             parts.append(value)
         if not parts:
             return None

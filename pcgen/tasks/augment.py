@@ -130,7 +130,7 @@ def check_classified(cloud, path) -> None:
     cls = cloud.attributes.get("classification")
     if cls is None or not np.isin(np.asarray(cls), (0, 1), invert=True).any():
         raise InputError("has no classified points (only class 0/1): generated points would carry no class; "
-                         "give labelled --condition tiles or drop --labels", path)
+                         "condition on labelled tiles, or generate without labels", path)
 
 
 def reimagine(cloud, generator, gap_fraction: float, rng: np.random.Generator, fill_config=None):

@@ -72,7 +72,7 @@ class ClassMap:
         missing = [n for n, c in zip(self.names, counts) if c == 0]
         if missing:
             raise InputError(f"the class map names {', '.join(map(repr, missing))}, which no point of {where} "
-                             "carries; drop it (--set classes=...) or add files that have it")
+                             "carries; drop it from the class map (classes) or add files that have it")
 
 
 @dataclass

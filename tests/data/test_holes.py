@@ -8,7 +8,7 @@ import torch
 
 from pcgen.data.holes import GapDataset, cut_gap, resample
 from pcgen.data.synthetic import make_scene
-from pcgen.errors import ConfigError, InputError
+from pcgen.errors import ConfigError, InputError, ShapeError
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def test_cut_gap_bad_inputs():
     rng = np.random.default_rng(0)
     with pytest.raises(InputError):
         cut_gap(np.zeros((10, 3)), rng)  # too few points
-    with pytest.raises(InputError):
+    with pytest.raises(ShapeError):
         cut_gap(np.zeros((100, 2)), rng)
     flat = np.zeros((100, 3))
     flat[:, 0] = np.linspace(0, 1, 100)  # zero y extent

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from pcgen.errors import InputError
+from pcgen.errors import ShapeError
 from pcgen.nn.batching import Packing, check_points
 from pcgen.nn.blocks import FiLM, shared_mlp, timestep_embedding
 
@@ -19,7 +19,7 @@ def test_timestep_embedding_values():
     freqs = torch.exp(-math.log(10000.0) * torch.arange(4) / 4)
     torch.testing.assert_close(emb[1], torch.cat([torch.cos(10 * freqs), torch.sin(10 * freqs)]))
     torch.testing.assert_close(emb[0], torch.cat([torch.ones(4), torch.zeros(4)]))
-    with pytest.raises(InputError):
+    with pytest.raises(ShapeError):
         timestep_embedding(torch.zeros(2, 2), 8)
 
 
@@ -58,10 +58,10 @@ def test_packing_round_trip_and_rows():
 
 
 def test_check_points_errors():
-    with pytest.raises(InputError, match="floating"):
+    with pytest.raises(ShapeError, match="floating"):
         check_points(torch.zeros(1, 4, 3, dtype=torch.long), None, 3)
-    with pytest.raises(InputError, match="integers"):
+    with pytest.raises(ShapeError, match="integers"):
         check_points(torch.zeros(1, 4, 3), torch.tensor([2.0]), 3)
-    with pytest.raises(InputError, match="shape"):
+    with pytest.raises(ShapeError, match="shape"):
         check_points(torch.zeros(2, 4, 3), torch.tensor([2]), 3)
     assert check_points(torch.zeros(2, 4, 3), None, 3).lengths.tolist() == [4, 4]

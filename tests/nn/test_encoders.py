@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pcgen.errors import InputError
+from pcgen.errors import ShapeError
 
 NAMES = ["pointnet", "pointnet2", "dgcnn"]
 
@@ -99,19 +99,19 @@ def test_bad_inputs_raise_input_error(name, encoder_factory, clouds):
     model = encoder_factory(name, time_dim=4)
     x = clouds(2, 32)
     t = torch.zeros(2, 4)
-    with pytest.raises(InputError, match="in_channels=3"):
+    with pytest.raises(ShapeError, match="in_channels=3"):
         model(clouds(2, 32, features=1), t_emb=t)
-    with pytest.raises(InputError, match="lengths"):
+    with pytest.raises(ShapeError, match="lengths"):
         model(x, torch.tensor([32, 0]), t_emb=t)
-    with pytest.raises(InputError, match="lengths"):
+    with pytest.raises(ShapeError, match="lengths"):
         model(x, torch.tensor([33, 5]), t_emb=t)
-    with pytest.raises(InputError, match=r"\(B, N, 3\)"):
+    with pytest.raises(ShapeError, match=r"\(B, N, 3\)"):
         model(x[0], t_emb=t)
-    with pytest.raises(InputError, match="t_emb"):
+    with pytest.raises(ShapeError, match="t_emb"):
         model(x)
-    with pytest.raises(InputError, match="t_emb must have shape"):
+    with pytest.raises(ShapeError, match="t_emb must have shape"):
         model(x, t_emb=torch.zeros(2, 5))
-    with pytest.raises(InputError, match="cond given"):
+    with pytest.raises(ShapeError, match="cond given"):
         model(x, t_emb=t, cond=torch.zeros(2, 1))
 
 
