@@ -1,5 +1,5 @@
 """The per-core steps between reading a file and writing its tiles: voxel thinning, height
-normalization and the min-points drop.
+normalization and the min-points drop; then the cut of each core into its neighbours' buffers.
 
 They run on each tile's core once every chunk is stored and before any tile is written, because
 a tile's buffer band is cut from its neighbours' final cores.
@@ -76,3 +76,48 @@ def process_cores(store, options: TileOptions, fmt, scales, offsets,
             changed = True
         if changed:
             store.put(key, core)
+
+
+class BufferBands:
+    """Which points of each core fall in a neighbouring tile's buffer, cut once per core.
+
+    Tile ``t`` takes from neighbour core ``n`` the points inside ``[t0*S - B, t0*S + S + B) x
+    [t1*S - B, t1*S + S + B)``. Testing that box on all of ``n``'s points for each of its 8
+    neighbours was most of tiling's own per-tile work; the points near one of ``n``'s edges
+    (inside the box of the tile beyond it on one axis) are few, so they are found once per core
+    and each band tests only them, with the same comparisons, so bands hold the same points in
+    the same order.
+    """
+
+    def __init__(self, store, size: float, buffer: float, scales, offsets):
+        self.store, self.S, self.B = store, float(size), float(buffer)
+        self.scales, self.offsets = scales, offsets
+        self._edges: dict = {}
+
+    def _inside(self, v: np.ndarray, t: int) -> np.ndarray:
+        lo = t * self.S
+        return (v >= lo - self.B) & (v < lo + self.S + self.B)
+
+    def _edge(self, nkey):
+        if nkey not in self._edges:
+            x, y = self.store.xy(nkey, self.scales, self.offsets)
+            self._edges[nkey] = (x, y, {d: np.flatnonzero(self._inside(x, nkey[0] + d))
+                                        for d in (-1, 1)},
+                                 {d: np.flatnonzero(self._inside(y, nkey[1] + d)) for d in (-1, 1)})
+        return self._edges[nkey]
+
+    def indices(self, nkey, key) -> np.ndarray:
+        """Ascending indices of core ``nkey``'s points in tile ``key``'s buffer box
+        (``key`` is one of ``nkey``'s 8 neighbours)."""
+        x, y, near_x, near_y = self._edge(nkey)
+        dx, dy = key[0] - nkey[0], key[1] - nkey[1]
+        if dx:
+            base = near_x[dx]
+            return base[self._inside(y[base], key[1])]
+        base = near_y[dy]
+        return base[self._inside(x[base], key[0])]
+
+    def release(self, below: int) -> None:
+        """Forget cores in columns ``< below`` (tiles are written column by column)."""
+        for k in [k for k in self._edges if k[0] < below]:
+            del self._edges[k]

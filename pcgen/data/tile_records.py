@@ -50,3 +50,16 @@ def widen_records(rows: np.ndarray, dtype: np.dtype) -> np.ndarray:
     out.view(np.uint8).reshape(len(rows), dtype.itemsize)[:, :rows.dtype.itemsize] = \
         src.view(np.uint8).reshape(len(rows), rows.dtype.itemsize)
     return out
+
+
+def decoded_bounds(rows: np.ndarray, scales, offsets) -> list[float]:
+    """``[xmin, ymin, zmin, xmax, ymax, zmax]`` of the decoded coordinates of non-empty
+    ``rows``, from the integer extremes: decoding is monotonic, so this equals the extremes of
+    the decoded points without decoding them all."""
+    lo, hi = [], []
+    for a, name in enumerate(("X", "Y", "Z")):
+        v = rows[name]
+        ends = (v.min() * scales[a] + offsets[a], v.max() * scales[a] + offsets[a])
+        lo.append(float(min(ends)))
+        hi.append(float(max(ends)))
+    return lo + hi

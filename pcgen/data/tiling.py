@@ -18,14 +18,17 @@ Pipeline per file (one process / Dask task per file or EPT dataset)
        when the file's records exceed ``max_memory``; collect ground candidates on the way.
     2. per core: voxel thinning (one point per voxel, the one nearest its centre; voxels on
        the global grid), height normalization (Z minus the ground surface), min-points drop.
-    3. per tile: core + the neighbours' buffer bands, written as LAZ with the source header
-       (scales, offsets, CRS, VLRs/EVLRs) through laspy's writer.
+    3. per tile: core + the neighbours' buffer bands (`pcgen.data.tile_cores.BufferBands`),
+       written as LAZ with the source header (scales, offsets, CRS, VLRs/EVLRs) by
+       `pcgen.data.tile_writer.TileWriter`: the bytes laspy's writer would write, without its
+       per-file set-up for each tile.
 Point records are moved as raw bytes throughout, so points that are not thinned or
 height-normalized leave bit-identical to how they came in.
 
 This module runs the pipeline; its parts live beside it: input discovery and header checks in
 `pcgen.data.tile_inputs`, the stores of step 1 in `pcgen.data.tile_store`, step 2 in
-`pcgen.data.tile_cores`, raw-record helpers in `pcgen.data.tile_records`.
+`pcgen.data.tile_cores`, raw-record helpers in `pcgen.data.tile_records`, tile files in
+`pcgen.data.tile_writer`.
 """
 
 from __future__ import annotations
@@ -41,16 +44,16 @@ import numpy as np
 
 import pcgen.io as pio
 from pcgen.data.ground import GroundCollector
-from pcgen.data.tile_cores import process_cores
+from pcgen.data.tile_cores import BufferBands, process_cores
 from pcgen.data.tile_inputs import input_stem, read_headers, source_name, unique_stems
 from pcgen.data.tile_records import (concat_records, decode_classification, decode_coords,
-                                     take_records, widen_records)
+                                     decoded_bounds, take_records, widen_records)
 from pcgen.data.tile_store import MemoryStore, SpillStore
+from pcgen.data.tile_writer import TileWriter
 from pcgen.errors import ConfigError, InputError, OutputError
 from pcgen.inputs import list_inputs
 from pcgen.io.copc import strip_copc_vlrs
 from pcgen.io.ept import EptDataset, is_ept
-from pcgen.io.las import write_las_records
 
 BUFFER_DIM = "buffer"
 _NEIGHBOURS = [(dx, dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1) if (dx, dy) != (0, 0)]
@@ -131,13 +134,6 @@ class FileResult:
 
 
 # -- tile names and headers ------------------------------------------------------------------------
-def _laz_backend(n_points: int):
-    """lazrs' parallel coder only pays off over several 50 000-point LAZ chunks."""
-    if n_points < 150_000 and laspy.LazBackend.Lazrs.is_available():
-        return laspy.LazBackend.Lazrs
-    return None
-
-
 def tile_name(stem: str, key, size: float) -> str:
     def fmt(v: float) -> str:
         return str(int(round(v))) if float(size).is_integer() else f"{v:.3f}"
@@ -239,41 +235,39 @@ def _crs_text(crs) -> str | None:
 def _write_tiles(store, options: TileOptions, tile_header, scales, offsets, out_dir: Path,
                  stem: str, raster: RasterSpec | None, result: FileResult) -> None:
     S, B = float(options.size), float(options.buffer)
-    fmt = tile_header.point_format
+    writer = TileWriter(tile_header, options.compress)
+    bands_of = BufferBands(store, S, B, scales, offsets)
     suffix = ".laz" if options.compress else ".las"
+    source = source_name(result.source)
     for key in store.keys():
         core = store.get(key)
         xmin, ymin = key[0] * S, key[1] * S
         bands = []
         if B > 0:
+            bands_of.release(key[0] - 1)
             for dx, dy in _NEIGHBOURS:
                 nkey = (key[0] + dx, key[1] + dy)
                 if nkey not in store:
                     continue
-                nb = store.get(nkey)
-                x, y = store.xy(nkey, scales, offsets)
-                inside = (x >= xmin - B) & (x < xmin + S + B) & (y >= ymin - B) & (y < ymin + S + B)
-                if inside.any():
-                    band = take_records(nb, inside)
+                inside = bands_of.indices(nkey, key)
+                if len(inside):
+                    band = take_records(store.get(nkey), inside)
                     band[BUFFER_DIM] = 1
                     bands.append(band)
         name = tile_name(stem, key, S) + suffix
-        # one record per tile: laspy's writer pays a header update per write_points call
-        rows = concat_records(core, bands)
         try:
-            write_las_records(out_dir / name, tile_header, [laspy.PackedPointRecord(rows, fmt)],
-                              compress=options.compress, laz_backend=_laz_backend(len(rows)))
+            writer.write(out_dir / name, concat_records(core, bands))
         except OSError as exc:
             raise OutputError(f"cannot write tile ({exc.strerror or exc})", out_dir / name) from None
         n_buffer = sum(len(b) for b in bands)
-        xyz = np.column_stack(decode_coords(core, scales, offsets, axes=(0, 1, 2)))
         if raster is not None:
+            xyz = np.column_stack(decode_coords(core, scales, offsets, axes=(0, 1, 2)))
             raster.accumulate(xyz, result.counts, result.zmax)
         result.tiles.append({
-            "name": name, "source": source_name(result.source), "tile": list(key),
+            "name": name, "source": source, "tile": list(key),
             "core_bounds": [xmin, ymin, xmin + S, ymin + S],
             "buffer_bounds": [xmin - B, ymin - B, xmin + S + B, ymin + S + B],
-            "data_bounds": [*xyz.min(axis=0).tolist(), *xyz.max(axis=0).tolist()],
+            "data_bounds": decoded_bounds(core, scales, offsets),
             "points": int(len(core) + n_buffer), "core_points": int(len(core)), "buffer_points": int(n_buffer),
             "crs": result.crs,
         })
