@@ -28,11 +28,12 @@ except ImportError:  # laspy falls back to another LAZ backend; so does this wri
 
 from pcgen.io.las import write_las_records
 
-# offsets in the LAS public header block (LAS 1.4 R15, table 3)
-_LEGACY_COUNT, _LEGACY_BY_RETURN, _BOUNDS = 107, 111, 179
-_EVLR_START, _EVLR_COUNT, _COUNT, _BY_RETURN = 235, 243, 247, 255
+# offsets in the LAS public header block (LAS 1.4 R15, table 3): legacy point count (then 5
+# counts by return), bounds, start of the first EVLR (then the EVLR count), point count (then
+# 15 counts by return)
+_LEGACY_COUNT, _BOUNDS, _EVLR_START, _COUNT = 107, 179, 235, 247
 _VLR_HEADER = 54
-# laspy's writer uses lazrs' single-threaded coder below this many points (see tiling)
+# lazrs' parallel coder only pays off over several 50 000-point LAZ chunks
 PARALLEL_FROM = 150_000
 
 
@@ -46,7 +47,8 @@ class TileWriter:
 
     def __init__(self, header: laspy.LasHeader, compress: bool):
         self.source_header, self.compress = header, compress
-        self.fast = not compress or lazrs is not None
+        # LAS 1.5 headers also carry GPS-time bounds; those files take laspy's writer
+        self.fast = (not compress or lazrs is not None) and header.version.minor <= 4
         if not self.fast:
             return
         # the header laspy's writer would build: no old LasZip VLR, counts and bounds reset
@@ -89,7 +91,7 @@ class TileWriter:
             at += _VLR_HEADER + len(vlr.record_data_bytes())
         return None, 0
 
-    def header_bytes(self, rows: np.ndarray) -> bytes:
+    def header_bytes(self, rows: np.ndarray) -> bytearray:
         """The template with the counts, bounds and statistics of ``rows`` (non-empty), as
         `laspy.LasHeader.grow` computes them."""
         out = bytearray(self.template)
@@ -117,7 +119,8 @@ class TileWriter:
         """Write ``rows`` (records in the header's point format) to ``path``; not atomic by
         itself (tiles are written into the run's temporary folder)."""
         if not self.fast or len(rows) == 0:
-            backend = laspy.LazBackend.Lazrs if lazrs is not None else None
+            small = lazrs is not None and len(rows) < PARALLEL_FROM
+            backend = laspy.LazBackend.Lazrs if small else None
             write_las_records(path, self.source_header,
                               [laspy.PackedPointRecord(rows, self.source_header.point_format)],
                               compress=self.compress, laz_backend=backend)
