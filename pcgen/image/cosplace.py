@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
 
-from pcgen.errors import CheckpointError, InputError
+from pcgen.errors import CheckpointError, ShapeError
 from pcgen.image.checkpoint import load_state_strict, read_checkpoint
 from pcgen.image.data import resize_center_crop, to_unit_tensor
 from pcgen.image.resnet import RESNET_OUT_CHANNELS, resnet
@@ -66,7 +66,8 @@ class CosPlace(nn.Module):
     ``forward(images)`` accepts a float tensor ``(B, C, H, W)`` or ``(C, H, W)`` with values in
     [-1, 1] (``C`` = 1, 3 or 4; gray is repeated, alpha dropped), a PIL image, an
     ``(H, W[, C])`` uint8 / [0, 1]-float array, or a list of PIL images / arrays, and returns
-    unit-norm embeddings ``(B, 1, D)``. Anything else raises ``InputError``.
+    unit-norm embeddings ``(B, 1, D)``. A bad tensor raises ``ShapeError`` and another type
+    ``TypeError`` (both the calling code's bugs); a bad image array raises ``InputError``.
     """
 
     def __init__(self, backbone: Backbone = "ResNet50", fc_output_dim: int = 512, image_size: int = 512):
@@ -94,10 +95,10 @@ class CosPlace(nn.Module):
             if x.dim() == 3:
                 x = x[None]
             if x.dim() != 4 or x.shape[1] not in (1, 3, 4) or not x.is_floating_point():
-                raise InputError("CosPlace expects float image tensors (B, 1|3|4, H, W) in [-1, 1], "
+                raise ShapeError("CosPlace expects float image tensors (B, 1|3|4, H, W) in [-1, 1], "
                                  f"got {x.dtype} {tuple(images.shape)}")
             if x.numel() and (x.min() < -1.001 or x.max() > 1.001 or torch.isnan(x).any()):
-                raise InputError("CosPlace expects tensors with values in [-1, 1] "
+                raise ShapeError("CosPlace expects tensors with values in [-1, 1] "
                                  f"(got range [{x.min().item():.3g}, {x.max().item():.3g}])")
             x = x[:, :3] if x.shape[1] >= 3 else x.expand(-1, 3, -1, -1)
             return ((x.clamp(-1, 1) + 1) / 2).float()
@@ -106,7 +107,7 @@ class CosPlace(nn.Module):
         if isinstance(images, Sequence) and images and all(isinstance(i, (Image.Image, np.ndarray)) for i in images):
             crops = [resize_center_crop(to_unit_tensor(im), self.image_size) for im in images]
             return torch.stack(crops)
-        raise InputError("CosPlace accepts [-1, 1] float tensors, PIL images or numpy image arrays, "
+        raise TypeError("CosPlace accepts [-1, 1] float tensors, PIL images or numpy image arrays, "
                          f"not {type(images).__name__}")
 
     def preprocess(self, images) -> Tensor:
