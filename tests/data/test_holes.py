@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from pcgen.data.holes import GapDataset, cut_gap, resample
-from pcgen.data.synthetic import make_scene
 from pcgen.errors import ConfigError, InputError, ShapeError
+
+from .scenes import make_scene
 
 
 @pytest.fixture(scope="module")
