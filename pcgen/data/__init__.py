@@ -1,4 +1,4 @@
-"""Tiling and model-ready samples: `tile_files`, `TileDataset`, transforms, a synthetic scene.
+"""Tiling and model-ready samples: `tile_files`, `TileDataset`, transforms.
 
 Names are imported lazily so ``pcgen tile`` does not pay for torch.
 """
@@ -13,7 +13,6 @@ _EXPORTS = {
     "TileDataset": "pcgen.data.dataset",
     "Normalization": "pcgen.data.transforms",
     "Augment": "pcgen.data.transforms",
-    "make_scene": "pcgen.data.synthetic",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -10,9 +10,10 @@ import pytest
 
 import pcgen.io as io
 from pcgen import datadir
-from pcgen.data.synthetic import make_scene
 from pcgen.data.tile_cores import voxel_keep
 from pcgen.data.tiling import TileOptions, tile_files
+
+from .scenes import make_scene
 
 
 def _raw_sorted(rows: np.ndarray) -> np.ndarray:

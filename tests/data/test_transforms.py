@@ -7,8 +7,9 @@ import pytest
 
 import pcgen.io as io
 from pcgen import datadir
-from pcgen.data.synthetic import make_scene
 from pcgen.data.transforms import Augment, Normalization
+
+from .scenes import make_scene
 
 
 @pytest.mark.parametrize("mode", ["sphere", "unit_cube"])
