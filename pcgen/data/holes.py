@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from pcgen.data.sampling import resample_index
 from pcgen.errors import ConfigError, InputError, ShapeError
 
 
@@ -83,19 +84,6 @@ def cut_gap(points: np.ndarray | torch.Tensor, rng: np.random.Generator,
     raise InputError(f"no gap with at least {min_points} points on both sides after {max_tries} tries")
 
 
-def resample(points: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
-    """Exactly ``count`` rows: a random subset, or all rows plus random repeats when too few.
-
-    Repeats (rather than padding) keep every row a real point, so Chamfer/EMD targets stay valid.
-    """
-    n = len(points)
-    if n >= count:
-        idx = rng.choice(n, count, replace=False)
-    else:
-        idx = np.concatenate([rng.permutation(n), rng.integers(0, n, count - n)])
-    return points[idx]
-
-
 class GapDataset(torch.utils.data.Dataset):
     """Wrap a dataset of normalized samples (e.g. ``TileDataset``) into gap-filling examples.
 
@@ -138,13 +126,15 @@ class GapDataset(torch.utils.data.Dataset):
         item = self.tile_dataset[index]
         rng = np.random.default_rng([self.seed, self.epoch, int(index)])
         gap = cut_gap(item["points"], rng, self.gap_size, self.min_gap_points)
-        out = {
-            "context": torch.from_numpy(np.ascontiguousarray(resample(gap.context, self.context_points, rng))),
-            "points": torch.from_numpy(np.ascontiguousarray(resample(gap.target, self.target_points, rng))),
+        context = gap.context[resample_index(len(gap.context), self.context_points, rng)]
+        target = gap.target[resample_index(len(gap.target), self.target_points, rng)]
+        out = {  # fancy indexing copies, so both are contiguous
+            "context": torch.from_numpy(context),
+            "points": torch.from_numpy(target),
             "gap_box": torch.from_numpy(gap.box),
         }
         out.update({k: item[k] for k in self.PASSTHROUGH if k in item})
         return out
 
 
-__all__ = ["Cut", "cut_gap", "resample", "GapDataset"]
+__all__ = ["Cut", "cut_gap", "GapDataset"]

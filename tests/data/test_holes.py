@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from pcgen.data.holes import GapDataset, cut_gap, resample
+from pcgen.data.holes import GapDataset, cut_gap
 from pcgen.errors import ConfigError, InputError, ShapeError
 
 from .scenes import make_scene
@@ -65,15 +65,6 @@ def test_cut_gap_bad_inputs():
         cut_gap(flat, rng)
     with pytest.raises(ConfigError):
         cut_gap(np.random.default_rng(1).random((100, 3)), rng, size=(0.5, 1.5))
-
-
-def test_resample_exact_count():
-    rng = np.random.default_rng(0)
-    pts = np.arange(30, dtype=np.float32).reshape(10, 3)
-    few = resample(pts, 4, rng)
-    assert few.shape == (4, 3) and len(_rows(few)) == 4 and _rows(few) <= _rows(pts)
-    many = resample(pts, 25, rng)
-    assert many.shape == (25, 3) and _rows(many) == _rows(pts)  # every point kept, then repeats
 
 
 def test_gap_dataset_items(tiles):
