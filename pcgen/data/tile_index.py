@@ -2,7 +2,8 @@
 
 GeoJSON coordinates are in the source files' own CRS (not WGS84 as RFC 7946 assumes); each
 feature names that CRS in ``properties.crs`` and the collection carries a ``crs`` member
-when all tiles share one, which GIS tools (QGIS, GDAL) honour.
+when all tiles share one, which GIS tools (QGIS, GDAL) honour; both use the one naming of
+`pcgen.io.crs` (``urn:ogc:def:crs:EPSG::n``, else WKT).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from pcgen.atomic import atomic_path
+from pcgen.io.crs import crs_member
 
 
 def build_index(results, options) -> dict:
@@ -27,7 +29,7 @@ def build_index(results, options) -> dict:
                              "coordinates": [[[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]]},
                 "properties": t,
             })
-    crss = {t["properties"]["crs"] for t in features}
+    crss = {t["properties"]["crs"] for t in features}  # names made by pcgen.io.crs.crs_name
     index = {
         "type": "FeatureCollection",
         "properties": {
@@ -42,7 +44,7 @@ def build_index(results, options) -> dict:
         "features": features,
     }
     if len(crss) == 1 and None not in crss:
-        index["crs"] = {"type": "name", "properties": {"name": crss.pop()}}
+        index["crs"] = crs_member(crss.pop())
     return index
 
 

@@ -53,6 +53,7 @@ from pcgen.data.tile_writer import TileWriter
 from pcgen.errors import ConfigError, InputError, OutputError
 from pcgen.inputs import list_inputs
 from pcgen.io.copc import strip_copc_vlrs
+from pcgen.io.crs import crs_name
 from pcgen.io.ept import EptDataset, is_ept
 
 BUFFER_DIM = "buffer"
@@ -209,7 +210,7 @@ def tile_file(path, out_dir, options: TileOptions, raster: RasterSpec | None = N
                 if progress is not None:
                     progress(len(rows))
             model = ground.fit() if ground is not None else None
-            result = FileResult(source=str(path), points=total, crs=_crs_text(reader.crs))
+            result = FileResult(source=str(path), points=total, crs=crs_name(reader.crs))
             if raster is not None:
                 result.counts = np.zeros((raster.ny, raster.nx), np.int64)
                 result.zmax = np.full((raster.ny, raster.nx), -np.inf)
@@ -219,17 +220,6 @@ def tile_file(path, out_dir, options: TileOptions, raster: RasterSpec | None = N
         finally:
             store.close()
     return result
-
-
-def _crs_text(crs) -> str | None:
-    """"EPSG:n" when the CRS was given by code, else its name (identifying a WKT CRS against
-    the EPSG database can take a third of a second per file)."""
-    if crs is None:
-        return None
-    if crs.srs.upper().startswith("EPSG:"):
-        return crs.srs.upper()
-    epsg = crs.to_epsg(min_confidence=100) if len(crs.srs) < 64 else None
-    return f"EPSG:{epsg}" if epsg else crs.name
 
 
 def _write_tiles(store, options: TileOptions, tile_header, scales, offsets, out_dir: Path,

@@ -173,26 +173,21 @@ def detect_gaps(xyz: np.ndarray, classification: np.ndarray | None = None,
     return gaps
 
 
-def crs_urn(crs) -> str | None:
-    """``urn:ogc:def:crs:EPSG::XXXX`` for a pyproj CRS with an EPSG code, else its WKT, else None."""
-    if crs is None:
-        return None
-    epsg = crs.to_epsg()
-    return f"urn:ogc:def:crs:EPSG::{epsg}" if epsg else crs.to_wkt()
-
-
 def gaps_to_geojson(gaps: Sequence[Gap], crs=None) -> dict:
     """A GeoJSON FeatureCollection of the gaps, in the file's CRS (named in a ``crs`` member).
 
-    RFC 7946 assumes WGS84; projected LiDAR coordinates need the (GDAL-read) 2008 ``crs`` member.
+    RFC 7946 assumes WGS84; projected LiDAR coordinates need the (GDAL-read) 2008 ``crs`` member
+    (`pcgen.io.crs.crs_member`).
     """
+    from pcgen.io.crs import crs_member
+
     collection = {"type": "FeatureCollection", "features": [
         {"type": "Feature", "geometry": mapping(g.polygon),
          "properties": {"id": g.id, "area": round(g.area, 3), "cells": g.n_cells,
                         "density_around": round(g.density_around, 4), **g.properties}}
         for g in gaps]}
-    name = crs_urn(crs)
-    if name:
-        collection["crs"] = {"type": "name", "properties": {"name": name}}
+    member = crs_member(crs)
+    if member:
+        collection["crs"] = member
     return collection
 

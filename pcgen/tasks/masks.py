@@ -19,6 +19,7 @@ from shapely.geometry import Polygon, shape
 from shapely.geometry.base import BaseGeometry
 
 from pcgen.errors import InputError
+from pcgen.io.crs import crs_member, read_crs_member
 from pcgen.options import MAX_EXTENT
 
 
@@ -31,23 +32,6 @@ def _geometries(doc: dict) -> list[BaseGeometry]:
     if kind == "GeometryCollection":
         return [shape(g) for g in doc.get("geometries", [])]
     return [shape(doc)]
-
-
-def _mask_crs(doc: dict, path):
-    crs = doc.get("crs")
-    if crs is not None and not (isinstance(crs, dict) and isinstance(crs.get("properties", {}), dict)):
-        raise InputError('the "crs" member must be an object like {"type": "name", "properties": '
-                         f'{{"name": "EPSG:2949"}}}}, got {str(crs)[:60]!r}', path)
-    name = (crs or {}).get("properties", {}).get("name")
-    if not name:
-        return None
-    from pyproj import CRS
-    from pyproj.exceptions import CRSError
-
-    try:
-        return CRS.from_user_input(name)
-    except CRSError:
-        raise InputError(f"unknown CRS {name!r} in the mask", path) from None
 
 
 def _check_polygon(p: Polygon, i: int, path) -> None:
@@ -89,7 +73,7 @@ def read_mask(path, crs=None, footprint: Polygon | None = None) -> list[Polygon]
             geoms = _geometries(doc)
     except (ValueError, KeyError, TypeError, AttributeError, GEOSException) as exc:
         raise InputError(f"not a GeoJSON mask ({str(exc).splitlines()[0][:120]})", path) from None
-    mask_crs = _mask_crs(doc, path)
+    mask_crs = read_crs_member(doc, path)
     if mask_crs is not None and crs is not None and not mask_crs.equals(crs, ignore_axis_order=True):
         raise InputError(f"mask CRS {mask_crs.to_string()} differs from the file's CRS {crs.to_string()}; "
                          "reproject the mask", path)
@@ -121,12 +105,10 @@ def polygons_to_geojson(polygons, crs=None) -> dict:
     """A FeatureCollection of polygons, naming ``crs`` (for writing masks in tests and demos)."""
     from shapely.geometry import mapping
 
-    from pcgen.tasks.gaps import crs_urn
-
     doc = {"type": "FeatureCollection",
            "features": [{"type": "Feature", "properties": {"id": i}, "geometry": mapping(p)}
                         for i, p in enumerate(polygons)]}
-    name = crs_urn(crs)
-    if name:
-        doc["crs"] = {"type": "name", "properties": {"name": name}}
+    member = crs_member(crs)
+    if member:
+        doc["crs"] = member
     return doc

@@ -26,7 +26,7 @@ def test_cli_writes_tiles_index_overview(tmp_path, capsys):
                  "--ground-normalize", "--min-points", "10"]) == 0
     assert "tiles" in capsys.readouterr().out
     index = json.loads((out / "tile_index.geojson").read_text())
-    assert index["crs"]["properties"]["name"] == "EPSG:26912"
+    assert index["crs"]["properties"]["name"] == "urn:ogc:def:crs:EPSG::26912"
     names = {f["properties"]["name"] for f in index["features"]}
     assert names == {p.name for p in out.glob("*.laz")}
     assert (out / "overview.png").exists()

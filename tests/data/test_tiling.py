@@ -174,3 +174,15 @@ def test_index_and_overview(tmp_path):
     assert x1 - x0 == 200 and x0 % 200 == 0
     header = laspy.read(tmp_path / "t" / props["name"]).header
     assert header.point_count == props["points"]
+
+
+def test_index_names_a_wkt_crs_that_reads_back(tmp_path):
+    """A WKT CRS without an EPSG ID (autzen) is named by its WKT, in the member and per tile."""
+    from pyproj import CRS
+
+    path = datadir.lidar_file("autzen_trim.laz")
+    index = tile_files([path], tmp_path / "t", TileOptions(size=400, buffer=0), overview=False)
+    name = index["crs"]["properties"]["name"]
+    assert CRS(name).equals(io.read(path).crs)
+    assert {f["properties"]["crs"] for f in index["features"]} == {name}
+

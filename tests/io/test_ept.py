@@ -247,7 +247,7 @@ def test_tile_an_ept_dataset_keeps_every_point(tmp_path):
     feats = [f["properties"] for f in index["features"]]
     assert len(feats) == 25 and all(p["name"].startswith("ds_") for p in feats)
     assert {p["source"] for p in feats} == {"ds/ept.json"}
-    assert all(p["crs"] == "EPSG:32605" for p in feats)
+    assert all(p["crs"] == "urn:ogc:def:crs:EPSG::32605" for p in feats)
     cores = []
     for p in feats:
         rows = laspy.read(out / p["name"]).points.array

@@ -1,0 +1,55 @@
+"""One CRS naming for every GeoJSON pcgen writes, read back in either form users' files hold."""
+
+from __future__ import annotations
+
+import laspy
+import pytest
+from pyproj import CRS
+
+from pcgen import datadir
+from pcgen.errors import InputError
+from pcgen.io import parse_crs
+from pcgen.io.crs import crs_member, crs_name, read_crs_member
+
+
+def _file_crs(name):
+    with laspy.open(datadir.lidar_file(name)) as f:
+        return parse_crs(f.header)
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("MixedConifer.laz", "urn:ogc:def:crs:EPSG::26912"),      # GeoKeys, an EPSG code
+    ("las_with_several_extra_byte_bloc.laz", "urn:ogc:def:crs:EPSG::2154"),  # WKT2 with its ID
+])
+def test_epsg_crs_is_named_by_urn(name, expected):
+    assert crs_name(_file_crs(name)) == expected
+
+
+def test_compound_crs_names_its_parts():
+    assert crs_name(CRS("EPSG:6339+5703")) == "urn:ogc:def:crs,crs:EPSG::6339,crs:EPSG::5703"
+    assert CRS(crs_name(CRS("EPSG:6339+5703"))).equals(CRS("EPSG:6339+5703"))
+
+
+@pytest.mark.parametrize("name", ["autzen_trim.laz", "test1_4.las"])
+def test_crs_without_an_epsg_id_is_named_by_wkt_that_reads_back(name):
+    crs = _file_crs(name)
+    text = crs_name(crs)
+    assert text.startswith(("PROJCRS[", "BOUNDCRS[")) and CRS(text).equals(crs)
+
+
+def test_no_crs_no_member():
+    assert crs_name(None) is None and crs_member(None) is None
+    assert crs_member(CRS("EPSG:2949")) == {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::2949"}}
+    assert crs_member("urn:ogc:def:crs:EPSG::2949") == crs_member(CRS("EPSG:2949"))
+
+
+@pytest.mark.parametrize("name", ["EPSG:2949", "urn:ogc:def:crs:EPSG::2949", CRS("EPSG:2949").to_wkt()])
+def test_member_read_back_in_any_form(name):
+    crs = read_crs_member({"type": "FeatureCollection", "crs": {"type": "name", "properties": {"name": name}}})
+    assert crs.equals(CRS("EPSG:2949"))
+    assert read_crs_member({"type": "FeatureCollection"}) is None
+
+
+def test_unknown_crs_names_the_file():
+    with pytest.raises(InputError, match="mask.geojson: unknown CRS 'EPSG:0'"):
+        read_crs_member({"crs": {"type": "name", "properties": {"name": "EPSG:0"}}}, "mask.geojson")
