@@ -301,23 +301,24 @@ def tile_files(inputs, out_dir, options: TileOptions | None = None, *, workers: 
         overview: render ``overview.png``.
     Returns:
         The tile index as a GeoJSON-like dict (also written to ``tile_index.geojson``).
+    Raises:
+        OutputError: ``out_dir`` is unsafe (`pcgen.outputs.check_output`: an input, inside
+            one, or non-empty without ``overwrite``).
     """
     from pcgen.atomic import atomic_dir
     from pcgen.data.tile_index import build_index, render_overview, write_index
+    from pcgen.outputs import check_output
 
     options = (options or TileOptions()).validate()
     if workers < 1:
         raise ConfigError(f"workers must be >= 1, got {workers}")
+    inputs = list(inputs)
+    out_dir = check_output(out_dir, inputs, folder=True, overwrite=overwrite,
+                           overwrite_hint="overwrite=True")
     files = list_inputs(inputs)
     if not files:
         raise InputError("no input files given")
     headers = read_headers(files)
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise OutputError("output path exists and is not a folder", out_dir)
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
-        raise OutputError("output folder exists and is not empty (pass --overwrite to replace it)",
-                          out_dir)
     stems = unique_stems(files)
     raster = overview_raster(headers) if overview else None
     weights = [int(h.point_count) for h in headers]

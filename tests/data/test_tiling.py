@@ -12,6 +12,7 @@ import pcgen.io as io
 from pcgen import datadir
 from pcgen.data.tile_cores import voxel_keep
 from pcgen.data.tiling import TileOptions, tile_files
+from pcgen.errors import OutputError
 
 from .scenes import make_scene
 
@@ -186,3 +187,11 @@ def test_index_names_a_wkt_crs_that_reads_back(tmp_path):
     assert CRS(name).equals(io.read(path).crs)
     assert {f["properties"]["crs"] for f in index["features"]} == {name}
 
+
+def test_non_empty_output_names_the_parameter(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    with pytest.raises(OutputError, match=r"not empty \(pass overwrite=True ") as err:
+        tile_files([datadir.lidar_file("warsaw_small.las")], out, overview=False)
+    assert "--overwrite" not in str(err.value) and sorted(p.name for p in out.iterdir()) == ["keep.txt"]
