@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import Dataset
 
 import pcgen.io as pio
+from pcgen.data.sampling import resample_index
 from pcgen.data.tiling import BUFFER_DIM
 from pcgen.data.transforms import Augment, Normalization, NormalizeMode, normalize_mode
 from pcgen.errors import ConfigError, InputError
@@ -119,11 +120,8 @@ class TileDataset(Dataset):
     def sample_indices(self, xyz: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """(n,) indices of ``num_points`` points of ``xyz`` (N, 3), by the configured sampler."""
         n, want = len(xyz), self.num_points
-        if n <= want:
-            extra = rng.integers(0, n, want - n)
-            return np.concatenate([rng.permutation(n), extra])
-        if self.sampling == "random":
-            return rng.choice(n, want, replace=False)
+        if n <= want or self.sampling == "random":  # FPS has nothing to choose when n <= want
+            return resample_index(n, want, rng)
         from pcgen.ops import farthest_point_sample
 
         pool = np.arange(n)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pcgen.data.sampling import resample_index
 from pcgen.errors import ConfigError
 
 # Whole squares are cut from an extent up to this much short of a multiple of the tile size:
@@ -33,7 +34,7 @@ class MetricFrame:
 
     Attributes:
         tile_size: side of a square tile, metres.
-        points: points per tile (random subset; with replacement only for sparser tiles).
+        points: points per tile (random subset; every return plus repeats for sparser tiles).
         height_range: (low, high) metres above ground covered by the JSD occupancy grid;
             heights outside are clamped into its bottom / top layer.
         min_points: squares holding fewer returns are skipped (mostly water or no data).
@@ -91,8 +92,9 @@ class MetricFrame:
         return out
 
     def subsample(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        """(points,) indices into a tile of ``n`` returns: a random subset, with replacement only when n < points."""
-        return rng.choice(n, self.points, replace=n < self.points)
+        """(points,) indices into a tile of ``n`` returns: a random subset, or every return plus
+        random repeats when n < points (:func:`pcgen.data.sampling.resample_index`)."""
+        return resample_index(n, self.points, rng)
 
     def place(self, xyz: np.ndarray, center: np.ndarray, ground_z: np.ndarray) -> np.ndarray:
         """World points → frame: (x - cx, y - cy, z - ground).

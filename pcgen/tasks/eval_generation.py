@@ -26,6 +26,7 @@ import torch
 from omegaconf import OmegaConf
 
 from pcgen.atomic import atomic_path
+from pcgen.data.sampling import resample_index
 from pcgen.errors import ConfigError, InputError
 from pcgen.io.las import LAS_SUFFIXES
 
@@ -88,7 +89,7 @@ def _resample(xyz: np.ndarray, n: int | None, rng: np.random.Generator, path) ->
         raise InputError("cloud has non-finite coordinates", path)
     if n is None or n == len(xyz):
         return xyz
-    return xyz[rng.choice(len(xyz), n, replace=len(xyz) < n)]
+    return xyz[resample_index(len(xyz), n, rng)]
 
 
 def load_clouds(path, num_points: int | None = None, max_clouds: int | None = None,
@@ -97,8 +98,9 @@ def load_clouds(path, num_points: int | None = None, max_clouds: int | None = No
 
     Args:
         path: ``.npy`` (K, N, 3) or a folder of cloud files.
-        num_points: resample each cloud to this many points (random, with replacement only
-            when a cloud is smaller); ``None`` keeps N and requires equal sizes.
+        num_points: resample each cloud to this many points
+            (:func:`pcgen.data.sampling.resample_index`: a random subset, or every point plus
+            random repeats when a cloud is smaller); ``None`` keeps N and requires equal sizes.
         max_clouds: keep the first this many.
     Returns:
         (K, N, 3) float32.
