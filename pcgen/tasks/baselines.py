@@ -9,7 +9,8 @@ new point was copied from, so its class and other attributes carry over instead 
 * :class:`HybridFill` is the mirror copy with its heights re-based from the ground it was
   copied from to the gap's own ground: the bar a model must clear.
 * :class:`SurfaceFill` interpolates two surfaces from the surroundings, ground and first
-  returns (Delaunay, IDW outside the hull), and samples them at the surrounding density.
+  returns (Delaunay, IDW outside the hull: :class:`pcgen.tasks.frame.GroundSurface`), and
+  samples them at the surrounding density.
 
 Augmentation (``sample(n_tiles, n_points, rng) -> list of (n_points, 3)``):
 
@@ -22,9 +23,8 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-from scipy.interpolate import LinearNDInterpolator
-from scipy.spatial import Delaunay, cKDTree
 
+from pcgen.data.sampling import resample_index
 from pcgen.tasks.context import GapContext
 from pcgen.tasks.frame import GroundSurface, ground_points, lowest_per_cell
 
@@ -60,6 +60,14 @@ def mirror_pool(ctx: GapContext) -> tuple[np.ndarray, np.ndarray]:
     return pool, np.concatenate(sources)
 
 
+def _draw_mirrored(ctx: GapContext, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(n, 3) points drawn from :func:`mirror_pool` (every one once before any repeats) and the
+    (n,) context point each is a copy of."""
+    pool, source = mirror_pool(ctx)
+    idx = resample_index(len(pool), n, rng)
+    return pool[idx], source[idx]
+
+
 class MirrorFill:
     """Reflect the points beside each side of the gap's box into the box (:func:`mirror_pool`).
 
@@ -73,9 +81,7 @@ class MirrorFill:
 
     def generate_with_source(self, ctx: GapContext, n: int, rng: np.random.Generator):
         """(n, 3) points and (n,) the context point each is a copy of (its attributes carry over)."""
-        pool, source = mirror_pool(ctx)
-        idx = rng.choice(len(pool), size=n, replace=len(pool) < n)
-        return pool[idx], source[idx]
+        return _draw_mirrored(ctx, n, rng)
 
 
 class HybridFill:
@@ -96,9 +102,7 @@ class HybridFill:
 
     def generate_with_source(self, ctx: GapContext, n: int, rng: np.random.Generator):
         """(n, 3) points and (n,) the context point each is a copy of (its attributes carry over)."""
-        pool, source = mirror_pool(ctx)
-        idx = rng.choice(len(pool), size=n, replace=len(pool) < n)
-        pts, src = pool[idx].copy(), source[idx]
+        pts, src = _draw_mirrored(ctx, n, rng)  # a fresh array: re-based in place below
         ground = GroundSurface(ground_points(ctx.xyz, ctx.attributes.get("classification")))
         pts[:, 2] += ground(pts[:, :2]) - ground(ctx.xyz[src, :2])
         return pts, src
@@ -106,6 +110,9 @@ class HybridFill:
 
 class SurfaceFill:
     """Sample interpolated ground and first-return surfaces at the surrounding density.
+
+    Both surfaces are :class:`pcgen.tasks.frame.GroundSurface`s: linear over the Delaunay
+    triangulation of their returns, inverse distance weighting outside its hull.
 
     Args:
         ground_class: ASPRS class of ground points (2).
@@ -117,27 +124,6 @@ class SurfaceFill:
     def __init__(self, ground_class: int = 2, idw_power: float = 2.0):
         self.ground_class = ground_class
         self.idw_power = idw_power
-
-    def _surface(self, pts: np.ndarray, xy: np.ndarray) -> np.ndarray:
-        if len(pts) == 0:
-            return np.full(len(xy), np.nan)
-        origin = xy.mean(0) if len(xy) else np.zeros(2)
-        pts = np.c_[pts[:, :2] - origin, pts[:, 2]]  # qhull is slow and fragile at UTM magnitudes
-        xy = xy - origin
-        tree = cKDTree(pts[:, :2])
-        k = min(8, len(pts))
-        dist, idx = tree.query(xy, k=k)
-        dist, idx = dist.reshape(len(xy), k), idx.reshape(len(xy), k)
-        wts = 1.0 / np.maximum(dist, 1e-6) ** self.idw_power
-        z = (wts * pts[idx, 2]).sum(1) / wts.sum(1)
-        if len(pts) >= 4:
-            try:
-                # a prebuilt Delaunay: LinearNDInterpolator(points, ...) is ~100x slower here
-                lin = LinearNDInterpolator(Delaunay(pts[:, :2]), pts[:, 2])(xy)
-                z = np.where(np.isfinite(lin), lin, z)
-            except Exception:  # degenerate (collinear) support: IDW alone
-                pass
-        return z
 
     def generate(self, ctx: GapContext, n: int, rng: np.random.Generator) -> np.ndarray:
         xmin, ymin, xmax, ymax = ctx.gap_box
@@ -157,10 +143,10 @@ class SurfaceFill:
             ground = lowest_per_cell(p)
         first = (np.asarray(ret) == 1) & ~ground if ret is not None else ~ground
         frac_ground = ground.mean()
-        zg = self._surface(p[ground], xy)
+        zg = GroundSurface(p[ground], power=self.idw_power)(xy)
         on_top = rng.random(n) >= frac_ground
         if first.sum() >= 3:
-            zf = self._surface(p[first], xy)
+            zf = GroundSurface(p[first], power=self.idw_power)(xy)
             z = np.where(on_top, zf, zg)
         else:
             z = zg
@@ -185,6 +171,6 @@ class JitterResample:
         out = []
         for _ in range(n_tiles):
             t = self.tiles[rng.integers(len(self.tiles))]
-            idx = rng.choice(len(t), n_points, replace=len(t) < n_points)
+            idx = resample_index(len(t), n_points, rng)
             out.append(t[idx] + rng.normal(0, self.sigma, (n_points, 3)).astype(np.float32))
         return out

@@ -5,8 +5,9 @@ and z is the height above a ground surface interpolated from the context's groun
 (ASPRS class 2; the lowest point of each 2 m cell where a tile has no ground class). Forest
 canopies are height fields over the terrain, so in this frame a crown looks the same on a hill
 in Hawaiʻi and on a flat plot in Ontario, and the gap's own terrain is taken out of what a model
-has to learn. :class:`GroundSurface` is the one ground interpolator of gap filling, its
-baselines and its evaluation.
+has to learn. :class:`GroundSurface` is the one interpolator of a surface from returns in
+gap filling, its baselines and its evaluation (the surface baseline also lays it over first
+returns, for the canopy top).
 """
 
 from __future__ import annotations
@@ -47,16 +48,25 @@ def ground_points(xyz: np.ndarray, classification=None) -> np.ndarray:
 
 
 class GroundSurface:
-    """The ground under a gap, interpolated from (G, 3) ground returns.
+    """A single-valued surface z(x, y) interpolated from (G, 3) returns: mostly the ground.
 
-    Linear over their Delaunay triangulation where a point lies inside it (exact on a plane,
-    which IDW is not: across a 10 m hole on a 30% slope IDW is off by up to a metre), inverse
-    distance weighting of the 8 nearest returns (power 2) outside it. Built once per gap,
-    called for every point set of that gap.
+    Named for its main use, the ground under a gap from its ground returns; the surface
+    baseline (:class:`pcgen.tasks.baselines.SurfaceFill`) lays the same surface over first
+    returns for the canopy top. Linear over the returns' Delaunay triangulation where a point
+    lies inside it (exact on a plane, which IDW is not: across a 10 m hole on a 30% slope IDW
+    is off by up to a metre); the Delaunay triangulation of returns in general position is
+    unique, so which library triangulates hardly matters. Outside it, inverse distance
+    weighting of the 8 nearest returns. Built once per gap, called for every point set of
+    that gap.
+
+    Args:
+        ground: (G, 3) the returns the surface passes through.
+        power: exponent of the inverse-distance weights outside the triangulation.
     """
 
-    def __init__(self, ground: np.ndarray):
+    def __init__(self, ground: np.ndarray, power: float = 2.0):
         self.ground = np.asarray(ground, dtype=np.float64).reshape(-1, 3)
+        self.power = float(power)
         self.origin = self.ground[:, :2].mean(0) if len(self.ground) else np.zeros(2)
         self._tree = cKDTree(self.ground[:, :2]) if len(self.ground) else None
         self._tin = None
@@ -72,7 +82,7 @@ class GroundSurface:
                 self._tin = None
 
     def __call__(self, xy: np.ndarray) -> np.ndarray:
-        """(P,) ground elevation at (P, 2) ``xy``; zeros when there is no ground at all."""
+        """(P,) surface elevation at (P, 2) ``xy``; zeros when there are no returns at all."""
         xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
         if self._tree is None or len(xy) == 0:
             return np.zeros(len(xy))
@@ -85,7 +95,7 @@ class GroundSurface:
             k = min(IDW_NEIGHBOURS, len(self.ground))
             d, i = self._tree.query(xy[out], k=k)
             d, i = d.reshape(-1, k), i.reshape(-1, k)
-            w = 1.0 / np.maximum(d, 1e-3) ** 2
+            w = 1.0 / np.maximum(d, 1e-3) ** self.power
             z[out] = (w * self.ground[i, 2]).sum(1) / w.sum(1)
         return z
 
