@@ -7,9 +7,9 @@ import torch
 from shapely.geometry import box
 
 from pcgen.models.gap_offset import clamp_to_gap
-from pcgen.tasks.baselines import HybridFill, MirrorFill
+from pcgen.tasks.baselines import HybridFill, MirrorFill, SurfaceFill
 from pcgen.tasks.context import ContextConfig, build_context
-from pcgen.tasks.frame import GapFrame, ground_heights, lowest_per_cell
+from pcgen.tasks.frame import GapFrame, GroundSurface, ground_heights, lowest_per_cell
 from pcgen.tasks.gap_examples import SortedCloud, cut_examples, frame_example
 
 
@@ -44,6 +44,33 @@ def test_ground_falls_back_to_lowest_point_per_cell():
     np.testing.assert_array_equal(lowest_per_cell(pts, 2.0), [False, True, True, False])
     # IDW at a ground point returns its own height
     assert abs(ground_heights(pts[[1, 2]], np.array([[0.6, 0.4]]))[0] - 1.0) < 1e-5
+
+
+def test_surface_power_weighs_the_nearest_returns_outside_the_triangulation():
+    # collinear returns have no triangulation: IDW alone, 1 / d**power over d = 1, 2, 3
+    pts = np.array([[0.0, 0.0, 0.0], [1.0, 0.0, 10.0], [2.0, 0.0, 10.0]])
+    at = np.array([[-1.0, 0.0]])
+    for power in (2.0, 6.0):
+        w = 1.0 / np.array([1.0, 2.0, 3.0]) ** power
+        want = (w * pts[:, 2]).sum() / w.sum()
+        np.testing.assert_allclose(GroundSurface(pts, power=power)(at), [want], rtol=1e-12)
+    assert GroundSurface(pts, power=6.0)(at)[0] < 0.2 < 2.6 < GroundSurface(pts)(at)[0]
+
+
+def test_surface_fill_samples_the_ground_and_the_canopy_top():
+    rng = np.random.default_rng(4)
+    xyz, cls = sloped_tile(rng)
+    ctx = build_context(xyz, box(20, 20, 28, 40), ContextConfig(), attributes={"classification": cls})
+    pts = SurfaceFill().generate(ctx, 2000, np.random.default_rng(5))
+    assert pts.shape == (2000, 3)
+    assert (pts[:, :2] >= [20, 20]).all() and (pts[:, :2] <= [28, 40]).all()
+    above = pts[:, 2] - (100 + 0.2 * pts[:, 0])
+    on_ground, on_top = np.abs(above) < 1e-6, np.abs(above - 12.0) < 1e-6
+    # linear over the triangulations: exact on both planes (IDW alone is off by centimetres)
+    assert (on_ground | on_top).all()
+    # split about in the ground share of the returns (those near the gap, so not exactly ctx's)
+    share = (np.asarray(ctx.attributes["classification"]) == 2).mean()
+    assert abs(on_ground.mean() - share) < 0.1
 
 
 def test_hybrid_rebases_the_mirror_copy_onto_the_gaps_ground():
