@@ -126,6 +126,16 @@ class SurfaceFill:
         self.idw_power = idw_power
 
     def generate(self, ctx: GapContext, n: int, rng: np.random.Generator) -> np.ndarray:
+        return self.generate_with_source(ctx, n, rng)[0]
+
+    def generate_with_source(self, ctx: GapContext, n: int, rng: np.random.Generator):
+        """(n, 3) surface samples and (n,) the context return each one stands for.
+
+        A ground sample stands for the nearest ground return in plan, a canopy sample for the
+        nearest first return, so labelled fills give the interpolated ground the ground class.
+        """
+        from scipy.spatial import cKDTree
+
         xmin, ymin, xmax, ymax = ctx.gap_box
         xy = np.c_[rng.uniform(xmin, xmax, n), rng.uniform(ymin, ymax, n)]
         # only the ring next to the gap shapes the surface; triangulating the whole window is waste
@@ -145,12 +155,15 @@ class SurfaceFill:
         frac_ground = ground.mean()
         zg = GroundSurface(p[ground], power=self.idw_power)(xy)
         on_top = rng.random(n) >= frac_ground
-        if first.sum() >= 3:
-            zf = GroundSurface(p[first], power=self.idw_power)(xy)
-            z = np.where(on_top, zf, zg)
-        else:
-            z = zg
-        return np.c_[xy, z]
+        if first.sum() < 3:
+            on_top[:] = False
+        z = np.where(on_top, GroundSurface(p[first], power=self.idw_power)(xy), zg) if on_top.any() else zg
+        index = np.zeros(n, np.int64)
+        for part, returns in ((~on_top, ground), (on_top, first)):
+            if part.any() and returns.any():
+                rows = np.flatnonzero(near)[returns]
+                index[part] = rows[cKDTree(p[returns, :2]).query(xy[part])[1]]
+        return np.c_[xy, z], index
 
 
 class JitterResample:

@@ -1,8 +1,8 @@
 """Gap examples in the gap frame: what a conditional gap model sees, in training and when filling.
 
 :func:`frame_example` turns one :class:`~pcgen.tasks.context.GapContext` into arrays in the gap
-frame (:mod:`pcgen.tasks.frame`): the context points with their ground flag, the hybrid fill as
-the source the model starts from, and a few numbers about the gap (its size, the surrounding
+frame (:mod:`pcgen.tasks.frame`): the context points with their ground flag, the source the model
+starts from (:func:`gap_source`), and a few numbers about the gap (its size, the surrounding
 density, the context's height envelope). Training and filling both call it, so the model never
 sees a window prepared differently from the ones it learned on.
 
@@ -20,11 +20,37 @@ import shapely
 from shapely.geometry import box as shapely_box
 
 from pcgen.errors import InputError
-from pcgen.tasks.baselines import HybridFill
+from pcgen.tasks.baselines import HybridFill, SurfaceFill
 from pcgen.tasks.context import ContextConfig, GapContext, build_context
 from pcgen.tasks.frame import GROUND_CLASS, GapFrame
 
 COND_DIM = 6  # half side, log density, context height p50 / p95 / max, ground share
+SURFACE_SHARE = 0.5  # of the source drawn from the interpolated surfaces; the rest is the hybrid copy
+
+
+def gap_source(ctx: GapContext, n: int, rng: np.random.Generator,
+               surface_share: float = SURFACE_SHARE) -> tuple[np.ndarray, np.ndarray]:
+    """(n, 3) world points a gap model starts from, and (n,) the context point each one speaks for.
+
+    Two simple fills, each right where the other is wrong: the hybrid copy
+    (:class:`~pcgen.tasks.baselines.HybridFill`) has the texture of real crowns and the gaps
+    between them, but puts them where the neighbour's trees stood; the interpolated ground and
+    first-return surfaces (:class:`~pcgen.tasks.baselines.SurfaceFill`) continue the ground and
+    the canopy top into the gap, but have no inside. The first ``n - round(n * surface_share)``
+    points are the copy, the rest surface samples. Half and half (fixed, not tuned on held-out
+    sites) beat either source alone for the same head on every held-out gap size
+    (``docs/tasks.md``). A surface point speaks for the ground or first return nearest to it
+    (:meth:`~pcgen.tasks.baselines.SurfaceFill.generate_with_source`), so attributes are imputed
+    from it as from a copy.
+    """
+    if not 0.0 <= surface_share <= 1.0:
+        raise ValueError(f"surface_share must be in [0, 1], got {surface_share}")
+    k = int(round(n * surface_share))
+    pts, index = HybridFill().generate_with_source(ctx, n - k, rng)
+    if k == 0:
+        return pts, index
+    surface, nearest = SurfaceFill().generate_with_source(ctx, k, rng)
+    return np.r_[pts, surface], np.r_[np.asarray(index, np.int64), nearest]
 
 
 @dataclass
@@ -35,12 +61,12 @@ class FrameExample:
         frame: maps these arrays back to world coordinates.
         context: (M, 3) float32 context points.
         context_ground: (M,) float32, 1 for the ground returns the frame was fitted on.
-        source: (P, 3) float32 hybrid fill, P = the gap's point budget.
+        source: (P, 3) float32 start points (:func:`gap_source`), P = the gap's point budget.
         cond: (COND_DIM,) float32 gap descriptors (see :data:`COND_DIM`).
         half: (2,) half sides of the gap's box.
         z_max: highest context height above ground (the envelope generated heights stay under).
         truth: (R, 3) float32 removed points when known (training), else None.
-        source_index: (P,) the context point each source point is a copy of (None when the
+        source_index: (P,) the context point each source point speaks for (None when the
             source was given), so generated points keep that point's class.
     """
 
@@ -57,14 +83,14 @@ class FrameExample:
 
 def frame_example(ctx: GapContext, n: int, rng: np.random.Generator, truth_xyz: np.ndarray | None = None,
                   source_xyz: np.ndarray | None = None) -> FrameExample:
-    """Put one gap, its hybrid fill of ``n`` points and (optionally) its true points in the gap frame.
+    """Put one gap, its source of ``n`` points and (optionally) its true points in the gap frame.
 
     Args:
         ctx: the gap and the points around it.
         n: points to generate (the gap's budget, or more for a clipped polygon).
-        rng: draws the hybrid fill.
+        rng: draws the source (:func:`gap_source`).
         truth_xyz: (R, 3) world points removed from the gap, for training.
-        source_xyz: (n, 3) world source points to use instead of a fresh hybrid fill.
+        source_xyz: (n, 3) world source points to use instead of a fresh :func:`gap_source`.
     """
     cls = ctx.attributes.get("classification")
     frame = GapFrame.fit(ctx.xyz, ctx.gap_box, cls)
@@ -76,7 +102,7 @@ def frame_example(ctx: GapContext, n: int, rng: np.random.Generator, truth_xyz: 
     if source_xyz is not None:
         src, src_index = source_xyz, None
     else:
-        src, src_index = HybridFill().generate_with_source(ctx, n, rng)
+        src, src_index = gap_source(ctx, n, rng)
     source = frame.to_frame(src)
     xmin, ymin, xmax, ymax = ctx.gap_box
     half = np.array([(xmax - xmin) / 2, (ymax - ymin) / 2])

@@ -84,7 +84,9 @@ class ModelGenerator:
             start = torch.as_tensor(context, dtype=torch.float32)[None]
             idx = farthest_point_sample(start, m)[0].numpy()
         else:
-            idx = rng.choice(len(context), m, replace=True)
+            from pcgen.data.sampling import resample_index
+
+            idx = resample_index(len(context), m, rng)
         context = context[idx]
         box = np.asarray(ctx.gap_box)
         gap_box = np.r_[(box[:2] - center[:2]) / scale, (box[2:] - center[:2]) / scale]
@@ -102,7 +104,8 @@ class ModelGenerator:
 class GapModelGenerator:
     """A gap head (:class:`pcgen.models.GapOffsetHead`) as a gap generator.
 
-    The head works in the gap frame and starts from the hybrid fill, so this wrapper only
+    The head works in the gap frame and starts from :func:`~pcgen.tasks.gap_examples.gap_source`
+    (half hybrid copy, half interpolated surfaces), so this wrapper only
     frames the gap (:func:`pcgen.tasks.gap_examples.frame_example`), thins the context to the
     size the head was trained with, and maps the result back to world coordinates.
 
@@ -123,8 +126,9 @@ class GapModelGenerator:
     def generate_with_source(self, ctx: GapContext, n: int, rng: np.random.Generator):
         """(n, 3) world points and (n,) the context point each started from.
 
-        The head moves each hybrid-fill point by a bounded offset and keeps their order, so a
-        generated point is the point it was copied from, moved: its class carries over.
+        The head moves each source point by a bounded offset and keeps their order, so a
+        generated point is its source point moved, and the context point that one speaks for
+        lends it its class.
         """
         import torch
 

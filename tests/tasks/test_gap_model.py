@@ -14,6 +14,7 @@ from pcgen.errors import ConfigError
 from pcgen.tasks.baselines import HybridFill
 from pcgen.tasks.context import build_context
 from pcgen.tasks.fill import FillConfig
+from pcgen.tasks.gap_examples import gap_source
 from pcgen.tasks.generators import DEFAULT_CHECKPOINT, GapModelGenerator, load_generator
 from pcgen.tasks.train_fill import read_split, strip_checkpoint
 
@@ -29,7 +30,7 @@ def tiny_gap_checkpoint(path: Path, *extra: str) -> Path:
     return path
 
 
-def test_untrained_head_without_noise_returns_the_hybrid_fill(holed_tile, tmp_path):
+def test_untrained_head_without_noise_returns_its_source(holed_tile, tmp_path):
     import pcgen.io as pio
 
     path, hole, removed = holed_tile
@@ -37,13 +38,37 @@ def test_untrained_head_without_noise_returns_the_hybrid_fill(holed_tile, tmp_pa
     gen = load_generator(tiny_gap_checkpoint(tmp_path / "gap.ckpt", "model.head.source_noise=0.0"))
     assert isinstance(gen, GapModelGenerator)
     ctx = build_context(cloud.xyz, hole, FillConfig().context, attributes=dict(cloud.attributes))
-    # the offset layer starts at zero: world -> gap frame -> world gives back the hybrid points
+    # the offset layer starts at zero: world -> gap frame -> world gives back the source points
     ours, ours_src = gen.generate_with_source(ctx, 300, np.random.default_rng(5))
-    ref, ref_src = HybridFill().generate_with_source(ctx, 300, np.random.default_rng(5))
-    # each generated point is a hybrid point moved: it names the same source point (its class)
+    ref, ref_src = gap_source(ctx, 300, np.random.default_rng(5))
+    # each generated point is a source point moved: it names the same context point (its class)
     np.testing.assert_array_equal(ours_src, ref_src)
     np.testing.assert_allclose(ours[:, :2], np.clip(ref[:, :2], *np.reshape(hole.bounds, (2, 2))), atol=1e-4)
     np.testing.assert_allclose(ours[:, 2], ref[:, 2], atol=1e-3)
+
+
+def test_source_is_half_copy_half_surface_with_the_classes_beneath(holed_tile):
+    import pcgen.io as pio
+    from pcgen.tasks.frame import GROUND_CLASS, GroundSurface, ground_points
+
+    path, hole, _ = holed_tile
+    cloud = pio.read(path)
+    ctx = build_context(cloud.xyz, hole, FillConfig().context, attributes=dict(cloud.attributes))
+    pts, index = gap_source(ctx, 300, np.random.default_rng(3))
+    assert pts.shape == (300, 3) and index.shape == (300,)
+    # the first 150 points are the hybrid copy drawn with the same generator, classes and all
+    ref, ref_index = HybridFill().generate_with_source(ctx, 150, np.random.default_rng(3))
+    np.testing.assert_array_equal(pts[:150], ref)
+    np.testing.assert_array_equal(index[:150], ref_index)
+    # the other 150 are surface samples: those on the interpolated ground speak for ground returns
+    cls = np.asarray(ctx.attributes["classification"])
+    ground = GroundSurface(ground_points(ctx.xyz, cls))(pts[150:, :2])
+    on_ground = np.abs(pts[150:, 2] - ground) < 0.05
+    assert on_ground.sum() >= 20
+    assert (cls[index[150:][on_ground]] == GROUND_CLASS).mean() > 0.9
+    # no surface share: the copy alone
+    only, _ = gap_source(ctx, 40, np.random.default_rng(3), surface_share=0.0)
+    np.testing.assert_array_equal(only, HybridFill().generate_with_source(ctx, 40, np.random.default_rng(3))[0])
 
 
 def test_generated_points_fill_the_hole_at_the_surrounding_density(holed_tile, tmp_path):
