@@ -16,6 +16,8 @@
 #include <limits>
 #include <vector>
 
+#include "topk_insert.h"
+
 namespace pcgen {
 
 template <typename T>
@@ -30,19 +32,7 @@ struct TopK {
 
   inline T worst() const { return count < k ? limit : d[count - 1]; }
 
-  inline void push(T dist, int64_t idx) {
-    if (count == k && (dist > d[k - 1] || (dist == d[k - 1] && idx > i[k - 1]))) return;
-    if (dist > limit) return;
-    int64_t j = count < k ? count++ : k - 1;
-    // ties keep the lower index first so every implementation agrees
-    while (j > 0 && (d[j - 1] > dist || (d[j - 1] == dist && i[j - 1] > idx))) {
-      d[j] = d[j - 1];
-      i[j] = i[j - 1];
-      --j;
-    }
-    d[j] = dist;
-    i[j] = idx;
-  }
+  inline void push(T dist, int64_t idx) { topk_insert(d, i, k, count, limit, dist, idx); }
 };
 
 template <typename T>

@@ -53,7 +53,7 @@ __global__ void knn_kernel(const T* __restrict__ p1, const T* __restrict__ p2,
         dist += diff * diff;
       }
       T worst = count < k ? limit : d[k - 1];
-      if (dist <= worst) topk_push(d, ix, k, count, limit, dist, s + j);
+      if (dist <= worst) topk_insert(d, ix, k, count, limit, dist, s + j);
     }
   }
   if (!active) return;
