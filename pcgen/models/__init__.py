@@ -4,7 +4,7 @@ Every head receives its parts (networks, schedules), never a config; each expose
 ``loss(batch) -> {name: term}`` (unweighted) and ``sample(num_samples, num_points, context=None,
 gap_box=None, generator=None) -> (B, num_points, 3)``. With a :class:`ContextEncoder` a head
 generates the points inside a gap from the surrounding cloud. :class:`GapOffsetHead` fills gaps
-in the gap frame (metres, heights above ground) starting from the hybrid fill.
+in the gap frame (metres, heights above ground) starting from copied and interpolated points.
 """
 
 from pcgen.models.conditioning import ContextEncoder, from_box_frame, to_box_frame

@@ -1,7 +1,8 @@
 """Gap filling by bounded refinement of a data source: one or two forward passes, Chamfer loss.
 
-The source is the hybrid fill (the mirror copy re-based onto the gap's ground, see
-:class:`pcgen.tasks.baselines.HybridFill`) plus a little noise in metres; each pass predicts a
+The source is :func:`pcgen.tasks.gap_examples.gap_source` (half the mirror copy re-based onto
+the gap's ground, half samples of the interpolated ground and first-return surfaces) plus a
+little noise in metres; each pass predicts a
 bounded offset per point from its :class:`~pcgen.nn.gap_conditioner.GapConditioner` features.
 Trained with the Chamfer distance to the removed points, the metric users judge a fill by,
 the network keeps what the copy gets right (the ground, the canopy height) and moves the rest
@@ -28,7 +29,7 @@ def clamp_to_gap(x: Tensor, half: Tensor, z_max: Tensor, z_margin: float = 1.0) 
 
 
 class GapOffsetHead(nn.Module):
-    """Move a noised hybrid fill onto the gap's likely points.
+    """Move a noised source (copy and surface samples) onto the gap's likely points.
 
     Args:
         conditioner: the shared :class:`GapConditioner` (extra_dim = iterations, a one-hot pass id).
@@ -48,7 +49,7 @@ class GapOffsetHead(nn.Module):
         self.register_buffer("max_offset", torch.tensor(list(max_offset), dtype=torch.float32))
         self.source_noise = float(source_noise)
         self.offset = nn.Sequential(nn.Linear(conditioner.out_dim, hidden), nn.ReLU(), nn.Linear(hidden, 3))
-        nn.init.zeros_(self.offset[-1].weight)  # starts as the identity: the hybrid fill itself
+        nn.init.zeros_(self.offset[-1].weight)  # starts as the identity: the source itself
         nn.init.zeros_(self.offset[-1].bias)
 
     def refine(self, x: Tensor, batch: Mapping[str, Tensor]) -> list[Tensor]:

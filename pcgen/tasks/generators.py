@@ -1,7 +1,7 @@
 """Gap generators behind one interface: ``generate(ctx, n, rng) -> (P, 3)`` world points.
 
 :class:`GapModelGenerator` wraps a gap head trained in the gap frame (metres, heights above
-ground) that starts from the hybrid fill; :class:`ModelGenerator` wraps the older conditional
+ground) that starts from :func:`~pcgen.tasks.gap_examples.gap_source`; :class:`ModelGenerator` wraps the older conditional
 heads of ``pcgen train experiment=fill`` (a normalized window, a global context vector).
 :func:`load_generator` picks the right one for a checkpoint. :func:`make_generator` builds any generator by
 name, so worker processes (process pool, Dask) can rebuild it from a picklable spec.

@@ -9,8 +9,8 @@ Each maker turns the scarce real labelled tiles into ``per_tile`` synthetic tile
 * ``pcgen``: the gap model re-imagines a box of the real tile (:func:`pcgen.tasks.augment.reimagine`);
   each generated point keeps the class of the real point it was made from, so the label is
   generated with the point, not guessed afterwards.
-* ``hybrid``: the same box filled by the gap model's starting point, the hybrid copy
-  (:class:`pcgen.tasks.baselines.HybridFill`): what the model adds over its source.
+* ``hybrid``: the same box filled by the hybrid copy (:class:`pcgen.tasks.baselines.HybridFill`),
+  the copied half of the gap model's source: what the model adds over a copy.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Two steps, both resumable from a work folder:
 
-1. cut gap examples (5–20 m squares, their hybrid source and their true points, in the gap
+1. cut gap examples (5–20 m squares, their source and their true points, in the gap
    frame) out of every training site and cache them per site
    (:func:`pcgen.tasks.gap_examples.cut_examples`);
 2. fit the head of ``experiment=gap_fill`` on them with Lightning (the same

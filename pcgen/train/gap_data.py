@@ -1,10 +1,10 @@
 """Lightning data for gap models: cached gap examples of the training sites, augmented on the fly.
 
-Cutting gaps out of millions of points and computing each one's hybrid source costs tens of
+Cutting gaps out of millions of points and computing each one's source costs tens of
 milliseconds an example, too slow to redo every step on two CPU cores; the examples are cut
 once (:func:`pcgen.tasks.gap_examples.cut_examples`, saved by ``save_examples``) and each draw
 rotates the whole example about the gap's centre by a multiple of 90° and may mirror it (the
-source was computed before, so it stays the hybrid fill of the rotated gap) and thins the
+source was computed before, so it stays the source of the rotated gap) and thins the
 context to a fixed budget.
 """
 
