@@ -4,7 +4,7 @@ A gap's content is predictable only near its edges (a crown cut in half, the slo
 ground); one global context vector throws that away. :class:`GapConditioner` gives every query
 point (a source point being moved, or a noisy point being denoised) features gathered from its
 k nearest context points at two layers, plus an EdgeConv over its nearest fellow query points,
-FiLM-modulated by a few gap descriptors. Every gap head (offset refinement, flow matching) uses
+FiLM-modulated by a few gap descriptors. Every gap head (offset, flow, diffusion) uses
 it, so they differ only in how they move points.
 
 Coordinates are in the gap frame (metres, z above ground) and scaled by one fixed length

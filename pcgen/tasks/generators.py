@@ -102,7 +102,7 @@ class ModelGenerator:
 
 
 class GapModelGenerator:
-    """A gap head (:class:`pcgen.models.GapOffsetHead`) as a gap generator.
+    """A gap head (any :class:`pcgen.models.gap_head.GapHead`: offset, flow or diffusion) as a gap generator.
 
     The head works in the gap frame and starts from :func:`~pcgen.tasks.gap_examples.gap_source`
     (half hybrid copy, half interpolated surfaces), so this wrapper only
@@ -132,7 +132,7 @@ class GapModelGenerator:
         """
         import torch
 
-        from pcgen.models.gap_offset import example_batch
+        from pcgen.models.gap_head import example_batch
         from pcgen.tasks.gap_examples import frame_example
 
         ex = frame_example(ctx, int(n), rng)
@@ -151,6 +151,7 @@ def load_generator(path: str | os.PathLike | None = None):
     Raises:
         CheckpointError: missing, corrupt, or a head that cannot fill gaps.
     """
+    from pcgen.models.gap_head import GAP_KINDS
     from pcgen.train.checkpoint import load_head
 
     path = Path(path) if path is not None else DEFAULT_CHECKPOINT
@@ -164,7 +165,7 @@ def load_generator(path: str | os.PathLike | None = None):
         raise CheckpointError(f"checkpoint holds an unconditional {meta.get('kind', 'unknown')} head; "
                               "gap filling needs a conditional one (datasets/train_default_fill.py)", path)
     head.eval()
-    if meta.get("kind") == "gap_offset":
+    if meta.get("kind") in GAP_KINDS:
         return GapModelGenerator(head, max_context=int(data.get("max_context", 1536)))
     gap = data.get("gap") or {}
     mode = data.get("normalize") or "sphere"

@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from pcgen.errors import InputError
-from pcgen.models.gap_offset import example_batch
+from pcgen.models.gap_head import example_batch
 from pcgen.tasks.gap_examples import load_examples
 
 

@@ -18,10 +18,11 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from pcgen.errors import CheckpointError, ConfigError
+from pcgen.models.gap_head import GAP_KINDS
 from pcgen.train.datamodule import TileDataModule
 from pcgen.train.module import GANModule, HeadModule
 
-KINDS = ("vae", "gan", "diffusion", "flow_matching", "gap_offset")
+KINDS = ("vae", "gan", "diffusion", "flow_matching", *GAP_KINDS)
 
 
 def _merge_resolver(*nodes: Any) -> DictConfig:

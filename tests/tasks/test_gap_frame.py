@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from shapely.geometry import box
 
-from pcgen.models.gap_offset import clamp_to_gap
+from pcgen.models.gap_head import clamp_to_gap
 from pcgen.tasks.baselines import HybridFill, MirrorFill, SurfaceFill
 from pcgen.tasks.context import ContextConfig, build_context
 from pcgen.tasks.frame import GapFrame, GroundSurface, ground_heights, lowest_per_cell

@@ -30,12 +30,14 @@ def tiny_gap_checkpoint(path: Path, *extra: str) -> Path:
     return path
 
 
-def test_untrained_head_without_noise_returns_its_source(holed_tile, tmp_path):
+@pytest.mark.parametrize("kind", ["gap_offset", "gap_flow"])
+def test_untrained_head_without_noise_returns_its_source(holed_tile, tmp_path, kind):
     import pcgen.io as pio
 
     path, hole, removed = holed_tile
     cloud = pio.read(path)
-    gen = load_generator(tiny_gap_checkpoint(tmp_path / "gap.ckpt", "model.head.source_noise=0.0"))
+    gen = load_generator(tiny_gap_checkpoint(tmp_path / "gap.ckpt", f"model={kind}", f"loss={kind}",
+                                             "model.head.source_noise=0.0"))
     assert isinstance(gen, GapModelGenerator)
     ctx = build_context(cloud.xyz, hole, FillConfig().context, attributes=dict(cloud.attributes))
     # the offset layer starts at zero: world -> gap frame -> world gives back the source points
@@ -87,7 +89,8 @@ def test_generated_points_fill_the_hole_at_the_surrounding_density(holed_tile, t
     assert new[:, 2].max() <= cloud.xyz[:, 2].max() + 1.0
 
 
-def test_training_is_deterministic_for_a_seed(tmp_path):
+@pytest.mark.parametrize("kind", ["gap_offset", "gap_flow", "gap_diffusion"])
+def test_training_is_deterministic_for_a_seed(tmp_path, kind):
     from pcgen.tasks.gap_examples import SortedCloud, cut_examples, save_examples
     from pcgen.train.run import build, compose_config
 
@@ -101,7 +104,8 @@ def test_training_is_deterministic_for_a_seed(tmp_path):
     save_examples(exs, tmp_path / "ex.npz")
     weights = []
     for run in ("a", "b"):
-        cfg = compose_config([*TINY[:-1], f"data.caches=[{tmp_path / 'ex.npz'}]", "data.batch_size=2",
+        cfg = compose_config([*TINY[:-1], f"model={kind}", f"loss={kind}", f"data.caches=[{tmp_path / 'ex.npz'}]",
+                              "data.batch_size=2",
                               "trainer.max_steps=2", "trainer.enable_progress_bar=false", "seed=3"],
                              root=tmp_path / run)
         module, dm, trainer = build(cfg, tmp_path / run)

@@ -1,0 +1,71 @@
+"""The gap heads share one start, one conditioner and one pairing; each moves points its own way."""
+
+from __future__ import annotations
+
+import tempfile
+
+import torch
+
+from pcgen.models.gap_head import example_batch, paired_truth
+from pcgen.train.run import build_module, compose_config
+
+TINY = ["experiment=gap_fill", "model.width=8", "model.head.hidden=8", "logger=none", "data.caches=[unused]"]
+
+
+def tiny_head(kind: str, *extra: str):
+    cfg = compose_config([*TINY, f"model={kind}", f"loss={kind}", *extra], root=tempfile.mkdtemp())
+    return build_module(cfg).head
+
+
+def toy_batch(n: int = 40, m: int = 30, seed: int = 0) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    ex = {"source": torch.rand(n, 3, generator=g) * torch.tensor([8.0, 8.0, 10.0]) - torch.tensor([4.0, 4.0, 0.0]),
+          "context": torch.rand(200, 3, generator=g) * torch.tensor([20.0, 20.0, 12.0]) - torch.tensor([10.0, 10.0, 0]),
+          "context_ground": (torch.rand(200, generator=g) < 0.4).float(),
+          "cond": torch.zeros(6), "half": torch.tensor([4.0, 4.0]), "z_max": 12.0,
+          "truth": torch.rand(m, 3, generator=g) * torch.tensor([8.0, 8.0, 10.0]) - torch.tensor([4.0, 4.0, 0.0])}
+    return example_batch([{k: (v.numpy() if torch.is_tensor(v) else v) for k, v in ex.items()}])
+
+
+def test_pairing_is_a_matching_onto_the_truth():
+    truth = torch.tensor([[[0.0, 0, 0], [10, 0, 0], [0, 10, 0], [10, 10, 5]]])
+    x = truth[:, [3, 1, 0, 2]] + 0.1  # a shuffled, slightly moved copy
+    out = paired_truth(x, torch.tensor([4]), truth, torch.tensor([4]))
+    torch.testing.assert_close(out, x - 0.1)
+    # more start points than true ones: every true point is used, the rest repeat true points
+    x6 = torch.cat([x, x[:, :2] + 0.2], 1)
+    out6 = paired_truth(x6, torch.tensor([6]), truth, torch.tensor([4]), torch.Generator().manual_seed(0))
+    rows = {tuple(r) for r in out6[0].tolist()}
+    assert rows == {tuple(r) for r in truth[0].tolist()}
+
+
+def test_untrained_flow_stays_at_its_start_and_a_constant_velocity_moves_it_by_its_scale():
+    head = tiny_head("gap_flow", "model.head.steps=3")
+    batch = toy_batch()
+    start = head.start(batch, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(head.transport(start, batch, None), start)
+    with torch.no_grad():
+        head.velocity[-1].bias.copy_(torch.tensor([0.5, -0.25, 1.0]))
+    moved = head.transport(start, batch, None)
+    torch.testing.assert_close(moved - start, torch.tensor([1.0, -0.5, 4.0]).expand_as(start))
+
+
+def test_diffusion_samples_from_its_start_step_in_its_step_count():
+    head = tiny_head("gap_diffusion", "model.head.start_step=300", "model.head.steps=6")
+    steps = head.timesteps(head.scheduler())
+    assert len(steps) == 6 and steps[0] == 299 and steps == sorted(steps, reverse=True) and steps[-1] >= 0
+
+
+def test_diffusion_with_a_perfect_noise_predictor_lands_on_the_target():
+    head = tiny_head("gap_diffusion")
+    batch = toy_batch()
+    start = head.start(batch, torch.Generator().manual_seed(2))
+    target = torch.tensor([0.8, -0.6, 1.5])  # residual units, inside clip_sample
+
+    def oracle(anchor, r, t, batch):  # the ε that makes r a noised copy of the target
+        abar = head.schedule.alphas_cumprod[t].to(r.dtype)[:, None, None]
+        return (r - abar.sqrt() * target) / (1 - abar).sqrt()
+
+    head._eps = oracle
+    out = head.transport(start, batch, torch.Generator().manual_seed(3))
+    torch.testing.assert_close(out - start, (target * head.residual_scale).expand_as(start), atol=1e-4, rtol=0)
