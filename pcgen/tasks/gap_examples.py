@@ -187,6 +187,28 @@ def cut_examples(cloud: SortedCloud, count: int, gap_sizes, rng: np.random.Gener
     return out
 
 
+def context_subset(context: np.ndarray, half, budget: int, band: float, rng: np.random.Generator) -> np.ndarray:
+    """Indices of at most ``budget`` gap-frame context points the model reads.
+
+    With ``band`` 0, a uniform random subset. Otherwise the points within ``band`` × the gap's
+    larger half-side of the gap's box come first (a random subset of them if they alone exceed
+    the budget) and the rest of the budget is drawn from the farther points: a 20 m gap's window
+    is 80 m wide, and a uniform subset leaves few points at the edges the fill must continue.
+    """
+    n = len(context)
+    if n <= budget:
+        return np.arange(n)
+    if band <= 0:
+        return rng.choice(n, budget, replace=False)
+    half = np.asarray(half, dtype=np.float64)
+    outside = np.maximum(np.abs(context[:, :2]) - half, 0.0)
+    near = np.hypot(outside[:, 0], outside[:, 1]) <= band * float(half.max())
+    idx_near, idx_far = np.flatnonzero(near), np.flatnonzero(~near)
+    if len(idx_near) >= budget:
+        return rng.choice(idx_near, budget, replace=False)
+    return np.concatenate([idx_near, rng.choice(idx_far, budget - len(idx_near), replace=False)])
+
+
 _ARRAYS = ("context", "context_ground", "source", "truth")
 
 

@@ -112,13 +112,15 @@ class GapModelGenerator:
     Args:
         head: object with ``sample(batch, generator=None) -> (1, n, 3)`` gap-frame points.
         max_context: context points the head saw per gap in training.
+        context_band: how the head's training chose them (:func:`~pcgen.tasks.gap_examples.context_subset`).
     """
 
     name = "pcgen"
 
-    def __init__(self, head, max_context: int = 1536):
+    def __init__(self, head, max_context: int = 1536, context_band: float = 0.0):
         self.head = head
         self.max_context = int(max_context)
+        self.context_band = float(context_band)
 
     def generate(self, ctx: GapContext, n: int, rng: np.random.Generator) -> np.ndarray:
         return self.generate_with_source(ctx, n, rng)[0]
@@ -133,11 +135,11 @@ class GapModelGenerator:
         import torch
 
         from pcgen.models.gap_head import example_batch
-        from pcgen.tasks.gap_examples import frame_example
+        from pcgen.tasks.gap_examples import context_subset, frame_example
 
         ex = frame_example(ctx, int(n), rng)
         if len(ex.context) > self.max_context:
-            keep = rng.choice(len(ex.context), self.max_context, replace=False)
+            keep = context_subset(ex.context, ex.half, self.max_context, self.context_band, rng)
             ex.context, ex.context_ground = ex.context[keep], ex.context_ground[keep]
         gen = torch.Generator().manual_seed(int(rng.integers(2**31 - 1)))
         with torch.no_grad():
@@ -166,7 +168,8 @@ def load_generator(path: str | os.PathLike | None = None):
                               "gap filling needs a conditional one (datasets/train_default_fill.py)", path)
     head.eval()
     if meta.get("kind") in GAP_KINDS:
-        return GapModelGenerator(head, max_context=int(data.get("max_context", 1536)))
+        return GapModelGenerator(head, max_context=int(data.get("max_context") or 1536),
+                                 context_band=float(data.get("context_band") or 0.0))
     gap = data.get("gap") or {}
     mode = data.get("normalize") or "sphere"
     return ModelGenerator(head, context_points=int(gap.get("context_points", 1024)), frame=normalization_frame(mode))

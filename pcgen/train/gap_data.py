@@ -20,12 +20,15 @@ from torch.utils.data import DataLoader, Dataset
 
 from pcgen.errors import InputError
 from pcgen.models.gap_head import example_batch
-from pcgen.tasks.gap_examples import load_examples
+from pcgen.tasks.gap_examples import context_subset, load_examples
 
 
-def augment_example(ex: dict, rng: np.random.Generator, max_context: int, max_points: int = 512) -> dict:
+def augment_example(ex: dict, rng: np.random.Generator, max_context: int, max_points: int = 512,
+                    context_band: float = 0.0) -> dict:
     """A rotated (k · 90°), maybe mirrored copy of one example with at most ``max_context`` context
-    points; above ``max_points`` source points the source and the truth are thinned by one factor."""
+    points (chosen by :func:`~pcgen.tasks.gap_examples.context_subset` with ``context_band``, as
+    filling does); above ``max_points`` source points the source and the truth are thinned by one
+    factor."""
     out = dict(ex)
     n = len(ex["source"])
     if n > max_points:
@@ -33,7 +36,7 @@ def augment_example(ex: dict, rng: np.random.Generator, max_context: int, max_po
         out["source"] = ex["source"][rng.choice(n, max_points, replace=False)]
         out["truth"] = ex["truth"][rng.choice(len(ex["truth"]), m, replace=False)]
     if len(ex["context"]) > max_context:
-        keep = rng.choice(len(ex["context"]), max_context, replace=False)
+        keep = context_subset(ex["context"], ex["half"], max_context, context_band, rng)
         out["context"], out["context_ground"] = ex["context"][keep], ex["context_ground"][keep]
     k, flip = int(rng.integers(4)), bool(rng.integers(2))
 
@@ -57,9 +60,10 @@ class GapExamples(Dataset):
     so a run is repeatable for a seed (loaded in the training process: no workers)."""
 
     def __init__(self, examples: Sequence[dict], seed: int = 0, max_context: int = 1536, max_points: int = 512,
-                 augment: bool = True):
+                 augment: bool = True, context_band: float = 0.0):
         self.examples = list(examples)
         self.seed, self.max_context, self.max_points, self.augment = seed, max_context, max_points, augment
+        self.context_band = float(context_band)
         self.draws = 0
 
     def __len__(self) -> int:
@@ -71,7 +75,7 @@ class GapExamples(Dataset):
         if not self.augment:
             return ex
         return augment_example(ex, np.random.default_rng([self.seed, self.draws, i]), self.max_context,
-                               self.max_points)
+                               self.max_points, self.context_band)
 
 
 class GapDataModule(L.LightningDataModule):
@@ -85,11 +89,13 @@ class GapDataModule(L.LightningDataModule):
         seed: shuffling and augmentation seed.
         num_workers: DataLoader workers (0 on a 2-core machine: the model needs both cores).
         conditional: always true (recorded in checkpoints: gap models fill gaps).
+        context_band: near-gap band of :func:`~pcgen.tasks.gap_examples.context_subset` (0: uniform).
     """
 
     def __init__(self, caches: Sequence[str], batch_size: int = 8, max_context: int = 1536, max_points: int = 512,
-                 seed: int = 0, num_workers: int = 0, conditional: bool = True):
+                 seed: int = 0, num_workers: int = 0, conditional: bool = True, context_band: float = 0.0):
         super().__init__()
+        self.context_band = float(context_band)
         self.caches = [Path(c) for c in caches]
         self.batch_size, self.max_context, self.max_points = batch_size, max_context, max_points
         self.seed, self.num_workers = seed, num_workers
@@ -103,7 +109,8 @@ class GapDataModule(L.LightningDataModule):
             examples += load_examples(path)
         if not examples:
             raise InputError("the gap example caches hold no examples")
-        self.train_set = GapExamples(examples, self.seed, self.max_context, self.max_points)
+        self.train_set = GapExamples(examples, self.seed, self.max_context, self.max_points,
+                                     context_band=self.context_band)
 
     def train_dataloader(self) -> DataLoader:
         gen = torch.Generator().manual_seed(self.seed)

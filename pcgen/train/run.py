@@ -87,6 +87,7 @@ def head_meta(cfg: DictConfig) -> dict[str, Any]:
             "features": list(ds.get("features", []) or []),
             "conditional": bool(data.get("conditional", False)),
             "max_context": data.get("max_context"),
+            "context_band": data.get("context_band"),
             "gap": _container(data.get("gap")) if data.get("gap") else None,
         },
         "config": OmegaConf.to_container(cfg, resolve=True),
