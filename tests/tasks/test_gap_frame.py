@@ -10,7 +10,7 @@ from pcgen.models.gap_head import clamp_to_gap
 from pcgen.tasks.baselines import HybridFill, MirrorFill, SurfaceFill
 from pcgen.tasks.context import ContextConfig, build_context
 from pcgen.tasks.frame import GapFrame, GroundSurface, ground_heights, lowest_per_cell
-from pcgen.tasks.gap_examples import SortedCloud, cut_examples, frame_example
+from pcgen.tasks.gap_examples import SortedCloud, context_subset, cut_examples, frame_example
 
 
 def sloped_tile(rng, slope=0.2, canopy=12.0):
@@ -121,3 +121,20 @@ def test_cut_examples_have_truth_inside_the_gap():
         assert np.all(np.abs(ex.truth[:, :2]) <= ex.half + 1e-4)
         assert np.all(np.abs(ex.source[:, :2]) <= ex.half + 1e-4)
         assert 5 / 2 <= ex.half[0] <= 10 / 2
+
+
+def test_context_subset_takes_the_points_near_the_gap_first():
+    rng = np.random.default_rng(0)
+    ctx = np.c_[rng.uniform(-40, 40, (4000, 2)), rng.uniform(0, 20, 4000)]
+    half = np.array([10.0, 10.0])
+    near = np.hypot(*np.maximum(np.abs(ctx[:, :2]) - half, 0).T) <= 10.0
+    keep = context_subset(ctx, half, 1500, 1.0, np.random.default_rng(1))
+    assert len(keep) == 1500 and len(np.unique(keep)) == 1500
+    assert set(np.flatnonzero(near)) <= set(keep.tolist())  # every near point (about 1000) is kept
+    # band 0: the uniform draw the first checkpoints were trained with, bit for bit
+    np.testing.assert_array_equal(context_subset(ctx, half, 1500, 0.0, np.random.default_rng(1)),
+                                  np.random.default_rng(1).choice(4000, 1500, replace=False))
+    # more near points than the budget: a subset of the near ones only
+    few = context_subset(ctx, half, 300, 1.0, np.random.default_rng(2))
+    assert near[few].all() and len(np.unique(few)) == 300
+    assert len(context_subset(ctx[:100], half, 1500, 1.0, rng)) == 100
