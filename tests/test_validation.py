@@ -94,6 +94,8 @@ def test_bad_numeric_options(tmp_path, capsys, argv, says):
     ("gaps.density_ratio=-1", "gaps.density_ratio must be > 0"),
     ("gaps.density_ratio=nan", "gaps.density_ratio must be a finite number"),
     ("gaps.rim_ratio=-0.1", "gaps.rim_ratio must be >= 0"),
+    ("gaps.outline_radius_cells=-1", "gaps.outline_radius_cells must be >= 0"),
+    ("gaps.outline_radius_cells=50", "gaps.outline_radius_cells"),
     ("gaps.cell_size=0", "gaps.cell_size must be > 0"),
     ("gaps.min_expected_points=nan", "gaps.min_expected_points"),
     ("gaps.neighbourhood_cells=0", "gaps.neighbourhood_cells must be >= 1"),

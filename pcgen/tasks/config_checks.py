@@ -22,6 +22,7 @@ _RULES: dict[str, tuple[float, bool, float, bool]] = {
     "gaps.exclude_buffer_cells": (0, False, 10_000, False),
     "gaps.footprint_concavity": (0.0, False, 1.0, False),
     "gaps.footprint_inset_cells": (0.0, False, 10_000, False),
+    "gaps.outline_radius_cells": (0.0, False, 2.0, False),
     "context.scale": (0.0, True, 1e6, False),
     "context.min_half_size": (0.0, True, 1e9, False),
     "context.min_points": (1, False, 1e9, False),

@@ -37,6 +37,23 @@ def test_whole_hole_is_found_not_just_its_rim(holed_tile):
     assert found.difference(hole).area < 0.4 * hole.area
 
 
+def test_outline_traced_between_points_hugs_the_hole(holed_tile):
+    # cells alone overshoot the round hole's rim by a staircase of 2.9 m cells; tracing the
+    # point-free discs keeps the whole hole and about a third of that overshoot
+    path, hole, _ = holed_tile
+    cloud = pio.read(path)
+
+    def found(radius):
+        gaps = detect_gaps(cloud.xyz, cloud.attributes["classification"], GapConfig(outline_radius_cells=radius))
+        return shapely.unary_union([g.polygon for g in gaps if g.polygon.intersects(hole)])
+
+    traced, cells = found(0.5), found(0.0)
+    assert traced.intersection(hole).area > 0.97 * hole.area
+    assert traced.difference(hole).area < 0.2 * hole.area
+    assert cells.difference(hole).area > 0.25 * hole.area
+    assert traced.geom_type == "Polygon"
+
+
 def test_water_is_not_a_gap(topo):
     cls = topo.attributes["classification"]
     water = topo.xyz[cls == 9, :2]
