@@ -3,7 +3,7 @@
     .venv/bin/python datasets/train_default_fill.py                 # ~55 min on 2 CPU cores
     .venv/bin/python datasets/train_default_fill.py --steps 50 --out /tmp/quick.ckpt --work /tmp/quick
 
-Cuts 5-20 m square gaps out of the training sites of ``datasets/fill_split.yaml`` (whole files;
+Cuts 5-25 m square gaps (``--gap-sizes``) out of the training sites of ``datasets/fill_split.yaml`` (whole files;
 the held-out sites are never read), caches them in ``--work``, trains ``pcgen train
 experiment=gap_fill`` on them and strips the checkpoint to its EMA weights. A sidecar ``.json``
 records the split, the example counts, the settings and the training time. Evaluate with::
@@ -29,7 +29,10 @@ def main(argv=None) -> int:
     for action in parser._actions:  # the defaults above make these optional here
         if action.dest in ("split", "out", "work"):
             action.required = False
-    train_fill(parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    if args.gap_sizes[0] > args.gap_sizes[1]:
+        parser.error(f"--gap-sizes wants MIN <= MAX, got {args.gap_sizes[0]:g} {args.gap_sizes[1]:g}")
+    train_fill(args)
     return 0
 
 
