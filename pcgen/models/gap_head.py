@@ -8,7 +8,8 @@ points (:mod:`~pcgen.models.gap_offset`: bounded offsets trained on Chamfer;
 :mod:`~pcgen.models.gap_flow`: flow matching; :mod:`~pcgen.models.gap_diffusion`: a DDPM on
 the move, started part-way like LiDPM), so they can be compared on the same cuts. Each keeps
 its points in order, so a filled point is always its source point moved and takes that
-point's attributes.
+point's attributes. :mod:`~pcgen.models.gap_vae` and :mod:`~pcgen.models.gap_gan` are the offset
+head with a latent code per gap and with a discriminator.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from torch import Tensor, nn
 from pcgen.nn.gap_conditioner import GapConditioner, lengths_mask
 from pcgen.ops import emd
 
-GAP_KINDS = ("gap_offset", "gap_flow", "gap_diffusion")
+GAP_KINDS = ("gap_offset", "gap_flow", "gap_diffusion", "gap_vae", "gap_gan")
 
 
 def clamp_to_gap(x: Tensor, half: Tensor, z_max: Tensor, z_margin: float = 1.0) -> Tensor:
@@ -39,10 +40,12 @@ def time_features(t: Tensor, n: int, dim: int = 8) -> Tensor:
     return torch.cat([ang.sin(), ang.cos()], -1)[:, None].expand(-1, n, -1)
 
 
-def masked_mean(values: Tensor, lengths: Tensor) -> Tensor:
-    """Mean of (B, N) per-point values over each cloud's valid rows, then over the batch."""
+def masked_mean(values: Tensor, lengths: Tensor, per_cloud: bool = False) -> Tensor:
+    """Mean of (B, N) per-point values over each cloud's valid rows: (B,) with ``per_cloud``,
+    else also over the batch."""
     mask = lengths_mask(lengths, values.shape[1]).to(values.dtype)
-    return ((values * mask).sum(1) / lengths.clamp_min(1).to(values.dtype)).mean()
+    means = (values * mask).sum(1) / lengths.clamp_min(1).to(values.dtype)
+    return means if per_cloud else means.mean()
 
 
 def paired_truth(x: Tensor, x_len: Tensor, truth: Tensor, truth_len: Tensor,

@@ -42,13 +42,18 @@ class GapOffsetHead(GapHead):
         nn.init.zeros_(self.offset[-1].weight)  # starts as the identity: the source itself
         nn.init.zeros_(self.offset[-1].bias)
 
-    def refine(self, x: Tensor, batch: Mapping[str, Tensor]) -> list[Tensor]:
-        """All passes' outputs for (B, N, 3) start points; the last is the fill."""
+    def refine(self, x: Tensor, batch: Mapping[str, Tensor], latent: Tensor | None = None) -> list[Tensor]:
+        """All passes' outputs for (B, N, 3) start points; the last is the fill.
+
+        ``latent`` (B, L) joins every point's extra inputs after the pass id (the VAE head's code).
+        """
         outs = []
         for i in range(self.iterations):
-            pass_id = torch.zeros(*x.shape[:2], self.iterations, device=x.device, dtype=x.dtype)
-            pass_id[..., i] = 1
-            x = x + torch.tanh(self.offset(self.features(x, batch, pass_id))) * self.max_offset
+            extra = torch.zeros(*x.shape[:2], self.iterations, device=x.device, dtype=x.dtype)
+            extra[..., i] = 1
+            if latent is not None:
+                extra = torch.cat([extra, latent[:, None].expand(-1, x.shape[1], -1)], -1)
+            x = x + torch.tanh(self.offset(self.features(x, batch, extra))) * self.max_offset
             outs.append(x)
         return outs
 
@@ -60,9 +65,13 @@ class GapOffsetHead(GapHead):
                 ``context_ground`` (B, M) + ``context_lengths``, ``cond`` (B, E), ``points``
                 (B, T, 3) true points + ``points_lengths``.
         Returns:
-            ``{"chamfer": last pass, "chamfer_passes": mean over earlier passes}``.
+            ``{"chamfer": last pass, "chamfer_passes": mean over earlier passes, "height_w1"}``.
         """
-        outs = self.refine(self.start(batch, None), batch)
+        return self.fit_terms(self.refine(self.start(batch, None), batch), batch)
+
+    @staticmethod
+    def fit_terms(outs: Sequence[Tensor], batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """The Chamfer and height terms of :meth:`refine`'s passes against ``batch``'s true points."""
         cds = [chamfer(o, batch["points"], batch["source_lengths"], batch["points_lengths"],
                        squared=False).loss / 2 for o in outs]
         terms = {"chamfer": cds[-1]}

@@ -4,8 +4,9 @@ A gap's content is predictable only near its edges (a crown cut in half, the slo
 ground); one global context vector throws that away. :class:`GapConditioner` gives every query
 point (a source point being moved, or a noisy point being denoised) features gathered from its
 k nearest context points at two layers, plus an EdgeConv over its nearest fellow query points,
-FiLM-modulated by a few gap descriptors. Every gap head (offset, flow, diffusion) uses
-it, so they differ only in how they move points.
+FiLM-modulated by a few gap descriptors. Every gap head (offset, flow, diffusion, VAE, GAN) uses
+it, so they differ only in how they move points (the GAN head's discriminator reads the gap
+through one too).
 
 Coordinates are in the gap frame (metres, z above ground) and scaled by one fixed length
 (:data:`SCALE`) inside, so one network serves every site and gap size.
@@ -86,7 +87,7 @@ class GapConditioner(nn.Module):
     def __init__(self, width: int = 64, cond_dim: int = 6, extra_dim: int = 0,
                  k_context: int = 12, k_self: int = 8):
         super().__init__()
-        self.width, self.k_context, self.k_self = width, k_context, k_self
+        self.width, self.cond_dim, self.k_context, self.k_self = width, cond_dim, k_context, k_self
         self.out_dim = 2 * width
         self.embed = _mlp([3 + extra_dim, width, width])
         self.film = nn.Linear(cond_dim, 2 * width)

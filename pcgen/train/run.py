@@ -23,6 +23,7 @@ from pcgen.train.datamodule import TileDataModule
 from pcgen.train.module import GANModule, HeadModule
 
 KINDS = ("vae", "gan", "diffusion", "flow_matching", *GAP_KINDS)
+TWO_PLAYER_KINDS = ("gan", "gap_gan")  # trained by GANModule: loss.generator + loss.discriminator
 
 
 def _merge_resolver(*nodes: Any) -> DictConfig:
@@ -158,11 +159,12 @@ def build_module(cfg: DictConfig) -> L.LightningModule:
         raise ConfigError(f"model.kind must be one of {KINDS}, got {kind!r}")
     validate_config(cfg)
     head = _instantiate(model.head, "model.head")
-    loss = _instantiate(cfg.loss.generator if kind == "gan" else cfg.loss.terms, "the loss")
+    two_player = kind in TWO_PLAYER_KINDS
+    loss = _instantiate(cfg.loss.generator if two_player else cfg.loss.terms, "the loss")
     common = {"optimizer": _instantiate(model.optimizer, "model.optimizer"),
               "scheduler": _instantiate(model.get("scheduler"), "model.scheduler"),
               "ema_decay": model.get("ema_decay", 0.999), "meta": head_meta(cfg)}
-    if kind == "gan":
+    if two_player:
         clip = cfg.trainer.get("gradient_clip_val")
         return GANModule(head, loss, instantiate(cfg.loss.discriminator),
                          optimizer_d=instantiate(model.get("optimizer_d")),
@@ -184,7 +186,7 @@ def build_datamodule(cfg: DictConfig) -> L.LightningDataModule:
 def build_trainer(cfg: DictConfig, root: str | os.PathLike) -> L.Trainer:
     """A Lightning Trainer from ``cfg.trainer`` with the configured callbacks and loggers."""
     args = OmegaConf.to_container(cfg.trainer, resolve=True)
-    if cfg.model.kind == "gan":
+    if cfg.model.kind in TWO_PLAYER_KINDS:
         # Manual optimization clips inside GANModule; Lightning rejects the Trainer argument.
         args.pop("gradient_clip_val", None)
         args.pop("gradient_clip_algorithm", None)

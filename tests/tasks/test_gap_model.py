@@ -30,7 +30,7 @@ def tiny_gap_checkpoint(path: Path, *extra: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("kind", ["gap_offset", "gap_flow"])
+@pytest.mark.parametrize("kind", ["gap_offset", "gap_flow", "gap_vae", "gap_gan"])
 def test_untrained_head_without_noise_returns_its_source(holed_tile, tmp_path, kind):
     import pcgen.io as pio
 
@@ -89,7 +89,7 @@ def test_generated_points_fill_the_hole_at_the_surrounding_density(holed_tile, t
     assert new[:, 2].max() <= cloud.xyz[:, 2].max() + 1.0
 
 
-@pytest.mark.parametrize("kind", ["gap_offset", "gap_flow", "gap_diffusion"])
+@pytest.mark.parametrize("kind", ["gap_offset", "gap_flow", "gap_diffusion", "gap_vae", "gap_gan"])
 def test_training_is_deterministic_for_a_seed(tmp_path, kind):
     from pcgen.tasks.gap_examples import SortedCloud, cut_examples, save_examples
     from pcgen.train.run import build, compose_config
