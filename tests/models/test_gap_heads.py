@@ -69,3 +69,52 @@ def test_diffusion_with_a_perfect_noise_predictor_lands_on_the_target():
     head._eps = oracle
     out = head.transport(start, batch, torch.Generator().manual_seed(3))
     torch.testing.assert_close(out - start, (target * head.residual_scale).expand_as(start), atol=1e-4, rtol=0)
+
+
+def test_vae_code_comes_from_the_true_points_and_costs_no_kl_at_the_prior():
+    head = tiny_head("gap_vae", "model.head.latent_dim=4")
+    batch = toy_batch()
+    mean, logvar = head.encode(batch)
+    assert mean.shape == logvar.shape == (1, 4)
+    moved = dict(batch, points=batch["points"] + torch.tensor([0.0, 0.0, 5.0]))
+    assert not torch.allclose(head.encode(moved)[0], mean)  # another truth, another code
+    with torch.no_grad():  # a posterior that always says N(0, I) costs nothing
+        head.posterior[-1].weight.zero_()
+        head.posterior[-1].bias.zero_()
+    assert head.loss(batch)["kl"].item() == 0.0
+
+
+def test_vae_fill_depends_on_the_drawn_code_and_repeats_for_a_seed():
+    head = tiny_head("gap_vae", "model.head.latent_dim=4")
+    batch = toy_batch()
+    with torch.no_grad():
+        torch.nn.init.normal_(head.offset[-1].weight, std=0.5)
+    start = head.start(batch, torch.Generator().manual_seed(1))
+    a = head.transport(start, batch, torch.Generator().manual_seed(2))
+    b = head.transport(start, batch, torch.Generator().manual_seed(2))
+    c = head.transport(start, batch, torch.Generator().manual_seed(3))
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert (a - c).abs().max() > 1e-3
+    z = torch.randn(1, 4, generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(a, head.refine(start, batch, z)[-1])
+
+
+def test_gan_players_split_the_parameters_and_start_from_even_odds():
+    import math
+
+    head = tiny_head("gap_gan", "model.head.discriminator.conditioner.width=8")
+    gen, disc = list(head.generator_parameters()), list(head.discriminator_parameters())
+    assert {id(p) for p in gen}.isdisjoint({id(p) for p in disc})
+    assert len(gen) + len(disc) == len(list(head.parameters()))
+    batch = toy_batch()
+    with torch.no_grad():  # a discriminator that says 0 (even odds) for every point
+        head.discriminator.score.weight.zero_()
+        head.discriminator.score.bias.zero_()
+    assert math.isclose(head.discriminator_loss(batch)["disc_adv"].item(), 2 * math.log(2), rel_tol=1e-6)
+    torch.manual_seed(4)
+    terms = head.generator_loss(batch)
+    torch.manual_seed(4)
+    plain = head.fit_terms(head.refine(head.start(batch, None), batch), batch)
+    assert math.isclose(terms["gen_adv"].item(), math.log(2), rel_tol=1e-6)
+    for name in ("chamfer", "chamfer_passes", "height_w1"):
+        torch.testing.assert_close(terms[name], plain[name])
