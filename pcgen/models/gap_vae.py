@@ -37,6 +37,8 @@ class GapVAEHead(GapOffsetHead):
         conditioner: the shared :class:`GapConditioner` (extra_dim = iterations + latent_dim).
         latent_dim: size of the code.
         encoder_width: width of the posterior's point encoders (truth and context, max-pooled).
+        free_bits: KL floor per code dimension in nats (:func:`pcgen.losses.kl_loss`): below it
+            the code costs nothing, so it is not squeezed to the prior before the passes use it.
         iterations, max_offset, source_noise, hidden: as in :class:`GapOffsetHead`.
     """
 
@@ -44,9 +46,9 @@ class GapVAEHead(GapOffsetHead):
 
     def __init__(self, conditioner: GapConditioner, latent_dim: int = 8, encoder_width: int = 64,
                  iterations: int = 2, max_offset: Sequence[float] = (2.0, 2.0, 6.0),
-                 source_noise: float = 0.3, hidden: int = 128):
+                 source_noise: float = 0.3, hidden: int = 128, free_bits: float = 0.0):
         super().__init__(conditioner, iterations, max_offset, source_noise, hidden)
-        self.latent_dim = int(latent_dim)
+        self.latent_dim, self.free_bits = int(latent_dim), float(free_bits)
         self.truth_encoder = _pointwise(3, encoder_width)
         self.context_encoder = _pointwise(4, encoder_width)  # xyz and the ground flag
         self.posterior = nn.Sequential(nn.Linear(2 * encoder_width + conditioner.cond_dim, encoder_width), nn.ReLU(),
@@ -65,7 +67,7 @@ class GapVAEHead(GapOffsetHead):
         mean, logvar = self.encode(batch)
         z = mean + (0.5 * logvar).exp() * torch.randn_like(mean)
         terms = self.fit_terms(self.refine(self.start(batch, None), batch, z), batch)
-        terms["kl"] = kl_loss(mean, logvar)
+        terms["kl"] = kl_loss(mean, logvar, self.free_bits)
         return terms
 
     def transport(self, x: Tensor, batch: Mapping[str, Tensor], generator: torch.Generator | None) -> Tensor:
