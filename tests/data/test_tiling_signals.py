@@ -37,11 +37,12 @@ def _start(tmp_path):
 
 
 def _start_fill(tmp_path):
-    """Fill two copies of lone-star.laz (mirror baseline, automatic gaps: about 10 s a file)
-    with 2 workers; return once both workers run (they write nothing until a file is done)."""
+    """Fill eight copies of lone-star.laz (mirror baseline, automatic gaps: 3 to 10 s a file, by
+    machine) with 2 workers, so the run outlasts the wait below on a fast machine too; return once
+    both workers run, 6 s into their files (they write nothing until a file is done)."""
     folder = tmp_path / "in"
     folder.mkdir()
-    for name in ("a.laz", "b.laz"):
+    for name in (f"{c}.laz" for c in "abcdefgh"):
         shutil.copy(datadir.lidar_file("lone-star.laz"), folder / name)
     proc = subprocess.Popen([sys.executable, "-m", "pcgen.cli", "fill", str(folder), str(tmp_path / "out"),
                              "--baseline", "mirror", "-j", "2", "-q"],
