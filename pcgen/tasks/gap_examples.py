@@ -25,6 +25,7 @@ from pcgen.tasks.context import ContextConfig, GapContext, build_context
 from pcgen.tasks.frame import GROUND_CLASS, GapFrame
 
 COND_DIM = 6  # half side, log density, context height p50 / p95 / max, ground share
+HEIGHT_DESCRIPTORS = slice(2, 5)  # the entries of cond that are heights (they scale with them)
 SURFACE_SHARE = 0.5  # of the source drawn from the interpolated surfaces; the rest is the hybrid copy
 
 

@@ -4,8 +4,9 @@ Cutting gaps out of millions of points and computing each one's source costs ten
 milliseconds an example, too slow to redo every step on two CPU cores; the examples are cut
 once (:func:`pcgen.tasks.gap_examples.cut_examples`, saved by ``save_examples``) and each draw
 rotates the whole example about the gap's centre by a multiple of 90° and may mirror it (the
-source was computed before, so it stays the source of the rotated gap) and thins the
-context to a fixed budget.
+source was computed before, so it stays the source of the rotated gap), may stretch its heights
+above ground by one factor (forests differ in height from site to site; the training sites
+span fewer heights than users' forests) and thins the context to a fixed budget.
 """
 
 from __future__ import annotations
@@ -18,17 +19,19 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from pcgen.errors import InputError
+from pcgen.errors import ConfigError, InputError
 from pcgen.models.gap_head import example_batch
-from pcgen.tasks.gap_examples import context_subset, load_examples
+from pcgen.tasks.gap_examples import HEIGHT_DESCRIPTORS, context_subset, load_examples
 
 
 def augment_example(ex: dict, rng: np.random.Generator, max_context: int, max_points: int = 512,
-                    context_band: float = 0.0) -> dict:
+                    context_band: float = 0.0, height_scale: Sequence[float] = (1.0, 1.0)) -> dict:
     """A rotated (k · 90°), maybe mirrored copy of one example with at most ``max_context`` context
     points (chosen by :func:`~pcgen.tasks.gap_examples.context_subset` with ``context_band``, as
     filling does); above ``max_points`` source points the source and the truth are thinned by one
-    factor."""
+    factor. With ``height_scale=(lo, hi)`` every height above ground (source, context, truth and
+    the height descriptors) is multiplied by one factor drawn log-uniformly from [lo, hi]: the
+    frame's ground stays where it is and the example stays consistent, a taller or lower forest."""
     out = dict(ex)
     n = len(ex["source"])
     if n > max_points:
@@ -48,11 +51,30 @@ def augment_example(ex: dict, rng: np.random.Generator, max_context: int, max_po
             p[:, 0] = -p[:, 0]
         return p
 
+    lo, hi = check_height_scale(height_scale)
+    stretch = float(np.exp(rng.uniform(np.log(lo), np.log(hi)))) if hi > lo else lo
     for key in ("source", "context", "truth"):
         out[key] = turn(out[key])
+        if stretch != 1.0:
+            out[key][:, 2] *= stretch
+    if stretch != 1.0:
+        out["cond"] = ex["cond"].copy()
+        out["cond"][HEIGHT_DESCRIPTORS] *= stretch
+        out["z_max"] = float(ex["z_max"]) * stretch
     if k % 2:
         out["half"] = ex["half"][::-1].copy()
     return out
+
+
+def check_height_scale(height_scale: Sequence[float]) -> tuple[float, float]:
+    """(lo, hi) of a height stretch range: two finite numbers with 0 < lo <= hi."""
+    try:
+        values = tuple(float(v) for v in height_scale)
+    except (TypeError, ValueError):
+        values = ()
+    if len(values) != 2 or not all(np.isfinite(values)) or not 0.0 < values[0] <= values[1]:
+        raise ConfigError(f"data.height_scale must be two finite numbers 0 < lo <= hi, got {height_scale!r}")
+    return values
 
 
 class GapExamples(Dataset):
@@ -60,8 +82,10 @@ class GapExamples(Dataset):
     so a run is repeatable for a seed (loaded in the training process: no workers)."""
 
     def __init__(self, examples: Sequence[dict], seed: int = 0, max_context: int = 1536, max_points: int = 512,
-                 augment: bool = True, context_band: float = 0.0):
+                 augment: bool = True, context_band: float = 0.0,
+                 height_scale: Sequence[float] = (1.0, 1.0)):
         self.examples = list(examples)
+        self.height_scale = check_height_scale(height_scale)
         self.seed, self.max_context, self.max_points, self.augment = seed, max_context, max_points, augment
         self.context_band = float(context_band)
         self.draws = 0
@@ -75,7 +99,7 @@ class GapExamples(Dataset):
         if not self.augment:
             return ex
         return augment_example(ex, np.random.default_rng([self.seed, self.draws, i]), self.max_context,
-                               self.max_points, self.context_band)
+                               self.max_points, self.context_band, self.height_scale)
 
 
 class GapDataModule(L.LightningDataModule):
@@ -90,12 +114,15 @@ class GapDataModule(L.LightningDataModule):
         num_workers: DataLoader workers (0 on a 2-core machine: the model needs both cores).
         conditional: always true (recorded in checkpoints: gap models fill gaps).
         context_band: near-gap band of :func:`~pcgen.tasks.gap_examples.context_subset` (0: uniform).
+        height_scale: (lo, hi) range of the heights' stretch per draw ((1, 1): none).
     """
 
     def __init__(self, caches: Sequence[str], batch_size: int = 8, max_context: int = 1536, max_points: int = 512,
-                 seed: int = 0, num_workers: int = 0, conditional: bool = True, context_band: float = 0.0):
+                 seed: int = 0, num_workers: int = 0, conditional: bool = True, context_band: float = 0.0,
+                 height_scale: Sequence[float] = (1.0, 1.0)):
         super().__init__()
         self.context_band = float(context_band)
+        self.height_scale = check_height_scale(height_scale)
         self.caches = [Path(c) for c in caches]
         self.batch_size, self.max_context, self.max_points = batch_size, max_context, max_points
         self.seed, self.num_workers = seed, num_workers
@@ -110,7 +137,7 @@ class GapDataModule(L.LightningDataModule):
         if not examples:
             raise InputError("the gap example caches hold no examples")
         self.train_set = GapExamples(examples, self.seed, self.max_context, self.max_points,
-                                     context_band=self.context_band)
+                                     context_band=self.context_band, height_scale=self.height_scale)
 
     def train_dataloader(self) -> DataLoader:
         gen = torch.Generator().manual_seed(self.seed)
