@@ -17,7 +17,7 @@ from typing import Sequence
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
 from pcgen.errors import ConfigError, InputError
 from pcgen.models.gap_head import example_batch
@@ -115,25 +115,31 @@ class GapDataModule(L.LightningDataModule):
         conditional: always true (recorded in checkpoints: gap models fill gaps).
         context_band: near-gap band of :func:`~pcgen.tasks.gap_examples.context_subset` (0: uniform).
         height_scale: (lo, hi) range of the heights' stretch per draw ((1, 1): none).
+        site_balance: b in [0, 1]; a site (cache) of n examples gets a share of the draws
+            proportional to n^(1 - b) (0: every example alike, shuffled; 1: every site alike),
+            so one large site does not decide alone what the model learns.
     """
 
     def __init__(self, caches: Sequence[str], batch_size: int = 8, max_context: int = 1536, max_points: int = 512,
                  seed: int = 0, num_workers: int = 0, conditional: bool = True, context_band: float = 0.0,
-                 height_scale: Sequence[float] = (1.0, 1.0)):
+                 height_scale: Sequence[float] = (1.0, 1.0), site_balance: float = 0.0):
         super().__init__()
         self.context_band = float(context_band)
         self.height_scale = check_height_scale(height_scale)
+        self.site_balance = check_site_balance(site_balance)
         self.caches = [Path(c) for c in caches]
         self.batch_size, self.max_context, self.max_points = batch_size, max_context, max_points
         self.seed, self.num_workers = seed, num_workers
         self.train_set: GapExamples | None = None
 
     def setup(self, stage: str | None = None) -> None:
-        examples = []
+        examples, self.site_sizes = [], []
         for path in self.caches:
             if not path.is_file():
                 raise InputError("gap example cache not found (cut it with datasets/train_default_fill.py)", path)
-            examples += load_examples(path)
+            site = load_examples(path)
+            examples += site
+            self.site_sizes.append(len(site))
         if not examples:
             raise InputError("the gap example caches hold no examples")
         self.train_set = GapExamples(examples, self.seed, self.max_context, self.max_points,
@@ -141,5 +147,29 @@ class GapDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         gen = torch.Generator().manual_seed(self.seed)
-        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True, generator=gen,
+        if not self.site_balance:
+            return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True, generator=gen,
+                              collate_fn=example_batch, num_workers=self.num_workers, drop_last=True)
+        sampler = WeightedRandomSampler(site_weights(self.site_sizes, self.site_balance),
+                                        num_samples=len(self.train_set), replacement=True, generator=gen)
+        return DataLoader(self.train_set, batch_size=self.batch_size, sampler=sampler,
                           collate_fn=example_batch, num_workers=self.num_workers, drop_last=True)
+
+
+def check_site_balance(balance: float) -> float:
+    """The site balance: a number in [0, 1]."""
+    try:
+        value = float(balance)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:  # NaN fails too
+        raise ConfigError(f"data.site_balance must be a number in [0, 1], got {balance!r}")
+    return value
+
+
+def site_weights(sizes: Sequence[int], balance: float) -> torch.Tensor:
+    """Per-example draw weights: a site of n examples gets a share proportional to n^(1 - balance)."""
+    sizes = np.asarray(sizes, dtype=np.float64)
+    share = np.where(sizes > 0, sizes ** (1.0 - balance), 0.0)
+    share = share / share.sum()
+    return torch.as_tensor(np.repeat(share / np.maximum(sizes, 1), sizes.astype(np.int64)), dtype=torch.float64)

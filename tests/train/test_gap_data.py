@@ -66,3 +66,40 @@ def test_the_factors_spread_over_the_range_log_uniformly():
 def test_a_bad_range_is_refused(bad):
     with pytest.raises(ConfigError, match="data.height_scale"):
         GapExamples([example()], height_scale=bad)
+
+
+def test_site_weights_give_each_site_its_share():
+    from pcgen.train.gap_data import site_weights
+
+    w = site_weights([900, 100], 0.5).numpy()
+    assert len(w) == 1000 and abs(w.sum() - 1.0) < 1e-12
+    # balance 0.5: n^0.5, 30 against 10, so the large site gets 3/4 of the draws, not 9/10
+    assert abs(w[:900].sum() - 0.75) < 1e-12 and abs(w[900:].sum() - 0.25) < 1e-12
+    assert np.allclose(w[:900], w[0]) and np.allclose(w[900:], w[900])
+    even = site_weights([900, 100], 1.0).numpy()
+    assert abs(even[:900].sum() - 0.5) < 1e-12
+    plain = site_weights([900, 100], 0.0).numpy()
+    assert np.allclose(plain, 1e-3)
+
+
+def test_balanced_draws_follow_the_weights_and_repeat_for_a_seed(tmp_path):
+    from pcgen.train.gap_data import GapDataModule
+
+    def loader_order(seed):
+        dm = GapDataModule(["a", "b"], batch_size=1, seed=seed, site_balance=1.0)
+        dm.train_set = GapExamples([example(i) for i in range(40)], seed=seed, max_context=4096)
+        dm.site_sizes = [36, 4]
+        return list(iter(dm.train_dataloader().sampler))
+
+    first, again, other = loader_order(0), loader_order(0), loader_order(1)
+    assert first == again and first != other
+    share_small = np.mean([i >= 36 for i in first + loader_order(2) + loader_order(3)])
+    assert 0.35 < share_small < 0.65  # balanced: about half the draws from the 4-example site
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, float("nan"), "even"])
+def test_a_bad_site_balance_is_refused(bad):
+    from pcgen.train.gap_data import GapDataModule
+
+    with pytest.raises(ConfigError, match="data.site_balance"):
+        GapDataModule(["a"], site_balance=bad)
