@@ -47,14 +47,15 @@ class GapGANHead(GapOffsetHead):
     Args:
         conditioner: the generator's :class:`GapConditioner` (extra_dim = iterations).
         discriminator: the :class:`GapDiscriminator`.
-        iterations, max_offset, source_noise, hidden: as in :class:`GapOffsetHead`.
+        iterations, max_offset, source_noise, hidden, turns: as in :class:`GapOffsetHead`.
     """
 
     kind = "gap_gan"
 
     def __init__(self, conditioner: GapConditioner, discriminator: GapDiscriminator, iterations: int = 2,
-                 max_offset: Sequence[float] = (2.0, 2.0, 6.0), source_noise: float = 0.3, hidden: int = 128):
-        super().__init__(conditioner, iterations, max_offset, source_noise, hidden)
+                 max_offset: Sequence[float] = (2.0, 2.0, 6.0), source_noise: float = 0.3, hidden: int = 128,
+                 turns: int = 1):
+        super().__init__(conditioner, iterations, max_offset, source_noise, hidden, turns)
         self.discriminator = discriminator
 
     def generator_parameters(self) -> Iterator[nn.Parameter]:

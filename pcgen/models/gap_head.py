@@ -33,6 +33,31 @@ def clamp_to_gap(x: Tensor, half: Tensor, z_max: Tensor, z_margin: float = 1.0) 
     return torch.cat([xy, z], -1)
 
 
+# the gap's symmetries (quarter turns k about its centre, then maybe a mirror of x), in the
+# order test-time averaging takes them: 2 = a half turn, 4 = both mirrors too, 8 = all
+SYMMETRIES = ((0, False), (2, False), (0, True), (2, True), (1, False), (3, False), (1, True), (3, True))
+
+
+def turn_xy(p: Tensor, k: int, mirror: bool) -> Tensor:
+    """(..., 3) points (or moves) turned k quarter turns about the gap's centre, then x mirrored."""
+    x, y = p[..., 0], p[..., 1]
+    for _ in range(k % 4):
+        x, y = -y, x
+    if mirror:
+        x = -x
+    return torch.stack([x, y, p[..., 2]], -1)
+
+
+def unturn_xy(p: Tensor, k: int, mirror: bool) -> Tensor:
+    """The inverse of :func:`turn_xy`."""
+    x, y = p[..., 0], p[..., 1]
+    if mirror:
+        x = -x
+    for _ in range(k % 4):
+        x, y = y, -x
+    return torch.stack([x, y, p[..., 2]], -1)
+
+
 def time_features(t: Tensor, n: int, dim: int = 8) -> Tensor:
     """(B,) times in [0, 1] → (B, n, dim) sines and cosines at octave frequencies (a per-point input)."""
     freqs = math.pi * 2.0 ** torch.arange(dim // 2, device=t.device, dtype=t.dtype)

@@ -6,6 +6,12 @@ the network keeps what the start gets right (the ground, the canopy height) and 
 toward what the gap's edges imply. Sampling costs ``iterations`` network calls; different
 source draws and noise give the spread that ``--samples K`` turns into an uncertainty. The
 start, the features and the batch are :mod:`pcgen.models.gap_head`'s.
+
+When sampling, each pass can average its move over several of the gap's symmetries (``turns``:
+the quarter turns and mirrors training draws every example under, :mod:`pcgen.train.gap_data`):
+the network sees the same gap turned, the moves are turned back and averaged, which cancels
+what the network learned about one orientation only. The turns go through the network as one
+batch, so a pass is still one call.
 """
 
 from __future__ import annotations
@@ -15,7 +21,8 @@ from typing import Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from pcgen.models.gap_head import GapHead, height_w1
+from pcgen.errors import ConfigError
+from pcgen.models.gap_head import SYMMETRIES, GapHead, height_w1, turn_xy, unturn_xy
 from pcgen.nn.gap_conditioner import GapConditioner
 from pcgen.ops import chamfer
 
@@ -29,14 +36,19 @@ class GapOffsetHead(GapHead):
         max_offset: (3,) largest move per pass in metres along x, y, z.
         source_noise: standard deviation (m) of the noise added to the source.
         hidden: width of the offset MLP.
+        turns: symmetries of the gap (1, 2, 4 or 8) each pass averages its move over when
+            sampling; training always uses the gap as it is.
     """
 
     kind = "gap_offset"
 
     def __init__(self, conditioner: GapConditioner, iterations: int = 2,
-                 max_offset: Sequence[float] = (2.0, 2.0, 6.0), source_noise: float = 0.3, hidden: int = 128):
+                 max_offset: Sequence[float] = (2.0, 2.0, 6.0), source_noise: float = 0.3, hidden: int = 128,
+                 turns: int = 1):
         super().__init__(conditioner, source_noise)
-        self.iterations = int(iterations)
+        if turns not in (1, 2, 4, 8):
+            raise ConfigError(f"model.head.turns must be 1, 2, 4 or 8, got {turns!r}")
+        self.iterations, self.turns = int(iterations), int(turns)
         self.register_buffer("max_offset", torch.tensor(list(max_offset), dtype=torch.float32))
         self.offset = nn.Sequential(nn.Linear(conditioner.out_dim, hidden), nn.ReLU(), nn.Linear(hidden, 3))
         nn.init.zeros_(self.offset[-1].weight)  # starts as the identity: the source itself
@@ -47,13 +59,23 @@ class GapOffsetHead(GapHead):
 
         ``latent`` (B, L) joins every point's extra inputs after the pass id (the VAE head's code).
         """
+        turns = SYMMETRIES[:1 if self.training else self.turns]
+        if len(turns) > 1:  # every turn of every gap in one batch: turn-major, (T * B, ...)
+            batch = {key: (torch.cat([turn_xy(batch[key], k, m) for k, m in turns]) if key == "context"
+                           else torch.cat([batch[key]] * len(turns)))
+                     for key in ("source_lengths", "context", "context_ground", "context_lengths", "cond")}
+            latent = None if latent is None else torch.cat([latent] * len(turns))
         outs = []
         for i in range(self.iterations):
-            extra = torch.zeros(*x.shape[:2], self.iterations, device=x.device, dtype=x.dtype)
+            xt = torch.cat([turn_xy(x, k, m) for k, m in turns]) if len(turns) > 1 else x
+            extra = torch.zeros(*xt.shape[:2], self.iterations, device=x.device, dtype=x.dtype)
             extra[..., i] = 1
             if latent is not None:
-                extra = torch.cat([extra, latent[:, None].expand(-1, x.shape[1], -1)], -1)
-            x = x + torch.tanh(self.offset(self.features(x, batch, extra))) * self.max_offset
+                extra = torch.cat([extra, latent[:, None].expand(-1, xt.shape[1], -1)], -1)
+            move = torch.tanh(self.offset(self.features(xt, batch, extra))) * self.max_offset
+            if len(turns) > 1:
+                move = torch.stack([unturn_xy(m_, k, m) for m_, (k, m) in zip(move.chunk(len(turns)), turns)]).mean(0)
+            x = x + move
             outs.append(x)
         return outs
 

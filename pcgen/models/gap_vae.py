@@ -39,15 +39,15 @@ class GapVAEHead(GapOffsetHead):
         encoder_width: width of the posterior's point encoders (truth and context, max-pooled).
         free_bits: KL floor per code dimension in nats (:func:`pcgen.losses.kl_loss`): below it
             the code costs nothing, so it is not squeezed to the prior before the passes use it.
-        iterations, max_offset, source_noise, hidden: as in :class:`GapOffsetHead`.
+        iterations, max_offset, source_noise, hidden, turns: as in :class:`GapOffsetHead`.
     """
 
     kind = "gap_vae"
 
     def __init__(self, conditioner: GapConditioner, latent_dim: int = 8, encoder_width: int = 64,
                  iterations: int = 2, max_offset: Sequence[float] = (2.0, 2.0, 6.0),
-                 source_noise: float = 0.3, hidden: int = 128, free_bits: float = 0.0):
-        super().__init__(conditioner, iterations, max_offset, source_noise, hidden)
+                 source_noise: float = 0.3, hidden: int = 128, free_bits: float = 0.0, turns: int = 1):
+        super().__init__(conditioner, iterations, max_offset, source_noise, hidden, turns)
         self.latent_dim, self.free_bits = int(latent_dim), float(free_bits)
         self.truth_encoder = _pointwise(3, encoder_width)
         self.context_encoder = _pointwise(4, encoder_width)  # xyz and the ground flag

@@ -148,7 +148,10 @@ def _instantiate(node: Any, what: str) -> Any:
     try:
         return instantiate(node)
     except InstantiationException as exc:
-        raise ConfigError(f"cannot build {what}: {str(exc).strip().splitlines()[-1][:200]}") from None
+        if isinstance(exc.__cause__, ConfigError):  # a pcgen class refused a value: its message names it
+            raise ConfigError(exc.__cause__.message) from None
+        lines = [ln for ln in str(exc).strip().splitlines() if not ln.startswith("full_key:")]
+        raise ConfigError(f"cannot build {what}: {(lines or [type(exc).__name__])[-1][:200]}") from None
 
 
 def build_module(cfg: DictConfig) -> L.LightningModule:

@@ -118,3 +118,64 @@ def test_gan_players_split_the_parameters_and_start_from_even_odds():
     assert math.isclose(terms["gen_adv"].item(), math.log(2), rel_tol=1e-6)
     for name in ("chamfer", "chamfer_passes", "height_w1"):
         torch.testing.assert_close(terms[name], plain[name])
+
+
+def test_turns_round_trip_and_turn_a_quarter_counterclockwise():
+    from pcgen.models.gap_head import SYMMETRIES, turn_xy, unturn_xy
+
+    p = torch.tensor([[1.0, 2.0, 3.0]])
+    torch.testing.assert_close(turn_xy(p, 1, False), torch.tensor([[-2.0, 1.0, 3.0]]))
+    torch.testing.assert_close(turn_xy(p, 2, True), torch.tensor([[1.0, -2.0, 3.0]]))
+    q = torch.randn(2, 9, 3)
+    assert len(set(SYMMETRIES)) == 8
+    for k, m in SYMMETRIES:
+        torch.testing.assert_close(unturn_xy(turn_xy(q, k, m), k, m), q)
+
+
+def _randomized(head):
+    g = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for p in head.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.3)
+    return head.eval()
+
+
+def test_with_all_eight_turns_a_fill_turns_with_its_gap():
+    """Averaged over the gap's 8 symmetries, the moves do not depend on how the gap is oriented:
+    turning the context and the start turns the fill, to float precision. One turn does not."""
+    from pcgen.models.gap_head import turn_xy
+
+    head = _randomized(tiny_head("gap_offset", "model.head.turns=8"))
+    batch = toy_batch(seed=3)
+    start = head.start(batch, torch.Generator().manual_seed(2))
+    turned = dict(batch, context=turn_xy(batch["context"], 1, True))
+    with torch.no_grad():
+        fill = head.refine(start, batch)[-1]
+        fill_turned = head.refine(turn_xy(start, 1, True), turned)[-1]
+        torch.testing.assert_close(fill_turned, turn_xy(fill, 1, True), atol=1e-4, rtol=0)
+        head.turns = 1
+        plain = head.refine(start, batch)[-1]
+        plain_turned = head.refine(turn_xy(start, 1, True), turned)[-1]
+    assert (plain_turned - turn_xy(plain, 1, True)).abs().max() > 1e-2
+    assert (fill - plain).abs().max() > 1e-2  # the average is not the one-turn fill
+
+
+def test_turns_apply_only_when_sampling():
+    head = _randomized(tiny_head("gap_offset", "model.head.turns=4"))
+    batch = toy_batch(seed=4)
+    start = head.start(batch, torch.Generator().manual_seed(0))
+    head.train()
+    with torch.no_grad():
+        trained_view = head.refine(start, batch)[-1]
+        head.turns = 1
+        one = head.refine(start, batch)[-1]
+    torch.testing.assert_close(trained_view, one)
+
+
+def test_a_bad_turn_count_is_refused():
+    import pytest
+
+    from pcgen.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="model.head.turns"):
+        tiny_head("gap_offset", "model.head.turns=3")
