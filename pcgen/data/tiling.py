@@ -57,6 +57,7 @@ from pcgen.io.crs import crs_name
 from pcgen.io.ept import EptDataset, is_ept
 
 BUFFER_DIM = "buffer"
+BATCH_POINTS = 262_144  # tile points coded together by lazrs' parallel coder (TileWriter.write_many)
 _NEIGHBOURS = [(dx, dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1) if (dx, dy) != (0, 0)]
 
 
@@ -229,6 +230,16 @@ def _write_tiles(store, options: TileOptions, tile_header, scales, offsets, out_
     bands_of = BufferBands(store, S, B, scales, offsets)
     suffix = ".laz" if options.compress else ".las"
     source = source_name(result.source)
+    pending: list[tuple[Path, np.ndarray]] = []
+
+    def flush() -> None:
+        try:
+            writer.write_many(pending)
+        except OSError as exc:
+            raise OutputError(f"cannot write tile ({exc.strerror or exc})",
+                              exc.filename or out_dir) from None
+        pending.clear()
+
     for key in store.keys():
         core = store.get(key)
         xmin, ymin = key[0] * S, key[1] * S
@@ -245,10 +256,9 @@ def _write_tiles(store, options: TileOptions, tile_header, scales, offsets, out_
                     band[BUFFER_DIM] = 1
                     bands.append(band)
         name = tile_name(stem, key, S) + suffix
-        try:
-            writer.write(out_dir / name, concat_records(core, bands))
-        except OSError as exc:
-            raise OutputError(f"cannot write tile ({exc.strerror or exc})", out_dir / name) from None
+        pending.append((out_dir / name, concat_records(core, bands)))
+        if sum(len(rows) for _, rows in pending) >= BATCH_POINTS:
+            flush()
         n_buffer = sum(len(b) for b in bands)
         if raster is not None:
             xyz = np.column_stack(decode_coords(core, scales, offsets, axes=(0, 1, 2)))
@@ -261,6 +271,7 @@ def _write_tiles(store, options: TileOptions, tile_header, scales, offsets, out_
             "points": int(len(core) + n_buffer), "core_points": int(len(core)), "buffer_points": int(n_buffer),
             "crs": result.crs,
         })
+    flush()
 
 
 # -- many files ----------------------------------------------------------------------------------

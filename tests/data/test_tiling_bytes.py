@@ -82,3 +82,41 @@ def test_tile_writer_matches_laspy_writer(tmp_path, path, compress):
         assert ours.read_bytes() == theirs.read_bytes(), (path.name, i)
     back = laspy.read(tmp_path / "ours1")
     assert np.array_equal(back.points.array, rows[5:1500])
+
+
+@pytest.mark.parametrize("path", datadir.lidar_files(), ids=lambda p: p.name)
+def test_tiles_written_together_match_tiles_written_alone(tmp_path, path):
+    """write_many codes the one-chunk LAZ tiles of a batch as one parallel stream and cuts them
+    apart; each file is still byte for byte what write makes of it alone (an empty tile and a
+    tile of more than one chunk in the batch take write's own path)."""
+    las = laspy.read(path)
+    header = _tile_header(las.header, with_buffer=True)
+    rows = widen_records(las.points.array, header.point_format.dtype())
+    rows["buffer"][::5] = 1
+    writer = TileWriter(header, compress=True)
+    n = len(rows)
+    parts = [rows[:1], rows[3:700], rows[0:0], rows[n // 3:n // 3 + 4000], rows[n // 2:n // 2 + 60_000],
+             rows[-2500:]]
+    writer.write_many([(tmp_path / f"many{i}.laz", p) for i, p in enumerate(parts)])
+    for i, part in enumerate(parts):
+        writer.write(tmp_path / f"one{i}.laz", part)
+        assert (tmp_path / f"many{i}.laz").read_bytes() == (tmp_path / f"one{i}.laz").read_bytes(), (path.name, i)
+    back = laspy.read(tmp_path / "many3.laz")
+    assert np.array_equal(back.points.array, rows[n // 3:n // 3 + 4000])
+
+
+def test_a_tile_that_cannot_be_written_is_named(tmp_path):
+    from pcgen.data.tiling import tile_file
+    from pcgen.errors import OutputError
+
+    src = datadir.data_dir() / "lidar" / "MixedConifer.laz"
+    options = TileOptions(size=20.0, buffer=0.0)
+    (tmp_path / "first").mkdir()
+    names = [t["name"] for t in tile_file(src, tmp_path / "first", options, None, "mc").tiles]
+    (tmp_path / "first").rename(tmp_path / "second")
+    blocked = tmp_path / "second" / names[len(names) // 2]
+    blocked.unlink()
+    blocked.mkdir()  # a folder where that tile goes
+    with pytest.raises(OutputError, match="cannot write tile") as err:
+        tile_file(src, tmp_path / "second", options, None, "mc")
+    assert names[len(names) // 2] in str(err.value)
