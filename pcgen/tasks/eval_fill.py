@@ -231,11 +231,32 @@ def comparison_text(cmp: dict | None, model: str = "pcgen") -> str:
             f"{verdict}); {model} best on {cmp['best_share']:.0%} of {cmp['cuts']} cuts.\n")
 
 
+def site_table(by_site: dict, tau: Sequence[float], model: str = "pcgen") -> str:
+    """One Markdown row per site: the model against that site's strongest baseline, on what the
+    fill goal asks of every site (Chamfer ratio and interval, best share, F-score at the τ
+    nearest 1, |Δp95|); empty when no site has a comparison."""
+    rows = [(site, v) for site, v in by_site.items() if v.get("comparison")]
+    if not rows:
+        return ""
+    t = min(tau, key=lambda v: abs(v - 1.0))
+    out = [f"| site | cuts | baseline | Chamfer ratio ↓ | 95% interval of the difference m | {model} best on | "
+           f"F@{t:g}m {model} / baseline ↑ | \\|Δp95\\| m {model} / baseline ↓ |",
+           "|---|---:|---|---:|---|---:|---|---|"]
+    for site, v in rows:
+        c, s = v["comparison"], v["summary"]
+        mine, base = s[model], s[c["baseline"]]
+        lo, hi = c["ci95"]
+        out.append(f"| {site} | {c['cuts']} | {c['baseline']} | {c['chamfer_ratio']:.3f} | {lo:+.3f} to {hi:+.3f} | "
+                   f"{c['best_share']:.0%} | {mine[f'fscore@{t:g}']:.3f} / {base[f'fscore@{t:g}']:.3f} | "
+                   f"{mine['p95_err']:.3f} / {base['p95_err']:.3f} |")
+    return "\n".join(out) + "\n"
+
+
 def markdown_table(summary: dict, tau: Sequence[float]) -> str:
     """The summary as a Markdown table; ↓ lower is better, ↑ higher is better."""
     cols = [("chamfer", "Chamfer m ↓"), ("emd", "EMD m ↓")] + \
         [(f"fscore@{t:g}", f"F@{t:g}m ↑") for t in tau] + \
-        [("p50_err", "|Δp50| m ↓"), ("p95_err", "|Δp95| m ↓"), ("density_err", "|Δdensity| /m² ↓")]
+        [("p50_err", r"\|Δp50\| m ↓"), ("p95_err", r"\|Δp95\| m ↓"), ("density_err", r"\|Δdensity\| /m² ↓")]
     lines = ["| method | cuts | " + " | ".join(c[1] for c in cols) + " |",
              "|---|---:|" + "---:|" * len(cols)]
     spear = any("uncertainty_spearman" in v for v in summary.values())
@@ -341,6 +362,7 @@ def run_evaluation(tiles, out_dir, generators, cfg, fill_cfg, progress=False, ex
         (tmp / "eval_fill.json").write_text(json.dumps(report, indent=1, default=float))
         (tmp / "eval_fill.md").write_text(f"Gap filling on {len(sites)} held-out tiles, "
                                           f"{cfg.gap_size:g} m square cuts\n\n" + table +
-                                          ("\n## Per tile\n" + per_site if per_site else ""))
+                                          ("\n## Per tile\n\n" + site_table(by_site, cfg.tau) + per_site
+                                           if per_site else ""))
         render_examples(examples, tmp / "eval_fill.png")
     return {"summary": summary, "table": table, "comparison": cmp}

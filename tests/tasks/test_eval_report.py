@@ -1,0 +1,54 @@
+"""eval-fill's comparison against the strongest baseline and its per-site table, on hand-made rows."""
+
+from __future__ import annotations
+
+import pytest
+
+from pcgen.tasks.eval_fill import compare, site_table, summarize
+
+TAU = (0.5, 1.0, 2.0)
+
+
+def _row(tile, cut, method, chamfer, f1, p95):
+    return {"tile": tile, "cut": cut, "method": method, "chamfer": chamfer, "emd": chamfer,
+            "fscore@0.5": f1 / 2, "fscore@1": f1, "fscore@2": 1.0, "p50_err": 0.1, "p95_err": p95,
+            "density_err": 0.0}
+
+
+def _site(tile, pcgen, mirror, hybrid):
+    """Rows of one site: per cut the (chamfer, f1, p95) of each method."""
+    rows = []
+    for cut, values in enumerate(zip(pcgen, mirror, hybrid)):
+        for method, (ch, f1, p95) in zip(("pcgen", "mirror", "hybrid"), values):
+            rows.append(_row(tile, f"{tile}{cut}", method, ch, f1, p95))
+    return rows
+
+
+def test_compare_picks_the_strongest_baseline_and_counts_wins():
+    rows = _site("a.laz", pcgen=[(1.0, 0.6, 1.0), (2.0, 0.5, 1.0), (0.5, 0.7, 1.0), (1.5, 0.4, 1.0)],
+                 mirror=[(2.0, 0.5, 2.0)] * 4, hybrid=[(1.2, 0.5, 1.5), (1.8, 0.5, 1.5), (1.0, 0.5, 1.5),
+                                                       (1.0, 0.5, 1.5)])
+    c = compare(rows, bootstrap=200)
+    assert c["baseline"] == "hybrid" and c["cuts"] == 4
+    assert c["chamfer_ratio"] == pytest.approx(5.0 / 5.0)
+    assert c["best_share"] == pytest.approx(0.5)  # cuts 0 and 2; hybrid wins 1 and 3
+    assert c["chamfer_diff"] == pytest.approx(0.0)
+    assert c["ci95"][0] < 0 < c["ci95"][1]
+
+
+def test_site_table_has_one_row_per_site_with_the_goal_columns():
+    rows = (_site("a.laz", [(1.0, 0.6, 1.0)] * 3, [(2.0, 0.5, 2.0)] * 3, [(1.25, 0.5, 1.5)] * 3)
+            + _site("b.laz", [(3.0, 0.2, 0.5)] * 2, [(2.0, 0.3, 0.4)] * 2, [(2.5, 0.1, 0.9)] * 2))
+    by_site = {}
+    for tile in ("a.laz", "b.laz"):
+        mine = [r for r in rows if r["tile"] == tile]
+        by_site[tile] = {"summary": summarize(mine, TAU), "comparison": compare(mine, bootstrap=200)}
+    by_site["c.laz"] = {"summary": {}, "comparison": None}  # a site without cuts has no row
+    lines = site_table(by_site, TAU).splitlines()
+    assert len(lines) == 4 and lines[0].startswith("| site | cuts | baseline | Chamfer ratio")
+    assert r"\|Δp95\|" in lines[0]  # escaped, so the table keeps its columns
+    assert lines[2] == ("| a.laz | 3 | hybrid | 0.800 | -0.250 to -0.250 | 100% | 0.600 / 0.500 | "
+                        "1.000 / 1.500 |")
+    assert lines[3] == ("| b.laz | 2 | mirror | 1.500 | +1.000 to +1.000 | 0% | 0.200 / 0.300 | "
+                        "0.500 / 0.400 |")
+    assert site_table({"c.laz": {"summary": {}, "comparison": None}}, TAU) == ""
