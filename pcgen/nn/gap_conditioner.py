@@ -4,7 +4,10 @@ A gap's content is predictable only near its edges (a crown cut in half, the slo
 ground); one global context vector throws that away. :class:`GapConditioner` gives every query
 point (a source point being moved, or a noisy point being denoised) features gathered from its
 k nearest context points at two layers, plus an EdgeConv over its nearest fellow query points,
-FiLM-modulated by a few gap descriptors. Every gap head (offset, flow, diffusion, VAE, GAN) uses
+FiLM-modulated by a few gap descriptors. With ``k_encode`` > 0 the context points are first
+encoded by an edge layer over their own neighbours (as LiDiff encodes its partial scan), so the
+second layer reads what surrounds each context point (a crown's top, a gap in the canopy), not
+only where it is. Every gap head (offset, flow, diffusion, VAE, GAN) uses
 it, so they differ only in how they move points (the GAN head's discriminator reads the gap
 through one too).
 
@@ -82,18 +85,21 @@ class GapConditioner(nn.Module):
         extra_dim: per-query-point extra inputs (e.g. a time embedding), 0 for none.
         k_context: context neighbours per query point (first layer; the second uses twice as many).
         k_self: query neighbours in the EdgeConv.
+        k_encode: context neighbours of the context encoder read by the second layer (0: none).
     """
 
     def __init__(self, width: int = 64, cond_dim: int = 6, extra_dim: int = 0,
-                 k_context: int = 12, k_self: int = 8):
+                 k_context: int = 12, k_self: int = 8, k_encode: int = 0):
         super().__init__()
         self.width, self.cond_dim, self.k_context, self.k_self = width, cond_dim, k_context, k_self
+        self.k_encode = int(k_encode)
         self.out_dim = 2 * width
         self.embed = _mlp([3 + extra_dim, width, width])
         self.film = nn.Linear(cond_dim, 2 * width)
         self.cross1 = _NeighbourConv(1, 0, width)
         self.edge = _NeighbourConv(width, width, width)
-        self.cross2 = _NeighbourConv(1, width, width)
+        self.encode = _NeighbourConv(1, 0, width) if self.k_encode > 0 else None
+        self.cross2 = _NeighbourConv(width if self.k_encode > 0 else 1, width, width)
         self.out = _mlp([4 * width, 2 * width, 2 * width])
 
     def forward(self, x: Tensor, x_len: Tensor, ctx: Tensor, ctx_ground: Tensor, ctx_len: Tensor,
@@ -116,10 +122,13 @@ class GapConditioner(nn.Module):
             xd = x.detach()
             cidx = knn(xd, ctx, 2 * self.k_context, x_len, ctx_len).idx
             sidx = knn(xd, xd, min(self.k_self, x.shape[1]), x_len, x_len).idx
+            if self.encode is not None:
+                eidx = knn(ctx, ctx, min(self.k_encode, ctx.shape[1]), ctx_len, ctx_len).idx
         c1 = self.cross1(x, ctx, g, cidx[..., : self.k_context], None)
         hq = h0 + c1
         e = self.edge(x, x, hq, sidx, hq)
-        c2 = self.cross2(x, ctx, g, cidx, e)
+        ctx_feat = g if self.encode is None else self.encode(ctx, ctx, g, eidx, None)
+        c2 = self.cross2(x, ctx, ctx_feat, cidx, e)
         return self.out(torch.cat([h0, c1, e, c2], -1))
 
 

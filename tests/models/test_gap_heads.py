@@ -179,3 +179,23 @@ def test_a_bad_turn_count_is_refused():
 
     with pytest.raises(ConfigError, match="model.head.turns"):
         tiny_head("gap_offset", "model.head.turns=3")
+
+
+def test_the_context_encoder_lets_a_point_read_its_context_neighbours_surroundings():
+    """The query at the origin reads its two nearest context points (±0.5 m). A point 1.2 m out
+    is no neighbour of the query's, but is one of the nearest context point's: raising it changes
+    the query's features only when the context is encoded first."""
+    from pcgen.nn import GapConditioner
+
+    x = torch.zeros(1, 1, 3)
+    ctx = torch.tensor([[[0.5, 0, 1], [-0.5, 0, 1], [1.2, 0, 1], [-4.0, 3.0, 1]]])
+    raised = ctx.clone()
+    raised[0, 2, 2] = 4.0
+    x_len, ground, ctx_len, cond = torch.tensor([1]), torch.zeros(1, 4), torch.tensor([4]), torch.zeros(1, 6)
+    for k_encode, moves in ((0, False), (2, True)):
+        torch.manual_seed(0)
+        net = GapConditioner(width=16, k_context=1, k_self=1, k_encode=k_encode).eval()
+        with torch.no_grad():
+            before = net(x, x_len, ctx, ground, ctx_len, cond)
+            after = net(x, x_len, raised, ground, ctx_len, cond)
+        assert ((after - before).abs().max() > 1e-4) == moves, k_encode
