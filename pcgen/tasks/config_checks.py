@@ -10,6 +10,7 @@ import math
 
 from pcgen.errors import ConfigError
 from pcgen.options import MAX_SEED
+from pcgen.tasks.fill import COMBINE
 
 # dotted key -> (lowest, low bound open?, highest, may be None)
 _RULES: dict[str, tuple[float, bool, float, bool]] = {
@@ -74,6 +75,8 @@ def check_fill_config(cfg):
     for c in cfg.gaps.exclude_classes:
         if isinstance(c, bool) or not isinstance(c, int) or not 0 <= c <= 255:
             raise ConfigError(f"gaps.exclude_classes must be ASPRS classes 0..255, got {c!r}")
+    if cfg.combine not in COMBINE:
+        raise ConfigError(f"combine must be one of {', '.join(COMBINE)}, got {cfg.combine!r}")
     code = cfg.output.class_code
     if code is not None and (isinstance(code, bool) or not isinstance(code, int) or not 0 <= code <= 255):
         raise ConfigError(f"output.class_code must be 0..255, got {code!r}")

@@ -31,7 +31,7 @@ from shapely.geometry import box as shapely_box
 
 from pcgen.errors import InputError
 from pcgen.tasks.context import build_context, generate_in_gap
-from pcgen.tasks.fill import FillConfig, draw_spread, representative
+from pcgen.tasks.fill import FillConfig, combine_draws, draw_spread
 from pcgen.tasks.frame import GroundSurface
 from pcgen.tasks.gaps import tile_footprint
 
@@ -157,9 +157,8 @@ def evaluate_fill(tiles: Sequence[tuple[str, np.ndarray, dict]], generators: dic
         for name, gen in generators.items():
             grng = np.random.default_rng([config.seed, i, 7])  # same stream for every method
             draws = [generate_in_gap(gen, ctx, grng) for _ in range(max(config.samples, 1))]
-            k = representative(draws)  # scored as pcgen fill --samples K writes it
-            draws = [draws[k]] + draws[:k] + draws[k + 1:]
-            pts = draws[0]
+            pts, k = combine_draws(draws, fcfg.combine, cut.polygon)  # as pcgen fill --samples K writes it
+            draws = [pts] + draws[:k] + draws[k + 1:]
             fills[name] = pts
             row = {"tile": cut.tile, "cut": i, "method": name, "area": float(cut.polygon.area),
                    "density_around": ctx.density}

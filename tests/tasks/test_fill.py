@@ -6,6 +6,8 @@ import laspy
 import numpy as np
 import pytest
 import shapely
+import torch
+from shapely.geometry import Point, Polygon
 
 import pcgen.io as pio
 from pcgen.errors import ConfigError, InputError
@@ -84,3 +86,56 @@ def test_the_medoid_draw_is_written():
     assert representative(shifted) == 2
     assert representative(shifted[:2]) == 0  # two draws have no medoid: the first is kept
     assert representative([shifted[0], base[:0], shifted[2]]) == 0  # an empty draw: keep the first
+
+
+def test_consensus_moves_each_point_to_the_mean_of_the_draws_nearest_it():
+    from pcgen.tasks.fill import consensus
+
+    grid = np.stack(np.meshgrid(np.arange(5.0), np.arange(5.0), [0.0]), -1).reshape(-1, 3) * 4.0
+    up = np.array([0.0, 0.0, 0.3])
+    # draw 0 at the grid, three draws 0.3 m above it: every point's share is itself and its three twins
+    moved = consensus([grid, grid + up, grid + up, grid + up], first=0, rounds=1)
+    np.testing.assert_allclose(moved, grid + [0.0, 0.0, 0.225])
+    # the draws disagree symmetrically: the mean is draw 0 itself, and more rounds keep it there
+    np.testing.assert_allclose(consensus([grid, grid + up, grid - up], first=0), grid)
+    assert consensus([grid], first=0) is not grid  # one draw: a copy, written as it is
+
+
+def test_consensus_of_noisy_draws_lies_closer_to_the_truth_than_any_one_draw():
+    from pcgen.ops import chamfer
+    from pcgen.tasks.fill import combine_draws
+
+    rng = np.random.default_rng(3)
+    xy = rng.uniform(0, 10, (400, 2))
+    truth = np.c_[xy, np.sin(xy[:, 0])]  # a wavy ground
+    draws = [truth[rng.permutation(400)[:200]] + rng.normal(0, 0.3, (200, 3)) for _ in range(4)]
+
+    def cd(p):
+        return float(chamfer(torch.as_tensor(p[None], dtype=torch.float32),
+                             torch.as_tensor(truth[None], dtype=torch.float32), squared=False).loss) / 2
+
+    medoid, k = combine_draws(draws, "medoid")
+    mean, k2 = combine_draws(draws, "consensus")
+    assert k == k2 and medoid is draws[k] and len(mean) == 200
+    assert cd(mean) < 0.92 * cd(medoid)  # 0.336 against 0.372 m
+    assert all(cd(mean) < cd(d) for d in draws)
+
+
+def test_consensus_keeps_a_point_whose_mean_would_leave_the_gap():
+    from pcgen.tasks.fill import combine_draws
+
+    ell = Polygon([(0, 0), (10, 0), (10, 1), (1, 1), (1, 10), (0, 10)])  # an L: its inner corner is outside
+    corner = np.array([[0.9, 0.9, 0.0]])  # inside the L, near its inner corner
+    arms = [np.array([[5.0, 0.9, 0.0]]), np.array([[0.9, 5.0, 0.0]])]  # the two arms' draws
+    pts, k = combine_draws([corner, *arms], "consensus", inside=ell)
+    assert k == 0  # the corner is the medoid (4.1 m from each arm, the arms 5.8 m apart)
+    assert not ell.contains(Point(2.27, 2.27)) and np.allclose(pts, corner)  # the mean left the L: kept
+    pts, _ = combine_draws([corner, *arms], "consensus")
+    np.testing.assert_allclose(pts, [[6.8 / 3, 6.8 / 3, 0.0]])  # without the polygon it would have moved
+
+
+def test_an_unknown_way_to_combine_draws_is_a_config_error():
+    from pcgen.tasks.config_checks import check_fill_config
+
+    with pytest.raises(ConfigError, match="combine must be one of consensus, medoid, got 'mean'"):
+        check_fill_config(load_fill_config(overrides=["combine=mean"]))
