@@ -6,7 +6,9 @@ once (:func:`pcgen.tasks.gap_examples.cut_examples`, saved by ``save_examples``)
 rotates the whole example about the gap's centre by a multiple of 90° and may mirror it (the
 source was computed before, so it stays the source of the rotated gap), may stretch its heights
 above ground by one factor (forests differ in height from site to site; the training sites
-span fewer heights than users' forests) and thins the context to a fixed budget.
+span fewer heights than users' forests), may thin the whole example to a lower density (most
+training gaps come from a 15 points/m² survey, users' scans are often 0.5-5) and thins the
+context to a fixed budget.
 """
 
 from __future__ import annotations
@@ -24,14 +26,39 @@ from pcgen.models.gap_head import example_batch
 from pcgen.tasks.gap_examples import HEIGHT_DESCRIPTORS, context_subset, load_examples
 
 
+def thin_example(ex: dict, rng: np.random.Generator, min_density: float, keep_points: int = 8) -> dict:
+    """The example as a sparser scan of the same place: context, source and truth thinned by one
+    factor, its density log-uniform between ``min_density`` and its own (points/m²), the density
+    descriptor (``cond[1]``, log density / 3) moved to match. Source and truth keep at least
+    ``keep_points`` points; an example already at or under ``min_density`` is returned as it is."""
+    density = float(np.exp(3.0 * ex["cond"][1]))
+    if density <= min_density:
+        return ex
+    factor = float(np.exp(rng.uniform(np.log(min_density), np.log(density)))) / density
+    factor = min(1.0, max(factor, keep_points / len(ex["source"]), keep_points / len(ex["truth"])))
+    out = dict(ex)
+    ctx = rng.random(len(ex["context"])) < factor
+    out["context"], out["context_ground"] = ex["context"][ctx], ex["context_ground"][ctx]
+    for key in ("source", "truth"):
+        n = len(ex[key])
+        out[key] = ex[key][np.sort(rng.choice(n, max(1, int(round(n * factor))), replace=False))]
+    out["cond"] = ex["cond"].copy()
+    out["cond"][1] += np.log(factor) / 3.0
+    return out
+
+
 def augment_example(ex: dict, rng: np.random.Generator, max_context: int, max_points: int = 512,
-                    context_band: float = 0.0, height_scale: Sequence[float] = (1.0, 1.0)) -> dict:
+                    context_band: float = 0.0, height_scale: Sequence[float] = (1.0, 1.0),
+                    thin_share: float = 0.0, thin_min_density: float = 0.5) -> dict:
     """A rotated (k · 90°), maybe mirrored copy of one example with at most ``max_context`` context
     points (chosen by :func:`~pcgen.tasks.gap_examples.context_subset` with ``context_band``, as
     filling does); above ``max_points`` source points the source and the truth are thinned by one
     factor. With ``height_scale=(lo, hi)`` every height above ground (source, context, truth and
     the height descriptors) is multiplied by one factor drawn log-uniformly from [lo, hi]: the
-    frame's ground stays where it is and the example stays consistent, a taller or lower forest."""
+    frame's ground stays where it is and the example stays consistent, a taller or lower forest.
+    A share ``thin_share`` of the draws is first thinned by :func:`thin_example`."""
+    if thin_share > 0 and rng.random() < thin_share:
+        ex = thin_example(ex, rng, thin_min_density)
     out = dict(ex)
     n = len(ex["source"])
     if n > max_points:
@@ -83,9 +110,11 @@ class GapExamples(Dataset):
 
     def __init__(self, examples: Sequence[dict], seed: int = 0, max_context: int = 1536, max_points: int = 512,
                  augment: bool = True, context_band: float = 0.0,
-                 height_scale: Sequence[float] = (1.0, 1.0)):
+                 height_scale: Sequence[float] = (1.0, 1.0), thin_share: float = 0.0,
+                 thin_min_density: float = 0.5):
         self.examples = list(examples)
         self.height_scale = check_height_scale(height_scale)
+        self.thin_share, self.thin_min_density = check_thinning(thin_share, thin_min_density)
         self.seed, self.max_context, self.max_points, self.augment = seed, max_context, max_points, augment
         self.context_band = float(context_band)
         self.draws = 0
@@ -99,7 +128,8 @@ class GapExamples(Dataset):
         if not self.augment:
             return ex
         return augment_example(ex, np.random.default_rng([self.seed, self.draws, i]), self.max_context,
-                               self.max_points, self.context_band, self.height_scale)
+                               self.max_points, self.context_band, self.height_scale,
+                               self.thin_share, self.thin_min_density)
 
 
 class GapDataModule(L.LightningDataModule):
@@ -118,12 +148,16 @@ class GapDataModule(L.LightningDataModule):
         site_balance: b in [0, 1]; a site (cache) of n examples gets a share of the draws
             proportional to n^(1 - b) (0: every example alike, shuffled; 1: every site alike),
             so one large site does not decide alone what the model learns.
+        thin_share: share of the draws thinned to a lower density (:func:`thin_example`; 0: none).
+        thin_min_density: the lowest density (points/m²) a thinned draw gets.
     """
 
     def __init__(self, caches: Sequence[str], batch_size: int = 8, max_context: int = 1536, max_points: int = 512,
                  seed: int = 0, num_workers: int = 0, conditional: bool = True, context_band: float = 0.0,
-                 height_scale: Sequence[float] = (1.0, 1.0), site_balance: float = 0.0):
+                 height_scale: Sequence[float] = (1.0, 1.0), site_balance: float = 0.0,
+                 thin_share: float = 0.0, thin_min_density: float = 0.5):
         super().__init__()
+        self.thin_share, self.thin_min_density = check_thinning(thin_share, thin_min_density)
         self.context_band = float(context_band)
         self.height_scale = check_height_scale(height_scale)
         self.site_balance = check_site_balance(site_balance)
@@ -143,7 +177,8 @@ class GapDataModule(L.LightningDataModule):
         if not examples:
             raise InputError("the gap example caches hold no examples")
         self.train_set = GapExamples(examples, self.seed, self.max_context, self.max_points,
-                                     context_band=self.context_band, height_scale=self.height_scale)
+                                     context_band=self.context_band, height_scale=self.height_scale,
+                                     thin_share=self.thin_share, thin_min_density=self.thin_min_density)
 
     def train_dataloader(self) -> DataLoader:
         gen = torch.Generator().manual_seed(self.seed)
@@ -154,6 +189,19 @@ class GapDataModule(L.LightningDataModule):
                                         num_samples=len(self.train_set), replacement=True, generator=gen)
         return DataLoader(self.train_set, batch_size=self.batch_size, sampler=sampler,
                           collate_fn=example_batch, num_workers=self.num_workers, drop_last=True)
+
+
+def check_thinning(share: float, min_density: float) -> tuple[float, float]:
+    """(share, min_density): a share in [0, 1] and a finite density > 0."""
+    try:
+        values = float(share), float(min_density)
+    except (TypeError, ValueError):
+        values = (float("nan"), float("nan"))
+    if not 0.0 <= values[0] <= 1.0:  # NaN fails too
+        raise ConfigError(f"data.thin_share must be a number in [0, 1], got {share!r}")
+    if not (np.isfinite(values[1]) and values[1] > 0):
+        raise ConfigError(f"data.thin_min_density must be a finite number > 0, got {min_density!r}")
+    return values
 
 
 def check_site_balance(balance: float) -> float:

@@ -1,4 +1,4 @@
-"""The gap examples' on-the-fly augmentation: turns, mirrors and the stretch of heights."""
+"""The gap examples' on-the-fly augmentation: turns, mirrors, the stretch of heights, thinning."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pcgen.errors import ConfigError
-from pcgen.train.gap_data import GapExamples, augment_example
+from pcgen.train.gap_data import GapExamples, augment_example, thin_example
 
 
 def example(seed: int = 0) -> dict:
@@ -103,3 +103,47 @@ def test_a_bad_site_balance_is_refused(bad):
 
     with pytest.raises(ConfigError, match="data.site_balance"):
         GapDataModule(["a"], site_balance=bad)
+
+
+def test_thinning_keeps_one_factor_for_every_part_and_moves_the_density_descriptor():
+    ex = example()  # density exp(3 * 0.3) = 2.46 points/m²
+    thin = thin_example(ex, np.random.default_rng(4), min_density=0.5)
+    density = np.exp(3 * thin["cond"][1])
+    assert 0.5 <= density < np.exp(0.9) - 0.1
+    factor = density / np.exp(0.9)
+    assert len(thin["source"]) == round(60 * factor) and len(thin["truth"]) == round(80 * factor)
+    assert abs(len(thin["context"]) - 500 * factor) < 4 * np.sqrt(500 * factor)  # a binomial draw
+    for key in ("context", "source", "truth"):  # a subset of the example's own points
+        rows = {tuple(r) for r in ex[key]}
+        assert all(tuple(r) in rows for r in thin[key])
+    np.testing.assert_array_equal(thin["context_ground"], (thin["context"][:, 2] == 0).astype(np.float32))
+    np.testing.assert_array_equal(thin["cond"][[0, 2, 3, 4, 5]], ex["cond"][[0, 2, 3, 4, 5]])
+    np.testing.assert_array_equal(ex["context"], example()["context"])  # the cache is untouched
+
+
+def test_thinned_densities_spread_log_uniformly_down_to_the_floor():
+    ex = example()
+    rng = np.random.default_rng(0)
+    dens = np.array([np.exp(3 * thin_example(ex, rng, 0.5)["cond"][1]) for _ in range(300)])
+    # log-uniform on [0.5, 2.46] (a source of 60 points keeps at least 8: never under 0.33)
+    assert dens.min() >= 0.5 * 0.99 and dens.max() <= np.exp(0.9)
+    assert abs((dens < np.sqrt(0.5 * np.exp(0.9))).mean() - 0.5) < 0.1
+    assert thin_example(ex, rng, 3.0) is ex  # already sparser than the floor
+
+
+def test_without_a_share_no_draw_is_thinned_and_the_stream_is_unchanged():
+    ex = example(2)
+    plain = augment_example(ex, np.random.default_rng(5), 4096, 512)
+    same = augment_example(ex, np.random.default_rng(5), 4096, 512, thin_share=0.0, thin_min_density=0.1)
+    for key in ("context", "source", "truth", "cond"):
+        np.testing.assert_array_equal(plain[key], same[key])
+    ds = GapExamples([ex], seed=1, max_context=4096, thin_share=0.5, thin_min_density=0.5)
+    counts = np.array([len(ds[0]["context"]) for _ in range(200)])
+    assert 0.35 < (counts < 500).mean() < 0.65  # about half the draws thinned
+
+
+@pytest.mark.parametrize("share,floor", [(-0.1, 0.5), (1.5, 0.5), (float("nan"), 0.5), (0.5, 0.0),
+                                         (0.5, -1.0), (0.5, float("inf")), ("some", 0.5)])
+def test_a_bad_thinning_is_refused(share, floor):
+    with pytest.raises(ConfigError, match="data.thin_"):
+        GapExamples([example()], thin_share=share, thin_min_density=floor)
