@@ -74,7 +74,7 @@ def _demo(args, out: Path, source: Path, ckpt: Path, generator, t0: float) -> di
     from pcgen.data.tiling import TileOptions
     from pcgen.tasks.baselines import HybridFill, MirrorFill, SurfaceFill
     from pcgen.tasks.eval_fill import EvalConfig, load_tiles, run_evaluation
-    from pcgen.tasks.fill import FillConfig, fill_cloud, mask_gaps
+    from pcgen.tasks.fill import fill_cloud, load_fill_config, mask_gaps
 
     tiles_dir = out / "tiles"
     tile_files([source], tiles_dir, TileOptions(size=40.0, buffer=0.0, min_points=384), overview=True)
@@ -94,12 +94,13 @@ def _demo(args, out: Path, source: Path, ckpt: Path, generator, t0: float) -> di
     inside = np.all(np.abs(cloud.xyz[:, :2] - [cx, cy]) <= half, axis=1)
     cut = cloud.select(~inside)
     pio.write(cut, out / "cut.laz")
-    result = fill_cloud(cut, mask_gaps(cut, [gap]), generator, FillConfig(seed=args.seed))
+    fill_cfg = load_fill_config(overrides=[f"seed={args.seed}"])  # what pcgen fill does by default
+    result = fill_cloud(cut, mask_gaps(cut, [gap]), generator, fill_cfg)
     pio.write(result.cloud, out / "filled.laz")
     print(f"[{time.time() - t0:5.0f} s] {tile.name}: cut {inside.sum()} points, filled "
           f"{len(result.cloud) - result.n_original} -> filled.laz", file=sys.stderr)
 
-    cfg = EvalConfig(cuts_per_tile=args.cuts, gap_size=args.gap_size, seed=args.seed)
+    cfg = EvalConfig(cuts_per_tile=args.cuts, gap_size=args.gap_size, seed=args.seed, samples=fill_cfg.samples)
     generators = {"pcgen": generator, "mirror": MirrorFill(), "hybrid": HybridFill(), "surface": SurfaceFill()}
-    return run_evaluation(load_tiles(heldout), out / "eval", generators, cfg, FillConfig(seed=args.seed),
+    return run_evaluation(load_tiles(heldout), out / "eval", generators, cfg, fill_cfg,
                           extra={"checkpoint": str(ckpt), "file": source.name})

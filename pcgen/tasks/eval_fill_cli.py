@@ -20,8 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-tiles", type=non_negative_int, default=None,
                         help="use at most this many tiles (0: all)")
     parser.add_argument("--seed", type=seed, default=None)
-    parser.add_argument("--samples", type=positive_int, default=1,
-                        help="K draws per cut; K > 1 also scores each method's uncertainty against its error")
+    parser.add_argument("--samples", type=positive_int, default=None,
+                        help="K draws per cut (default: what pcgen fill draws, the config's samples); "
+                             "K > 1 also scores each method's uncertainty against its error")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a fill config value (context.*)")
     parser.add_argument("--overwrite", action="store_true",
@@ -29,7 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", "-q", action="store_true")
 
 
-def eval_config(args):
+def eval_config(args, fill_samples: int):
+    """The evaluation settings; K draws per cut defaults to the fill config's ``samples``."""
     from pcgen.tasks.eval_fill import EvalConfig
 
     cfg = EvalConfig()
@@ -48,7 +50,7 @@ def eval_config(args):
             raise ConfigError(f"--tau wants comma-separated numbers > 0: {exc}") from None
     if args.seed is not None:
         cfg.seed = args.seed
-    cfg.samples = args.samples
+    cfg.samples = fill_samples if args.samples is None else args.samples
     return cfg
 
 
@@ -64,8 +66,8 @@ def run(args: argparse.Namespace) -> int:
     paths = list_inputs(args.tiles, suffixes=SUFFIXES)
     check_output(args.out, [*args.tiles, *paths, args.ckpt], folder=True, overwrite=args.overwrite,
                  overwrite_hint="--overwrite")
-    cfg = eval_config(args)
     fill_cfg = check_fill_config(load_fill_config(overrides=args.set))
+    cfg = eval_config(args, fill_cfg.samples)
     generators = {}
     if not args.no_model:
         from pcgen.tasks.generators import load_generator

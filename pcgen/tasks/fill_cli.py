@@ -20,7 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     where.add_argument("--mask", default=None, help="GeoJSON polygons, in the file's CRS, to fill")
     where.add_argument("--auto", action="store_true", help="detect gaps automatically (the default)")
     parser.add_argument("--samples", "-k", type=int, default=None,
-                        help="K generations per gap; K > 1 adds a per-point 'uncertainty' dimension")
+                        help="K draws per gap, written as their consensus (default: the config's samples, 4); "
+                             "K > 1 adds a per-point 'uncertainty' dimension")
     parser.add_argument("--baseline", choices=("mirror", "hybrid", "surface"), default=None,
                         help="fill with a baseline instead of the model")
     parser.add_argument("--class-code", type=int, default=None,

@@ -36,6 +36,22 @@ def _fails(capsys, argv, out_dir, must_say):
     assert before == {p: sha256(p) for p in before}
 
 
+
+def test_fill_draws_four_times_by_default(holed_tile, tmp_path, capsys):
+    """The shipped config writes the consensus of 4 draws and its uncertainty; --samples 1 one draw."""
+    path, hole, _ = holed_tile
+    mask = _mask(tmp_path, [hole], "EPSG:2949")
+    out_dir = tmp_path / "out"
+    for name, extra in (("k4.laz", []), ("k1.laz", ["--samples", "1"])):
+        assert main(["fill", str(path), str(out_dir / name), "--mask", str(mask), "--baseline", "surface",
+                     "-q", *extra]) == 0
+    k4, k1 = (laspy.read(out_dir / n) for n in ("k4.laz", "k1.laz"))
+    assert "uncertainty" in k4.point_format.extra_dimension_names
+    assert "uncertainty" not in k1.point_format.extra_dimension_names
+    new = np.asarray(k4.generated) == 1
+    spread = np.asarray(k4.uncertainty)
+    assert new.any() and (spread[new] > 0).all() and (spread[~new] == 0).all()
+
 def test_fill_file_with_mask_and_auto(holed_tile, tmp_path, capsys):
     path, hole, removed = holed_tile
     out_dir = tmp_path / "out"
