@@ -103,7 +103,7 @@ class HybridFill:
     def generate_with_source(self, ctx: GapContext, n: int, rng: np.random.Generator):
         """(n, 3) points and (n,) the context point each is a copy of (its attributes carry over)."""
         pts, src = _draw_mirrored(ctx, n, rng)  # a fresh array: re-based in place below
-        ground = GroundSurface(ground_points(ctx.xyz, ctx.attributes.get("classification")))
+        ground = GroundSurface.of(ground_points(ctx.xyz, ctx.attributes.get("classification")))
         pts[:, 2] += ground(pts[:, :2]) - ground(ctx.xyz[src, :2])
         return pts, src
 
@@ -153,11 +153,11 @@ class SurfaceFill:
             ground = lowest_per_cell(p)
         first = (np.asarray(ret) == 1) & ~ground if ret is not None else ~ground
         frac_ground = ground.mean()
-        zg = GroundSurface(p[ground], power=self.idw_power)(xy)
+        zg = GroundSurface.of(p[ground], power=self.idw_power)(xy)
         on_top = rng.random(n) >= frac_ground
         if first.sum() < 3:
             on_top[:] = False
-        z = np.where(on_top, GroundSurface(p[first], power=self.idw_power)(xy), zg) if on_top.any() else zg
+        z = np.where(on_top, GroundSurface.of(p[first], power=self.idw_power)(xy), zg) if on_top.any() else zg
         index = np.zeros(n, np.int64)
         for part, returns in ((~on_top, ground), (on_top, first)):
             if part.any() and returns.any():

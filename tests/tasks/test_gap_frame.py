@@ -57,6 +57,25 @@ def test_surface_power_weighs_the_nearest_returns_outside_the_triangulation():
     assert GroundSurface(pts, power=6.0)(at)[0] < 0.2 < 2.6 < GroundSurface(pts)(at)[0]
 
 
+
+def test_a_surface_is_built_once_for_the_same_returns():
+    """K draws from one gap fit the same surfaces: equal returns get the one already built."""
+    rng = np.random.default_rng(4)
+    g = np.c_[rng.uniform(0, 20, (200, 2)), rng.uniform(0, 1, 200)]
+    first = GroundSurface.of(g)
+    assert GroundSurface.of(g.copy()) is first
+    assert GroundSurface.of(g, power=3.0) is not first
+    moved = g.copy()
+    moved[0, 2] += 5.0
+    other = GroundSurface.of(moved)
+    assert other is not first
+    xy = rng.uniform(2, 18, (50, 2))
+    np.testing.assert_array_equal(first(xy), GroundSurface(g)(xy))
+    np.testing.assert_array_equal(other(xy), GroundSurface(moved)(xy))
+    # the one changed return lifts the surface next to it, and only there
+    near = np.abs(other(g[:1, :2]) - first(g[:1, :2]))
+    assert np.isclose(near, 5.0).all()
+
 def test_surface_fill_samples_the_ground_and_the_canopy_top():
     rng = np.random.default_rng(4)
     xyz, cls = sloped_tile(rng)
