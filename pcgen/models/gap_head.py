@@ -20,6 +20,7 @@ from typing import Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
+from pcgen.errors import ConfigError
 from pcgen.nn.gap_conditioner import GapConditioner, lengths_mask
 from pcgen.ops import emd
 
@@ -107,10 +108,11 @@ class GapHead(nn.Module):
 
     kind = "gap"
 
-    def __init__(self, conditioner: GapConditioner, source_noise: float = 0.3):
+    def __init__(self, conditioner: GapConditioner, source_noise: float = 0.3, source_kind: bool = False):
         super().__init__()
         self.conditioner = conditioner
         self.source_noise = float(source_noise)
+        self.source_kind = bool(source_kind)
 
     def start(self, batch: Mapping[str, Tensor], generator: torch.Generator | None) -> Tensor:
         """(B, N, 3) the source plus Gaussian noise of ``source_noise`` metres."""
@@ -119,7 +121,17 @@ class GapHead(nn.Module):
         return src + self.source_noise * noise
 
     def features(self, x: Tensor, batch: Mapping[str, Tensor], extra: Tensor | None = None) -> Tensor:
-        """(B, N, out_dim) conditioner features of the (B, N, 3) points ``x``."""
+        """(B, N, out_dim) conditioner features of the (B, N, 3) points ``x``.
+
+        With ``source_kind`` every point's extra inputs end with its start's kind (1 for a
+        surface sample, 0 for a copied point; :func:`pcgen.tasks.gap_examples.gap_source`).
+        """
+        if self.source_kind:
+            if "source_kind" not in batch:
+                raise ConfigError("this gap head reads each source point's kind, but the batch has none "
+                                  "(a source given as points instead of drawn by gap_source)")
+            kind = batch["source_kind"][..., None].to(x.dtype)
+            extra = kind if extra is None else torch.cat([extra, kind], -1)
         return self.conditioner(x, batch["source_lengths"], batch["context"], batch["context_ground"],
                                 batch["context_lengths"], batch["cond"], extra=extra)
 
@@ -170,6 +182,9 @@ def example_batch(examples: Sequence, with_truth: bool = True) -> dict[str, Tens
         "half": torch.stack([torch.as_tensor(get(e, "half"), dtype=torch.float32) for e in examples]),
         "z_max": torch.tensor([float(get(e, "z_max")) for e in examples], dtype=torch.float32),
     }
+    kinds = [e.get("source_kind") if isinstance(e, Mapping) else getattr(e, "source_kind", None) for e in examples]
+    if all(k is not None for k in kinds):
+        batch["source_kind"] = padded(kinds, dim=1)[0][..., 0]
     if with_truth:
         batch["points"], batch["points_lengths"] = padded([get(e, "truth") for e in examples])
     return batch

@@ -38,14 +38,16 @@ class GapOffsetHead(GapHead):
         hidden: width of the offset MLP.
         turns: symmetries of the gap (1, 2, 4 or 8) each pass averages its move over when
             sampling; training always uses the gap as it is.
+        source_kind: every point also reads whether it started as a surface sample or a copy
+            (the conditioner's extra_dim counts it).
     """
 
     kind = "gap_offset"
 
     def __init__(self, conditioner: GapConditioner, iterations: int = 2,
                  max_offset: Sequence[float] = (2.0, 2.0, 6.0), source_noise: float = 0.3, hidden: int = 128,
-                 turns: int = 1):
-        super().__init__(conditioner, source_noise)
+                 turns: int = 1, source_kind: bool = False):
+        super().__init__(conditioner, source_noise, source_kind)
         if turns not in (1, 2, 4, 8):
             raise ConfigError(f"model.head.turns must be 1, 2, 4 or 8, got {turns!r}")
         self.iterations, self.turns = int(iterations), int(turns)
@@ -63,7 +65,8 @@ class GapOffsetHead(GapHead):
         if len(turns) > 1:  # every turn of every gap in one batch: turn-major, (T * B, ...)
             batch = {key: (torch.cat([turn_xy(batch[key], k, m) for k, m in turns]) if key == "context"
                            else torch.cat([batch[key]] * len(turns)))
-                     for key in ("source_lengths", "context", "context_ground", "context_lengths", "cond")}
+                     for key in ("source_lengths", "source_kind", "context", "context_ground", "context_lengths",
+                                 "cond") if key in batch}
             latent = None if latent is None else torch.cat([latent] * len(turns))
         outs = []
         for i in range(self.iterations):

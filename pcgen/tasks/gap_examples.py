@@ -30,8 +30,9 @@ SURFACE_SHARE = 0.5  # of the source drawn from the interpolated surfaces; the r
 
 
 def gap_source(ctx: GapContext, n: int, rng: np.random.Generator,
-               surface_share: float = SURFACE_SHARE) -> tuple[np.ndarray, np.ndarray]:
-    """(n, 3) world points a gap model starts from, and (n,) the context point each one speaks for.
+               surface_share: float = SURFACE_SHARE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(n, 3) world points a gap model starts from, (n,) the context point each one speaks for,
+    and (n,) float32 kinds: 1 for a surface sample, 0 for a copied point.
 
     Two simple fills, each right where the other is wrong: the hybrid copy
     (:class:`~pcgen.tasks.baselines.HybridFill`) has the texture of real crowns and the gaps
@@ -42,16 +43,18 @@ def gap_source(ctx: GapContext, n: int, rng: np.random.Generator,
     sites) beat either source alone for the same head on every held-out gap size
     (``docs/tasks.md``). A surface point speaks for the ground or first return nearest to it
     (:meth:`~pcgen.tasks.baselines.SurfaceFill.generate_with_source`), so attributes are imputed
-    from it as from a copy.
+    from it as from a copy. The kinds let a head tell the two apart (``source_kind``): a copied
+    crown standing where the surfaces say the canopy is low is the point to move.
     """
     if not 0.0 <= surface_share <= 1.0:
         raise ValueError(f"surface_share must be in [0, 1], got {surface_share}")
     k = int(round(n * surface_share))
     pts, index = HybridFill().generate_with_source(ctx, n - k, rng)
+    kind = np.r_[np.zeros(n - k, np.float32), np.ones(k, np.float32)]
     if k == 0:
-        return pts, index
+        return pts, index, kind
     surface, nearest = SurfaceFill().generate_with_source(ctx, k, rng)
-    return np.r_[pts, surface], np.r_[np.asarray(index, np.int64), nearest]
+    return np.r_[pts, surface], np.r_[np.asarray(index, np.int64), nearest], kind
 
 
 @dataclass
@@ -69,6 +72,8 @@ class FrameExample:
         truth: (R, 3) float32 removed points when known (training), else None.
         source_index: (P,) the context point each source point speaks for (None when the
             source was given), so generated points keep that point's class.
+        source_kind: (P,) float32, 1 for a surface sample and 0 for a copied point (None when
+            the source was given).
     """
 
     frame: GapFrame
@@ -80,6 +85,7 @@ class FrameExample:
     z_max: float
     truth: np.ndarray | None = None
     source_index: np.ndarray | None = None
+    source_kind: np.ndarray | None = None
 
 
 def frame_example(ctx: GapContext, n: int, rng: np.random.Generator, truth_xyz: np.ndarray | None = None,
@@ -101,9 +107,9 @@ def frame_example(ctx: GapContext, n: int, rng: np.random.Generator, truth_xyz: 
     else:  # the frame's lowest-per-cell ground: flag the context points sitting on it
         is_ground = (np.abs(context[:, 2]) < 0.3).astype(np.float32)
     if source_xyz is not None:
-        src, src_index = source_xyz, None
+        src, src_index, src_kind = source_xyz, None, None
     else:
-        src, src_index = gap_source(ctx, n, rng)
+        src, src_index, src_kind = gap_source(ctx, n, rng)
     source = frame.to_frame(src)
     xmin, ymin, xmax, ymax = ctx.gap_box
     half = np.array([(xmax - xmin) / 2, (ymax - ymin) / 2])
@@ -114,7 +120,7 @@ def frame_example(ctx: GapContext, n: int, rng: np.random.Generator, truth_xyz: 
     truth = None if truth_xyz is None else frame.to_frame(truth_xyz).astype(np.float32)
     return FrameExample(frame=frame, context=context.astype(np.float32), context_ground=is_ground,
                         source=source.astype(np.float32), cond=cond, half=half.astype(np.float32),
-                        z_max=float(hz.max()), truth=truth, source_index=src_index)
+                        z_max=float(hz.max()), truth=truth, source_index=src_index, source_kind=src_kind)
 
 
 class SortedCloud:
@@ -210,7 +216,7 @@ def context_subset(context: np.ndarray, half, budget: int, band: float, rng: np.
     return np.concatenate([idx_near, rng.choice(idx_far, budget - len(idx_near), replace=False)])
 
 
-_ARRAYS = ("context", "context_ground", "source", "truth")
+_ARRAYS = ("context", "context_ground", "source", "source_kind", "truth")
 
 
 def save_examples(examples, path) -> None:
@@ -231,12 +237,19 @@ def save_examples(examples, path) -> None:
 
 
 def load_examples(path) -> list[dict]:
-    """Read :func:`save_examples` output as a list of dicts of arrays (``truth`` included)."""
+    """Read :func:`save_examples` output as a list of dicts of arrays (``truth`` included).
+
+    A cache written before the source kinds were stored gets them from :func:`gap_source`'s
+    order (the copy first, then ``round(n * SURFACE_SHARE)`` surface samples), which built it.
+    """
     with np.load(path, allow_pickle=False) as z:
         data = {k: z[k] for k in z.files}
     out = []
     for i in range(len(data["cond"])):
-        ex = {k: data[k][data[k + "_offsets"][i]: data[k + "_offsets"][i + 1]] for k in _ARRAYS}
+        ex = {k: data[k][data[k + "_offsets"][i]: data[k + "_offsets"][i + 1]] for k in _ARRAYS if k in data}
+        if "source_kind" not in ex:
+            n = len(ex["source"])
+            ex["source_kind"] = (np.arange(n) >= n - int(round(n * SURFACE_SHARE))).astype(np.float32)
         ex.update(cond=data["cond"][i], half=data["half"][i], z_max=float(data["z_max"][i]))
         out.append(ex)
     return out

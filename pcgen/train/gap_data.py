@@ -39,11 +39,19 @@ def thin_example(ex: dict, rng: np.random.Generator, min_density: float, keep_po
     out = dict(ex)
     ctx = rng.random(len(ex["context"])) < factor
     out["context"], out["context_ground"] = ex["context"][ctx], ex["context_ground"][ctx]
-    for key in ("source", "truth"):
-        n = len(ex[key])
-        out[key] = ex[key][np.sort(rng.choice(n, max(1, int(round(n * factor))), replace=False))]
+    keep = {key: np.sort(rng.choice(len(ex[key]), max(1, int(round(len(ex[key]) * factor))), replace=False))
+            for key in ("source", "truth")}
+    out.update(take_source(ex, keep["source"]), truth=ex["truth"][keep["truth"]])
     out["cond"] = ex["cond"].copy()
     out["cond"][1] += np.log(factor) / 3.0
+    return out
+
+
+def take_source(ex: dict, index: np.ndarray) -> dict:
+    """The example's source points at ``index``, with their kinds when the example has them."""
+    out = {"source": ex["source"][index]}
+    if ex.get("source_kind") is not None:
+        out["source_kind"] = ex["source_kind"][index]
     return out
 
 
@@ -63,7 +71,7 @@ def augment_example(ex: dict, rng: np.random.Generator, max_context: int, max_po
     n = len(ex["source"])
     if n > max_points:
         m = max(1, int(round(len(ex["truth"]) * max_points / n)))
-        out["source"] = ex["source"][rng.choice(n, max_points, replace=False)]
+        out.update(take_source(ex, rng.choice(n, max_points, replace=False)))
         out["truth"] = ex["truth"][rng.choice(len(ex["truth"]), m, replace=False)]
     if len(ex["context"]) > max_context:
         keep = context_subset(ex["context"], ex["half"], max_context, context_band, rng)

@@ -199,3 +199,27 @@ def test_the_context_encoder_lets_a_point_read_its_context_neighbours_surroundin
             before = net(x, x_len, ctx, ground, ctx_len, cond)
             after = net(x, x_len, raised, ground, ctx_len, cond)
         assert ((after - before).abs().max() > 1e-4) == moves, k_encode
+
+
+def test_a_head_reads_its_start_points_kinds_only_when_told_to():
+    """With ``source_kind`` a point's move depends on whether it started as a surface sample or a
+    copy (the conditioner has one more input); without it, the kinds in the batch are ignored.
+    A head that needs the kinds refuses a batch without them."""
+    import pytest
+
+    from pcgen.errors import ConfigError
+
+    batch = toy_batch(seed=5)
+    copies = dict(batch, source_kind=torch.zeros_like(batch["source"][..., 0]))
+    surface = dict(batch, source_kind=torch.ones_like(batch["source"][..., 0]))
+    for reads, extra in ((True, ["model.head.source_kind=true"]), (False, [])):
+        head = _randomized(tiny_head("gap_offset", *extra))
+        assert head.conditioner.embed[0].in_features == 3 + 2 + reads  # xyz, pass id, kind
+        start = head.start(batch, torch.Generator().manual_seed(1))
+        with torch.no_grad():
+            moved = (head.refine(start, copies)[-1] - head.refine(start, surface)[-1]).abs().max()
+        assert (moved > 1e-3) == reads
+    batch.pop("source_kind", None)
+    with pytest.raises(ConfigError, match="kind"):
+        head = _randomized(tiny_head("gap_offset", "model.head.source_kind=true"))
+        head.refine(head.start(batch, None), batch)

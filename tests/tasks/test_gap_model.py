@@ -42,7 +42,7 @@ def test_untrained_head_without_noise_returns_its_source(holed_tile, tmp_path, k
     ctx = build_context(cloud.xyz, hole, FillConfig().context, attributes=dict(cloud.attributes))
     # the offset layer starts at zero: world -> gap frame -> world gives back the source points
     ours, ours_src = gen.generate_with_source(ctx, 300, np.random.default_rng(5))
-    ref, ref_src = gap_source(ctx, 300, np.random.default_rng(5))
+    ref, ref_src, _ = gap_source(ctx, 300, np.random.default_rng(5))
     # each generated point is a source point moved: it names the same context point (its class)
     np.testing.assert_array_equal(ours_src, ref_src)
     np.testing.assert_allclose(ours[:, :2], np.clip(ref[:, :2], *np.reshape(hole.bounds, (2, 2))), atol=1e-4)
@@ -56,8 +56,9 @@ def test_source_is_half_copy_half_surface_with_the_classes_beneath(holed_tile):
     path, hole, _ = holed_tile
     cloud = pio.read(path)
     ctx = build_context(cloud.xyz, hole, FillConfig().context, attributes=dict(cloud.attributes))
-    pts, index = gap_source(ctx, 300, np.random.default_rng(3))
+    pts, index, kind = gap_source(ctx, 300, np.random.default_rng(3))
     assert pts.shape == (300, 3) and index.shape == (300,)
+    np.testing.assert_array_equal(kind, np.r_[np.zeros(150), np.ones(150)])  # copy 0, surface 1
     # the first 150 points are the hybrid copy drawn with the same generator, classes and all
     ref, ref_index = HybridFill().generate_with_source(ctx, 150, np.random.default_rng(3))
     np.testing.assert_array_equal(pts[:150], ref)
@@ -69,7 +70,7 @@ def test_source_is_half_copy_half_surface_with_the_classes_beneath(holed_tile):
     assert on_ground.sum() >= 20
     assert (cls[index[150:][on_ground]] == GROUND_CLASS).mean() > 0.9
     # no surface share: the copy alone
-    only, _ = gap_source(ctx, 40, np.random.default_rng(3), surface_share=0.0)
+    only, _, _ = gap_source(ctx, 40, np.random.default_rng(3), surface_share=0.0)
     np.testing.assert_array_equal(only, HybridFill().generate_with_source(ctx, 40, np.random.default_rng(3))[0])
 
 
@@ -89,8 +90,9 @@ def test_generated_points_fill_the_hole_at_the_surrounding_density(holed_tile, t
     assert new[:, 2].max() <= cloud.xyz[:, 2].max() + 1.0
 
 
-@pytest.mark.parametrize("kind", ["gap_offset", "gap_flow", "gap_diffusion", "gap_vae", "gap_gan"])
-def test_training_is_deterministic_for_a_seed(tmp_path, kind):
+@pytest.mark.parametrize("kind, extra", [("gap_offset", []), ("gap_flow", []), ("gap_diffusion", []), ("gap_vae", []),
+                                         ("gap_gan", []), ("gap_offset", ["model.head.source_kind=true"])])
+def test_training_is_deterministic_for_a_seed(tmp_path, kind, extra):
     from pcgen.tasks.gap_examples import SortedCloud, cut_examples, save_examples
     from pcgen.train.run import build, compose_config
 
@@ -106,13 +108,36 @@ def test_training_is_deterministic_for_a_seed(tmp_path, kind):
     for run in ("a", "b"):
         cfg = compose_config([*TINY[:-1], f"model={kind}", f"loss={kind}", f"data.caches=[{tmp_path / 'ex.npz'}]",
                               "data.batch_size=2",
-                              "trainer.max_steps=2", "trainer.enable_progress_bar=false", "seed=3"],
+                              "trainer.max_steps=2", "trainer.enable_progress_bar=false", "seed=3", *extra],
                              root=tmp_path / run)
         module, dm, trainer = build(cfg, tmp_path / run)
         trainer.fit(module, datamodule=dm)
         weights.append(torch.cat([p.detach().flatten() for p in module.head.parameters()]))
     assert trainer.global_step == 2
     torch.testing.assert_close(weights[0], weights[1], rtol=0, atol=0)
+
+
+def test_cached_examples_keep_their_sources_kinds(tmp_path):
+    """Saved and loaded, every example's source still says which points are surface samples; a
+    cache written without the kinds gets gap_source's order (copies first, then the surface)."""
+    from pcgen.tasks.gap_examples import SortedCloud, cut_examples, load_examples, save_examples
+
+    rng = np.random.default_rng(0)
+    gx, gy = np.meshgrid(np.arange(0.5, 60, 1.0), np.arange(0.5, 60, 1.0))
+    xyz = np.r_[np.c_[gx.ravel(), gy.ravel(), np.zeros(gx.size)],
+                np.c_[rng.uniform(0, 60, (2000, 2)), rng.uniform(5, 15, 2000)]]
+    cls = np.r_[np.full(gx.size, 2), np.full(2000, 5)]
+    exs = cut_examples(SortedCloud(xyz, cls), 4, (5, 10), np.random.default_rng(1))
+    save_examples(exs, tmp_path / "ex.npz")
+    for ex, back in zip(exs, load_examples(tmp_path / "ex.npz")):
+        n = len(ex.source)
+        np.testing.assert_array_equal(back["source_kind"], np.r_[np.zeros(n - round(n / 2)), np.ones(round(n / 2))])
+        np.testing.assert_array_equal(back["source_kind"], ex.source_kind)
+    with np.load(tmp_path / "ex.npz") as z:
+        old = {k: z[k] for k in z.files if not k.startswith("source_kind")}
+    np.savez(tmp_path / "old.npz", **old)
+    for ex, back in zip(exs, load_examples(tmp_path / "old.npz")):
+        np.testing.assert_array_equal(back["source_kind"], ex.source_kind)
 
 
 def test_split_refuses_a_site_in_both_lists(tmp_path):

@@ -147,3 +147,18 @@ def test_without_a_share_no_draw_is_thinned_and_the_stream_is_unchanged():
 def test_a_bad_thinning_is_refused(share, floor):
     with pytest.raises(ConfigError, match="data.thin_"):
         GapExamples([example()], thin_share=share, thin_min_density=floor)
+
+
+def test_the_source_keeps_its_kinds_when_thinned_or_cut_to_the_budget():
+    """Each kept source point keeps its own kind (1 surface sample, 0 copy): here the kind is
+    also written into the point's height, so a mix-up shows."""
+    ex = example(4)
+    kind = (np.arange(len(ex["source"])) % 3 == 0).astype(np.float32)
+    ex["source"][:, 2] = 30.0 * kind + 1.0
+    ex["source_kind"] = kind
+    for seed in range(5):
+        for out in (augment_example(ex, np.random.default_rng(seed), 4096, max_points=20),
+                    thin_example(ex, np.random.default_rng(seed), min_density=0.05)):
+            assert len(out["source"]) < len(ex["source"])
+            np.testing.assert_array_equal(out["source_kind"], (out["source"][:, 2] > 15).astype(np.float32))
+            assert 0 < out["source_kind"].sum() < len(out["source"])
