@@ -43,8 +43,8 @@ def gap_source(ctx: GapContext, n: int, rng: np.random.Generator,
     sites) beat either source alone for the same head on every held-out gap size
     (``docs/tasks.md``). A surface point speaks for the ground or first return nearest to it
     (:meth:`~pcgen.tasks.baselines.SurfaceFill.generate_with_source`), so attributes are imputed
-    from it as from a copy. The kinds let a head tell the two apart (``source_kind``): a copied
-    crown standing where the surfaces say the canopy is low is the point to move.
+    from it as from a copy. The kinds let a head tell the two apart (``model.head.source_kind``;
+    off in the shipped model, which did no better with them: ``docs/tasks.md``).
     """
     if not 0.0 <= surface_share <= 1.0:
         raise ValueError(f"surface_share must be in [0, 1], got {surface_share}")
