@@ -153,7 +153,7 @@ def run_benchmark(cfg: dict, train_paths: Sequence, test_paths: Sequence, progre
     from pcgen.metrics.frame import MetricFrame
     from pcgen.tasks import synthetic_arms as syn
     from pcgen.tasks.labelled_tiles import ClassMap, class_counts, labelled_share, site_tiles
-    from pcgen.train.segmentation import TileSet, iou, tile_loader
+    from pcgen.train.segmentation import TileSet, iou, iou_ceiling, tile_loader
 
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     check_split(train_paths, test_paths)
@@ -226,8 +226,12 @@ def run_benchmark(cfg: dict, train_paths: Sequence, test_paths: Sequence, progre
                 conf = train_and_score(pts, lab, classic if with_classic else None, cfg, C, seed,
                                        test_loader, progress)
                 scores = iou(conf)
+                shown = np.unique(np.concatenate([np.asarray(v) for v in lab]))
+                shown = shown[shown >= 0]
                 runs.append({"fraction": fraction, "seed": seed, "arm": arm, "real_tiles": len(real),
                              "synthetic_tiles": len(extra), "miou": float(np.nanmean(scores[scored])),
+                             "ceiling": iou_ceiling(test_counts, shown),
+                             "untrained": [class_map.names[c] for c in scored if c not in shown],
                              "iou": {class_map.names[c]: (None if np.isnan(scores[c]) else float(scores[c]))
                                      for c in range(C)},
                              "train_seconds": round(time.perf_counter() - start, 2)})

@@ -26,6 +26,22 @@ def summarize(doc: dict) -> list[dict]:
     return out
 
 
+def ceilings(doc: dict) -> dict[float, dict]:
+    """Per budget: the mean mIoU ceiling over the seeds (see :func:`pcgen.train.segmentation.iou_ceiling`)
+    and, per held-out class no scarce set of that budget was shown, in how many seeds it was missing."""
+    out = {}
+    for f in sorted({r["fraction"] for r in doc["runs"]}):
+        runs = [r for r in doc["runs"] if r["fraction"] == f and "ceiling" in r]
+        first = {}
+        for r in runs:  # one run per seed: the scarce set, not the arm, decides what was shown
+            first.setdefault(r["seed"], r)
+        if first:
+            missing = [c for r in first.values() for c in r["untrained"]]
+            out[f] = {"ceiling": float(np.mean([r["ceiling"] for r in first.values()])),
+                      "seeds": len(first), "missing": {c: missing.count(c) for c in dict.fromkeys(missing)}}
+    return out
+
+
 def gain(summary: list[dict], fraction: float, arm: str, over: str) -> tuple[float, float] | None:
     """(mean mIoU of ``arm`` minus ``over``, the larger of their seed spreads), in IoU units."""
     pick = {s["arm"]: s for s in summary if s["fraction"] == fraction}
@@ -57,6 +73,12 @@ def markdown(doc: dict, summary: list[dict]) -> str:
             if g is not None:
                 lines.append(f"- {f:.0%} budget: {arm} − {over} = {100 * g[0]:+.1f} mIoU points "
                              f"(larger seed spread {100 * g[1]:.1f}).")
+    for f, c in (doc.get("ceilings") or ceilings(doc)).items():
+        if c["missing"]:
+            absent = ", ".join(f"{name} in {k} of {c['seeds']} seeds" for name, k in c["missing"].items())
+            lines.append(f"- {f:.0%} budget: the scarce sets lack {absent}; a classifier never predicts a class "
+                         f"it was not shown, so no arm can score above {100 * c['ceiling']:.1f} mIoU "
+                         "(the ceiling, mean over seeds).")
     for name, t in (doc.get("seconds_per_tile") or {}).items():
         lines.append(f"- {name} synthetic tile: {t:.2f} s each ({100 * t / 60:.1f} min per 100 tiles).")
     dist = doc.get("synthetic_distances") or {}
@@ -72,8 +94,9 @@ def markdown(doc: dict, summary: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_chart(summary: list[dict], path: Path) -> None:
-    """Grouped bars: mIoU per arm at each budget, seed spread as error bars."""
+def render_chart(summary: list[dict], path: Path, ceiling: dict[float, dict] | None = None) -> None:
+    """Grouped bars: mIoU per arm at each budget, seed spread as error bars; a dashed line marks
+    a budget's ceiling where its scarce sets lack a held-out class."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -91,6 +114,11 @@ def render_chart(summary: list[dict], path: Path) -> None:
         stds = [100 * r["miou_std"] if r else 0 for r in rows]
         ax.bar(np.arange(len(fractions)) + (k - (len(arms) - 1) / 2) * width, means, width, yerr=stds,
                capsize=3, label=arm)
+    lacking = [(k, c["ceiling"]) for k, f in enumerate(fractions)
+               if (c := (ceiling or {}).get(f)) and c["missing"]]
+    for n, (k, top) in enumerate(lacking):
+        ax.hlines(100 * top, k - 0.45, k + 0.45, colors="black", linestyles="dashed",
+                  label="ceiling" if n == 0 else None)
     ax.set_xticks(np.arange(len(fractions)), [f"{f:.0%} labelled" for f in fractions])
     ax.set_ylabel("held-out mIoU (%)")
     ax.legend(fontsize=8, ncol=min(len(arms), 5), loc="lower center")

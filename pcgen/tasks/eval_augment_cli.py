@@ -178,9 +178,10 @@ def run_downstream(args: argparse.Namespace, ref_paths, train_paths) -> int:
     with atomic_dir(args.out, overwrite=args.overwrite) as tmp:
         doc = downstream.run_benchmark(cfg, train_paths, ref_paths, progress=sys.stderr.isatty())
         doc["summary"] = downstream_report.summarize(doc)
+        doc["ceilings"] = downstream_report.ceilings(doc)
         table = downstream_report.markdown(doc, doc["summary"])
         (tmp / "downstream.json").write_text(json.dumps(doc, indent=1, default=float))
         (tmp / "downstream.md").write_text(table)
-        downstream_report.render_chart(doc["summary"], tmp / "downstream.png")
+        downstream_report.render_chart(doc["summary"], tmp / "downstream.png", doc["ceilings"])
     print(table, end="")
     return 0

@@ -174,3 +174,34 @@ def iou(confusion: np.ndarray) -> np.ndarray:
     union = confusion.sum(0) + confusion.sum(1) - tp
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(union > 0, tp / union, np.nan)
+
+
+def iou_ceiling(test_counts: Sequence[int], trained: Sequence[int]) -> float:
+    """The highest mIoU over the classes present in the test set that a classifier which never
+    predicts a class it was not trained on can reach.
+
+    A class missing from the training labels is never predicted, so its IoU is 0 and its test
+    points count against the class they are called. The ceiling gets every trained class right
+    and calls each untrained class, as a whole, the trained class where it costs least (mIoU is
+    convex in how the points are split, so one class each is best). It tells how far an arm can
+    go at a budget whose labelled tiles lack a class the held-out sites have.
+
+    Args:
+        test_counts: (C,) test points per class.
+        trained: class indices present in the training labels.
+    """
+    from itertools import product
+
+    counts = np.asarray(test_counts, dtype=np.float64)
+    scored = np.flatnonzero(counts > 0)
+    hit = [c for c in scored if c in set(int(t) for t in trained)]
+    missed = [c for c in scored if c not in hit]
+    if not hit:
+        return 0.0
+    best = 0.0
+    for called in product(hit, repeat=len(missed)):
+        extra = dict.fromkeys(hit, 0.0)
+        for m, c in zip(missed, called):
+            extra[c] += counts[m]
+        best = max(best, sum(counts[c] / (counts[c] + extra[c]) for c in hit) / len(scored))
+    return float(best)

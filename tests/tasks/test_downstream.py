@@ -14,7 +14,8 @@ from pcgen.cli import main
 from pcgen.errors import ConfigError, InputError
 from pcgen.tasks.downstream import arm_parts, check_split, load_settings, nested_budgets
 from pcgen.tasks.labelled_tiles import IGNORE, ClassMap
-from pcgen.train.segmentation import ClassicAugment, balanced_weights, iou
+from pcgen.tasks import downstream_report
+from pcgen.train.segmentation import ClassicAugment, balanced_weights, iou, iou_ceiling
 
 REPO = Path(__file__).resolve().parents[2]
 TOPO_WATER = ["--set", "classes=ground_water"]
@@ -47,6 +48,31 @@ def test_iou_from_a_known_confusion():
     scores = iou(conf)
     assert scores[0] == pytest.approx(8 / 11) and scores[1] == pytest.approx(9 / 12)
     assert np.isnan(scores[2])
+
+
+def test_the_ceiling_calls_a_class_never_shown_where_it_costs_least():
+    # water (40 test points) was never shown: called ground, ground's IoU is 100/140 and
+    # vegetation's 1; called vegetation, 1 and 60/100. The first is higher.
+    assert iou_ceiling([100, 60, 40], [0, 1]) == pytest.approx((100 / 140 + 1 + 0) / 3)
+    assert iou_ceiling([100, 60, 40], [0, 1, 2]) == 1.0
+    # a class the test set lacks is not scored; an untrained one it has scores 0
+    assert iou_ceiling([100, 60, 0], [0]) == pytest.approx((100 / 160 + 0) / 2)
+    assert iou_ceiling([5, 5], []) == 0.0
+
+
+def test_the_report_names_a_class_no_scarce_set_held_and_the_ceiling():
+    runs = [{"fraction": f, "seed": s, "arm": a, "real_tiles": 4, "synthetic_tiles": 0, "miou": 0.5,
+             "iou": {"ground": 0.7, "vegetation": 0.8, "water": 0.0},
+             "ceiling": 0.6 if (f, s) != (0.05, 1) else 0.5, "untrained": ["water"] if f == 0.05 else []}
+            for f in (0.05, 0.2) for s in (0, 1) for a in ("real", "classic")]
+    doc = {"runs": runs, "scored_classes": ["ground", "vegetation", "water"], "train_sites": ["a.laz"],
+           "heldout_sites": ["b.laz"], "test_tiles": 3, "settings": {"tile_size": 40.0, "points": 1024, "seeds": [0, 1]}}
+    c = downstream_report.ceilings(doc)
+    assert c[0.05] == {"ceiling": pytest.approx(0.55), "seeds": 2, "missing": {"water": 2}}
+    assert c[0.2]["missing"] == {}
+    text = downstream_report.markdown(doc, downstream_report.summarize(doc))
+    assert "5% budget: the scarce sets lack water in 2 of 2 seeds" in text and "above 55.0 mIoU" in text
+    assert "20% budget: the scarce sets lack" not in text
 
 
 def test_balanced_weights_follow_the_class_shares():
@@ -118,6 +144,7 @@ def test_downstream_run_reports_every_arm_and_repeats_for_a_seed(tmp_path, capsy
     assert doc["scored_classes"] == ["ground", "water"]
     for r in doc["runs"]:
         assert 0.0 <= r["miou"] <= 1.0
+        assert r["untrained"] == [] and r["ceiling"] == 1.0  # Topography holds ground and water
         assert r["synthetic_tiles"] == (0 if r["arm"] in ("real", "classic") else r["real_tiles"])
     assert (tmp_path / "a" / "downstream.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| 100% | pcgen |" in (tmp_path / "a" / "downstream.md").read_text()
