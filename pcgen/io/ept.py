@@ -33,9 +33,12 @@ import numpy as np
 from pcgen.errors import ConfigError, InputError
 from pcgen.io.bounds import bounds_text, check_overlap, in_bounds, overlaps, parse_bounds
 from pcgen.io.cloud import PointCloud, parse_crs
+from pcgen.io.laz_batch import decode_many, parse_laz
 
 EPT_NAME = "ept.json"
-# Nodes decoded ahead of the consumer: bounds memory to a few nodes (<= ~100 k points each).
+# Nodes decode in batches of about this many points, one parallel lazrs call each
+# (`pcgen.io.laz_batch`), a batch or two ahead of the consumer: memory stays at a few batches.
+_BATCH_POINTS = 400_000
 _PREFETCH_PER_WORKER = 2
 
 
@@ -256,14 +259,49 @@ def _read_node(dataset: EptDataset, node: EptNode, header_only: bool = False):
     return header, points
 
 
+def _read_batch(dataset: EptDataset, nodes: list[EptNode]) -> list:
+    """(header, points) of each node, their chunks decoded together on every core.
+
+    A batch the fast path cannot take (a missing or broken node file, nodes coded with
+    different LAZ settings) is read node by node, so a broken node raises its own error.
+    """
+    try:
+        files = [parse_laz(dataset.node_path(n).read_bytes()) for n in nodes]
+        arrays = decode_many(files)
+    except (KeyboardInterrupt, SystemExit, GeneratorExit, MemoryError):
+        raise
+    except BaseException:  # noqa: BLE001 (lazrs raises pyo3 PanicException)
+        return [_read_node(dataset, n) for n in nodes]
+    out = []
+    for node, f, rows in zip(nodes, files, arrays):
+        if f.header.point_count != node.count:
+            raise InputError(f"EPT node {node.name} holds {f.header.point_count} points but the "
+                             f"hierarchy says {node.count}", dataset.node_path(node))
+        out.append((f.header, laspy.PackedPointRecord(rows, f.header.point_format)))
+    return out
+
+
+def _batches(nodes: list[EptNode], points: int = _BATCH_POINTS) -> list[list[EptNode]]:
+    """Consecutive runs of nodes holding about ``points`` points each (a node is never split)."""
+    out, run, n = [], [], 0
+    for node in nodes:
+        if run and n + node.count > points:
+            out.append(run)
+            run, n = [], 0
+        run.append(node)
+        n += node.count
+    return out + [run] if run else out
+
+
 class EptChunkReader:
     """Iterate the selected nodes of an EPT dataset as `PointCloud` chunks, one per node.
 
     Same face as `pcgen.io.ChunkReader` (``path``, ``header``, ``crs``, ``point_count``) plus
     ``nodes``. ``point_count`` is exact for an unbounded query and an upper bound otherwise
     (nodes cut by the bounds lose points; nodes left empty are skipped, as laspy's chunk
-    iterator never yields an empty chunk). Nodes decode on a thread pool a few nodes ahead
-    of the consumer, so memory stays at a handful of nodes.
+    iterator never yields an empty chunk). Nodes decode in batches, each batch's chunks in one
+    parallel call (`pcgen.io.laz_batch`), a batch or two ahead of the consumer on a thread
+    pool, so memory stays at a few batches.
     """
 
     def __init__(self, dataset: EptDataset, bounds=None, resolution: float | None = None,
@@ -294,24 +332,30 @@ class EptChunkReader:
         dtype = fmt.dtype()
         grid = (np.asarray(self.header.scales), np.asarray(self.header.offsets))
         window = max(1, self.workers * _PREFETCH_PER_WORKER)
+        batches = _batches(self.nodes)
         with ThreadPoolExecutor(self.workers, thread_name_prefix="ept") as pool:
-            futures = [pool.submit(_read_node, self.dataset, n) for n in self.nodes[:window]]
-            for i in range(len(self.nodes)):
-                header, points = futures[i].result()
-                futures[i] = None  # drop the decoded node once it is handed on
-                if i + window < len(self.nodes):
-                    futures.append(pool.submit(_read_node, self.dataset, self.nodes[i + window]))
-                if points.array.dtype != dtype or not (
-                        np.array_equal(header.scales, grid[0])
-                        and np.array_equal(header.offsets, grid[1])):
-                    # a node in another format or grid: pack it into the dataset's
-                    points = PointCloud(header=header, points=points).to_record(self.header)
-                cloud = PointCloud(header=self.header, points=points, crs=self.crs)
-                if self._bounds is not None:
-                    cloud = cloud.select(in_bounds(cloud.xyz, *self._bounds))
-                    if len(cloud) == 0:
-                        continue  # a node whose cube meets the box but none of its points
-                yield cloud
+            futures = [pool.submit(_read_batch, self.dataset, b) for b in batches[:window]]
+            for i in range(len(batches)):
+                decoded = futures[i].result()
+                futures[i] = None  # drop the decoded batch once it is handed on
+                if i + window < len(batches):
+                    futures.append(pool.submit(_read_batch, self.dataset, batches[i + window]))
+                yield from self._chunks(decoded, dtype, grid)
+
+    def _chunks(self, decoded, dtype, grid) -> Iterator[PointCloud]:
+        """One `PointCloud` per decoded node, in the dataset's format and grid, cut to the bounds."""
+        for header, points in decoded:
+            if points.array.dtype != dtype or not (
+                    np.array_equal(header.scales, grid[0])
+                    and np.array_equal(header.offsets, grid[1])):
+                # a node in another format or grid: pack it into the dataset's
+                points = PointCloud(header=header, points=points).to_record(self.header)
+            cloud = PointCloud(header=self.header, points=points, crs=self.crs)
+            if self._bounds is not None:
+                cloud = cloud.select(in_bounds(cloud.xyz, *self._bounds))
+                if len(cloud) == 0:
+                    continue  # a node whose cube meets the box but none of its points
+            yield cloud
 
 
 def _dataset_header(node_header: laspy.LasHeader, crs, point_count: int) -> laspy.LasHeader:

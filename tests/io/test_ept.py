@@ -171,6 +171,18 @@ def test_missing_node_file(tmp_path):
         read_ept(root, bounds=BOX)
 
 
+def test_a_broken_node_in_a_batch_is_named(tmp_path):
+    # nodes decode in batches; a node cut short fails its batch, which is then read node by node
+    root = _copy_dataset(tmp_path)
+    node = root / "ept-data" / "3-0-0-4.laz"
+    data = node.read_bytes()
+    node.unlink()
+    node.write_bytes(data[:len(data) // 2])
+    with pytest.raises(InputError, match=r"3-0-0-4\.laz: unreadable EPT node 3-0-0-4") as info:
+        read_ept(root, bounds=BOX)
+    assert "\n" not in str(info.value)
+
+
 @pytest.mark.parametrize("text, problem", [
     ('{"bounds": [0, 0, 0, 1, 1', "corrupt ept.json"),
     ('{"span": 128, "points": 1, "dataType": "laszip"}', "corrupt ept.json"),
