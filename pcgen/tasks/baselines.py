@@ -8,6 +8,9 @@ new point was copied from, so its class and other attributes carry over instead 
   beside each side of the gap across that side (what a PDAL/CloudCompare user does by hand).
 * :class:`HybridFill` is the mirror copy with its heights re-based from the ground it was
   copied from to the gap's own ground: the bar a model must clear.
+* :class:`CanopyFill` is the hybrid copy with each point's height also scaled from the
+  canopy height where it was copied from to the canopy height where it lands, so a crown
+  copied in follows the canopy top interpolated across the gap.
 * :class:`SurfaceFill` interpolates two surfaces from the surroundings, ground and first
   returns (Delaunay, IDW outside the hull: :class:`pcgen.tasks.frame.GroundSurface`), and
   samples them at the surrounding density.
@@ -108,6 +111,56 @@ class HybridFill:
         return pts, src
 
 
+def canopy_top(xyz: np.ndarray, cell: float = 2.0) -> GroundSurface:
+    """The canopy top: the highest return of each ``cell``-sized square, triangulated
+    (:class:`pcgen.tasks.frame.GroundSurface`). Across a gap it interpolates the tops around it."""
+    key = np.floor(xyz[:, :2] / cell).astype(np.int64)
+    order = np.lexsort((-xyz[:, 2], key[:, 1], key[:, 0]))
+    k = key[order]
+    highest = np.r_[True, np.any(k[1:] != k[:-1], axis=1)]
+    return GroundSurface.of(xyz[order][highest])
+
+
+class CanopyFill:
+    """The hybrid copy, its heights scaled to the canopy where they land.
+
+    A copied point keeps its height above the ground as a share of the canopy height (canopy top
+    minus ground, :func:`canopy_top`) where it was copied from and is set at that share of the
+    canopy height where it lands: a crown top copied from beside a tall stand into a gap in a
+    low one lands on the low canopy's top, not above it. Where either canopy is under
+    ``min_canopy`` (open ground) it is re-based on the ground only, as :class:`HybridFill` does;
+    the share is kept within ``share_range`` so a point above a thin spot of the canopy top does
+    not shoot up. The same draw of the strips as the mirror and hybrid copies.
+
+    Args:
+        min_canopy: canopy height (m) under which a point is only re-based on the ground.
+        share_range: bounds of a point's height as a share of the canopy height.
+    """
+
+    name = "canopy"
+
+    def __init__(self, min_canopy: float = 2.0, share_range: tuple[float, float] = (-0.5, 1.3)):
+        self.min_canopy = float(min_canopy)
+        self.share_range = (float(share_range[0]), float(share_range[1]))
+
+    def generate(self, ctx: GapContext, n: int, rng: np.random.Generator) -> np.ndarray:
+        return self.generate_with_source(ctx, n, rng)[0]
+
+    def generate_with_source(self, ctx: GapContext, n: int, rng: np.random.Generator):
+        """(n, 3) points and (n,) the context point each is a copy of (its attributes carry over)."""
+        pts, src = _draw_mirrored(ctx, n, rng)  # a fresh array: moved in place below
+        ground = GroundSurface.of(ground_points(ctx.xyz, ctx.attributes.get("classification")))
+        top = canopy_top(ctx.xyz)
+        was, lands = ctx.xyz[src], pts
+        g0, g = ground(was[:, :2]), ground(lands[:, :2])
+        c0, c = top(was[:, :2]) - g0, top(lands[:, :2]) - g
+        h0 = was[:, 2] - g0
+        tall = (c0 > self.min_canopy) & (c > self.min_canopy)
+        share = np.clip(h0 / np.where(tall, c0, 1.0), *self.share_range)
+        pts[:, 2] = np.where(tall, g + share * c, g + h0)
+        return pts, src
+
+
 class SurfaceFill:
     """Sample interpolated ground and first-return surfaces at the surrounding density.
 
@@ -164,6 +217,11 @@ class SurfaceFill:
                 rows = np.flatnonzero(near)[returns]
                 index[part] = rows[cKDTree(p[returns, :2]).query(xy[part])[1]]
         return np.c_[xy, z], index
+
+
+# The gap-filling baselines by name, in the order the evaluation tables list them: `pcgen fill
+# --baseline`, `pcgen eval-fill` and `pcgen demo` all take them from here.
+FILL_BASELINES = {"mirror": MirrorFill, "hybrid": HybridFill, "canopy": CanopyFill, "surface": SurfaceFill}
 
 
 class JitterResample:

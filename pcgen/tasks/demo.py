@@ -4,7 +4,7 @@
 2. load the shipped checkpoint (or ``--ckpt``), whose sidecar names the sites it never saw; the
    file must be one of them (Megaplot.laz is);
 3. cut a 10 m gap out of its densest tile, write it (``cut.laz``), fill it (``filled.laz``);
-4. evaluate pcgen against the mirror, hybrid and surface baselines on cuts of every tile:
+4. evaluate pcgen against the fill baselines (mirror, hybrid, canopy, surface) on cuts of every tile:
    ``eval/eval_fill.md`` / ``.json`` and the before/after ``eval/eval_fill.png``.
 """
 
@@ -72,7 +72,7 @@ def _demo(args, out: Path, source: Path, ckpt: Path, generator, t0: float) -> di
     import pcgen.io as pio
     from pcgen.data import tile_files
     from pcgen.data.tiling import TileOptions
-    from pcgen.tasks.baselines import HybridFill, MirrorFill, SurfaceFill
+    from pcgen.tasks.baselines import FILL_BASELINES
     from pcgen.tasks.eval_fill import EvalConfig, load_tiles, run_evaluation
     from pcgen.tasks.fill import fill_cloud, load_fill_config, mask_gaps
 
@@ -101,6 +101,6 @@ def _demo(args, out: Path, source: Path, ckpt: Path, generator, t0: float) -> di
           f"{len(result.cloud) - result.n_original} -> filled.laz", file=sys.stderr)
 
     cfg = EvalConfig(cuts_per_tile=args.cuts, gap_size=args.gap_size, seed=args.seed, samples=fill_cfg.samples)
-    generators = {"pcgen": generator, "mirror": MirrorFill(), "hybrid": HybridFill(), "surface": SurfaceFill()}
+    generators = {"pcgen": generator, **{name: make() for name, make in FILL_BASELINES.items()}}
     return run_evaluation(load_tiles(heldout), out / "eval", generators, cfg, fill_cfg,
                           extra={"checkpoint": str(ckpt), "file": source.name})

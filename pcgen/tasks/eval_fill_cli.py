@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from pcgen.inputs import list_inputs
     from pcgen.io import SUFFIXES
     from pcgen.outputs import check_output
-    from pcgen.tasks.baselines import HybridFill, MirrorFill, SurfaceFill
+    from pcgen.tasks.baselines import FILL_BASELINES
     from pcgen.tasks.config_checks import check_fill_config
     from pcgen.tasks.eval_fill import load_tiles, run_evaluation
     from pcgen.tasks.fill import load_fill_config
@@ -73,9 +73,7 @@ def run(args: argparse.Namespace) -> int:
         from pcgen.tasks.generators import load_generator
 
         generators["pcgen"] = load_generator(args.ckpt)
-    generators["mirror"] = MirrorFill()
-    generators["hybrid"] = HybridFill()
-    generators["surface"] = SurfaceFill()
+    generators.update({name: make() for name, make in FILL_BASELINES.items()})
     if args.max_tiles:
         paths = paths[: args.max_tiles]
     tiles = load_tiles(paths)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pcgen.errors import ConfigError
 from pcgen.options import dask_address, seed, workers, yaml_mapping_file
+from pcgen.tasks.generators import BASELINES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--samples", "-k", type=int, default=None,
                         help="K draws per gap, written as their consensus (default: the config's samples, 4); "
                              "K > 1 adds a per-point 'uncertainty' dimension")
-    parser.add_argument("--baseline", choices=("mirror", "hybrid", "surface"), default=None,
+    parser.add_argument("--baseline", choices=BASELINES, default=None,
                         help="fill with a baseline instead of the model")
     parser.add_argument("--class-code", type=int, default=None,
                         help="ASPRS class of new points (default: copied from the nearest original)")

@@ -20,17 +20,18 @@ import shapely
 from shapely.geometry import box as shapely_box
 
 from pcgen.errors import InputError
-from pcgen.tasks.baselines import HybridFill, SurfaceFill
+from pcgen.tasks.baselines import CanopyFill, HybridFill, SurfaceFill
 from pcgen.tasks.context import ContextConfig, GapContext, build_context
 from pcgen.tasks.frame import GROUND_CLASS, GapFrame
 
 COND_DIM = 6  # half side, log density, context height p50 / p95 / max, ground share
 HEIGHT_DESCRIPTORS = slice(2, 5)  # the entries of cond that are heights (they scale with them)
-SURFACE_SHARE = 0.5  # of the source drawn from the interpolated surfaces; the rest is the hybrid copy
+SURFACE_SHARE = 0.5  # of the source drawn from the interpolated surfaces; the rest is a copy
+COPIES = {"hybrid": HybridFill, "canopy": CanopyFill}  # the copy a source starts from (the checkpoint says which)
 
 
-def gap_source(ctx: GapContext, n: int, rng: np.random.Generator,
-               surface_share: float = SURFACE_SHARE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def gap_source(ctx: GapContext, n: int, rng: np.random.Generator, surface_share: float = SURFACE_SHARE,
+               copy: str = "hybrid") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(n, 3) world points a gap model starts from, (n,) the context point each one speaks for,
     and (n,) float32 kinds: 1 for a surface sample, 0 for a copied point.
 
@@ -41,15 +42,19 @@ def gap_source(ctx: GapContext, n: int, rng: np.random.Generator,
     the canopy top into the gap, but have no inside. The first ``n - round(n * surface_share)``
     points are the copy, the rest surface samples. Half and half (fixed, not tuned on held-out
     sites) beat either source alone for the same head on every held-out gap size
-    (``docs/tasks.md``). A surface point speaks for the ground or first return nearest to it
+    (``docs/tasks.md``). ``copy`` names the copy (:data:`COPIES`): ``canopy``
+    (:class:`~pcgen.tasks.baselines.CanopyFill`) also scales copied heights to the canopy where
+    they land; a checkpoint records the copy it was trained from. A surface point speaks for the ground or first return nearest to it
     (:meth:`~pcgen.tasks.baselines.SurfaceFill.generate_with_source`), so attributes are imputed
     from it as from a copy. The kinds let a head tell the two apart (``model.head.source_kind``;
     off in the shipped model, which did no better with them: ``docs/tasks.md``).
     """
     if not 0.0 <= surface_share <= 1.0:
         raise ValueError(f"surface_share must be in [0, 1], got {surface_share}")
+    if copy not in COPIES:
+        raise ValueError(f"copy must be one of {', '.join(COPIES)}, got {copy!r}")
     k = int(round(n * surface_share))
-    pts, index = HybridFill().generate_with_source(ctx, n - k, rng)
+    pts, index = COPIES[copy]().generate_with_source(ctx, n - k, rng)
     kind = np.r_[np.zeros(n - k, np.float32), np.ones(k, np.float32)]
     if k == 0:
         return pts, index, kind
@@ -89,7 +94,7 @@ class FrameExample:
 
 
 def frame_example(ctx: GapContext, n: int, rng: np.random.Generator, truth_xyz: np.ndarray | None = None,
-                  source_xyz: np.ndarray | None = None) -> FrameExample:
+                  source_xyz: np.ndarray | None = None, copy: str = "hybrid") -> FrameExample:
     """Put one gap, its source of ``n`` points and (optionally) its true points in the gap frame.
 
     Args:
@@ -98,6 +103,7 @@ def frame_example(ctx: GapContext, n: int, rng: np.random.Generator, truth_xyz: 
         rng: draws the source (:func:`gap_source`).
         truth_xyz: (R, 3) world points removed from the gap, for training.
         source_xyz: (n, 3) world source points to use instead of a fresh :func:`gap_source`.
+        copy: the copy of a fresh source (:data:`COPIES`).
     """
     cls = ctx.attributes.get("classification")
     frame = GapFrame.fit(ctx.xyz, ctx.gap_box, cls)
@@ -109,7 +115,7 @@ def frame_example(ctx: GapContext, n: int, rng: np.random.Generator, truth_xyz: 
     if source_xyz is not None:
         src, src_index, src_kind = source_xyz, None, None
     else:
-        src, src_index, src_kind = gap_source(ctx, n, rng)
+        src, src_index, src_kind = gap_source(ctx, n, rng, copy=copy)
     source = frame.to_frame(src)
     xmin, ymin, xmax, ymax = ctx.gap_box
     half = np.array([(xmax - xmin) / 2, (ymax - ymin) / 2])
@@ -142,7 +148,7 @@ class SortedCloud:
 
 def cut_examples(cloud: SortedCloud, count: int, gap_sizes, rng: np.random.Generator,
                  context: ContextConfig | None = None, min_removed: int = 40, max_truth: int = 1024,
-                 max_tries: int = 40) -> list[FrameExample]:
+                 max_tries: int = 40, copy: str = "hybrid") -> list[FrameExample]:
     """Cut ``count`` random square gaps out of a real cloud and frame each with its truth.
 
     Gaps lie where their whole context window is inside the data's bounds; a window whose
@@ -154,6 +160,7 @@ def cut_examples(cloud: SortedCloud, count: int, gap_sizes, rng: np.random.Gener
         cloud: the whole file.
         count: examples wanted (fewer if the cloud keeps refusing cuts).
         gap_sizes: sides to draw from uniformly, e.g. (5, 20) for a range.
+        copy: the copy each source starts from (:data:`COPIES`).
     """
     cfg = context or ContextConfig()
     lo_s, hi_s = float(min(gap_sizes)), float(max(gap_sizes))
@@ -190,7 +197,7 @@ def cut_examples(cloud: SortedCloud, count: int, gap_sizes, rng: np.random.Gener
             n = max(int(round(n * keep)), 1)
         if n < 8:
             continue
-        out.append(frame_example(ctx, n, rng, truth_xyz=truth))
+        out.append(frame_example(ctx, n, rng, truth_xyz=truth, copy=copy))
     return out
 
 

@@ -18,7 +18,7 @@ from pcgen.errors import CheckpointError, ConfigError
 from pcgen.tasks.context import GapContext
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "default_fill.ckpt"
-BASELINES = ("mirror", "hybrid", "surface")
+BASELINES = ("mirror", "hybrid", "canopy", "surface")  # pcgen.tasks.baselines.FILL_BASELINES (tested equal)
 
 
 def window_frame(xyz: np.ndarray, window_bounds) -> tuple[np.ndarray, float]:
@@ -113,14 +113,16 @@ class GapModelGenerator:
         head: object with ``sample(batch, generator=None) -> (1, n, 3)`` gap-frame points.
         max_context: context points the head saw per gap in training.
         context_band: how the head's training chose them (:func:`~pcgen.tasks.gap_examples.context_subset`).
+        copy: the copy its sources start from (:data:`~pcgen.tasks.gap_examples.COPIES`), as in training.
     """
 
     name = "pcgen"
 
-    def __init__(self, head, max_context: int = 1536, context_band: float = 0.0):
+    def __init__(self, head, max_context: int = 1536, context_band: float = 0.0, copy: str = "hybrid"):
         self.head = head
         self.max_context = int(max_context)
         self.context_band = float(context_band)
+        self.copy = copy
 
     def generate(self, ctx: GapContext, n: int, rng: np.random.Generator) -> np.ndarray:
         return self.generate_with_source(ctx, n, rng)[0]
@@ -137,7 +139,7 @@ class GapModelGenerator:
         from pcgen.models.gap_head import example_batch
         from pcgen.tasks.gap_examples import context_subset, frame_example
 
-        ex = frame_example(ctx, int(n), rng)
+        ex = frame_example(ctx, int(n), rng, copy=self.copy)
         if len(ex.context) > self.max_context:
             keep = context_subset(ex.context, ex.half, self.max_context, self.context_band, rng)
             ex.context, ex.context_ground = ex.context[keep], ex.context_ground[keep]
@@ -169,10 +171,21 @@ def load_generator(path: str | os.PathLike | None = None):
     head.eval()
     if meta.get("kind") in GAP_KINDS:
         return GapModelGenerator(head, max_context=int(data.get("max_context") or 1536),
-                                 context_band=float(data.get("context_band") or 0.0))
+                                 context_band=float(data.get("context_band") or 0.0),
+                                 copy=_source_copy(data.get("source_copy"), path))
     gap = data.get("gap") or {}
     mode = data.get("normalize") or "sphere"
     return ModelGenerator(head, context_points=int(gap.get("context_points", 1024)), frame=normalization_frame(mode))
+
+
+def _source_copy(name, path) -> str:
+    """The copy a checkpoint's sources start from (older checkpoints: the hybrid copy)."""
+    from pcgen.tasks.gap_examples import COPIES
+
+    name = name or "hybrid"
+    if name not in COPIES:
+        raise CheckpointError(f"checkpoint names an unknown source copy {name!r} ({', '.join(COPIES)})", path)
+    return name
 
 
 _CACHE: dict = {}
@@ -189,15 +202,9 @@ def make_generator(spec: tuple):
     kind = spec[0]
     if kind == "model":
         gen = load_generator(spec[1])
-    elif kind == "mirror":
-        from pcgen.tasks.baselines import MirrorFill
-        gen = MirrorFill()
-    elif kind == "hybrid":
-        from pcgen.tasks.baselines import HybridFill
-        gen = HybridFill()
-    elif kind == "surface":
-        from pcgen.tasks.baselines import SurfaceFill
-        gen = SurfaceFill()
+    elif kind in BASELINES:
+        from pcgen.tasks.baselines import FILL_BASELINES
+        gen = FILL_BASELINES[kind]()
     else:
         raise ConfigError(f"unknown generator {kind!r} (model, {', '.join(BASELINES)})")
     _CACHE[spec] = gen

@@ -53,17 +53,18 @@ def site_path(name: str) -> Path:
     return datadir.data_dir() / name
 
 
+SOURCE_COPY = "hybrid"       # the copy in the sources of the shipped recipe (pcgen.tasks.gap_examples.COPIES)
 GAP_SIZES = (5.0, 25.0)     # sides (m) of the training gaps, drawn uniformly; wider than the 20 m
                             # the evaluation asks for, so 20 m gaps are not at the edge of training
 
 
-def cache_name(name: str, gap_sizes) -> str:
-    """A site's cache file name, with its gap range (a changed range never reuses old examples)."""
+def cache_name(name: str, gap_sizes, copy: str = "hybrid") -> str:
+    """A site's cache file name, with its gap range and copy (a change never reuses old examples)."""
     lo, hi = gap_sizes
-    return f"{Path(name).stem}_gaps{lo:g}-{hi:g}m.npz"
+    return f"{Path(name).stem}_gaps{lo:g}-{hi:g}m{'' if copy == 'hybrid' else '_' + copy}.npz"
 
 
-def cache_site(name: str, cache: Path, seed: int, gap_sizes=GAP_SIZES) -> int:
+def cache_site(name: str, cache: Path, seed: int, gap_sizes=GAP_SIZES, copy: str = "hybrid") -> int:
     """Cut a site's gap examples into ``cache`` (an ``.npz``) unless it exists; returns the count."""
     import pcgen.io as pio
     from pcgen.tasks.gap_examples import SortedCloud, cut_examples, save_examples
@@ -76,7 +77,7 @@ def cache_site(name: str, cache: Path, seed: int, gap_sizes=GAP_SIZES) -> int:
     area = float(np.prod(sorted_cloud.hi - sorted_cloud.lo))
     count = int(np.clip(area * EXAMPLES_PER_M2, MIN_EXAMPLES, MAX_EXAMPLES))
     rng = np.random.default_rng([seed, sum(name.encode())])
-    examples = cut_examples(sorted_cloud, count, gap_sizes, rng)
+    examples = cut_examples(sorted_cloud, count, gap_sizes, rng, copy=copy)
     if examples:
         save_examples(examples, cache)
     return len(examples)
@@ -100,6 +101,7 @@ def strip_checkpoint(module, meta: dict, path: Path) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from pcgen.options import positive_float, positive_int, seed
+    from pcgen.tasks.gap_examples import COPIES
 
     parser = argparse.ArgumentParser(description="Train the default gap-filling checkpoint on the training sites")
     parser.add_argument("--split", required=True, help="site split YAML (train: [...], heldout: [...])")
@@ -110,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=positive_int, default=2)
     parser.add_argument("--gap-sizes", type=positive_float, nargs=2, default=list(GAP_SIZES), metavar=("MIN", "MAX"),
                         help="side range (m) of the training gaps (default: %(default)s)")
+    parser.add_argument("--copy", choices=sorted(COPIES), default=SOURCE_COPY,
+                        help="the copy half of each source starts from (default: %(default)s)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="Hydra override of the gap_fill experiment (model.width=48, ...)")
     return parser
@@ -130,8 +134,8 @@ def train_fill(args) -> dict:
     if lo > hi:
         raise ConfigError(f"--gap-sizes wants MIN <= MAX, got {lo:g} {hi:g}")
     for name in split["train"]:
-        cache = work / "examples" / cache_name(name, (lo, hi))
-        counts[name] = cache_site(name, cache, args.seed, (lo, hi))
+        cache = work / "examples" / cache_name(name, (lo, hi), args.copy)
+        counts[name] = cache_site(name, cache, args.seed, (lo, hi), args.copy)
         print(f"[{time.time() - t0:5.0f} s] {name}: {counts[name]} gap examples", file=sys.stderr)
         if counts[name]:
             caches.append(str(cache.resolve()))
@@ -147,10 +151,11 @@ def train_fill(args) -> dict:
     print(f"trained {trainer.global_step} steps in {train_s:.0f} s: {metrics}", file=sys.stderr)
     out = Path(args.out)
     meta = head_meta(cfg)
+    meta["data"]["source_copy"] = args.copy  # filling draws its sources the same way
     strip_checkpoint(module, meta, out)
     sidecar = {"train_sites": split["train"], "heldout_sites": split["heldout"], "examples": counts,
                "steps": int(trainer.global_step), "train_seconds": round(train_s, 1),
-               "final_metrics": metrics, "seed": args.seed, "gap_sizes": [lo, hi], "overrides": [o for o in overrides if "caches" not in o]}
+               "final_metrics": metrics, "seed": args.seed, "gap_sizes": [lo, hi], "copy": args.copy, "overrides": [o for o in overrides if "caches" not in o]}
     from pcgen.atomic import atomic_path
 
     with atomic_path(out.with_suffix(".json")) as tmp:

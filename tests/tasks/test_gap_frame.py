@@ -7,10 +7,11 @@ import torch
 from shapely.geometry import box
 
 from pcgen.models.gap_head import clamp_to_gap
-from pcgen.tasks.baselines import HybridFill, MirrorFill, SurfaceFill
+from pcgen.tasks.baselines import FILL_BASELINES, CanopyFill, HybridFill, MirrorFill, SurfaceFill
 from pcgen.tasks.context import ContextConfig, build_context
 from pcgen.tasks.frame import GapFrame, GroundSurface, ground_heights, lowest_per_cell
 from pcgen.tasks.gap_examples import SortedCloud, context_subset, cut_examples, frame_example
+from pcgen.tasks.generators import BASELINES, make_generator
 
 
 def sloped_tile(rng, slope=0.2, canopy=12.0):
@@ -106,6 +107,45 @@ def test_hybrid_rebases_the_mirror_copy_onto_the_gaps_ground():
     assert np.abs(mirror[:, 2] - true_z(mirror)).mean() > 1.0
     assert np.abs(hybrid[:, 2] - true_z(hybrid)).max() < 0.25
     assert np.abs(hybrid[:, 2] - true_z(hybrid)).mean() < 0.05
+
+
+def test_canopy_copy_scales_copied_heights_to_the_canopy_where_they_land():
+    # flat ground at 100 m, a closed canopy whose top rises with x (h = 5 + 0.25 x): crown tops on
+    # a 1 m grid and points at half the canopy height; the gap's strips are reflected across x
+    gx, gy = np.meshgrid(np.arange(0.5, 60, 1.0), np.arange(0.5, 60, 1.0))
+    xy = np.c_[gx.ravel(), gy.ravel()]
+    h = lambda p: 5 + 0.25 * p[:, 0]  # noqa: E731
+    xyz = np.r_[np.c_[xy, np.full(len(xy), 100.0)], np.c_[xy + 0.3, 100 + h(xy + 0.3)],
+                np.c_[xy + 0.6, 100 + 0.5 * h(xy + 0.6)]]
+    cls = np.repeat(np.array([2, 5, 4], np.uint8), len(xy))
+    gap = box(25, 25, 35, 35)
+    inside = (xyz[:, 0] >= 25) & (xyz[:, 0] <= 35) & (xyz[:, 1] >= 25) & (xyz[:, 1] <= 35)
+    ctx = build_context(xyz[~inside], gap, ContextConfig(min_half_size=15), attributes={"classification": cls[~inside]})
+    pts, src = CanopyFill().generate_with_source(ctx, 600, np.random.default_rng(2))
+    hyb, hyb_src = HybridFill().generate_with_source(ctx, 600, np.random.default_rng(2))
+    np.testing.assert_array_equal(src, hyb_src)  # the same draw of the strips
+    kind = np.asarray(ctx.attributes["classification"])[src]
+    top, mid, ground = kind == 5, kind == 4, kind == 2
+    assert top.sum() > 100 and mid.sum() > 100 and ground.sum() > 100
+    # a crown top lands on the canopy top where it lands, a mid-crown point at half its height
+    assert np.abs(pts[top, 2] - (100 + h(pts[top]))).max() < 0.05
+    assert np.abs(pts[mid, 2] - (100 + 0.5 * h(pts[mid]))).max() < 0.05
+    assert np.abs(pts[ground, 2] - 100).max() < 1e-6
+    # the hybrid copy keeps the height of the canopy it came from, up to 2.5 m off here
+    assert np.abs(hyb[top, 2] - (100 + h(hyb[top]))).mean() > 1.0
+    # over open ground (no canopy taller than 2 m) it is the hybrid copy
+    rng = np.random.default_rng(1)
+    xyz, cls = sloped_tile(rng, slope=0.3, canopy=10.0)
+    gap = box(40, 25, 50, 35)
+    inside = (xyz[:, 0] >= 40) & (xyz[:, 0] <= 50) & (xyz[:, 1] >= 25) & (xyz[:, 1] <= 35)
+    ctx = build_context(xyz[~inside], gap, ContextConfig(min_half_size=15), attributes={"classification": cls[~inside]})
+    np.testing.assert_allclose(CanopyFill().generate(ctx, 400, np.random.default_rng(2)),
+                               HybridFill().generate(ctx, 400, np.random.default_rng(2)), atol=1e-9)
+
+
+def test_every_fill_baseline_has_one_name_everywhere():
+    assert BASELINES == tuple(FILL_BASELINES)  # fill --baseline, eval-fill and demo take these
+    assert all(type(make_generator((name,))) is FILL_BASELINES[name] for name in BASELINES)
 
 
 def test_frame_example_budget_and_envelope():

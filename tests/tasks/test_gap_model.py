@@ -22,11 +22,14 @@ REPO = Path(__file__).resolve().parents[2]
 TINY = ["experiment=gap_fill", "model.width=8", "model.head.hidden=8", "logger=none", "data.caches=[unused]"]
 
 
-def tiny_gap_checkpoint(path: Path, *extra: str) -> Path:
+def tiny_gap_checkpoint(path: Path, *extra: str, source_copy: str | None = None) -> Path:
     from pcgen.train.run import build_module, compose_config, head_meta
 
     cfg = compose_config([*TINY, *extra], root=str(path.parent))
-    strip_checkpoint(build_module(cfg), head_meta(cfg), path)
+    meta = head_meta(cfg)
+    if source_copy is not None:  # as datasets/train_default_fill.py --copy records it
+        meta["data"]["source_copy"] = source_copy
+    strip_checkpoint(build_module(cfg), meta, path)
     return path
 
 
@@ -72,6 +75,27 @@ def test_source_is_half_copy_half_surface_with_the_classes_beneath(holed_tile):
     # no surface share: the copy alone
     only, _, _ = gap_source(ctx, 40, np.random.default_rng(3), surface_share=0.0)
     np.testing.assert_array_equal(only, HybridFill().generate_with_source(ctx, 40, np.random.default_rng(3))[0])
+
+
+def test_a_checkpoint_draws_its_sources_from_the_copy_it_was_trained_on(holed_tile, tmp_path):
+    import pcgen.io as pio
+    from pcgen.errors import CheckpointError
+    from pcgen.tasks.baselines import CanopyFill
+
+    path, hole, _ = holed_tile
+    cloud = pio.read(path)
+    ctx = build_context(cloud.xyz, hole, FillConfig().context, attributes=dict(cloud.attributes))
+    pts, index, _ = gap_source(ctx, 300, np.random.default_rng(3), copy="canopy")
+    ref, ref_index = CanopyFill().generate_with_source(ctx, 150, np.random.default_rng(3))
+    np.testing.assert_array_equal(pts[:150], ref)
+    np.testing.assert_array_equal(index[:150], ref_index)
+    assert not np.array_equal(pts[:150], gap_source(ctx, 300, np.random.default_rng(3))[0][:150])
+    with pytest.raises(ValueError, match="copy must be one of"):
+        gap_source(ctx, 10, np.random.default_rng(3), copy="mirror")
+    assert load_generator(tiny_gap_checkpoint(tmp_path / "a.ckpt")).copy == "hybrid"  # older checkpoints
+    assert load_generator(tiny_gap_checkpoint(tmp_path / "b.ckpt", source_copy="canopy")).copy == "canopy"
+    with pytest.raises(CheckpointError, match="unknown source copy 'exec'"):
+        load_generator(tiny_gap_checkpoint(tmp_path / "c.ckpt", source_copy="exec"))
 
 
 def test_generated_points_fill_the_hole_at_the_surrounding_density(holed_tile, tmp_path):

@@ -56,9 +56,9 @@ def test_eval_fill_writes_table_json_and_png(crops, fill_ckpt, tmp_path, capsys)
     assert main(["eval-fill", str(crops), "--out", str(out), "--ckpt", str(fill_ckpt), "--cuts", "1",
                  "--gap-size", "8", "--tau", "1,2", "-q"]) == 0
     table = capsys.readouterr().out
-    assert "| pcgen |" in table and "| mirror |" in table and "| surface |" in table
+    assert "| pcgen |" in table and "| mirror |" in table and "| canopy |" in table and "| surface |" in table
     doc = json.loads((out / "eval_fill.json").read_text())
-    for method in ("pcgen", "mirror", "surface"):
+    for method in ("pcgen", "mirror", "hybrid", "canopy", "surface"):
         s = doc["summary"][method]
         assert s["cuts"] == 2
         assert 0 <= s["fscore@1"] <= s["fscore@2"] <= 1
