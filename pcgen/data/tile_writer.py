@@ -10,9 +10,9 @@ statistics and the EVLR pointer. Points go through lazrs' coder exactly as laspy
 every tile is byte for byte what `pcgen.io.las.write_las_records` writes
 (tests/data/test_tiling_bytes.py holds both to that).
 
-A LAZ tile of at most one chunk (50 000 points) is one independently coded chunk, so
+A LAZ tile is a run of independently coded chunks of 50 000 points (the last one shorter), so
 `TileWriter.write_many` hands a batch of tiles to lazrs' parallel coder as the chunks of one
-stream (coded on every core) and cuts each tile's chunk back out, adding the tile's own
+stream (coded on every core) and cuts each tile's chunks back out, adding the tile's own
 header, chunk-table pointer and chunk table: the same bytes as coding each tile alone, without
 one coder per tile on one core.
 """
@@ -147,11 +147,11 @@ class TileWriter:
         self._finish(path, buf)
 
     def write_many(self, tiles: Sequence[tuple[Path, np.ndarray]]) -> None:
-        """Write each ``(path, rows)`` as :meth:`write` would, the LAZ chunks of the one-chunk
-        tiles coded together by lazrs' parallel coder."""
-        one_chunk = self.fast and self.compress
-        batch = [(p, r) for p, r in tiles if one_chunk and 0 < len(r) <= self.laz_vlr.chunk_size()]
-        if len(batch) < 2:
+        """Write each ``(path, rows)`` as :meth:`write` would, every tile's LAZ chunks coded
+        together by lazrs' parallel coder."""
+        chunk = self.laz_vlr.chunk_size() if self.fast and self.compress else 0
+        batch = [(p, r) for p, r in tiles if chunk and len(r) > 0]
+        if sum(-(-len(r) // chunk) for _, r in batch) < 2:
             batch = []
         in_batch = {id(r) for _, r in batch}
         for path, rows in tiles:
@@ -159,22 +159,30 @@ class TileWriter:
                 self.write(path, rows)
         if not batch:
             return
+        # a tile of n points is the chunks [0, C), [C, 2C)... that one coder would make of it
+        pieces = [np.ascontiguousarray(r[s:s + chunk]).view(np.uint8)
+                  for _, r in batch for s in range(0, len(r), chunk)]
         stream = io.BytesIO()
         coder = lazrs.ParLasZipCompressor(stream, self.batch_vlr)
-        coder.compress_chunks([np.ascontiguousarray(r).view(np.uint8) for _, r in batch])
+        coder.compress_chunks(pieces)
         coder.done()
         stream.seek(0)
         table = lazrs.read_chunk_table(stream, self.batch_vlr)
-        data, at = stream.getbuffer(), 8  # the stream opens with its chunk-table pointer
-        for (path, rows), (count, size) in zip(batch, table):
-            if count != len(rows):
-                raise RuntimeError(f"lazrs coded a chunk of {count} points for a tile of {len(rows)}")
+        data, at, k = stream.getbuffer(), 8, 0  # the stream opens with its chunk-table pointer
+        for path, rows in batch:
+            n_chunks = -(-len(rows) // chunk)
+            own = table[k:k + n_chunks]
+            k += n_chunks
+            if sum(count for count, _ in own) != len(rows):
+                raise RuntimeError(f"lazrs coded {sum(c for c, _ in own)} points for a tile of "
+                                   f"{len(rows)}")
+            size = sum(s for _, s in own)
             buf = io.BytesIO()
             head = self.header_bytes(rows)
             buf.write(head)
             buf.write(struct.pack("<q", len(head) + 8 + size))
             buf.write(data[at:at + size])
-            lazrs.write_chunk_table(buf, [(count, size)], self.laz_vlr)
+            lazrs.write_chunk_table(buf, own, self.laz_vlr)
             at += size
             self._finish(path, buf)
         del data

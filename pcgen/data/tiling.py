@@ -195,6 +195,8 @@ def tile_file(path, out_dir, options: TileOptions, raster: RasterSpec | None = N
                 ix = np.floor(x / S).astype(np.int64)
                 iy = np.floor(y / S).astype(np.int64)
                 key = (ix - ix.min()) * (int(iy.max() - iy.min()) + 1) + (iy - iy.min())
+                if key.max() < 2 ** 16:  # numpy sorts 16-bit keys stably by radix: ~8x faster
+                    key = key.astype(np.uint16)
                 order = np.argsort(key, kind="stable")
                 ks = key[order]
                 starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
