@@ -15,7 +15,8 @@ worker it can come in under this floor.
 
 Then the same on the shared EPT dataset (14.1 M points in 290 LAZ nodes; --ept-repeat runs,
 --no-ept to skip): the floor reads every node with laspy and streams the points into LAZ
-files (one per process), `pcgen tile` tiles the dataset; both run in a fresh process that
+files (one per process), `pcgen tile` tiles the dataset as one job, and as two strips on two
+workers (`--job-points`, `pcgen.data.tile_strips`); each runs in a fresh process that
 reports its own time (imports excluded) and peak resident memory.
 
     python bench/tiling.py [--repeat 3] [--size 50] [--buffer 5] [--ept-repeat 1] [--no-ept]
@@ -187,10 +188,11 @@ def ept_floor(root: Path, workers: int) -> tuple[float, float, float]:
         return max(r[0] for r in runs), max(r[1] for r in runs), sum(r[2] for r in runs)
 
 
-def ept_tile(root: Path, workers: int, size: float, buffer: float) -> tuple[float, float, float]:
+def ept_tile(root: Path, workers: int, size: float, buffer: float,
+             *extra) -> tuple[float, float, float]:
     with tempfile.TemporaryDirectory(prefix="pcgen-bench-") as tmp:
         return _child(_EPT_TILE, "tile", root, Path(tmp) / "tiles", "--size", size, "--buffer",
-                      buffer, "--workers", workers, "--no-overview")
+                      buffer, "--workers", workers, "--no-overview", *extra)
 
 
 def bench_ept(root: Path, repeat: int, size: float, buffer: float) -> None:
@@ -206,6 +208,11 @@ def bench_ept(root: Path, repeat: int, size: float, buffer: float) -> None:
         "pcgen tile EPT, 1 worker": min(ept_tile(root, 1, size, buffer) for _ in range(repeat)),
         "pcgen tile EPT, 1 worker, buffer 0": min(ept_tile(root, 1, size, 0.0)
                                                   for _ in range(repeat)),
+        # two strips of the dataset, a job each (pcgen.data.tile_strips); CPU and memory are
+        # this process's only (the jobs run in pool workers)
+        "pcgen tile EPT, 2 strips, 2 workers": min(
+            ept_tile(root, 2, size, buffer, "--job-points", (ds.points + 1) // 2)
+            for _ in range(repeat)),
     }
     for name, (t, rss, cpu) in rows.items():
         print(f"{name:44s} {t:7.2f} s  {ds.points / t / 1e6:6.2f} M points/s  CPU {cpu:6.2f} s  "
@@ -215,8 +222,10 @@ def bench_ept(root: Path, repeat: int, size: float, buffer: float) -> None:
     t1 = rows["pcgen tile EPT, 1 worker"][0]
     b1 = rows["pcgen tile EPT, 1 worker, buffer 0"][0]
     c1 = rows["laspy read nodes + write LAZ, 1 process"][2]
+    s2 = rows["pcgen tile EPT, 2 strips, 2 workers"][0]
     print(f"ratios: pcgen tile / floor 1 process = {t1 / f1:.2f}x (buffer 0: {b1 / f1:.2f}x); "
-          f"against the 2-process floor {t1 / f2:.2f}x (one dataset is one tiling job)")
+          f"against the 2-process floor {t1 / f2:.2f}x with one job, {s2 / f2:.2f}x with two "
+          f"strips on two workers")
     print(f"CPU seconds (all threads; a crowded machine inflates them less): floor {c1:.1f}, "
           f"pcgen tile {rows['pcgen tile EPT, 1 worker'][2]:.1f} "
           f"({rows['pcgen tile EPT, 1 worker'][2] / c1:.2f}x), buffer 0 "

@@ -37,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run files as tasks on this Dask scheduler (tcp://host:8786)")
     parser.add_argument("--chunk-size", type=positive_int, default=2_000_000,
                         help="points read per chunk (2000000)")
+    parser.add_argument("--job-points", type=positive_int, default=20_000_000, metavar="N",
+                        help="tile an EPT dataset of more points as strips of about N points, "
+                             "a job each (20000000)")
     parser.add_argument("--max-memory", type=positive_float, default=2.0, metavar="GIB",
                         help="point records per file kept in memory before spilling to disk (2)")
     parser.add_argument("--las", action="store_true", help="write uncompressed .las tiles")
@@ -50,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
                  overwrite_hint="--overwrite")
     options = TileOptions(size=args.size, buffer=args.buffer, min_points=args.min_points,
                           ground_normalize=args.ground_normalize, voxel=args.voxel,
-                          chunk_size=args.chunk_size,
+                          chunk_size=args.chunk_size, job_points=args.job_points,
                           max_memory=int(args.max_memory * 1024 ** 3), compress=not args.las)
     index = tile_files(args.inputs, args.out_dir, options, workers=args.workers,
                        dask_address=args.dask, overwrite=args.overwrite,

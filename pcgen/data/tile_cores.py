@@ -7,7 +7,7 @@ a tile's buffer band is cut from its neighbours' final cores.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -47,21 +47,24 @@ def voxel_keep(xyz: np.ndarray, voxel: float) -> np.ndarray:
 
 
 def process_cores(store, options: TileOptions, fmt, scales, offsets,
-                  ground: GroundModel | None, result: FileResult) -> None:
-    """Thin, height-normalize and drop cores in place in the store."""
+                  ground: GroundModel | None, result: FileResult,
+                  owned: Callable[[tuple], bool] | None = None) -> None:
+    """Thin, height-normalize and drop cores in place in the store; ``owned(key)`` says which
+    cores ``result`` counts (a strip's own, not the neighbour columns it reads for buffers)."""
     for key in store.keys():
         core = store.get(key)
         changed = False
+        counted = owned is None or owned(key)
         if options.voxel is not None:
             x, y, z = decode_coords(core, scales, offsets, axes=(0, 1, 2))
             keep = voxel_keep(np.c_[x, y, z], options.voxel)
             if len(keep) < len(core):
-                result.thinned_points += len(core) - len(keep)
+                result.thinned_points += (len(core) - len(keep)) * counted
                 core = take_records(core, keep)
                 changed = True
         if len(core) < options.min_points:
-            result.dropped_points += len(core)
-            result.dropped_tiles += 1
+            result.dropped_points += len(core) * counted
+            result.dropped_tiles += counted
             store.drop(key)
             continue
         if ground is not None:

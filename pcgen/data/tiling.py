@@ -11,7 +11,8 @@ Grid and ownership
     ``buffer = 1`` (core points have ``buffer = 0``), so ``tile[tile.buffer == 0]`` recovers
     the cores exactly. With ``B = 0`` no buffer dimension is added.
 
-Pipeline per file (one process / Dask task per file or EPT dataset)
+Pipeline per file (one process / Dask task per file, or per strip of an EPT dataset's tile
+columns: `pcgen.data.tile_strips`)
     1. stream chunks (laspy's chunk iterator; an EPT dataset's octree nodes, one chunk each,
        through `pcgen.io.open_chunks`); group each chunk's raw point records by core
        tile with one ``argsort`` and append them to a store: in memory, or raw spill files
@@ -28,7 +29,7 @@ height-normalized leave bit-identical to how they came in.
 This module runs the pipeline; its parts live beside it: input discovery and header checks in
 `pcgen.data.tile_inputs`, the stores of step 1 in `pcgen.data.tile_store`, step 2 in
 `pcgen.data.tile_cores`, raw-record helpers in `pcgen.data.tile_records`, tile files in
-`pcgen.data.tile_writer`.
+`pcgen.data.tile_writer`, an EPT dataset's strips in `pcgen.data.tile_strips`.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from pcgen.data.tile_inputs import input_stem, read_headers, source_name, unique
 from pcgen.data.tile_records import (concat_records, decode_classification, decode_coords,
                                      decoded_bounds, take_records, widen_records)
 from pcgen.data.tile_store import MemoryStore, SpillStore
+from pcgen.data.tile_strips import Strip, plan_strips, strip_nodes
 from pcgen.data.tile_writer import TileWriter
 from pcgen.errors import ConfigError, InputError, OutputError
 from pcgen.inputs import list_inputs
@@ -74,6 +76,8 @@ class TileOptions:
         chunk_size: points per streamed chunk.
         max_memory: bytes of point records per file held in memory; larger files spill to disk.
         compress: write LAZ (True) or LAS.
+        job_points: an EPT dataset with more points is tiled as strips of about this many,
+            each a job of its own (`pcgen.data.tile_strips`).
     """
 
     size: float = 50.0
@@ -84,6 +88,7 @@ class TileOptions:
     chunk_size: int = 2_000_000
     max_memory: int = 2 * 1024 ** 3
     compress: bool = True
+    job_points: int = 20_000_000
 
     def validate(self) -> "TileOptions":
         if not (math.isfinite(self.size) and self.size > 0):
@@ -99,6 +104,8 @@ class TileOptions:
             raise ConfigError(f"voxel size must be > 0, got {self.voxel:g}")
         if self.chunk_size <= 0:
             raise ConfigError("chunk size must be > 0")
+        if self.job_points <= 0:
+            raise ConfigError(f"job points must be > 0, got {self.job_points}")
         return self
 
 
@@ -134,6 +141,22 @@ class FileResult:
     counts: np.ndarray | None = None
     zmax: np.ndarray | None = None
 
+    @classmethod
+    def merge(cls, parts: list["FileResult"]) -> "FileResult":
+        """One input's result from the results of its strips (in column order)."""
+        if len(parts) == 1:
+            return parts[0]
+        first = parts[0]
+        out = cls(source=first.source, points=sum(p.points for p in parts), crs=first.crs,
+                  tiles=[t for p in parts for t in p.tiles],
+                  thinned_points=sum(p.thinned_points for p in parts),
+                  dropped_points=sum(p.dropped_points for p in parts),
+                  dropped_tiles=sum(p.dropped_tiles for p in parts))
+        if first.counts is not None:
+            out.counts = sum(p.counts for p in parts)
+            out.zmax = np.max([p.zmax for p in parts], axis=0)
+        return out
+
 
 # -- tile names and headers ------------------------------------------------------------------------
 def tile_name(stem: str, key, size: float) -> str:
@@ -153,7 +176,8 @@ def _tile_header(source: laspy.LasHeader, with_buffer: bool) -> laspy.LasHeader:
 
 # -- one file ----------------------------------------------------------------------------------
 def tile_file(path, out_dir, options: TileOptions, raster: RasterSpec | None = None,
-              stem: str | None = None, progress: Callable[[int], None] | None = None) -> FileResult:
+              stem: str | None = None, progress: Callable[[int], None] | None = None,
+              strip: Strip | None = None) -> FileResult:
     """Tile one LAS/LAZ file or EPT dataset into ``out_dir`` (which must exist). See the module
     docstring.
 
@@ -165,14 +189,17 @@ def tile_file(path, out_dir, options: TileOptions, raster: RasterSpec | None = N
         stem: tile name prefix (default: the file's stem, an EPT dataset's folder name).
         progress: called with the number of input points consumed, chunk by chunk (an EPT
             dataset's chunks are its octree nodes).
+        strip: tile only these columns of an EPT dataset (`pcgen.data.tile_strips`).
     Returns:
-        `FileResult` with one dict per written tile (name, bounds, counts).
+        `FileResult` with one dict per written tile (name, bounds, counts); its ``points``
+        are the input points the tiles' cores own (a strip's own columns).
     """
     path, out_dir = Path(path), Path(out_dir)
     options = options.validate()
     stem = stem or input_stem(path)
     S, B = float(options.size), float(options.buffer)
-    with pio.open_chunks(path, options.chunk_size) as reader:
+    bounds = None if strip is None else strip.bounds(EptDataset(path), S)
+    with pio.open_chunks(path, options.chunk_size, bounds=bounds) as reader:
         header = reader.header
         if reader.point_count == 0:
             raise InputError("contains no points", path)
@@ -190,9 +217,21 @@ def tile_file(path, out_dir, options: TileOptions, raster: RasterSpec | None = N
         try:
             total = 0
             for chunk in reader:
-                rows = widen_records(chunk.points.array, dtype)
+                rows = chunk.points.array
                 x, y = decode_coords(rows, scales, offsets)
                 ix = np.floor(x / S).astype(np.int64)
+                if progress is not None:
+                    progress(len(rows))
+                if strip is not None:
+                    total += int(strip.owns(ix).sum())
+                    keep = strip.reads(ix)
+                    if not keep.all():
+                        rows, x, y, ix = take_records(rows, keep), x[keep], y[keep], ix[keep]
+                    if len(rows) == 0:
+                        continue
+                else:
+                    total += len(rows)
+                rows = widen_records(rows, dtype)
                 iy = np.floor(y / S).astype(np.int64)
                 key = (ix - ix.min()) * (int(iy.max() - iy.min()) + 1) + (iy - iy.min())
                 if key.max() < 2 ** 16:  # numpy sorts 16-bit keys stably by radix: ~8x faster
@@ -209,24 +248,23 @@ def tile_file(path, out_dir, options: TileOptions, raster: RasterSpec | None = N
                     z = rows["Z"] * scales[2] + offsets[2]
                     ground.add(np.c_[x, y, z],
                                decode_classification(rows, tile_header.point_format))
-                total += len(rows)
-                if progress is not None:
-                    progress(len(rows))
             model = ground.fit() if ground is not None else None
             result = FileResult(source=str(path), points=total, crs=crs_name(reader.crs))
             if raster is not None:
                 result.counts = np.zeros((raster.ny, raster.nx), np.int64)
                 result.zmax = np.full((raster.ny, raster.nx), -np.inf)
-            process_cores(store, options, fmt, scales, offsets, model, result)
+            owned = None if strip is None else (lambda key: strip.owns(key[0]))
+            process_cores(store, options, fmt, scales, offsets, model, result, owned)
             _write_tiles(store, options, tile_header, scales, offsets, out_dir, stem, raster,
-                         result)
+                         result, owned)
         finally:
             store.close()
     return result
 
 
 def _write_tiles(store, options: TileOptions, tile_header, scales, offsets, out_dir: Path,
-                 stem: str, raster: RasterSpec | None, result: FileResult) -> None:
+                 stem: str, raster: RasterSpec | None, result: FileResult,
+                 owned: Callable[[tuple], bool] | None = None) -> None:
     S, B = float(options.size), float(options.buffer)
     writer = TileWriter(tile_header, options.compress)
     bands_of = BufferBands(store, S, B, scales, offsets)
@@ -243,6 +281,8 @@ def _write_tiles(store, options: TileOptions, tile_header, scales, offsets, out_
         pending.clear()
 
     for key in store.keys():
+        if owned is not None and not owned(key):
+            continue  # a neighbour column, read for its buffer bands only
         core = store.get(key)
         xmin, ymin = key[0] * S, key[1] * S
         bands = []
@@ -278,9 +318,9 @@ def _write_tiles(store, options: TileOptions, tile_header, scales, offsets, out_
 
 # -- many files ----------------------------------------------------------------------------------
 def _tile_one(args) -> FileResult:
-    """Worker entry (process pool / Dask task): tile one file."""
-    path, out_dir, options, raster, stem = args
-    return tile_file(path, out_dir, options, raster, stem)
+    """Worker entry (process pool / Dask task): tile one file or one strip of it."""
+    path, out_dir, options, raster, stem, strip = args
+    return tile_file(path, out_dir, options, raster, stem, strip=strip)
 
 
 def overview_raster(headers: list[laspy.LasHeader], pixels: int = 512) -> RasterSpec:
@@ -306,7 +346,8 @@ def tile_files(inputs, out_dir, options: TileOptions | None = None, *, workers: 
         inputs: files and/or folders.
         out_dir: output folder; must not exist or be empty unless ``overwrite``.
         options: `TileOptions` (size, buffer, min_points, ground_normalize, voxel...).
-        workers: processes, one file each (1 = in this process).
+        workers: processes, one file each (1 = in this process); an EPT dataset over
+            ``options.job_points`` points is cut into strips, a job each.
         dask_address: Dask scheduler address; files become tasks on that cluster
             (workers must see the same file system).
         overwrite: replace a non-empty ``out_dir``.
@@ -334,18 +375,26 @@ def tile_files(inputs, out_dir, options: TileOptions | None = None, *, workers: 
     headers = read_headers(files)
     stems = unique_stems(files)
     raster = overview_raster(headers) if overview else None
-    weights = [int(h.point_count) for h in headers]
+    # jobs: each input whole, or an EPT dataset's strips; owner[k] is job k's input
+    plans = [plan_strips(f, options.size, options.job_points, options.ground_normalize)
+             for f in files]
+    owner = [i for i, plan in enumerate(plans) for _ in plan]
+    strips = [s for plan in plans for s in plan]
+    weights = [int(headers[i].point_count) // len(plans[i]) for i in owner]
     # EPT datasets advance the bar node by node (their chunks); other inputs point by point
     by_node = all(is_ept(f) for f in files)
-    steps = [len(EptDataset(f).select()) for f in files] if by_node else weights
+    steps = [strip_nodes(files[i], s, options.size) for i, s in zip(owner, strips)] \
+        if by_node else weights
     from tqdm import tqdm
 
     bar = tqdm(total=sum(steps), unit="node" if by_node else "pt", unit_scale=not by_node,
                disable=not progress, desc="tiling")
     try:
         with atomic_dir(out_dir) as tmp:
-            jobs = [(f, tmp, options, raster, s) for f, s in zip(files, stems)]
-            results = _run_jobs(jobs, workers, dask_address, bar, weights, steps, by_node)
+            jobs = [(files[i], tmp, options, raster, stems[i], s) for i, s in zip(owner, strips)]
+            done = _run_jobs(jobs, workers, dask_address, bar, weights, steps, by_node)
+            results = [FileResult.merge([r for r, i in zip(done, owner) if i == k])
+                       for k in range(len(files))]
             index = build_index(results, options)
             write_index(index, tmp / "tile_index.geojson")
             if overview:
@@ -369,7 +418,8 @@ def _run_jobs(jobs, workers: int, dask_address: str | None, bar, weights: list[i
         bar.update(n)
 
     def tile_here(job) -> FileResult:
-        return tile_file(*job, progress=step)
+        path, out_dir, options, raster, stem, strip = job
+        return tile_file(path, out_dir, options, raster, stem, progress=step, strip=strip)
 
     def done(i: int, _result) -> None:
         bar.update(steps[i] - shown[0])

@@ -75,12 +75,12 @@ def write(cloud: PointCloud, path) -> None:
 
 
 @contextlib.contextmanager
-def open_chunks(path, chunk_size: int = 1_000_000) -> Iterator[ChunkReader]:
+def open_chunks(path, chunk_size: int = 1_000_000, bounds=None) -> Iterator[ChunkReader]:
     """Read a file as an iterable of `PointCloud` chunks of at most ``chunk_size`` points.
 
     LAS/LAZ (COPC included) stream from disk; an EPT dataset streams one chunk per octree
-    node (nodes are already small, ``chunk_size`` does not apply); other formats are read
-    whole and split.
+    node (nodes are already small, ``chunk_size`` does not apply), only the nodes that meet
+    ``bounds`` when given (EPT only); other formats are read whole and split.
 
     Example:
         >>> with pcgen.io.open_chunks("big.laz", 2_000_000) as chunks:
@@ -88,9 +88,12 @@ def open_chunks(path, chunk_size: int = 1_000_000) -> Iterator[ChunkReader]:
         ...         print(len(chunk), chunk.xyz.mean(axis=0))
     """
     if is_ept(path):
-        with open_ept_chunks(path) as reader:
+        with open_ept_chunks(path, bounds) as reader:
             yield reader
-    elif _suffix(path, InputError) in LAS_SUFFIXES:
+        return
+    if bounds is not None:
+        raise ConfigError("chunks by bounds need an EPT dataset", path)
+    if _suffix(path, InputError) in LAS_SUFFIXES:
         with open_las_chunks(path, chunk_size) as reader:
             if is_copc(path):
                 reader.header = strip_copc_vlrs(reader.header)
