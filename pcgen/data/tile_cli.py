@@ -38,8 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chunk-size", type=positive_int, default=2_000_000,
                         help="points read per chunk (2000000)")
     parser.add_argument("--job-points", type=positive_int, default=20_000_000, metavar="N",
-                        help="tile an EPT dataset of more points as strips of about N points, "
-                             "a job each (20000000)")
+                        help="tile an EPT dataset or COPC file of more points as strips of "
+                             "about N points, a job each (20000000)")
     parser.add_argument("--max-memory", type=positive_float, default=2.0, metavar="GIB",
                         help="point records per file kept in memory before spilling to disk (2)")
     parser.add_argument("--las", action="store_true", help="write uncompressed .las tiles")

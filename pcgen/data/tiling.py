@@ -56,7 +56,7 @@ from pcgen.errors import ConfigError, InputError, OutputError
 from pcgen.inputs import list_inputs
 from pcgen.io.copc import strip_copc_vlrs
 from pcgen.io.crs import crs_name
-from pcgen.io.ept import EptDataset, is_ept
+from pcgen.io.ept import is_ept
 
 BUFFER_DIM = "buffer"
 BATCH_POINTS = 262_144  # tile points coded together by lazrs' parallel coder (TileWriter.write_many)
@@ -189,7 +189,8 @@ def tile_file(path, out_dir, options: TileOptions, raster: RasterSpec | None = N
         stem: tile name prefix (default: the file's stem, an EPT dataset's folder name).
         progress: called with the number of input points consumed, chunk by chunk (an EPT
             dataset's chunks are its octree nodes).
-        strip: tile only these columns of an EPT dataset (`pcgen.data.tile_strips`).
+        strip: tile only these columns of an EPT dataset or COPC file
+            (`pcgen.data.tile_strips`).
     Returns:
         `FileResult` with one dict per written tile (name, bounds, counts); its ``points``
         are the input points the tiles' cores own (a strip's own columns).
@@ -198,8 +199,8 @@ def tile_file(path, out_dir, options: TileOptions, raster: RasterSpec | None = N
     options = options.validate()
     stem = stem or input_stem(path)
     S, B = float(options.size), float(options.buffer)
-    bounds = None if strip is None else strip.bounds(EptDataset(path), S)
-    with pio.open_chunks(path, options.chunk_size, bounds=bounds) as reader:
+    with pio.open_chunks(path, options.chunk_size,
+                         bounds=None if strip is None else strip.box) as reader:
         header = reader.header
         if reader.point_count == 0:
             raise InputError("contains no points", path)
@@ -346,8 +347,8 @@ def tile_files(inputs, out_dir, options: TileOptions | None = None, *, workers: 
         inputs: files and/or folders.
         out_dir: output folder; must not exist or be empty unless ``overwrite``.
         options: `TileOptions` (size, buffer, min_points, ground_normalize, voxel...).
-        workers: processes, one file each (1 = in this process); an EPT dataset over
-            ``options.job_points`` points is cut into strips, a job each.
+        workers: processes, one file each (1 = in this process); an EPT dataset or COPC
+            file over ``options.job_points`` points is cut into strips, a job each.
         dask_address: Dask scheduler address; files become tasks on that cluster
             (workers must see the same file system).
         overwrite: replace a non-empty ``out_dir``.
@@ -383,7 +384,7 @@ def tile_files(inputs, out_dir, options: TileOptions | None = None, *, workers: 
     weights = [int(headers[i].point_count) // len(plans[i]) for i in owner]
     # EPT datasets advance the bar node by node (their chunks); other inputs point by point
     by_node = all(is_ept(f) for f in files)
-    steps = [strip_nodes(files[i], s, options.size) for i, s in zip(owner, strips)] \
+    steps = [strip_nodes(files[i], s) for i, s in zip(owner, strips)] \
         if by_node else weights
     from tqdm import tqdm
 

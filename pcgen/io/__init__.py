@@ -79,8 +79,9 @@ def open_chunks(path, chunk_size: int = 1_000_000, bounds=None) -> Iterator[Chun
     """Read a file as an iterable of `PointCloud` chunks of at most ``chunk_size`` points.
 
     LAS/LAZ (COPC included) stream from disk; an EPT dataset streams one chunk per octree
-    node (nodes are already small, ``chunk_size`` does not apply), only the nodes that meet
-    ``bounds`` when given (EPT only); other formats are read whole and split.
+    node (nodes are already small, ``chunk_size`` does not apply); other formats are read
+    whole and split. With ``bounds`` (an EPT dataset or a COPC file only) only the points in
+    the box are read: EPT node by node, COPC in one query (held whole, then split).
 
     Example:
         >>> with pcgen.io.open_chunks("big.laz", 2_000_000) as chunks:
@@ -91,9 +92,14 @@ def open_chunks(path, chunk_size: int = 1_000_000, bounds=None) -> Iterator[Chun
         with open_ept_chunks(path, bounds) as reader:
             yield reader
         return
+    is_las = _suffix(path, InputError) in LAS_SUFFIXES
     if bounds is not None:
-        raise ConfigError("chunks by bounds need an EPT dataset", path)
-    if _suffix(path, InputError) in LAS_SUFFIXES:
+        if not (is_las and is_copc(path)):
+            raise ConfigError("chunks by bounds need an EPT dataset or a COPC file", path)
+        cloud = read_copc(path, bounds)
+        yield _WholeChunks(cloud, Path(path), chunk_size)
+        return
+    if is_las:
         with open_las_chunks(path, chunk_size) as reader:
             if is_copc(path):
                 reader.header = strip_copc_vlrs(reader.header)

@@ -39,7 +39,11 @@ def _digest(folder) -> dict[str, str]:
 
 def test_the_shared_dataset_splits_in_two_at_its_middle_column():
     # 14.1 M points in two strips of about 7 M: the balanced cut is the column at x = 202450
-    assert plan_strips(EPT, 50.0, 7_100_000, False) == [Strip(None, 4049), Strip(4049, None)]
+    left, right = plan_strips(EPT, 50.0, 7_100_000, False)
+    assert (left.lo, left.hi, right.lo, right.hi) == (None, 4049, 4049, None)
+    # each reads one more column beyond its cut, all of y: 201998-202500 and 202400-203002
+    assert left.box == (201998.0, 2183998.0, 202500.0, 2185002.0)
+    assert right.box == (202400.0, 2183998.0, 203002.0, 2185002.0)
     strips = plan_strips(EPT, 50.0, 3_000_000, False)
     assert len(strips) == 5 and strips[0].lo is None and strips[-1].hi is None
     assert all(a.hi == b.lo for a, b in zip(strips, strips[1:]))
@@ -60,11 +64,11 @@ def test_one_job_when_small_normalized_or_not_ept(tmp_path):
 
 
 def test_a_strip_owns_its_columns_and_reads_one_more_on_each_side():
-    ix = np.arange(-3, 4)
-    assert Strip(-1, 2).owns(ix).tolist() == [False, False, True, True, True, False, False]
-    assert Strip(-1, 2).reads(ix).tolist() == [False, True, True, True, True, True, False]
-    assert Strip(None, 0).owns(ix).tolist() == [True, True, True, False, False, False, False]
-    assert Strip(1, None).reads(ix).tolist() == [False, False, False, True, True, True, True]
+    ix, box = np.arange(-3, 4), (0.0, 0.0, 1.0, 1.0)
+    assert Strip(-1, 2, box).owns(ix).tolist() == [False, False, True, True, True, False, False]
+    assert Strip(-1, 2, box).reads(ix).tolist() == [False, True, True, True, True, True, False]
+    assert Strip(None, 0, box).owns(ix).tolist() == [True, True, True, False, False, False, False]
+    assert Strip(1, None, box).reads(ix).tolist() == [False, False, False, True, True, True, True]
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -87,6 +91,6 @@ def test_strips_write_the_bytes_of_one_job(tmp_path, workers):
 
 
 def test_chunks_by_bounds_need_an_ept_dataset():
-    with pytest.raises(ConfigError, match="need an EPT dataset"):
+    with pytest.raises(ConfigError, match="need an EPT dataset or a COPC file"):
         with pio.open_chunks(datadir.data_dir() / "lidar" / "Megaplot.laz", bounds=(0, 0, 1, 1)):
             pass

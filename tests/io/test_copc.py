@@ -208,3 +208,27 @@ def test_tile_a_copc_file(copc, tmp_path):
         assert not any(v.user_id == "copc" for v in [*tile.header.vlrs, *tile.header.evlrs])
     rows = np.concatenate([t.points.array for t in tiles])
     assert np.array_equal(_sorted_rows(rows), _sorted_rows(las.points.array))
+
+
+def test_tiling_a_copc_file_in_strips_writes_the_bytes_of_one_job(copc, tmp_path):
+    import hashlib
+
+    from pcgen.data.tile_strips import plan_strips
+    from pcgen.data.tiling import TileOptions, tile_files
+
+    path, las, _ = copc  # 27 x 26 m: 14 columns of 2 m tiles
+    options = dict(size=2.0, buffer=0.5, voxel=0.1, min_points=20)
+    strips = plan_strips(path, 2.0, 10_000, False)
+    assert len(strips) == 3 and strips[1].hi - strips[1].lo >= 4
+    one = tile_files([path], tmp_path / "one", TileOptions(**options), overview=False)
+    split = tile_files([path], tmp_path / "split", TileOptions(**options, job_points=10_000),
+                       overview=False)
+
+    def digest(folder):
+        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.glob("*.laz")}
+
+    assert digest(tmp_path / "split") == digest(tmp_path / "one")
+    assert len(digest(tmp_path / "one")) == len(one["features"]) > 100
+    assert split["features"] == one["features"]
+    assert split["properties"]["sources"] == one["properties"]["sources"]
+    assert one["properties"]["sources"][0]["points"] == len(las.points)
