@@ -11,8 +11,8 @@ Grid and ownership
     ``buffer = 1`` (core points have ``buffer = 0``), so ``tile[tile.buffer == 0]`` recovers
     the cores exactly. With ``B = 0`` no buffer dimension is added.
 
-Pipeline per file (one process / Dask task per file, or per strip of an EPT dataset's tile
-columns: `pcgen.data.tile_strips`)
+Pipeline per file (one process / Dask task per file, or per strip of the tile columns of an
+EPT dataset or COPC file: `pcgen.data.tile_strips`)
     1. stream chunks (laspy's chunk iterator; an EPT dataset's octree nodes, one chunk each,
        through `pcgen.io.open_chunks`); group each chunk's raw point records by core
        tile with one ``argsort`` and append them to a store: in memory, or raw spill files
