@@ -29,7 +29,8 @@ height-normalized leave bit-identical to how they came in.
 This module runs the pipeline; its parts live beside it: input discovery and header checks in
 `pcgen.data.tile_inputs`, the stores of step 1 in `pcgen.data.tile_store`, step 2 in
 `pcgen.data.tile_cores`, raw-record helpers in `pcgen.data.tile_records`, tile files in
-`pcgen.data.tile_writer`, an EPT dataset's strips in `pcgen.data.tile_strips`.
+`pcgen.data.tile_writer`, the strips of an EPT dataset or COPC file in
+`pcgen.data.tile_strips`.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ from pcgen.errors import ConfigError, InputError, OutputError
 from pcgen.inputs import list_inputs
 from pcgen.io.copc import strip_copc_vlrs
 from pcgen.io.crs import crs_name
-from pcgen.io.ept import is_ept
+from pcgen.io.ept import EptDataset, is_ept
 
 BUFFER_DIM = "buffer"
 BATCH_POINTS = 262_144  # tile points coded together by lazrs' parallel coder (TileWriter.write_many)
@@ -76,8 +77,8 @@ class TileOptions:
         chunk_size: points per streamed chunk.
         max_memory: bytes of point records per file held in memory; larger files spill to disk.
         compress: write LAZ (True) or LAS.
-        job_points: an EPT dataset with more points is tiled as strips of about this many,
-            each a job of its own (`pcgen.data.tile_strips`).
+        job_points: an EPT dataset or COPC file with more points is tiled as strips of
+            about this many, each a job of its own (`pcgen.data.tile_strips`).
     """
 
     size: float = 50.0
@@ -146,15 +147,16 @@ class FileResult:
         """One input's result from the results of its strips (in column order)."""
         if len(parts) == 1:
             return parts[0]
-        first = parts[0]
-        out = cls(source=first.source, points=sum(p.points for p in parts), crs=first.crs,
+        read = [p for p in parts if p.counts is not None or p.points] or parts
+        out = cls(source=parts[0].source, points=sum(p.points for p in parts), crs=read[0].crs,
                   tiles=[t for p in parts for t in p.tiles],
                   thinned_points=sum(p.thinned_points for p in parts),
                   dropped_points=sum(p.dropped_points for p in parts),
                   dropped_tiles=sum(p.dropped_tiles for p in parts))
-        if first.counts is not None:
-            out.counts = sum(p.counts for p in parts)
-            out.zmax = np.max([p.zmax for p in parts], axis=0)
+        rasters = [p for p in parts if p.counts is not None]
+        if rasters:
+            out.counts = sum(p.counts for p in rasters)
+            out.zmax = np.max([p.zmax for p in rasters], axis=0)
         return out
 
 
@@ -199,10 +201,14 @@ def tile_file(path, out_dir, options: TileOptions, raster: RasterSpec | None = N
     options = options.validate()
     stem = stem or input_stem(path)
     S, B = float(options.size), float(options.buffer)
+    if strip is not None and is_ept(path) and not EptDataset(path).select(strip.box):
+        return FileResult(source=str(path), points=0)  # a strip over a hole in the data
     with pio.open_chunks(path, options.chunk_size,
                          bounds=None if strip is None else strip.box) as reader:
         header = reader.header
         if reader.point_count == 0:
+            if strip is not None:
+                return FileResult(source=str(path), points=0)
             raise InputError("contains no points", path)
         fmt = header.point_format
         scales = np.asarray(header.scales, dtype=np.float64)

@@ -232,3 +232,22 @@ def test_tiling_a_copc_file_in_strips_writes_the_bytes_of_one_job(copc, tmp_path
     assert split["features"] == one["features"]
     assert split["properties"]["sources"] == one["properties"]["sources"]
     assert one["properties"]["sources"][0]["points"] == len(las.points)
+
+
+def test_a_strip_over_no_points_is_an_empty_job(copc, tmp_path):
+    from pcgen.data.tile_strips import Strip
+    from pcgen.data.tiling import FileResult, TileOptions, tile_file
+
+    path, las, _ = copc
+    x, y = float(np.median(las.x)) + 0.0003, float(np.median(las.y)) + 0.0003
+    box = (x, y, x + 0.0004, y + 0.0004)  # inside the data's extent, holding no point
+    assert not ((las.x >= box[0]) & (las.x <= box[2]) & (las.y >= box[1]) & (las.y <= box[3])).any()
+    col = int(np.floor(x / 2.0))
+    empty = tile_file(path, tmp_path, TileOptions(size=2.0, buffer=0.5),
+                      strip=Strip(col, col + 1, box))
+    assert (empty.points, empty.tiles, list(tmp_path.iterdir())) == (0, [], [])
+    # merged with a strip that read points, the empty one adds nothing
+    other = FileResult(source=empty.source, points=5, crs="EPSG:1", counts=np.ones((2, 2)),
+                       zmax=np.zeros((2, 2)))
+    merged = FileResult.merge([empty, other])
+    assert (merged.points, merged.crs, int(merged.counts.sum())) == (5, "EPSG:1", 4)
