@@ -13,9 +13,10 @@ key, COPC by file offset).
 The price is the octree nodes that cross a cut, which both jobs decode: about a fifth more
 decoding for two strips of the shared 14.1 M-point EPT dataset. An input under ``job_points``
 is one job, since one job already decodes and codes on every core. On 2 cores, two strips of
-that dataset tiled in 12.8-17.2 s against 11.0-15.0 s for one job (three runs). Ground normalization fits
-one surface to the whole input, so those runs are not split. A COPC strip is decoded in one
-query (laspy's ``CopcReader``), so it holds its points at once: about ``job_points``.
+that dataset tiled in 12.8-17.2 s against 11.0-15.0 s for one job (three runs). Ground
+normalization fits one surface to the whole input, so those runs are not split. A COPC strip
+is decoded in one query (laspy's ``CopcReader``), so it holds its points at once: about
+``job_points``.
 """
 
 from __future__ import annotations
