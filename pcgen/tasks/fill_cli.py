@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pcgen.errors import ConfigError
 from pcgen.options import dask_address, seed, workers, yaml_mapping_file
-from pcgen.tasks.generators import BASELINES
+from pcgen.tasks.generators import BASELINES, SOURCE_COPIES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,6 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "K > 1 adds a per-point 'uncertainty' dimension")
     parser.add_argument("--baseline", choices=BASELINES, default=None,
                         help="fill with a baseline instead of the model")
+    parser.add_argument("--source-copy", choices=SOURCE_COPIES, default=None,
+                        help="the copy the model starts from (default: the one it was trained "
+                             "from); canopy is closer on gaps of about 5 m (docs/tasks.md)")
     parser.add_argument("--class-code", type=int, default=None,
                         help="ASPRS class of new points (default: copied from the nearest original)")
     parser.add_argument("--exclude-classes", default=None,
@@ -103,7 +106,9 @@ def run(args: argparse.Namespace) -> int:
     single = len(pairs) == 1 and (not Path(args.input).is_dir() or is_ept(args.input))
     dst, report = _guard(args, pairs, single)
     cfg = _config(args)
-    spec = (args.baseline,) if args.baseline else ("model", args.ckpt)
+    if args.baseline and args.source_copy:
+        raise ConfigError("--source-copy sets the model's start; a --baseline fill has none")
+    spec = (args.baseline,) if args.baseline else ("model", args.ckpt, args.source_copy)
     if not args.gaps_only:
         make_generator(spec)  # a bad checkpoint fails here, before anything is read or written
     progress = not args.quiet and sys.stderr.isatty()

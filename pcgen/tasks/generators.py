@@ -19,6 +19,7 @@ from pcgen.tasks.context import GapContext
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "default_fill.ckpt"
 BASELINES = ("mirror", "hybrid", "canopy", "surface")  # pcgen.tasks.baselines.FILL_BASELINES (tested equal)
+SOURCE_COPIES = ("hybrid", "canopy")  # pcgen.tasks.gap_examples.COPIES (tested equal)
 
 
 def window_frame(xyz: np.ndarray, window_bounds) -> tuple[np.ndarray, float]:
@@ -149,12 +150,19 @@ class GapModelGenerator:
         return ex.frame.to_world(out[0].double().numpy()), ex.source_index
 
 
-def load_generator(path: str | os.PathLike | None = None):
+def load_generator(path: str | os.PathLike | None = None, copy: str | None = None):
     """The gap generator of a conditional checkpoint (the shipped one when ``path`` is None).
 
+    Args:
+        path: the checkpoint.
+        copy: start a gap head from this copy (:data:`SOURCE_COPIES`) instead of the one it
+            was trained from (the canopy copy is closer at 5 m gaps, docs/tasks.md).
     Raises:
         CheckpointError: missing, corrupt, or a head that cannot fill gaps.
+        ConfigError: an unknown ``copy``, or a ``copy`` for a head that starts from none.
     """
+    if copy is not None and copy not in SOURCE_COPIES:
+        raise ConfigError(f"source copy must be one of {', '.join(SOURCE_COPIES)}, got {copy!r}")
     from pcgen.models.gap_head import GAP_KINDS
     from pcgen.train.checkpoint import load_head
 
@@ -172,7 +180,10 @@ def load_generator(path: str | os.PathLike | None = None):
     if meta.get("kind") in GAP_KINDS:
         return GapModelGenerator(head, max_context=int(data.get("max_context") or 1536),
                                  context_band=float(data.get("context_band") or 0.0),
-                                 copy=_source_copy(data.get("source_copy"), path))
+                                 copy=copy or _source_copy(data.get("source_copy"), path))
+    if copy is not None:
+        raise ConfigError(f"a source copy applies to gap heads; this checkpoint holds a "
+                          f"{meta.get('kind', 'unknown')} head that starts from noise")
     gap = data.get("gap") or {}
     mode = data.get("normalize") or "sphere"
     return ModelGenerator(head, context_points=int(gap.get("context_points", 1024)), frame=normalization_frame(mode))
@@ -195,13 +206,13 @@ def make_generator(spec: tuple):
     """Build (once per process) the generator a picklable spec names.
 
     Args:
-        spec: ``("model", ckpt_path_or_None)`` or ``(baseline_name,)``.
+        spec: ``("model", ckpt_path_or_None[, source_copy])`` or ``(baseline_name,)``.
     """
     if spec in _CACHE:
         return _CACHE[spec]
     kind = spec[0]
     if kind == "model":
-        gen = load_generator(spec[1])
+        gen = load_generator(spec[1], spec[2] if len(spec) > 2 else None)
     elif kind in BASELINES:
         from pcgen.tasks.baselines import FILL_BASELINES
         gen = FILL_BASELINES[kind]()

@@ -98,6 +98,39 @@ def test_a_checkpoint_draws_its_sources_from_the_copy_it_was_trained_on(holed_ti
         load_generator(tiny_gap_checkpoint(tmp_path / "c.ckpt", source_copy="exec"))
 
 
+def test_the_source_copy_can_be_chosen_at_fill_time(holed_tile, tmp_path, capsys):
+    import pcgen.io as pio
+    from pcgen.cli import main
+    from pcgen.tasks.gap_examples import COPIES
+    from pcgen.tasks.generators import SOURCE_COPIES, make_generator
+
+    assert SOURCE_COPIES == tuple(COPIES)  # fill and eval-fill --source-copy take these
+    hybrid_ckpt = tiny_gap_checkpoint(tmp_path / "h.ckpt")
+    canopy_ckpt = tiny_gap_checkpoint(tmp_path / "c.ckpt", source_copy="canopy")
+    assert load_generator(hybrid_ckpt, "canopy").copy == "canopy"
+    assert load_generator(canopy_ckpt, "hybrid").copy == "hybrid"
+    assert make_generator(("model", str(hybrid_ckpt), "canopy")).copy == "canopy"
+    with pytest.raises(ConfigError, match="source copy must be one of hybrid, canopy"):
+        load_generator(hybrid_ckpt, "mirror")
+    # the start decides the fill: the same seed and weights from the two copies differ
+    path, hole, _ = holed_tile
+    mask = tmp_path / "hole.geojson"
+    mask.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {}, "geometry": shapely.geometry.mapping(hole)}]}))
+    fills = {}
+    for copy in SOURCE_COPIES:
+        out = tmp_path / f"{copy}.laz"
+        assert main(["fill", str(path), str(out), "--mask", str(mask), "--ckpt", str(hybrid_ckpt),
+                     "--source-copy", copy, "--seed", "0", "--samples", "1", "--quiet"]) in (0, None)
+        fills[copy] = pio.read(out).xyz
+    assert len(fills["hybrid"]) == len(fills["canopy"])
+    assert not np.array_equal(fills["hybrid"], fills["canopy"])
+    code = main(["fill", str(path), str(tmp_path / "x.laz"), "--baseline", "mirror",
+                 "--source-copy", "canopy"])
+    assert code != 0 and "a --baseline fill has none" in capsys.readouterr().err
+    assert not (tmp_path / "x.laz").exists()
+
+
 def test_generated_points_fill_the_hole_at_the_surrounding_density(holed_tile, tmp_path):
     import pcgen.io as pio
     from pcgen.tasks.fill import fill_cloud, mask_gaps
