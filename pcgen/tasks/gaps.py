@@ -99,7 +99,7 @@ def _cells_polygon(rows: np.ndarray, cols: np.ndarray, origin, cell: float):
 
 
 def _traced_outline(tree, rows: np.ndarray, cols: np.ndarray, allowed: np.ndarray, origin, cell: float,
-                    radius: float, fine: int = 4):
+                    radius: float, fine: int = 4, at: tuple[int, int] = (0, 0)):
     """The gap's outline traced between the points, finer than the grid (None if nothing is empty).
 
     A hole's edge runs through cells, so the cells alone miss the part of the hole in its edge
@@ -107,11 +107,12 @@ def _traced_outline(tree, rows: np.ndarray, cols: np.ndarray, allowed: np.ndarra
     the spots with no point within ``radius`` that connect to the gap's cells form its empty
     core; grown back by ``radius`` (the union of the point-free discs) it reaches the points
     around the hole. Only the gap's cells and the allowed ring around them are searched.
+    ``allowed`` may be a window of the grid whose first cell is ``at`` (row, column).
     """
     x0, y0 = origin
     r0, r1 = max(rows.min() - 1, 0), rows.max() + 2
     c0, c1 = max(cols.min() - 1, 0), cols.max() + 2
-    sub = allowed[r0:r1, c0:c1]
+    sub = allowed[r0 - at[0]:r1 - at[0], c0 - at[1]:c1 - at[1]]
     step = cell / fine
     fr, fc = np.meshgrid(np.arange(sub.shape[0] * fine), np.arange(sub.shape[1] * fine), indexing="ij")
     ok = sub[fr // fine, fc // fine]
@@ -203,29 +204,37 @@ def detect_gaps(xyz: np.ndarray, classification: np.ndarray | None = None,
 
     labels, n = ndimage.label(sparse, structure=np.ones((3, 3)))
     # a sparse patch touching water is the silent part of that water body (no returns at all)
-    wet = np.unique(labels[ndimage.binary_dilation(excluded, structure=np.ones((3, 3)))])
+    wet = set(np.unique(labels[ndimage.binary_dilation(excluded, structure=np.ones((3, 3)))]).tolist())
     gaps: list[Gap] = []
     tree = None
-    for lab in range(1, n + 1):
-        if lab in wet:
+    # Each patch is looked at through its bounding box grown by the two cells its rings reach:
+    # the same cells as on the whole raster, without a raster-sized pass per patch (a 1 km
+    # survey has thousands of patches on a raster of millions of cells).
+    for lab, box_ in enumerate(ndimage.find_objects(labels), start=1):
+        if box_ is None or lab in wet:
             continue
-        rows, cols = np.nonzero(labels == lab)
+        R0, C0 = max(box_[0].start - 2, 0), max(box_[1].start - 2, 0)
+        win = np.s_[R0:box_[0].stop + 2, C0:box_[1].stop + 2]
+        mine = labels[win] == lab
+        rows, cols = np.nonzero(mine)
         if len(rows) < cfg.min_gap_cells:
             continue
+        rows, cols = rows + R0, cols + C0
         poly = None
         if cfg.outline_radius_cells > 0:
             if tree is None:  # only the points that can lie within an outline's reach
                 near = ndimage.binary_dilation(labels > 0, structure=np.ones((3, 3)), iterations=3)
                 tree = cKDTree(xy[near[iy, ix]])
-            allowed = ndimage.binary_dilation(labels == lab, structure=np.ones((3, 3))) & inside & ~excluded
-            poly = _traced_outline(tree, rows, cols, allowed, (xmin, ymin), cell, cfg.outline_radius_cells * cell)
+            allowed = ndimage.binary_dilation(mine, structure=np.ones((3, 3))) & inside[win] & ~excluded[win]
+            poly = _traced_outline(tree, rows, cols, allowed, (xmin, ymin), cell, cfg.outline_radius_cells * cell,
+                                   at=(R0, C0))
         if poly is None or poly.geom_type != "Polygon":
             cells_poly = _cells_polygon(rows, cols, (xmin, ymin), cell)
             poly = cells_poly if poly is None else shapely.unary_union([poly, cells_poly])
         if poly.geom_type != "Polygon":  # 8-connected diagonal touch: keep the hull of the pieces
             poly = poly.convex_hull
-        ring = ndimage.binary_dilation(labels == lab, iterations=2) & (labels != lab) & (valid > 0)
-        density = float(counts[ring].mean() / cell**2) if ring.any() else float(around[rows, cols].mean() / cell**2)
+        ring = ndimage.binary_dilation(mine, iterations=2) & ~mine & (valid[win] > 0)
+        density = float(counts[win][ring].mean() / cell**2) if ring.any() else float(around[rows, cols].mean() / cell**2)
         gaps.append(Gap(id=0, polygon=poly, density_around=density, n_cells=len(rows),
                         properties={"cell_size": cell}))
     gaps.sort(key=lambda g: -g.area)
