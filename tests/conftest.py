@@ -20,6 +20,15 @@ def single_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture(autouse=True)
+def _torch_threads_restored():
+    """Loading a gap model sets its process to one thread; no test leaves that to the next."""
+    before = torch.get_num_threads()
+    yield
+    if torch.get_num_threads() != before:
+        torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def data_dir():
     try:

@@ -183,7 +183,7 @@ def run_benchmark(cfg: dict, train_paths: Sequence, test_paths: Sequence, progre
     generators = {}
     if "pcgen" in sources:
         from pcgen.tasks.generators import load_generator
-        generators["pcgen"] = load_generator(cfg["ckpt"])
+        generators["pcgen"] = load_generator(cfg["ckpt"], threads=None)  # the classifiers train after
     if "hybrid" in sources:  # the gap model's own starting point, without the model
         from pcgen.tasks.baselines import HybridFill
         generators["hybrid"] = HybridFill()

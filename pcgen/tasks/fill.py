@@ -21,7 +21,7 @@ from scipy.spatial import cKDTree
 from shapely.geometry import Polygon
 
 from pcgen.errors import ConfigError, InputError
-from pcgen.tasks.context import ContextConfig, GapContext, build_context, draw_in_gap
+from pcgen.tasks.context import ContextConfig, GapContext, SortedCloud, build_context, draw_in_gap
 from pcgen.tasks.gaps import Gap, GapConfig, detect_gaps, tile_footprint
 
 
@@ -202,9 +202,10 @@ def fill_points(xyz: np.ndarray, gaps: Sequence[Gap], generator, *, attributes: 
     samples = check_samples(cfg.samples)
     rng = np.random.default_rng(cfg.seed)
     new, src, unc, results = [], [], [], []
+    cloud = SortedCloud(xyz, None) if len(gaps) else None
     for gap in tqdm(gaps, desc=desc, unit="gap", disable=not progress, leave=False):
         ctx = build_context(xyz, gap.polygon, cfg.context, attributes=attributes, footprint=footprint,
-                            rng=rng, gap_id=gap.id)
+                            rng=rng, gap_id=gap.id, cloud=cloud)
         draws = [draw_in_gap(generator, ctx, rng) for _ in range(samples)]
         pts, k = combine_draws([d[0] for d in draws], cfg.combine, ctx.polygon)
         made_from = draws[k][1]

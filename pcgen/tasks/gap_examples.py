@@ -21,7 +21,7 @@ from shapely.geometry import box as shapely_box
 
 from pcgen.errors import InputError
 from pcgen.tasks.baselines import CanopyFill, HybridFill, SurfaceFill
-from pcgen.tasks.context import ContextConfig, GapContext, build_context
+from pcgen.tasks.context import ContextConfig, GapContext, SortedCloud, build_context
 from pcgen.tasks.frame import GROUND_CLASS, GapFrame
 
 COND_DIM = 6  # half side, log density, context height p50 / p95 / max, ground share
@@ -127,23 +127,6 @@ def frame_example(ctx: GapContext, n: int, rng: np.random.Generator, truth_xyz: 
     return FrameExample(frame=frame, context=context.astype(np.float32), context_ground=is_ground,
                         source=source.astype(np.float32), cond=cond, half=half.astype(np.float32),
                         z_max=float(hz.max()), truth=truth, source_index=src_index, source_kind=src_kind)
-
-
-class SortedCloud:
-    """A cloud sorted by x, so square windows are found by two binary searches, not a full scan."""
-
-    def __init__(self, xyz: np.ndarray, classification: np.ndarray | None):
-        order = np.argsort(xyz[:, 0], kind="stable")
-        self.xyz = np.ascontiguousarray(xyz[order], dtype=np.float64)
-        self.cls = None if classification is None else np.asarray(classification)[order]
-        self.lo = self.xyz[:, :2].min(0)
-        self.hi = self.xyz[:, :2].max(0)
-
-    def window(self, xmin: float, ymin: float, xmax: float, ymax: float) -> np.ndarray:
-        """Indices of the points inside the box."""
-        a, b = np.searchsorted(self.xyz[:, 0], [xmin, xmax], side="left")
-        y = self.xyz[a:b, 1]
-        return a + np.nonzero((y >= ymin) & (y <= ymax))[0]
 
 
 def cut_examples(cloud: SortedCloud, count: int, gap_sizes, rng: np.random.Generator,

@@ -150,13 +150,18 @@ class GapModelGenerator:
         return ex.frame.to_world(out[0].double().numpy()), ex.source_index
 
 
-def load_generator(path: str | os.PathLike | None = None, copy: str | None = None):
+def load_generator(path: str | os.PathLike | None = None, copy: str | None = None,
+                   threads: int | None = 1):
     """The gap generator of a conditional checkpoint (the shipped one when ``path`` is None).
 
     Args:
         path: the checkpoint.
         copy: start a gap head from this copy (:data:`SOURCE_COPIES`) instead of the one it
             was trained from (the canopy copy is closer at 5 m gaps, docs/tasks.md).
+        threads: torch's intra-op threads for this process from now on (None leaves them).
+            A gap's network calls are small: split over two threads they wait on each other,
+            and on a busy 2-core machine pyfor_test's fill took 40-88 s instead of 12-13 s
+            (the same bytes). Processes (``--workers``, Dask) are what scale filling.
     Raises:
         CheckpointError: missing, corrupt, or a head that cannot fill gaps.
         ConfigError: an unknown ``copy``, or a ``copy`` for a head that starts from none.
@@ -172,6 +177,11 @@ def load_generator(path: str | os.PathLike | None = None, copy: str | None = Non
             " (the shipped default is trained by datasets/train_default_fill.py)"
             if path == DEFAULT_CHECKPOINT else ""), path)
     head, meta = load_head(path, map_location="cpu")
+    if threads is not None:
+        import torch
+
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
     data = (meta or {}).get("data") or {}
     if not data.get("conditional", False):
         raise CheckpointError(f"checkpoint holds an unconditional {meta.get('kind', 'unknown')} head; "

@@ -67,7 +67,8 @@ def cache_name(name: str, gap_sizes, copy: str = "hybrid") -> str:
 def cache_site(name: str, cache: Path, seed: int, gap_sizes=GAP_SIZES, copy: str = "hybrid") -> int:
     """Cut a site's gap examples into ``cache`` (an ``.npz``) unless it exists; returns the count."""
     import pcgen.io as pio
-    from pcgen.tasks.gap_examples import SortedCloud, cut_examples, save_examples
+    from pcgen.tasks.context import SortedCloud
+    from pcgen.tasks.gap_examples import cut_examples, save_examples
 
     if cache.is_file():
         return int(np.load(cache)["cond"].shape[0])

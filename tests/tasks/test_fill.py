@@ -12,7 +12,7 @@ from shapely.geometry import Point, Polygon
 import pcgen.io as pio
 from pcgen.errors import ConfigError, InputError
 from pcgen.tasks.baselines import MirrorFill, SurfaceFill
-from pcgen.tasks.context import ContextConfig, build_context
+from pcgen.tasks.context import ContextConfig, SortedCloud, build_context
 from pcgen.tasks.fill import FillConfig, fill_cloud, load_fill_config, mask_gaps
 
 
@@ -67,6 +67,26 @@ def test_no_points_around_the_gap_is_an_error(holed_tile):
     far = np.hypot(*(cloud.xyz[:, :2] - c).T) > 60.0  # beyond the 80 m window
     with pytest.raises(InputError, match="points around it"):
         build_context(cloud.xyz[far], hole, ContextConfig())
+
+
+def test_a_sorted_cloud_gives_every_gap_the_context_a_full_scan_gives():
+    # a 1 m grid, shuffled; the first hole's 40 m window has its edges on grid lines
+    gx, gy = np.meshgrid(np.arange(0.0, 101.0), np.arange(0.0, 101.0))
+    xyz = np.c_[gx.ravel(), gy.ravel(), np.zeros(gx.size)][np.random.default_rng(0).permutation(gx.size)]
+    cloud = SortedCloud(xyz, None)
+    cfg = ContextConfig(max_points=100_000)
+    contexts = []
+    for x0, y0, side in [(28.0, 38.0, 4.0), (0.0, 0.0, 5.0), (77.5, 12.25, 5.0)]:
+        hole = Polygon([(x0, y0), (x0 + side, y0), (x0 + side, y0 + side), (x0, y0 + side)])
+        full = build_context(xyz, hole, cfg)
+        fast = build_context(xyz, hole, cfg, cloud=cloud)
+        assert np.array_equal(fast.index, full.index) and fast.n_target == full.n_target
+        contexts.append(fast)
+    # window [10, 50] x [20, 60]: 41 x 41 grid points, less the 3 x 3 strictly inside the hole
+    first = contexts[0]
+    assert first.window.bounds == (10.0, 20.0, 50.0, 60.0)
+    assert len(first.index) == 41 * 41 - 9
+    assert np.isin(xyz[first.index, 0], (10.0, 50.0)).sum() == 2 * 41  # both edges kept
 
 
 def test_bad_config_values_are_config_errors():

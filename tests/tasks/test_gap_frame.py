@@ -8,9 +8,9 @@ from shapely.geometry import box
 
 from pcgen.models.gap_head import clamp_to_gap
 from pcgen.tasks.baselines import FILL_BASELINES, CanopyFill, HybridFill, MirrorFill, SurfaceFill
-from pcgen.tasks.context import ContextConfig, build_context
+from pcgen.tasks.context import ContextConfig, SortedCloud, build_context
 from pcgen.tasks.frame import GapFrame, GroundSurface, ground_heights, lowest_per_cell
-from pcgen.tasks.gap_examples import SortedCloud, context_subset, cut_examples, frame_example
+from pcgen.tasks.gap_examples import context_subset, cut_examples, frame_example
 from pcgen.tasks.generators import BASELINES, make_generator
 
 

@@ -98,6 +98,15 @@ def test_a_checkpoint_draws_its_sources_from_the_copy_it_was_trained_on(holed_ti
         load_generator(tiny_gap_checkpoint(tmp_path / "c.ckpt", source_copy="exec"))
 
 
+def test_a_loaded_gap_model_runs_torch_on_one_thread(tmp_path):
+    ckpt = tiny_gap_checkpoint(tmp_path / "gap.ckpt")
+    torch.set_num_threads(2)
+    load_generator(ckpt, threads=None)
+    assert torch.get_num_threads() == 2  # left as it was
+    load_generator(ckpt)
+    assert torch.get_num_threads() == 1
+
+
 def test_the_source_copy_can_be_chosen_at_fill_time(holed_tile, tmp_path, capsys):
     import pcgen.io as pio
     from pcgen.cli import main
@@ -150,7 +159,8 @@ def test_generated_points_fill_the_hole_at_the_surrounding_density(holed_tile, t
 @pytest.mark.parametrize("kind, extra", [("gap_offset", []), ("gap_flow", []), ("gap_diffusion", []), ("gap_vae", []),
                                          ("gap_gan", []), ("gap_offset", ["model.head.source_kind=true"])])
 def test_training_is_deterministic_for_a_seed(tmp_path, kind, extra):
-    from pcgen.tasks.gap_examples import SortedCloud, cut_examples, save_examples
+    from pcgen.tasks.context import SortedCloud
+    from pcgen.tasks.gap_examples import cut_examples, save_examples
     from pcgen.train.run import build, compose_config
 
     rng = np.random.default_rng(0)
@@ -177,7 +187,8 @@ def test_training_is_deterministic_for_a_seed(tmp_path, kind, extra):
 def test_cached_examples_keep_their_sources_kinds(tmp_path):
     """Saved and loaded, every example's source still says which points are surface samples; a
     cache written without the kinds gets gap_source's order (copies first, then the surface)."""
-    from pcgen.tasks.gap_examples import SortedCloud, cut_examples, load_examples, save_examples
+    from pcgen.tasks.context import SortedCloud
+    from pcgen.tasks.gap_examples import cut_examples, load_examples, save_examples
 
     rng = np.random.default_rng(0)
     gx, gy = np.meshgrid(np.arange(0.5, 60, 1.0), np.arange(0.5, 60, 1.0))
