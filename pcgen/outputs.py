@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from pcgen.errors import OutputError
 
@@ -27,7 +27,8 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def check_output(out: str | os.PathLike, inputs: Iterable[str | os.PathLike | None], *,
-                 folder: bool, overwrite: bool = False, overwrite_hint: str = "") -> Path:
+                 folder: bool, overwrite: bool = False, overwrite_hint: str = "",
+                 ours: Callable[[Path], bool] | None = None) -> Path:
     """Refuse an unsafe output location; returns ``out`` as an absolute path.
 
     Args:
@@ -36,12 +37,15 @@ def check_output(out: str | os.PathLike, inputs: Iterable[str | os.PathLike | No
             configs); ``None`` entries are skipped.
         folder: whether ``out`` is a folder.
         overwrite: allow an existing non-empty output folder (its pcgen-written files get
-            replaced, nothing else).
+            replaced, nothing else), or an existing output file that ``ours`` recognises.
         overwrite_hint: how the caller's user allows it (e.g. a flag), quoted in the error.
+        ours: for an output file, whether an existing file there is one pcgen wrote (without
+            it an existing file is never replaced).
 
     Raises:
         OutputError: ``out`` is an input, contains one, lies inside one, is the wrong kind of
-            path, sits under a file, or is a non-empty folder without ``overwrite``.
+            path, sits under a file, is a non-empty folder without ``overwrite``, or is an
+            existing file that pcgen did not write (or did, without ``overwrite``).
     """
     absolute = Path(os.path.abspath(out))
     if not absolute.name:
@@ -65,6 +69,12 @@ def check_output(out: str | os.PathLike, inputs: Iterable[str | os.PathLike | No
             raise OutputError(f"output folder exists and is not empty{hint}", out)
     elif absolute.is_dir():
         raise OutputError("output path is a folder, expected a file name", out)
+    elif absolute.exists() or absolute.is_symlink():
+        if ours is None or not absolute.is_file() or not ours(absolute):
+            raise OutputError("output file exists and pcgen did not write it; pick another name", out)
+        if not overwrite:
+            hint = f" (pass {overwrite_hint} to replace it)" if overwrite_hint else ""
+            raise OutputError(f"output file exists{hint}", out)
     ancestor = absolute.parent
     while not ancestor.exists():
         ancestor = ancestor.parent

@@ -89,6 +89,24 @@ def test_bad_numeric_options(tmp_path, capsys, argv, says):
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.parametrize("argv, says", [
+    (["eval-fill", "{empty}", "--out", "{out}/e", "--no-model"], "empty.las: 0 points: too few to cut gaps from"),
+    (["augment", "{out}/a", "--n", "1", "--condition", "{empty}"], "empty.las: 0 points: too few to re-imagine"),
+    (["fill", "{empty}", "{out}/f.las", "--baseline", "mirror"], "empty.las: 0 points: nothing around any gap"),
+])
+def test_a_file_without_points(tmp_path, capsys, argv, says):
+    import laspy
+
+    header = laspy.LasHeader(point_format=1, version="1.2")
+    header.scales, header.offsets = np.array([0.01, 0.01, 0.01]), np.zeros(3)
+    (tmp_path / "in").mkdir()
+    laspy.LasData(header).write(tmp_path / "in" / "empty.las")
+    (tmp_path / "out").mkdir()
+    argv = [a.format(empty=tmp_path / "in" / "empty.las", out=tmp_path / "out") for a in argv]
+    _one_line_error(capsys, argv, says)
+    assert os.listdir(tmp_path / "out") == []
+
+
 @pytest.mark.parametrize("setting, says", [
     ("gaps.density_ratio=0", "gaps.density_ratio must be > 0"),
     ("gaps.density_ratio=-1", "gaps.density_ratio must be > 0"),

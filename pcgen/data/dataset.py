@@ -33,7 +33,9 @@ FPS_POOL_FACTOR = 8
 
 def list_tiles(tile_dir: Path) -> list[Path]:
     """Tile files in index order when ``tile_index.geojson`` exists, else sorted by name."""
-    index = tile_dir / "tile_index.geojson"
+    from pcgen.data.tile_index import INDEX_NAME
+
+    index = tile_dir / INDEX_NAME
     if index.is_file():
         try:
             names = [f["properties"]["name"] for f in json.loads(index.read_text())["features"]]

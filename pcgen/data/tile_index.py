@@ -57,8 +57,32 @@ def write_index(index: dict, path) -> None:
         Path(tmp).write_text(text)
 
 
+INDEX_NAME = "tile_index.geojson"  # written beside the tiles
+
+
 def read_index(path) -> dict:
     return json.loads(Path(path).read_text())
+
+
+def tile_core(tile) -> tuple[str, tuple[float, float, float, float]] | None:
+    """(buffer dimension, core bounds ``[xmin, xmax) x [ymin, ymax)``) of a tile ``pcgen tile``
+    wrote, from the index beside it; None for a file no index there lists.
+
+    Points added to a tile later (``pcgen fill``) belong to its core or its buffer by where they
+    land, and only the index knows the core: the tile's own points may stop short of its edges.
+    """
+    tile = Path(tile)
+    try:
+        index = read_index(tile.parent / INDEX_NAME)
+        dim = index["properties"]["buffer_dimension"]
+        for feature in index["features"]:
+            props = feature["properties"]
+            if props["name"] == tile.name:
+                xmin, ymin, xmax, ymax = (float(v) for v in props["core_bounds"])
+                return str(dim), (xmin, ymin, xmax, ymax)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return None
 
 
 def render_overview(results, raster, index: dict, path, dpi: int = 110) -> None:

@@ -367,7 +367,7 @@ def tile_files(inputs, out_dir, options: TileOptions | None = None, *, workers: 
             one, or non-empty without ``overwrite``).
     """
     from pcgen.atomic import atomic_dir
-    from pcgen.data.tile_index import build_index, render_overview, write_index
+    from pcgen.data.tile_index import INDEX_NAME, build_index, render_overview, write_index
     from pcgen.outputs import check_output
 
     options = (options or TileOptions()).validate()
@@ -403,7 +403,7 @@ def tile_files(inputs, out_dir, options: TileOptions | None = None, *, workers: 
             results = [FileResult.merge([r for r, i in zip(done, owner) if i == k])
                        for k in range(len(files))]
             index = build_index(results, options)
-            write_index(index, tmp / "tile_index.geojson")
+            write_index(index, tmp / INDEX_NAME)
             if overview:
                 render_overview(results, raster, index, tmp / "overview.png")
     finally:

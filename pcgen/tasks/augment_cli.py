@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pcgen.errors import CheckpointError, ConfigError
+from pcgen.errors import CheckpointError, ConfigError, InputError
 from pcgen.options import float_range, int_range, positive_float, seed
 
 
@@ -68,7 +68,13 @@ def run(args: argparse.Namespace) -> int:
         from pcgen.tasks.generators import load_generator
 
         generator = load_generator(ckpt)
+        from pcgen.tasks.gaps import MIN_TILE_POINTS
+
         inputs = {p: pio.read(p) for p in dict.fromkeys(paths[:args.n])}
+        for p, cloud in inputs.items():
+            if len(cloud) < MIN_TILE_POINTS:
+                raise InputError(f"{len(cloud)} points: too few to re-imagine part of "
+                                 f"(at least {MIN_TILE_POINTS})", p)
         if args.labels:
             for p, cloud in inputs.items():
                 aug.check_classified(cloud, p)

@@ -105,7 +105,8 @@ def build_context(xyz: np.ndarray, polygon: Polygon, config: ContextConfig | Non
     Returns:
         A :class:`GapContext`.
     Raises:
-        InputError: fewer than ``min_points`` points around the gap.
+        InputError: fewer than ``min_points`` points around the gap, or the gap covers the
+            survey around it.
     """
     cfg = config or ContextConfig()
     window = gap_window(polygon, cfg)
@@ -119,10 +120,12 @@ def build_context(xyz: np.ndarray, polygon: Polygon, config: ContextConfig | Non
     if len(index) < cfg.min_points:
         raise InputError(f"gap {gap_id}: only {len(index)} points around it (need {cfg.min_points}); "
                          "nothing to fill from")
-    ring = window.difference(polygon)
-    if footprint is not None:
-        ring = ring.intersection(footprint)
-    density = len(index) / max(ring.area, 1e-12)
+    around = window.difference(polygon)
+    ring = around.intersection(footprint) if footprint is not None else around
+    if ring.area < 0.01 * around.area:  # e.g. a mask over the whole tile
+        raise InputError(f"gap {gap_id}: it covers all of the survey around it; there is no "
+                         "surrounding density to fill it at")
+    density = len(index) / ring.area
     n_target = int(round(density * polygon.area))
     if len(index) > cfg.max_points:
         rng = rng or np.random.default_rng(0)

@@ -33,7 +33,7 @@ from pcgen.errors import InputError
 from pcgen.tasks.context import build_context, generate_in_gap
 from pcgen.tasks.fill import FillConfig, combine_draws, draw_spread
 from pcgen.tasks.frame import GroundSurface
-from pcgen.tasks.gaps import tile_footprint
+from pcgen.tasks.gaps import MIN_TILE_POINTS, tile_footprint
 
 
 @dataclass
@@ -327,6 +327,8 @@ def load_tiles(paths):
     tiles = []
     for p in paths:
         cloud = pio.read(p)
+        if len(cloud) < MIN_TILE_POINTS:
+            raise InputError(f"{len(cloud)} points: too few to cut gaps from (at least {MIN_TILE_POINTS})", p)
         attrs = {k: cloud.attributes[k] for k in ("classification", "return_number", "number_of_returns")
                  if k in cloud.attributes}
         tiles.append((Path(p).name, cloud.xyz, attrs))

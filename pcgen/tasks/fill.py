@@ -146,8 +146,10 @@ def consensus(draws: list[np.ndarray], first: int, rounds: int = 3) -> np.ndarra
     a KD tree keeps a gap of tens of thousands of points fast.
     """
     centres = np.array(draws[first], dtype=np.float64)
+    if len(centres) == 0:  # a gap too small to hold a point at the surrounding density
+        return centres
     pooled = np.concatenate([d for d in draws if len(d)])
-    if len(centres) == 0 or len(pooled) == len(centres):
+    if len(pooled) == len(centres):
         return centres
     for _ in range(rounds):
         owner = cKDTree(centres).query(pooled, k=1)[1]
@@ -228,8 +230,11 @@ def _nearest_source(ctx: GapContext, pts: np.ndarray) -> np.ndarray:
 
 
 def fill_cloud(cloud, gaps: Sequence[Gap], generator, config: FillConfig | None = None,
-               progress: bool = False, desc: str = "gaps") -> FillResult:
+               progress: bool = False, desc: str = "gaps", core=None) -> FillResult:
     """Fill ``gaps`` in a :class:`pcgen.io.PointCloud`; originals stay first and untouched.
+
+    ``core``: ``(buffer dimension, core bounds)`` of a tile (`pcgen.data.tile_index.tile_core`):
+    each new point's buffer flag then says where it landed, not where its source was.
 
     Returns:
         A :class:`FillResult` whose cloud holds N originals then P new points, plus the
@@ -257,6 +262,11 @@ def fill_cloud(cloud, gaps: Sequence[Gap], generator, config: FillConfig | None 
         if out_cfg.class_code is not None and "classification" in extra.attributes:
             extra.attributes["classification"] = np.full(len(new_xyz), out_cfg.class_code,
                                                          dtype=extra.attributes["classification"].dtype)
+        if core is not None and core[0] in extra.attributes:
+            xmin, ymin, xmax, ymax = core[1]
+            x, y = new_xyz[:, 0], new_xyz[:, 1]
+            in_core = (x >= xmin) & (x < xmax) & (y >= ymin) & (y < ymax)
+            extra.attributes[core[0]] = (~in_core).astype(extra.attributes[core[0]].dtype)
         if out_cfg.set_synthetic_flag and "synthetic" in extra.attributes:
             extra.attributes["synthetic"] = np.ones(len(new_xyz), dtype=extra.attributes["synthetic"].dtype)
         merged = concat([cloud, extra])
@@ -264,12 +274,28 @@ def fill_cloud(cloud, gaps: Sequence[Gap], generator, config: FillConfig | None 
         merged = concat([cloud])
     flag = np.zeros(len(merged), np.uint8)
     flag[n:] = 1
-    merged.add_extra_dimension(out_cfg.generated_dim, np.uint8, flag, "pcgen: 1 generated, 0 original")
+    merged.add_extra_dimension(out_cfg.generated_dim, np.uint8, flag, FILLED_MARK)
     if cfg.samples > 1:
         u = np.zeros(len(merged), np.float32)
         u[n:] = unc
         merged.add_extra_dimension(out_cfg.uncertainty_dim, np.float32, u, "pcgen: spread of K draws")
     return FillResult(cloud=merged, n_original=n, gaps=results)
+
+
+FILLED_MARK = "pcgen: 1 generated, 0 original"  # the description of the generated flag
+
+
+def is_filled_file(path) -> bool:
+    """Whether ``path`` is a LAS/LAZ file `fill_cloud`'s output was written to (it carries the
+    generated flag described by :data:`FILLED_MARK`): the one kind of file ``pcgen fill
+    --overwrite`` may replace."""
+    import laspy
+
+    try:
+        with laspy.open(path) as reader:
+            return any(d.description == FILLED_MARK for d in reader.header.point_format.extra_dimensions)
+    except Exception:  # noqa: BLE001 - anything unreadable is not ours
+        return False
 
 
 def mask_gaps(cloud, polygons: Sequence[Polygon]) -> list[Gap]:

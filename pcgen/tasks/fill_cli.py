@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -48,7 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dask", type=dask_address, default=None, metavar="ADDRESS",
                         help="run tiles on the Dask scheduler at ADDRESS (tcp://host:8786)")
     parser.add_argument("--overwrite", action="store_true",
-                        help="write into a non-empty output folder (replaces only files pcgen wrote there)")
+                        help="replace what an earlier pcgen fill wrote: the filled file and its gap "
+                             "report, or pcgen's files in a non-empty output folder (nothing else)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
 
 
@@ -82,13 +84,21 @@ def _guard(args, pairs, single: bool) -> tuple[Path, str | None]:
     """Check every output location against every input before anything is read."""
     from pcgen.outputs import check_output
 
+    from pcgen.tasks.fill import is_filled_file
+    from pcgen.tasks.gaps import is_gap_report
+
     inputs = [args.input, args.mask, args.config, args.ckpt] + [s for s, _ in pairs]
     if single:
         dst = pairs[0][1]
         report = args.gaps or str(dst.with_suffix("")) + ".gaps.geojson"
+        if not args.gaps and args.mask and os.path.realpath(report) == os.path.realpath(args.mask):
+            report = None  # filling the report --gaps-only wrote: it already lists these gaps
         if not args.gaps_only:
-            check_output(dst, inputs, folder=False)
-        check_output(report, inputs + ([] if args.gaps_only else [dst]), folder=False)
+            check_output(dst, inputs, folder=False, overwrite=args.overwrite,
+                         overwrite_hint="--overwrite", ours=is_filled_file)
+        if report is not None:
+            check_output(report, inputs + ([] if args.gaps_only else [dst]), folder=False,
+                         overwrite=args.overwrite, overwrite_hint="--overwrite", ours=is_gap_report)
         return dst, report
     if args.gaps:
         raise ConfigError("--gaps names one report; with several inputs each report goes beside its output")

@@ -59,6 +59,9 @@ class Gap:
         return float(self.polygon.area)
 
 
+MIN_TILE_POINTS = 3  # fewer points span no footprint: nothing to find, fill or cut gaps in
+
+
 def tile_footprint(xy: np.ndarray, concavity: float = 0.3) -> Polygon:
     """Area the survey covers: a concave hull of the points (``concavity`` 1 = convex hull).
 
@@ -68,7 +71,7 @@ def tile_footprint(xy: np.ndarray, concavity: float = 0.3) -> Polygon:
     Returns:
         A shapely Polygon.
     """
-    if len(xy) < 3:
+    if len(xy) < MIN_TILE_POINTS:
         raise InputError(f"{len(xy)} points cannot span a footprint")
     step = max(1, len(xy) // 20000)  # the hull of a thinned set is the same shape, far faster
     pts = MultiPoint(xy[::step])
@@ -243,6 +246,22 @@ def detect_gaps(xyz: np.ndarray, classification: np.ndarray | None = None,
     return gaps
 
 
+REPORT_MARK = "pcgen gaps"  # a foreign member of every gap report: pcgen wrote this file
+
+
+def is_gap_report(path) -> bool:
+    """Whether ``path`` is a gap report pcgen wrote (the one kind of file ``pcgen fill
+    --overwrite`` may replace besides its filled files)."""
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("generator") == REPORT_MARK
+
+
 def gaps_to_geojson(gaps: Sequence[Gap], crs=None) -> dict:
     """A GeoJSON FeatureCollection of the gaps, in the file's CRS (named in a ``crs`` member).
 
@@ -251,7 +270,7 @@ def gaps_to_geojson(gaps: Sequence[Gap], crs=None) -> dict:
     """
     from pcgen.io.crs import crs_member
 
-    collection = {"type": "FeatureCollection", "features": [
+    collection = {"type": "FeatureCollection", "generator": REPORT_MARK, "features": [
         {"type": "Feature", "geometry": mapping(g.polygon),
          "properties": {"id": g.id, "area": round(g.area, 3), "cells": g.n_cells,
                         "density_around": round(g.density_around, 4), **g.properties}}

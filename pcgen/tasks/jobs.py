@@ -11,6 +11,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from pcgen.data.tile_inputs import unique_stems
 from pcgen.errors import InputError, OutputError
 from pcgen.inputs import input_kind, list_inputs
 from pcgen.io import SUFFIXES
@@ -44,15 +45,28 @@ class JobResult:
 
 
 def run_job(job: FillJob) -> JobResult:
-    """Read, find gaps, report them, fill, write atomically. IN is only ever read."""
+    """Read, find gaps, report them, fill, write atomically. IN is only ever read.
+
+    A problem with the data (a gap with nothing around it...) names the file it is in.
+    """
+    try:
+        return _run_job(job)
+    except InputError as exc:
+        if exc.path is None:
+            raise InputError(str(exc), job.src) from None
+        raise
+
+
+def _run_job(job: FillJob) -> JobResult:
     import pcgen.io as pio
-    from pcgen.tasks.gaps import tile_footprint
+    from pcgen.data.tile_index import tile_core
+    from pcgen.tasks.gaps import MIN_TILE_POINTS, tile_footprint
     from pcgen.tasks.generators import make_generator
     from pcgen.tasks.masks import read_mask
 
     generator = None if job.gaps_only else make_generator(job.generator)
     cloud = pio.read(job.src)
-    if len(cloud) < 3:
+    if len(cloud) < MIN_TILE_POINTS:
         raise InputError(f"{len(cloud)} points: nothing around any gap", job.src)
     if job.mask:
         footprint = tile_footprint(cloud.xyz[:, :2], job.config.gaps.footprint_concavity)
@@ -69,7 +83,7 @@ def run_job(job: FillJob) -> JobResult:
         _write_report(job.gaps_report, gaps, cloud.crs)
         return JobResult(job.src, None, len(cloud), gaps=[{"id": g.id, "area": round(g.area, 3)} for g in gaps])
     result = fill_cloud(cloud, gaps, generator, job.config, progress=job.progress,
-                        desc=Path(job.src).name)
+                        desc=Path(job.src).name, core=tile_core(job.src))
     pio.write(result.cloud, job.dst)
     if job.gaps_report:  # written after the fill succeeds: a failed run leaves nothing behind
         _write_report(job.gaps_report, gaps, cloud.crs)
@@ -91,7 +105,8 @@ def expand_inputs(src: str | os.PathLike, dst: str | os.PathLike) -> list[tuple[
 
     A file (LAS/LAZ, COPC, or another format `pcgen.io` reads) or an EPT dataset is one input,
     with ``dst`` its output file. For folders and indexes ``dst`` is a folder and outputs keep
-    the input names; only LAS/LAZ files are listed there, since every output is LAS/LAZ.
+    the input names (``<stem>-2`` and on where names repeat, as ``pcgen tile`` names them);
+    only LAS/LAZ files are listed there, since every output is LAS/LAZ.
 
     Raises:
         InputError: missing input, empty folder/index; OutputError: an output would replace its input.
@@ -104,7 +119,8 @@ def expand_inputs(src: str | os.PathLike, dst: str | os.PathLike) -> list[tuple[
         files = list_inputs([src])
         if dst.suffix.lower() in LAS_SUFFIXES:
             raise OutputError("several inputs need an output folder, not a file", dst)
-        pairs = [(f, dst / f.name) for f in files]
+        # files of one name from several folders (a tile index) get <stem>-2, -3...
+        pairs = [(f, dst / (stem + f.suffix)) for f, stem in zip(files, unique_stems(files))]
     for a, b in pairs:
         if b.exists() and b.resolve() == a.resolve():
             raise OutputError("output would overwrite its input; pick another name", b)

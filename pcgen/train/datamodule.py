@@ -53,6 +53,7 @@ def ensure_tiles(sources: Sequence[Path], cache_dir: str | os.PathLike | None,
     The cache key hashes the source paths, sizes, modification times and the tiling options,
     so editing either makes a new cache rather than silently reusing stale tiles.
     """
+    from pcgen.data.tile_index import INDEX_NAME
     from pcgen.data.tiling import TileOptions, tile_files
 
     stats = [(str(p), p.stat().st_size, int(p.stat().st_mtime)) for p in sources]
@@ -60,7 +61,7 @@ def ensure_tiles(sources: Sequence[Path], cache_dir: str | os.PathLike | None,
     key = hashlib.sha1(json.dumps(key_src, sort_keys=True, default=str).encode()).hexdigest()[:12]
     root = Path(cache_dir) if cache_dir else default_cache_dir() / "tiles"
     out = root / key
-    if (out / "tile_index.geojson").is_file():
+    if (out / INDEX_NAME).is_file():
         return out
     # tile_files writes into a temporary sibling and renames on success, so an existing
     # folder here is always complete; a half-made one never appears under this name.

@@ -69,7 +69,10 @@ def test_fill_file_with_mask_and_auto(holed_tile, tmp_path, capsys):
     assert main(["fill", str(path), str(out_dir / "b.laz"), "--gaps-only", "-q"]) == 0
     assert not (out_dir / "b.laz").exists()
     report = json.loads((out_dir / "b.gaps.geojson").read_text())
-    assert main(["fill", str(path), str(out_dir / "b.laz"), "--auto", "--baseline", "surface", "-q"]) == 0
+    assert main(["fill", str(path), str(out_dir / "b.laz"), "--auto", "--baseline", "surface", "-q"]) == 2
+    assert "b.gaps.geojson: output file exists (pass --overwrite to replace it)" in capsys.readouterr().err
+    assert main(["fill", str(path), str(out_dir / "b.laz"), "--auto", "--baseline", "surface", "-q",
+                 "--overwrite"]) == 0
     gaps = json.loads((out_dir / "b.gaps.geojson").read_text())
     assert gaps == report
     assert gaps["features"] and gaps["crs"]["properties"]["name"].endswith("2949")
@@ -160,3 +163,84 @@ def test_output_may_not_overwrite_input(holed_tile, capsys):
     assert main(["fill", str(path), str(path), "--baseline", "mirror"]) == 2
     assert "overwrite its input" in capsys.readouterr().err
     assert sha256(path) == h
+
+
+def test_an_existing_output_is_replaced_only_if_pcgen_wrote_it(holed_tile, tmp_path, capsys):
+    path, hole, _ = holed_tile
+    out = tmp_path / "out"
+    out.mkdir()
+    theirs = out / "theirs.laz"
+    theirs.write_bytes(path.read_bytes())  # somebody's LAZ, where an output would go
+    notes = out / "notes.geojson"
+    notes.write_text('{"type": "FeatureCollection", "features": []}')
+    fill = ["fill", str(path)]
+    for argv in ([str(theirs)], [str(theirs), "--overwrite"],
+                 [str(out / "c.laz"), "--gaps", str(theirs)], [str(out / "c.laz"), "--gaps", str(notes), "--overwrite"]):
+        _fails(capsys, fill + argv + ["--baseline", "mirror"], out, "pcgen did not write it")
+    assert main(fill + [str(out / "c.laz"), "--baseline", "mirror", "-q"]) == 0
+    first = sha256(out / "c.laz")
+    capsys.readouterr()
+    _fails(capsys, fill + [str(out / "c.laz"), "--baseline", "surface"], out, "pass --overwrite to replace it")
+    assert main(fill + [str(out / "c.laz"), "--baseline", "surface", "-q", "--overwrite"]) == 0
+    assert sha256(out / "c.laz") != first
+
+
+def test_the_reported_gaps_can_be_filled_under_the_same_name(holed_tile, tmp_path, capsys):
+    """The documented loop: --gaps-only writes OUT.gaps.geojson, which goes back as --mask."""
+    path, _, _ = holed_tile
+    out = tmp_path / "t.laz"
+    assert main(["fill", str(path), str(out), "--gaps-only", "-q"]) == 0
+    report = tmp_path / "t.gaps.geojson"
+    listed = report.read_bytes()
+    assert main(["fill", str(path), str(out), "--mask", str(report), "--baseline", "mirror", "-q"]) == 0
+    assert report.read_bytes() == listed and laspy.read(out).header.point_count > laspy.read(path).header.point_count
+
+
+def test_inputs_of_one_name_get_outputs_of_their_own(holed_tile, tmp_path):
+    path, _, _ = holed_tile
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+        (tmp_path / sub / "t.laz").write_bytes(path.read_bytes())
+    listing = tmp_path / "list.txt"
+    listing.write_text("a/t.laz\nb/t.laz\n")
+    assert main(["fill", str(listing), str(tmp_path / "out"), "--baseline", "mirror", "-q"]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir() if not p.name.startswith(".")) == [
+        "t-2.gaps.geojson", "t-2.laz", "t.gaps.geojson", "t.laz"]
+
+
+def test_masks_over_the_whole_tile_and_smaller_than_a_point(holed_tile, tmp_path, capsys):
+    path, hole, _ = holed_tile
+    las = laspy.read(path)
+    whole = _mask(tmp_path, [box(las.x.min() - 5, las.y.min() - 5, las.x.max() + 5, las.y.max() + 5)],
+                  "EPSG:2949", "whole.geojson")
+    _fails(capsys, ["fill", str(path), str(tmp_path / "w.laz"), "--mask", str(whole), "--baseline", "mirror"],
+           tmp_path, "gap 0: it covers all of the survey around it")
+    c = hole.centroid
+    tiny = _mask(tmp_path, [box(c.x, c.y, c.x + 0.1, c.y + 0.1)], "EPSG:2949", "tiny.geojson")
+    assert main(["fill", str(path), str(tmp_path / "t.laz"), "--mask", str(tiny), "-q"]) == 0
+    assert laspy.read(tmp_path / "t.laz").header.point_count == las.header.point_count  # 0 new points
+
+
+def test_new_points_in_tiles_are_core_or_buffer_by_where_they_land(holed_tile, tmp_path):
+    path, _, _ = holed_tile
+    las = laspy.read(path)
+    assert main(["tile", str(path), str(tmp_path / "tiles"), "--size", "40", "--buffer", "10",
+                 "--no-overview"]) == 0
+    index = json.loads((tmp_path / "tiles" / "tile_index.geojson").read_text())
+    cores = {f["properties"]["name"]: f["properties"]["core_bounds"] for f in index["features"]}
+    # a 12 m square across the core edge between two tiles, away from the crop's hole
+    edge = 40.0 * np.ceil((las.x.min() + 30) / 40)
+    yc = 0.5 * (las.y.min() + las.y.max()) - 30
+    mask = _mask(tmp_path, [box(edge - 6, yc - 6, edge + 6, yc + 6)], "EPSG:2949")
+    assert main(["fill", str(tmp_path / "tiles"), str(tmp_path / "out"), "--mask", str(mask),
+                 "--baseline", "mirror", "-q"]) == 0
+    flags = []
+    filled = sorted(p.name for p in (tmp_path / "out").glob("*.laz"))  # tiles the mask misses are skipped
+    assert len(filled) >= 2
+    for name in filled:
+        x0, y0, x1, y1 = cores[name]
+        out = laspy.read(tmp_path / "out" / name)
+        in_core = (out.x >= x0) & (out.x < x1) & (out.y >= y0) & (out.y < y1)
+        assert np.array_equal(np.asarray(out.buffer) == 1, ~in_core), name  # originals and new points
+        flags += list(np.asarray(out.buffer)[np.asarray(out.generated) == 1])
+    assert 0 < np.mean(flags) < 1  # the square's points landed in cores and in buffers
