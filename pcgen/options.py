@@ -39,15 +39,16 @@ def finite_float(text: str) -> float:
     return _number(text)
 
 
-def _ranged(convert: Callable[[str], float], fmt: Callable, low, high, low_open: bool, name: str):
-    """An argparse type: ``convert`` the text, then check ``low`` (open or closed) and ``high``."""
+def _ranged(convert: Callable[[str], float], fmt: Callable, low, high, low_open: bool, name: str,
+            high_open: bool = False):
+    """An argparse type: ``convert`` the text, then check ``low`` and ``high`` (each open or closed)."""
 
     def parse(text: str):
         value = convert(text)
         if low is not None and (value <= low if low_open else value < low):
             raise argparse.ArgumentTypeError(f"must be {'>' if low_open else '>='} {fmt(low)}, got {text}")
-        if high is not None and value > high:
-            raise argparse.ArgumentTypeError(f"must be <= {fmt(high)}, got {text}")
+        if high is not None and (value >= high if high_open else value > high):
+            raise argparse.ArgumentTypeError(f"must be {'<' if high_open else '<='} {fmt(high)}, got {text}")
         return value
 
     parse.__name__ = name
@@ -55,9 +56,9 @@ def _ranged(convert: Callable[[str], float], fmt: Callable, low, high, low_open:
 
 
 def float_range(low: float | None = None, high: float | None = None, *, low_open: bool = False,
-                name: str = "") -> Callable[[str], float]:
-    """A finite float in ``[low, high]`` (``(low, high]`` when ``low_open``)."""
-    return _ranged(_number, lambda v: f"{v:g}", low, high, low_open, name or "number")
+                high_open: bool = False, name: str = "") -> Callable[[str], float]:
+    """A finite float in ``[low, high]``, either end left open by ``low_open``/``high_open``."""
+    return _ranged(_number, lambda v: f"{v:g}", low, high, low_open, name or "number", high_open)
 
 
 def int_range(low: int | None = None, high: int | None = None, name: str = "") -> Callable[[str], int]:

@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n", type=int_range(1, 1_000_000), default=16, help="number of tiles")
     parser.add_argument("--condition", nargs="+", default=None, metavar="TILES",
                         help="real tiles (files, folders, index) a conditional model re-imagines part of")
-    parser.add_argument("--gap-fraction", type=float_range(0.0, 1.0, low_open=True), default=0.3,
+    parser.add_argument("--gap-fraction", type=float_range(0.0, 1.0, low_open=True, high_open=True), default=0.3,
                         help="conditional: side of the regenerated box as a fraction of the tile")
     parser.add_argument("--points", type=int_range(1, 10_000_000), default=None,
                         help="unconditional: points per tile (default: the checkpoint's num_points)")

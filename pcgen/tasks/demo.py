@@ -25,7 +25,8 @@ from pcgen.options import positive_float, positive_int, seed
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("out", help="output folder (tiles, cut.laz, filled.laz, eval/)")
-    parser.add_argument("--file", default="Megaplot.laz", help="sample LiDAR file to demo on")
+    parser.add_argument("--file", default="Megaplot.laz",
+                        help="LiDAR file to demo on: a path, or the name of a sample file")
     parser.add_argument("--ckpt", default=None, help="conditional checkpoint (default: the shipped one)")
     parser.add_argument("--gap-size", type=positive_float, default=10.0)
     parser.add_argument("--cuts", type=positive_int, default=3, help="evaluation cuts per held-out tile")
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from pcgen.tasks.generators import DEFAULT_CHECKPOINT, load_generator
 
     t0 = time.time()
-    source = datadir.lidar_file(args.file)
+    source = Path(args.file) if Path(args.file).is_file() else datadir.lidar_file(args.file)
     ckpt = Path(args.ckpt) if args.ckpt else DEFAULT_CHECKPOINT
     check_output(args.out, [source, ckpt], folder=True, overwrite=args.overwrite, overwrite_hint="--overwrite")
     # A bad checkpoint or a file it was trained on fails here, before anything is tiled or written.

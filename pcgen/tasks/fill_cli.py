@@ -51,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="replace what an earlier pcgen fill wrote: the filled file and its gap "
                              "report, or pcgen's files in a non-empty output folder (nothing else)")
-    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    parser.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors (no progress bars, no summary)")
 
 
 def _config(args):
@@ -137,6 +137,8 @@ def run(args: argparse.Namespace) -> int:
         for r in results:
             if r.dst:
                 r.dst = str(out_dir / Path(r.dst).name)
+    if args.quiet:
+        return 0
     for r in results:
         if args.gaps_only:
             print(f"{r.src}: {len(r.gaps)} gaps", file=sys.stderr)
@@ -145,8 +147,6 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(f"{r.src} -> {r.dst}: {len(r.gaps)} gaps, {r.n_generated} new points "
                   f"(+{r.n_original} original)", file=sys.stderr)
-    if args.quiet:
-        return 0
     print(json.dumps([{"input": r.src, "output": r.dst, "generated": r.n_generated,
                        "gaps": r.gaps} for r in results], indent=1))
     return 0

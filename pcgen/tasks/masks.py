@@ -14,6 +14,7 @@ import math
 import warnings
 from pathlib import Path
 
+import shapely
 from shapely.errors import GEOSException
 from shapely.geometry import Polygon, shape
 from shapely.geometry.base import BaseGeometry
@@ -57,7 +58,8 @@ def read_mask(path, crs=None, footprint: Polygon | None = None) -> list[Polygon]
         crs: the LAS file's pyproj CRS, or None when the file has none.
         footprint: the tile's area; polygons are clipped to it.
     Returns:
-        Polygons in the file's CRS, clipped to the footprint.
+        Polygons in the file's CRS, clipped to the footprint; where polygons overlap, their
+        union instead (each spot is filled once).
     Raises:
         InputError: unreadable JSON, no polygons, a CRS other than the file's (or a ``crs``
             member that is not an object), a NaN/huge coordinate, a self-intersecting polygon,
@@ -98,6 +100,9 @@ def read_mask(path, crs=None, footprint: Polygon | None = None) -> list[Polygon]
             pieces = list(inside.geoms) if inside.geom_type in ("MultiPolygon", "GeometryCollection") else [inside]
             clipped += [q for q in pieces if q.geom_type == "Polygon" and q.area > 0]
         polygons = clipped
+    merged = shapely.unary_union(polygons)
+    if sum(p.area for p in polygons) > merged.area * (1 + 1e-9):  # an overlap would be filled twice
+        polygons = [q for q in getattr(merged, "geoms", [merged]) if q.geom_type == "Polygon" and q.area > 0]
     return polygons
 
 

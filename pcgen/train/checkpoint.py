@@ -39,8 +39,9 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises RuntimeError, UnpicklingError, EOFError, ... here
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = reason.split(". ")[0].rstrip(".")  # torch's first sentence; the rest is advice
         raise CheckpointError(f"not a readable torch checkpoint (truncated or corrupt?): "
-                              f"{reason[:160]}", path) from None
+                              f"{reason[:120]}", path) from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise CheckpointError("not a pcgen training checkpoint (no state_dict)", path)
     hp = ckpt.get("hyper_parameters") or {}

@@ -78,3 +78,18 @@ def test_fuzz_mask_geometries(tmp_path_factory, ring):
     finite = all(math.isfinite(v) and abs(v) <= 1e15 for p in ring for v in p)
     assert finite and polygons
     assert all(p.is_valid and p.area > 0 and tile.buffer(1e-6).contains(p) for p in polygons)
+
+
+def test_overlapping_mask_polygons_are_one_gap(tmp_path):
+    """Two overlapping squares would fill their overlap twice; they are read as their union.
+    Squares that only touch stay two gaps."""
+    def read(polygons):
+        path = tmp_path / "m.geojson"
+        path.write_text(json.dumps({"type": "FeatureCollection", "features": [
+            {"type": "Feature", "properties": {}, "geometry": p.__geo_interface__} for p in polygons]}))
+        return read_mask(path)
+
+    (one,) = read([box(0, 0, 10, 10), box(5, 5, 15, 15)])
+    assert one.area == pytest.approx(175.0)
+    touching = read([box(0, 0, 10, 10), box(10, 0, 20, 10)])
+    assert [p.bounds for p in touching] == [(0, 0, 10, 10), (10, 0, 20, 10)]
