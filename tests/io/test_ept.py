@@ -307,7 +307,7 @@ def test_fill_cli_accepts_an_ept_folder(tmp_path, capsys):
     root, _ = _shallow_dataset(tmp_path)
     assert list_inputs([root]) == list_inputs([root / "ept.json"]) == [root / "ept.json"]
     out = tmp_path / "filled.laz"
-    code = main(["fill", str(root), str(out), "--baseline", "mirror", "--quiet"])
+    code = main(["fill", str(root), str(out), "--baseline", "mirror"])
     assert code in (0, None)
     filled = laspy.read(out)
     report = capsys.readouterr()
