@@ -27,11 +27,23 @@ from pcgen.ops import emd
 GAP_KINDS = ("gap_offset", "gap_flow", "gap_diffusion", "gap_vae", "gap_gan")
 
 
-def clamp_to_gap(x: Tensor, half: Tensor, z_max: Tensor, z_margin: float = 1.0) -> Tensor:
-    """Keep (B, N, 3) gap-frame points inside the (B, 2) half-box and under the context's (B,) top."""
+def clamp_to_gap(x: Tensor, half: Tensor, z_max: Tensor, z_margin: float = 1.0,
+                 z_min: Tensor | None = None) -> Tensor:
+    """Keep (B, N, 3) gap-frame points inside the (B, 2) half-box, under the context's (B,) top
+    + ``z_margin`` and over -``z_margin`` (and over the context's (B,) lowest height when given)."""
     xy = torch.maximum(torch.minimum(x[..., :2], half[:, None]), -half[:, None])
-    z = torch.minimum(x[..., 2:].clamp_min(-z_margin), (z_max + z_margin)[:, None, None])
+    z = x[..., 2:].clamp_min(-z_margin)
+    if z_min is not None:
+        z = torch.maximum(z, z_min[:, None, None])
+    z = torch.minimum(z, (z_max + z_margin)[:, None, None])
     return torch.cat([xy, z], -1)
+
+
+def context_floor(batch: Mapping[str, Tensor]) -> Tensor:
+    """(B,) lowest height above ground among each gap's context points (the ones the model reads)."""
+    ctx = batch["context"]
+    valid = lengths_mask(batch["context_lengths"], ctx.shape[1])
+    return ctx[..., 2].masked_fill(~valid, float("inf")).amin(1)
 
 
 # the gap's symmetries (quarter turns k about its centre, then maybe a mirror of x), in the
@@ -141,9 +153,11 @@ class GapHead(nn.Module):
 
     @torch.no_grad()
     def sample(self, batch: Mapping[str, Tensor], generator: torch.Generator | None = None) -> Tensor:
-        """(B, N, 3) gap-frame fill, inside the gap's box and under the context's top."""
+        """(B, N, 3) gap-frame fill, inside the gap's box and within the context's heights: no
+        lower than its lowest point (a fill is not under the ground around it), no higher than
+        its top + 1 m."""
         x = self.transport(self.start(batch, generator), batch, generator)
-        return clamp_to_gap(x, batch["half"], batch["z_max"])
+        return clamp_to_gap(x, batch["half"], batch["z_max"], z_min=context_floor(batch))
 
 
 def height_w1(x: Tensor, x_lengths: Tensor, truth: Tensor, truth_lengths: Tensor, levels: int = 32) -> Tensor:

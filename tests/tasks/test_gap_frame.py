@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from shapely.geometry import box
 
-from pcgen.models.gap_head import clamp_to_gap
+from pcgen.models.gap_head import clamp_to_gap, context_floor
 from pcgen.tasks.baselines import FILL_BASELINES, CanopyFill, HybridFill, MirrorFill, SurfaceFill
 from pcgen.tasks.context import ContextConfig, SortedCloud, build_context
 from pcgen.tasks.frame import GapFrame, GroundSurface, ground_heights, lowest_per_cell
@@ -168,6 +168,12 @@ def test_frame_example_budget_and_envelope():
     x = torch.tensor([[[9.0, -7.0, 30.0], [1.0, 2.0, -5.0]]])
     out = clamp_to_gap(x, torch.tensor([[5.0, 5.0]]), torch.tensor([12.0]))
     np.testing.assert_allclose(out[0].numpy(), [[5, -5, 13], [1, 2, -1]])
+    # and over the context's lowest point, where it is above -1 m
+    out = clamp_to_gap(x, torch.tensor([[5.0, 5.0]]), torch.tensor([12.0]), z_min=torch.tensor([-0.2]))
+    np.testing.assert_allclose(out[0].numpy(), [[5, -5, 13], [1, 2, -0.2]], atol=1e-6)
+    batch = {"context": torch.tensor([[[0.0, 0.0, 3.0], [1.0, 1.0, -0.2], [0.0, 0.0, -9.0]]]),
+             "context_lengths": torch.tensor([2])}  # the third row is padding
+    np.testing.assert_allclose(context_floor(batch).numpy(), [-0.2], atol=1e-6)
 
 
 def test_cut_examples_have_truth_inside_the_gap():
