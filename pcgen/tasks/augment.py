@@ -133,11 +133,17 @@ def check_classified(cloud, path) -> None:
                          "condition on labelled tiles, or generate without labels", path)
 
 
-def reimagine(cloud, generator, gap_fraction: float, rng: np.random.Generator, fill_config=None):
+def reimagine(cloud, generator, gap_fraction: float, rng: np.random.Generator, fill_config=None,
+              tries: int = 16, source=None):
     """Cut a random box (``gap_fraction`` of the tile's xy extent per side) and refill it.
+
+    A box that holds no point is drawn again (up to ``tries`` boxes): refilling it would write
+    the real tile back unchanged as a synthetic one. ``source`` names the tile in errors.
 
     Returns:
         FillResult of :func:`pcgen.tasks.fill.fill_cloud`.
+    Raises:
+        InputError: no box of that size holds a point.
     """
     from shapely.geometry import box
 
@@ -148,8 +154,14 @@ def reimagine(cloud, generator, gap_fraction: float, rng: np.random.Generator, f
     xy = cloud.xyz[:, :2]
     lo, hi = xy.min(0), xy.max(0)
     half = 0.5 * gap_fraction * (hi - lo)
-    c = rng.uniform(lo + half, hi - half)
-    inside = np.all(np.abs(xy - c) <= half, axis=1)
+    for _ in range(tries):
+        c = rng.uniform(lo + half, hi - half)
+        inside = np.all(np.abs(xy - c) <= half, axis=1)
+        if inside.any():
+            break
+    else:
+        raise InputError(f"no box of {gap_fraction:g} of the tile's side held a point in {tries} "
+                         "draws; raise --gap-fraction", source)
     kept = cloud.select(~inside)
     cfg = fill_config or FillConfig(seed=int(rng.integers(2**31 - 1)))
     return fill_cloud(kept, mask_gaps(kept, [box(*(c - half), *(c + half))]), generator, cfg)

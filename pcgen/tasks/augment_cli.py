@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         sources = []
         for i in tqdm(range(args.n), desc="tiles", disable=not progress):
             src = paths[i % len(paths)]
-            result = aug.reimagine(inputs[src], generator, args.gap_fraction, rng)
+            result = aug.reimagine(inputs[src], generator, args.gap_fraction, rng, source=src)
             clouds.append(result.cloud)
             sources.append(str(src))
     else:

@@ -155,9 +155,12 @@ def test_augment_labels_need_a_class_source(crops, uncond_ckpt, tmp_path, capsys
 @pytest.mark.parametrize("argv, says", [
     (["--n", "0"], "argument --n: must be >= 1"),
     ([], "give real tiles with --condition"),
+    (["--gap-fraction", "1"], "argument --gap-fraction: must be < 1"),
+    (["--gap-fraction", "1e-6", "--condition", "{crop}"], "no box of 1e-06 of the tile's side held a point"),
 ])
-def test_augment_bad_input(fill_ckpt, tmp_path, capsys, argv, says):
+def test_augment_bad_input(fill_ckpt, crops, tmp_path, capsys, argv, says):
     out = tmp_path / "aug"
+    argv = [a.format(crop=next(crops.glob("*.laz"))) for a in argv]
     assert main(["augment", str(out), "--ckpt", str(fill_ckpt)] + argv) == 2
     assert says in capsys.readouterr().err and not out.exists()
 
