@@ -321,17 +321,26 @@ def rows_to_json(rows, summary, config: EvalConfig, extra: dict | None = None) -
 
 
 def load_tiles(paths):
-    """(name, xyz, attributes) of each file, the form :func:`evaluate_fill` cuts gaps from."""
-    import pcgen.io as pio
+    """(name, xyz, attributes) of each file, the form :func:`evaluate_fill` cuts gaps from.
 
+    A file is named as ``pcgen tile`` names its source (``<folder>/ept.json`` for EPT); files of
+    one name from several folders become ``t.laz``, ``t-2.laz``... so each keeps its own rows.
+    """
+    import pcgen.io as pio
+    from pcgen.data.tile_inputs import source_name, unique_stems
+
+    paths = [Path(p) for p in paths]
+    names = [source_name(str(p)) for p in paths]
+    stems = unique_stems(paths)
+    names = [n if names.count(n) == 1 else f"{stem}{p.suffix}" for n, stem, p in zip(names, stems, paths)]
     tiles = []
-    for p in paths:
+    for p, name in zip(paths, names):
         cloud = pio.read(p)
         if len(cloud) < MIN_TILE_POINTS:
             raise InputError(f"{len(cloud)} points: too few to cut gaps from (at least {MIN_TILE_POINTS})", p)
         attrs = {k: cloud.attributes[k] for k in ("classification", "return_number", "number_of_returns")
                  if k in cloud.attributes}
-        tiles.append((Path(p).name, cloud.xyz, attrs))
+        tiles.append((name, cloud.xyz, attrs))
     return tiles
 
 

@@ -52,3 +52,15 @@ def test_site_table_has_one_row_per_site_with_the_goal_columns():
     assert lines[3] == ("| b.laz | 2 | mirror | 1.500 | +1.000 to +1.000 | 0% | 0.200 / 0.300 | "
                         "0.500 / 0.400 |")
     assert site_table({"c.laz": {"summary": {}, "comparison": None}}, TAU) == ""
+
+
+def test_files_of_one_name_keep_their_own_rows(tmp_path):
+    from pcgen import datadir
+    from pcgen.tasks.eval_fill import load_tiles
+
+    source = datadir.lidar_file("simple.las")
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+        (tmp_path / sub / "t.las").write_bytes(source.read_bytes())
+    tiles = load_tiles([tmp_path / "a" / "t.las", tmp_path / "b" / "t.las", source])
+    assert [name for name, _, _ in tiles] == ["t.las", "t-2.las", "simple.las"]
