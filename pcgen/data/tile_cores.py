@@ -48,9 +48,10 @@ def voxel_keep(xyz: np.ndarray, voxel: float) -> np.ndarray:
 
 def process_cores(store, options: TileOptions, fmt, scales, offsets,
                   ground: GroundModel | None, result: FileResult,
-                  owned: Callable[[tuple], bool] | None = None) -> None:
+                  owned: Callable[[tuple], bool] | None = None, height_offset: float = 0.0) -> None:
     """Thin, height-normalize and drop cores in place in the store; ``owned(key)`` says which
-    cores ``result`` counts (a strip's own, not the neighbour columns it reads for buffers)."""
+    cores ``result`` counts (a strip's own, not the neighbour columns it reads for buffers).
+    Heights are stored on the source's Z scale around ``height_offset`` (the tiles' Z offset)."""
     for key in store.keys():
         core = store.get(key)
         changed = False
@@ -70,10 +71,10 @@ def process_cores(store, options: TileOptions, fmt, scales, offsets,
         if ground is not None:
             x, y, z = decode_coords(core, scales, offsets, axes=(0, 1, 2))
             height = z - ground(x, y)
-            z_int = np.round((height - offsets[2]) / scales[2])
+            z_int = np.round((height - height_offset) / scales[2])
             if len(z_int) and (z_int.min() < -2 ** 31 or z_int.max() >= 2 ** 31):
-                raise OutputError(f"heights do not fit the source's Z grid (offset {offsets[2]:g}, "
-                                  f"scale {scales[2]:g})", result.source)
+                raise OutputError(f"heights above ground ({height.min():g} to {height.max():g}) do not "
+                                  f"fit the source's Z scale {scales[2]:g}", result.source)
             core = core.copy() if not changed else core
             core["Z"] = z_int.astype(np.int32)
             changed = True

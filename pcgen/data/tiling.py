@@ -20,7 +20,8 @@ EPT dataset or COPC file: `pcgen.data.tile_strips`)
     2. per core: voxel thinning (one point per voxel, the one nearest its centre; voxels on
        the global grid), height normalization (Z minus the ground surface), min-points drop.
     3. per tile: core + the neighbours' buffer bands (`pcgen.data.tile_cores.BufferBands`),
-       written as LAZ with the source header (scales, offsets, CRS, VLRs/EVLRs) by
+       written as LAZ with the source header (scales, offsets, CRS, VLRs/EVLRs; a
+       height-normalized tile's Z offset is 0, so heights fit whatever the source's Z offset) by
        `pcgen.data.tile_writer.TileWriter`: the bytes laspy's writer would write, without its
        per-file set-up for each tile.
 Point records are moved as raw bytes throughout, so points that are not thinned or
@@ -261,8 +262,13 @@ def tile_file(path, out_dir, options: TileOptions, raster: RasterSpec | None = N
                 result.counts = np.zeros((raster.ny, raster.nx), np.int64)
                 result.zmax = np.full((raster.ny, raster.nx), -np.inf)
             owned = None if strip is None else (lambda key: strip.owns(key[0]))
-            process_cores(store, options, fmt, scales, offsets, model, result, owned)
-            _write_tiles(store, options, tile_header, scales, offsets, out_dir, stem, raster,
+            out_offsets = offsets
+            if model is not None:  # heights above ground sit near 0, not near the source's Z
+                out_offsets = offsets.copy()
+                out_offsets[2] = 0.0
+                tile_header.offsets = out_offsets
+            process_cores(store, options, fmt, scales, offsets, model, result, owned, out_offsets[2])
+            _write_tiles(store, options, tile_header, scales, out_offsets, out_dir, stem, raster,
                          result, owned)
         finally:
             store.close()

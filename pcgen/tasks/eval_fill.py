@@ -63,14 +63,18 @@ class Cut:
 
 def cut_boxes(name: str, xyz: np.ndarray, attributes: dict, config: EvalConfig,
               rng: np.random.Generator) -> list[Cut]:
-    """Square cuts at random places well inside a tile, each removing at least ``min_removed`` points."""
+    """Square cuts at random places well inside a tile, each removing at least ``min_removed``
+    points; no two touch, so a tile takes at most as many as fit side by side (asked for more,
+    it gives those, with 20 random draws for each)."""
     lo, hi = xyz[:, :2].min(0) + config.edge_margin, xyz[:, :2].max(0) - config.edge_margin
     if np.any(hi - lo <= config.gap_size):
         return []
     cuts: list[Cut] = []
     half = config.gap_size / 2
-    for _ in range(config.cuts_per_tile * 20):
-        if len(cuts) == config.cuts_per_tile:
+    fit = int(np.prod(np.floor((hi - lo) / config.gap_size)))
+    wanted = min(config.cuts_per_tile, fit)
+    for _ in range(wanted * 20):
+        if len(cuts) == wanted:
             break
         c = rng.uniform(lo + half, hi - half)
         inside = np.all(np.abs(xyz[:, :2] - c) <= half, axis=1)

@@ -161,6 +161,25 @@ def test_ground_normalization_without_ground_class(tmp_path):
     assert np.percentile(z, 1) > -0.5
 
 
+def test_ground_normalization_of_a_file_whose_z_grid_is_far_from_zero(tmp_path):
+    # test1_4.las: Z offset 7350 m and scale 1e-6 m reach 5203-9497 m, and its ground lies at
+    # 5593-5599 m; heights of about 0 m are stored around a Z offset of 0 in the tiles
+    path = datadir.lidar_file("test1_4.las")
+    src = io.read(path)
+    assert src.header.offsets[2] - 2 ** 31 * src.header.scales[2] > 5000
+    index = tile_files([path], tmp_path / "t", TileOptions(size=50, buffer=0,
+                                                           ground_normalize=True), overview=False)
+    tiles = [io.read(tmp_path / "t" / f["properties"]["name"]) for f in index["features"]]
+    for tile in tiles:
+        assert tile.header.offsets[2] == 0.0
+        np.testing.assert_array_equal(tile.header.offsets[:2], src.header.offsets[:2])
+        np.testing.assert_array_equal(tile.header.scales, src.header.scales)
+    z = np.concatenate([t.xyz[:, 2] for t in tiles])
+    assert len(z) == len(src)
+    assert np.abs(np.median(z)) < 0.05  # every point is ground: heights about 0
+    assert np.ptp(z) < np.ptp(src.xyz[:, 2])
+
+
 def test_index_and_overview(tmp_path):
     path = datadir.lidar_file("autzen_trim.laz")
     index = tile_files([path], tmp_path / "t", TileOptions(size=200, buffer=10))

@@ -64,3 +64,22 @@ def test_files_of_one_name_keep_their_own_rows(tmp_path):
         (tmp_path / sub / "t.las").write_bytes(source.read_bytes())
     tiles = load_tiles([tmp_path / "a" / "t.las", tmp_path / "b" / "t.las", source])
     assert [name for name, _, _ in tiles] == ["t.las", "t-2.las", "simple.las"]
+
+
+def test_cuts_asked_beyond_what_fits_give_the_cuts_that_fit():
+    import time
+
+    import numpy as np
+
+    from pcgen.tasks.eval_fill import EvalConfig, cut_boxes
+
+    g = np.arange(0.5, 30, 1.0)  # a 30 x 30 m grid, one point per m²
+    xyz = np.c_[np.stack(np.meshgrid(g, g), -1).reshape(-1, 2), np.zeros(len(g) ** 2)]
+    cfg = EvalConfig(cuts_per_tile=10 ** 12, gap_size=5.0, edge_margin=2.5, min_removed=10)
+    start = time.perf_counter()
+    cuts = cut_boxes("grid.laz", xyz, {}, cfg, np.random.default_rng(0))
+    assert time.perf_counter() - start < 30  # 10^12 asked: was 2 * 10^13 draws
+    assert 1 <= len(cuts) <= 25  # 25 m of room each way: at most 5 x 5 cuts of 5 m
+    for i, a in enumerate(cuts):
+        assert len(a.removed) == 25 and len(a.xyz) == len(xyz) - 25
+        assert not any(a.polygon.intersects(b.polygon) for b in cuts[i + 1:])
