@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from pcgen.atomic import atomic_path
-from pcgen.io.crs import crs_member
+from pcgen.io.crs import crs_label, crs_member
 
 
 def build_index(results, options) -> dict:
@@ -85,33 +85,49 @@ def tile_core(tile) -> tuple[str, tuple[float, float, float, float]] | None:
     return None
 
 
-def render_overview(results, raster, index: dict, path, dpi: int = 110) -> None:
-    """PNG: point density (log) and top height of all tiles, tile cores outlined."""
+def render_overview(areas, rasters, path, areas_in_all: int | None = None, dpi: int = 110) -> None:
+    """PNG: point density (log) and top height, tile cores outlined; a row per area.
+
+    Args:
+        areas: per area, the `FileResult` of each of its inputs (`pcgen.data.tiling.overview_areas`).
+        rasters: per area, the `RasterSpec` its inputs were rasterized on.
+        areas_in_all: how many areas the run had, when more than are drawn.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.collections import PolyCollection
 
-    counts = sum(r.counts for r in results if r.counts is not None)
-    zmax = np.max([r.zmax for r in results if r.zmax is not None], axis=0)
-    extent = (raster.x0, raster.x0 + raster.nx * raster.cell,
-              raster.y0, raster.y0 + raster.ny * raster.cell)
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5.6), constrained_layout=True)
-    density = np.where(counts > 0, np.log10(np.maximum(counts, 1) / raster.cell ** 2), np.nan)
-    height = np.where(np.isfinite(zmax), zmax, np.nan)
-    polys = [np.array(f["geometry"]["coordinates"][0]) for f in index["features"]]
-    for ax, img, title, cmap, label in (
-            (axes[0], density, "point density", "viridis", "log10 points / unit²"),
-            (axes[1], height, "highest point", "terrain", "z")):
-        im = ax.imshow(img, origin="lower", extent=extent, cmap=cmap, interpolation="nearest")
-        ax.add_collection(PolyCollection(polys, facecolors="none", edgecolors="red",
-                                         linewidths=0.6))
-        ax.set_title(f"{title}: {len(polys)} tiles")
-        ax.set_aspect("equal")
-        ax.set_xlabel("x")
-        ax.set_ylabel("y")
-        fig.colorbar(im, ax=ax, shrink=0.8, label=label)
+    fig, axes = plt.subplots(len(areas), 2, figsize=(12, 5.6 * len(areas)), squeeze=False,
+                             constrained_layout=True)
+    for row, results, raster in zip(axes, areas, rasters):
+        drawn = [r for r in results if r.counts is not None]
+        counts = sum(r.counts for r in drawn)
+        zmax = np.max([r.zmax for r in drawn], axis=0)
+        extent = (raster.x0, raster.x0 + raster.nx * raster.cell,
+                  raster.y0, raster.y0 + raster.ny * raster.cell)
+        density = np.where(counts > 0, np.log10(np.maximum(counts, 1) / raster.cell ** 2), np.nan)
+        height = np.where(np.isfinite(zmax), zmax, np.nan)
+        polys = [np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
+                 for r in results for x0, y0, x1, y1 in (t["core_bounds"] for t in r.tiles)]
+        names = [Path(r.source).name if Path(r.source).suffix != ".json" else Path(r.source).parent.name
+                 for r in results]
+        where = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        for ax, img, title, cmap, label in (
+                (row[0], density, "point density", "viridis", "log10 points / unit²"),
+                (row[1], height, "highest point", "terrain", "z")):
+            im = ax.imshow(img, origin="lower", extent=extent, cmap=cmap, interpolation="nearest")
+            ax.add_collection(PolyCollection(polys, facecolors="none", edgecolors="red",
+                                             linewidths=0.6))
+            ax.set_title(f"{title}: {len(polys)} tiles of {where}", fontsize=10)
+            ax.set_aspect("equal")
+            ax.set_xlabel(f"x ({crs_label(results[0].crs)})")
+            ax.set_ylabel("y")
+            fig.colorbar(im, ax=ax, shrink=0.8, label=label)
+    if areas_in_all and areas_in_all > len(areas):
+        fig.suptitle(f"the {len(areas)} largest of {areas_in_all} separate areas (by CRS and "
+                     f"distance); every tile is in {INDEX_NAME}")
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, format="png")
     plt.close(fig)

@@ -336,6 +336,43 @@ def _tile_one(args) -> FileResult:
     return tile_file(path, out_dir, options, raster, stem, strip=strip)
 
 
+def overview_areas(headers: list[laspy.LasHeader], size: float) -> list[list[int]]:
+    """Indices of the inputs the overview draws together, largest area (in points) first.
+
+    One picture over inputs in different CRSs, or from sites far apart, shrinks each to a dot:
+    inputs share an area only if they share a CRS and their boxes, each grown by the larger of
+    a tile and a tenth of its diagonal, touch (directly or through others).
+    """
+    import shapely
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    def crs_key(h):
+        try:
+            crs = h.parse_crs()
+        except Exception:  # noqa: BLE001 - an unreadable CRS VLR only groups as "no CRS"
+            crs = None
+        return crs_name(crs) if crs is not None else None
+
+    keys = [crs_key(h) for h in headers]
+    lo = np.array([h.mins[:2] for h in headers], dtype=np.float64)
+    hi = np.array([h.maxs[:2] for h in headers], dtype=np.float64)
+    reach = np.maximum(float(size), 0.1 * np.hypot(*(hi - lo).T))[:, None]
+    boxes = shapely.box(*(lo - reach).T, *(hi + reach).T)
+    a, b = shapely.STRtree(boxes).query(boxes, predicate="intersects")
+    same = np.array([keys[i] == keys[j] for i, j in zip(a.tolist(), b.tolist())], dtype=bool)
+    n = len(headers)
+    graph = coo_matrix((np.ones(int(same.sum())), (a[same], b[same])), shape=(n, n))
+    _, label = connected_components(graph, directed=False)
+    areas: dict[int, list[int]] = {}
+    for i, lab in enumerate(label.tolist()):
+        areas.setdefault(lab, []).append(i)
+    return sorted(areas.values(), key=lambda m: -sum(int(headers[i].point_count) for i in m))
+
+
+OVERVIEW_AREAS = 4  # rows of the overview picture, largest areas first
+
+
 def overview_raster(headers: list[laspy.LasHeader], pixels: int = 512) -> RasterSpec:
     lo = np.min([h.mins[:2] for h in headers], axis=0)
     hi = np.max([h.maxs[:2] for h in headers], axis=0)
@@ -387,7 +424,13 @@ def tile_files(inputs, out_dir, options: TileOptions | None = None, *, workers: 
         raise InputError("no input files given")
     headers = read_headers(files)
     stems = unique_stems(files)
-    raster = overview_raster(headers) if overview else None
+    # one raster per area the overview draws (inputs of other areas are not rasterized)
+    all_areas = overview_areas(headers, options.size) if overview else []
+    areas = all_areas[:OVERVIEW_AREAS]
+    raster_of: dict[int, RasterSpec] = {}
+    for area in areas:
+        spec = overview_raster([headers[i] for i in area])
+        raster_of.update({i: spec for i in area})
     # jobs: each input whole, or an EPT dataset's strips; owner[k] is job k's input
     plans = [plan_strips(f, options.size, options.job_points, options.ground_normalize)
              for f in files]
@@ -404,14 +447,17 @@ def tile_files(inputs, out_dir, options: TileOptions | None = None, *, workers: 
                disable=not progress, desc="tiling")
     try:
         with atomic_dir(out_dir) as tmp:
-            jobs = [(files[i], tmp, options, raster, stems[i], s) for i, s in zip(owner, strips)]
+            jobs = [(files[i], tmp, options, raster_of.get(i), stems[i], s)
+                    for i, s in zip(owner, strips)]
             done = _run_jobs(jobs, workers, dask_address, bar, weights, steps, by_node)
             results = [FileResult.merge([r for r, i in zip(done, owner) if i == k])
                        for k in range(len(files))]
             index = build_index(results, options)
             write_index(index, tmp / INDEX_NAME)
             if overview:
-                render_overview(results, raster, index, tmp / "overview.png")
+                render_overview([[results[i] for i in area] for area in areas],
+                                [raster_of[area[0]] for area in areas], tmp / "overview.png",
+                                areas_in_all=len(all_areas))
     finally:
         bar.close()
     return index

@@ -49,6 +49,18 @@ def crs_name(crs) -> str | None:
     return f"{EPSG_URN}{epsg}" if epsg else crs.to_wkt()
 
 
+def crs_label(name: str | None) -> str:
+    """A short label for a name :func:`crs_name` made (axis labels, titles): ``EPSG:n``, the
+    WKT's own name, or ``no CRS``."""
+    if not name:
+        return "no CRS"
+    if name.startswith("urn:ogc:def:crs"):
+        return name.replace(EPSG_URN, "EPSG:").replace("urn:ogc:def:crs,", "") \
+            .replace("crs:EPSG::", "EPSG:")
+    first = name.split('"')
+    return first[1] if len(first) > 2 else name[:40]
+
+
 def crs_member(crs) -> dict | None:
     """The GeoJSON 2008 ``crs`` member naming ``crs``, or None when there is no CRS to name.
 

@@ -180,6 +180,37 @@ def test_ground_normalization_of_a_file_whose_z_grid_is_far_from_zero(tmp_path):
     assert np.ptp(z) < np.ptp(src.xyz[:, 2])
 
 
+def _header(lo, hi, points=100):
+    h = laspy.LasHeader(point_format=3, version="1.2")
+    h.mins, h.maxs, h.point_count = np.r_[lo, 0.0], np.r_[hi, 1.0], points
+    return h
+
+
+def test_overview_areas_split_by_crs_and_distance():
+    from pcgen.data.tiling import overview_areas
+
+    names = ["Megaplot.laz", "autzen_trim.laz", "simple.las"]  # UTM 17N, Oregon feet, no CRS
+    headers = [laspy.open(datadir.lidar_file(n)).header for n in names]
+    assert overview_areas(headers, 100.0) == [[1], [0], [2]]  # 110000, 81590, 1065 points
+    # one CRS: neighbours (touching, or within one tile) join; a site 10 km away does not
+    near = [_header((0, 0), (50, 50), 10), _header((50, 0), (100, 50), 20),
+            _header((0, 90), (50, 140), 35), _header((10_000, 0), (10_050, 50), 40)]
+    assert overview_areas(near, 50.0) == [[0, 1, 2], [3]]  # largest (in points) first
+    assert overview_areas(near, 15.0) == [[3], [2], [0, 1]]  # 40 m apart, tiles of 15 m
+
+
+def test_overview_draws_a_row_per_area(tmp_path):
+    from PIL import Image
+
+    paths = [datadir.lidar_file(n) for n in ("Megaplot.laz", "simple.las")]
+    tile_files(paths, tmp_path / "t", TileOptions(size=100, buffer=0))
+    one = tile_files(paths[:1], tmp_path / "one", TileOptions(size=100, buffer=0))
+    assert len(one["features"]) == 12
+    w2, h2 = Image.open(tmp_path / "t" / "overview.png").size
+    w1, h1 = Image.open(tmp_path / "one" / "overview.png").size
+    assert w1 == w2 and h2 == pytest.approx(2 * h1, rel=0.02)
+
+
 def test_index_and_overview(tmp_path):
     path = datadir.lidar_file("autzen_trim.laz")
     index = tile_files([path], tmp_path / "t", TileOptions(size=200, buffer=10))
