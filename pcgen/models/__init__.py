@@ -8,23 +8,41 @@ generates the points inside a gap from the surrounding cloud. :class:`GapOffsetH
 from copied and interpolated points (:mod:`pcgen.models.gap_head`).
 """
 
-from pcgen.models.conditioning import ContextEncoder, from_box_frame, to_box_frame
-from pcgen.models.decoders import FoldingDecoder, MLPDecoder
-from pcgen.models.denoiser import PointDenoiser
-from pcgen.models.diffusion import DiffusionHead
-from pcgen.models.flow_matching import FlowMatchingHead
-from pcgen.models.gan import GANHead, LatentMLP, PointDiscriminator
-from pcgen.models.gap_diffusion import GapDiffusionHead
-from pcgen.models.gap_flow import GapFlowHead
-from pcgen.models.gap_gan import GapDiscriminator, GapGANHead
-from pcgen.models.gap_offset import GapOffsetHead
-from pcgen.models.gap_vae import GapVAEHead
-from pcgen.models.noise_schedule import NoiseSchedule
-from pcgen.models.vae import VAEHead
+import importlib
 
-__all__ = [
-    "VAEHead", "GANHead", "DiffusionHead", "FlowMatchingHead", "GapOffsetHead", "GapFlowHead", "GapDiffusionHead", "GapVAEHead",
-    "GapGANHead", "GapDiscriminator",
-    "MLPDecoder", "FoldingDecoder", "PointDiscriminator", "LatentMLP", "PointDenoiser",
-    "NoiseSchedule", "ContextEncoder", "to_box_frame", "from_box_frame",
-]
+# name -> module; each is imported on first use, so loading one head does not import every
+# model family's libraries (Lightning, diffusers, torch-geometric: seconds per process)
+_EXPORTS = {
+    "ContextEncoder": "pcgen.models.conditioning",
+    "DiffusionHead": "pcgen.models.diffusion",
+    "FlowMatchingHead": "pcgen.models.flow_matching",
+    "FoldingDecoder": "pcgen.models.decoders",
+    "GANHead": "pcgen.models.gan",
+    "GapDiffusionHead": "pcgen.models.gap_diffusion",
+    "GapDiscriminator": "pcgen.models.gap_gan",
+    "GapFlowHead": "pcgen.models.gap_flow",
+    "GapGANHead": "pcgen.models.gap_gan",
+    "GapOffsetHead": "pcgen.models.gap_offset",
+    "GapVAEHead": "pcgen.models.gap_vae",
+    "LatentMLP": "pcgen.models.gan",
+    "MLPDecoder": "pcgen.models.decoders",
+    "NoiseSchedule": "pcgen.models.noise_schedule",
+    "PointDenoiser": "pcgen.models.denoiser",
+    "PointDiscriminator": "pcgen.models.gan",
+    "VAEHead": "pcgen.models.vae",
+    "from_box_frame": "pcgen.models.conditioning",
+    "to_box_frame": "pcgen.models.conditioning",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__

@@ -12,6 +12,7 @@ dimension: the mean distance from each point to the nearest point of the K - 1 o
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -183,14 +184,20 @@ def combine_draws(draws: list[np.ndarray], how: str = "consensus",
 
 def fill_points(xyz: np.ndarray, gaps: Sequence[Gap], generator, *, attributes: dict | None = None,
                 config: FillConfig | None = None, footprint: Polygon | None = None,
-                progress: bool = False, desc: str = "gaps"):
+                progress: bool = False, desc: str = "gaps", workers: int = 1, spec: tuple | None = None):
     """Generate points for every gap (the array half of :func:`fill_cloud`).
+
+    Gap ``i`` draws from its own random stream, ``(seed, i)``, so the fill is the same whether
+    its gaps run one after another or spread over ``workers`` processes.
 
     Args:
         xyz: (N, 3) world coordinates.
         gaps: gaps to fill.
         generator: object with ``generate(ctx, n, rng)``.
         attributes: (N,) arrays given to generators through the context (classification, ...).
+        workers: processes over the gaps; each builds the generator ``spec`` names
+            (:func:`pcgen.tasks.generators.make_generator`) and reads the points from a
+            memory-mapped copy in a temporary folder.
     Returns:
         (new (P, 3), source (P,) index of the original point each new point takes its attributes
         from (the point it was copied from, or the nearest one), uncertainty (P,) float32,
@@ -201,25 +208,83 @@ def fill_points(xyz: np.ndarray, gaps: Sequence[Gap], generator, *, attributes: 
     from tqdm.auto import tqdm
 
     cfg = config or FillConfig()
-    samples = check_samples(cfg.samples)
-    rng = np.random.default_rng(cfg.seed)
-    new, src, unc, results = [], [], [], []
-    cloud = SortedCloud(xyz, None) if len(gaps) else None
-    for gap in tqdm(gaps, desc=desc, unit="gap", disable=not progress, leave=False):
-        ctx = build_context(xyz, gap.polygon, cfg.context, attributes=attributes, footprint=footprint,
-                            rng=rng, gap_id=gap.id, cloud=cloud)
-        draws = [draw_in_gap(generator, ctx, rng) for _ in range(samples)]
-        pts, k = combine_draws([d[0] for d in draws], cfg.combine, ctx.polygon)
-        made_from = draws[k][1]
-        if len(pts):
-            new.append(pts)
-            unc.append(draw_spread([pts] + [d[0] for i, d in enumerate(draws) if i != k]))
-            src.append(ctx.index[made_from] if made_from is not None else _nearest_source(ctx, pts))
-        results.append(GapResult(id=gap.id, area=round(gap.area, 3), density=round(ctx.density, 4),
-                                 n_context=len(ctx.index), n_target=ctx.n_target, n_generated=len(pts)))
-    if not new:
+    check_samples(cfg.samples)
+    bar = tqdm(total=len(gaps), desc=desc, unit="gap", disable=not progress, leave=False)
+    try:
+        if workers > 1 and spec is not None and len(gaps) > 1:
+            parts = _fill_in_processes(xyz, list(enumerate(gaps)), spec, attributes, cfg,
+                                       footprint, workers, bar)
+        else:
+            cloud = SortedCloud(xyz, None) if len(gaps) else None
+            parts = []
+            for i, gap in enumerate(gaps):
+                parts.append(_fill_gap(xyz, cloud, i, gap, generator, attributes, cfg, footprint))
+                bar.update()
+    finally:
+        bar.close()
+    results = [p[3] for p in parts]
+    parts = [p for p in parts if len(p[0])]
+    if not parts:
         return np.zeros((0, 3)), np.zeros(0, np.int64), np.zeros(0, np.float32), results
-    return np.concatenate(new), np.concatenate(src), np.concatenate(unc), results
+    return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
+            np.concatenate([p[2] for p in parts]), results)
+
+
+def _fill_gap(xyz, cloud, i: int, gap: Gap, generator, attributes, cfg: FillConfig, footprint):
+    """(new points, their source indices, their uncertainty, GapResult) of gap ``i``."""
+    rng = np.random.default_rng([cfg.seed, i])
+    ctx = build_context(xyz, gap.polygon, cfg.context, attributes=attributes, footprint=footprint,
+                        rng=rng, gap_id=gap.id, cloud=cloud)
+    draws = [draw_in_gap(generator, ctx, rng) for _ in range(cfg.samples)]
+    pts, k = combine_draws([d[0] for d in draws], cfg.combine, ctx.polygon)
+    made_from = draws[k][1]
+    src, unc = np.zeros(0, np.int64), np.zeros(0, np.float32)
+    if len(pts):
+        unc = draw_spread([pts] + [d[0] for j, d in enumerate(draws) if j != k])
+        src = ctx.index[made_from] if made_from is not None else _nearest_source(ctx, pts)
+    return pts, src, unc, GapResult(id=gap.id, area=round(gap.area, 3), density=round(ctx.density, 4),
+                                    n_context=len(ctx.index), n_target=ctx.n_target, n_generated=len(pts))
+
+
+def _fill_in_processes(xyz, numbered_gaps, spec, attributes, cfg, footprint, workers, bar) -> list:
+    """:func:`_fill_gap` over ``(i, gap)`` pairs in a pool, in order; about four batches per
+    worker keep both busy when gaps differ in size."""
+    import shutil
+    import tempfile
+
+    from pcgen.dispatch import run_all
+
+    folder = Path(tempfile.mkdtemp(prefix="pcgen-fill-"))
+    try:
+        np.save(folder / "xyz.npy", np.ascontiguousarray(xyz, dtype=np.float64))
+        for name, values in (attributes or {}).items():
+            np.save(folder / f"attr-{name}.npy", np.asarray(values))
+        size = max(1, -(-len(numbered_gaps) // (4 * workers)))
+        batches = [numbered_gaps[k:k + size] for k in range(0, len(numbered_gaps), size)]
+        jobs = [(str(folder), spec, batch, cfg, footprint) for batch in batches]
+        done = run_all(_fill_batch, jobs, workers=workers, preload=["pcgen.tasks.fill"],
+                       on_done=lambda k, result: bar.update(len(result)))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return [part for batch in done for part in batch]
+
+
+_POINTS: dict = {}  # per worker process: the points of the fill it serves, read once
+
+
+def _fill_batch(job) -> list:
+    """Worker entry of :func:`_fill_in_processes`."""
+    from pcgen.tasks.generators import make_generator
+
+    folder, spec, batch, cfg, footprint = job
+    if folder not in _POINTS:
+        xyz = np.load(Path(folder) / "xyz.npy", mmap_mode="r")
+        attrs = {f.stem[len("attr-"):]: np.load(f, mmap_mode="r") for f in Path(folder).glob("attr-*.npy")}
+        _POINTS.clear()
+        _POINTS[folder] = (xyz, attrs, SortedCloud(xyz, None))
+    xyz, attrs, cloud = _POINTS[folder]
+    generator = make_generator(spec)
+    return [_fill_gap(xyz, cloud, i, gap, generator, attrs, cfg, footprint) for i, gap in batch]
 
 
 def _nearest_source(ctx: GapContext, pts: np.ndarray) -> np.ndarray:
@@ -230,11 +295,14 @@ def _nearest_source(ctx: GapContext, pts: np.ndarray) -> np.ndarray:
 
 
 def fill_cloud(cloud, gaps: Sequence[Gap], generator, config: FillConfig | None = None,
-               progress: bool = False, desc: str = "gaps", core=None) -> FillResult:
+               progress: bool = False, desc: str = "gaps", core=None, workers: int = 1,
+               spec: tuple | None = None) -> FillResult:
     """Fill ``gaps`` in a :class:`pcgen.io.PointCloud`; originals stay first and untouched.
 
     ``core``: ``(buffer dimension, core bounds)`` of a tile (`pcgen.data.tile_index.tile_core`):
     each new point's buffer flag then says where it landed, not where its source was.
+    ``workers`` processes fill the gaps, each with the generator ``spec`` names (see
+    :func:`fill_points`); the output is the same for any number.
 
     Returns:
         A :class:`FillResult` whose cloud holds N originals then P new points, plus the
@@ -249,7 +317,8 @@ def fill_cloud(cloud, gaps: Sequence[Gap], generator, config: FillConfig | None 
              if k in cloud.attributes}
     footprint = tile_footprint(xyz[:, :2], cfg.gaps.footprint_concavity)
     new_xyz, src, unc, results = fill_points(xyz, gaps, generator, attributes=attrs, config=cfg,
-                                             footprint=footprint, progress=progress, desc=desc)
+                                             footprint=footprint, progress=progress, desc=desc,
+                                             workers=workers, spec=spec)
     out_cfg = cfg.output
     for name in (out_cfg.generated_dim, out_cfg.uncertainty_dim):
         if name in cloud.attributes:

@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set gaps.density_ratio=0.1")
     parser.add_argument("--seed", type=seed, default=None)
-    parser.add_argument("--workers", "-j", type=workers, default=1, help="processes over tiles")
+    parser.add_argument("--workers", "-j", type=workers, default=1, help="processes: over the files, or over one file's gaps")
     parser.add_argument("--dask", type=dask_address, default=None, metavar="ADDRESS",
                         help="run tiles on the Dask scheduler at ADDRESS (tcp://host:8786)")
     parser.add_argument("--overwrite", action="store_true",
@@ -123,7 +123,8 @@ def run(args: argparse.Namespace) -> int:
         make_generator(spec)  # a bad checkpoint fails here, before anything is read or written
     progress = not args.quiet and sys.stderr.isatty()
     if single:
-        jobs = [FillJob(str(pairs[0][0]), str(dst), spec, cfg, args.mask, report, True, progress, args.gaps_only)]
+        jobs = [FillJob(str(pairs[0][0]), str(dst), spec, cfg, args.mask, report, True, progress, args.gaps_only,
+                        gap_workers=1 if args.dask else args.workers)]
         results = run_jobs(jobs, 1, args.dask, progress)
     else:
         # Several files: write into a staging folder; only pcgen's own files move into OUT at the end.

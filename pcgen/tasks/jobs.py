@@ -32,6 +32,7 @@ class FillJob:
     mask_must_hit: bool = True
     progress: bool = False
     gaps_only: bool = False  # detect and report, write no LAS
+    gap_workers: int = 1  # processes over this file's gaps (one big file on several cores)
 
 
 @dataclass
@@ -83,7 +84,8 @@ def _run_job(job: FillJob) -> JobResult:
         _write_report(job.gaps_report, gaps, cloud.crs)
         return JobResult(job.src, None, len(cloud), gaps=[{"id": g.id, "area": round(g.area, 3)} for g in gaps])
     result = fill_cloud(cloud, gaps, generator, job.config, progress=job.progress,
-                        desc=Path(job.src).name, core=tile_core(job.src))
+                        desc=Path(job.src).name, core=tile_core(job.src),
+                        workers=job.gap_workers, spec=job.generator)
     pio.write(result.cloud, job.dst)
     if job.gaps_report:  # written after the fill succeeds: a failed run leaves nothing behind
         _write_report(job.gaps_report, gaps, cloud.crs)

@@ -42,6 +42,17 @@ def _defined_in_models(obj: Any) -> bool:
     return any(module == p or module.startswith(p + ".") for p in MODEL_PACKAGES)
 
 
+def _static_attr(obj: Any, attr: str) -> Any:
+    """``obj.attr`` without running the object's code; a pcgen package's lazy export
+    (``_EXPORTS``: name -> pcgen module, imported on first use) is looked up in its module."""
+    value = inspect.getattr_static(obj, attr, None)
+    exports = inspect.getattr_static(obj, "_EXPORTS", None) if inspect.ismodule(obj) else None
+    if value is None and isinstance(exports, dict) and isinstance(exports.get(attr), str) \
+            and exports[attr].startswith("pcgen."):
+        value = inspect.getattr_static(importlib.import_module(exports[attr]), attr, None)
+    return value
+
+
 def resolve_model_class(target: str) -> type | None:
     """The pcgen model class ``target`` names, or None; imports only ``pcgen`` modules."""
     from torch import nn
@@ -56,7 +67,7 @@ def resolve_model_class(target: str) -> type | None:
         except Exception:  # not a module (ImportError) or one that cannot load here
             continue
         for attr in parts[cut:]:
-            obj = inspect.getattr_static(obj, attr, None)
+            obj = _static_attr(obj, attr)
             if obj is None:
                 return None
         if inspect.isclass(obj) and issubclass(obj, nn.Module) and _defined_in_models(obj):

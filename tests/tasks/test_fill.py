@@ -159,3 +159,28 @@ def test_an_unknown_way_to_combine_draws_is_a_config_error():
 
     with pytest.raises(ConfigError, match="combine must be one of consensus, medoid, got 'mean'"):
         check_fill_config(load_fill_config(overrides=["combine=mean"]))
+
+
+def test_gaps_spread_over_processes_fill_the_same_points(holed_tile):
+    # each gap draws from its own stream (seed, gap index), so two processes write what one does
+    from shapely.geometry import box
+
+    from pcgen.tasks.generators import make_generator
+
+    path, hole, _ = holed_tile
+    cloud = pio.read(path)
+    x0, y0 = cloud.xyz[:, :2].min(0)
+    holes = [hole] + [box(x0 + 10 + 25 * k, y0 + 10, x0 + 18 + 25 * k, y0 + 18) for k in range(4)]
+    gaps = mask_gaps(cloud, holes)
+    spec = ("model", None, None)
+    cfg = FillConfig(samples=2, seed=5)
+    one = fill_cloud(cloud, gaps, make_generator(spec), cfg)
+    two = fill_cloud(cloud, gaps, make_generator(spec), cfg, workers=2, spec=spec)
+    n = one.n_original
+    assert len(one.cloud) - n > 100 and len(two.cloud) == len(one.cloud)
+    np.testing.assert_array_equal(two.cloud.xyz, one.cloud.xyz)
+    for name in ("classification", "intensity", "uncertainty", "generated"):
+        np.testing.assert_array_equal(two.cloud.attributes[name], one.cloud.attributes[name])
+    assert [g.n_generated for g in two.gaps] == [g.n_generated for g in one.gaps]
+    other = fill_cloud(cloud, gaps, make_generator(spec), FillConfig(samples=2, seed=6))
+    assert not np.array_equal(other.cloud.xyz[n:n + 50], one.cloud.xyz[n:n + 50])
