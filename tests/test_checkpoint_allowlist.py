@@ -137,3 +137,15 @@ def test_a_new_head_module_is_allowed_without_a_list(monkeypatch):
     assert resolve_model_class("os.path.join") is None
     assert "evil_not_imported" not in sys.modules
     assert resolve_model_class("evil_not_imported.Head") is None and "evil_not_imported" not in sys.modules
+
+
+def test_a_package_name_resolves_through_its_lazy_table_only(monkeypatch):
+    import pcgen.models
+    from pcgen.models.gap_offset import GapOffsetHead
+
+    monkeypatch.delitem(vars(pcgen.models), "GapOffsetHead", raising=False)  # not imported yet
+    assert resolve_model_class("pcgen.models.GapOffsetHead") is GapOffsetHead
+    assert resolve_model_class("pcgen.models.NoSuchHead") is None
+    # a table entry naming a module outside pcgen is never imported
+    monkeypatch.setitem(pcgen.models._EXPORTS, "Evil", "evil_lazy_target")
+    assert resolve_model_class("pcgen.models.Evil") is None and "evil_lazy_target" not in sys.modules

@@ -5,7 +5,7 @@ Names are imported lazily so ``pcgen tile`` does not pay for torch.
 
 from __future__ import annotations
 
-import importlib
+from pcgen.lazy import lazy_names
 
 _EXPORTS = {
     "tile_files": "pcgen.data.tiling",
@@ -16,9 +16,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'pcgen.data' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_names(__name__, _EXPORTS)

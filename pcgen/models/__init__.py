@@ -8,10 +8,9 @@ generates the points inside a gap from the surrounding cloud. :class:`GapOffsetH
 from copied and interpolated points (:mod:`pcgen.models.gap_head`).
 """
 
-import importlib
+from pcgen.lazy import lazy_names
 
-# name -> module; each is imported on first use, so loading one head does not import every
-# model family's libraries (Lightning, diffusers, torch-geometric: seconds per process)
+# name -> module, imported on first use (pcgen.lazy): loading one head imports only its own
 _EXPORTS = {
     "ContextEncoder": "pcgen.models.conditioning",
     "DiffusionHead": "pcgen.models.diffusion",
@@ -34,15 +33,4 @@ _EXPORTS = {
     "to_box_frame": "pcgen.models.conditioning",
 }
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__ = lazy_names(__name__, _EXPORTS)

@@ -4,10 +4,9 @@
 (B, D), point_features (B, N, D'))``; attributes ``global_dim``, ``point_dim``; ``regularization()``.
 """
 
-import importlib
+from pcgen.lazy import lazy_names
 
-# name -> module; each is imported on first use, so loading one head does not import every
-# model family's libraries (Lightning, diffusers, torch-geometric: seconds per process)
+# name -> module, imported on first use (pcgen.lazy): loading one head imports only its own
 _EXPORTS = {
     "DGCNNEncoder": "pcgen.nn.dgcnn",
     "EncoderOutput": "pcgen.nn.blocks",
@@ -19,15 +18,4 @@ _EXPORTS = {
     "timestep_embedding": "pcgen.nn.blocks",
 }
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__ = lazy_names(__name__, _EXPORTS)
