@@ -7,7 +7,7 @@ import sys
 
 from pcgen.errors import ConfigError
 from pcgen.options import non_negative_int, positive_float, positive_int, seed
-from pcgen.tasks.generators import SOURCE_COPIES
+from pcgen.tasks.generators import AUTO_COPY, SOURCE_COPIES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,8 +15,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output folder: eval_fill.json, eval_fill.md, eval_fill.png")
     parser.add_argument("--ckpt", default=None, help="conditional checkpoint (default: the shipped one)")
     parser.add_argument("--no-model", action="store_true", help="evaluate the baselines only")
-    parser.add_argument("--source-copy", choices=SOURCE_COPIES, default=None,
-                        help="the copy the model starts from (default: the one it was trained from)")
+    parser.add_argument("--source-copy", choices=(AUTO_COPY, *SOURCE_COPIES), default=None,
+                        help="the copy the model starts from in every gap (default auto: canopy in "
+                             "gaps up to 7.5 m wide, else the trained one)")
     parser.add_argument("--cuts", type=positive_int, default=None, help="cuts per tile (default from config)")
     parser.add_argument("--gap-size", type=positive_float, default=None, help="side of the square cuts, CRS units")
     parser.add_argument("--tau", default=None, help="comma-separated F-score thresholds, CRS units")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pcgen.errors import ConfigError
 from pcgen.options import dask_address, seed, workers, yaml_mapping_file
-from pcgen.tasks.generators import BASELINES, SOURCE_COPIES
+from pcgen.tasks.generators import AUTO_COPY, BASELINES, SOURCE_COPIES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,9 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "K > 1 adds a per-point 'uncertainty' dimension")
     parser.add_argument("--baseline", choices=BASELINES, default=None,
                         help="fill with a baseline instead of the model")
-    parser.add_argument("--source-copy", choices=SOURCE_COPIES, default=None,
-                        help="the copy the model starts from (default: the one it was trained "
-                             "from); canopy is closer on gaps of about 5 m (docs/tasks.md)")
+    parser.add_argument("--source-copy", choices=(AUTO_COPY, *SOURCE_COPIES), default=None,
+                        help="the copy the model starts from in every gap (default auto: canopy in "
+                             "gaps up to 7.5 m wide, where it is closer, else the trained one)")
     parser.add_argument("--class-code", type=int, default=None,
                         help="ASPRS class of new points (default: copied from the nearest original)")
     parser.add_argument("--exclude-classes", default=None,

@@ -59,6 +59,12 @@ class Gap:
         return float(self.polygon.area)
 
 
+def gap_width(polygon) -> float:
+    """Diameter of the largest circle inside a gap: how far its middle lies from the data around
+    it (a 5 m square is 5 m wide, and so is a 5 m by 100 m strip)."""
+    return 2.0 * float(shapely.maximum_inscribed_circle(polygon).length)
+
+
 MIN_TILE_POINTS = 3  # fewer points span no footprint: nothing to find, fill or cut gaps in
 
 

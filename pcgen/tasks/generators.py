@@ -20,6 +20,8 @@ from pcgen.tasks.context import GapContext
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "default_fill.ckpt"
 BASELINES = ("mirror", "hybrid", "canopy", "surface")  # pcgen.tasks.baselines.FILL_BASELINES (tested equal)
 SOURCE_COPIES = ("hybrid", "canopy")  # pcgen.tasks.gap_examples.COPIES (tested equal)
+AUTO_COPY = "auto"  # the start by gap width: the canopy copy up to SMALL_GAP_WIDTH, else the trained copy
+SMALL_GAP_WIDTH = 7.5  # m (pcgen.tasks.gaps.gap_width): the canopy copy is closer in 5 m holes (docs/tasks.md)
 
 
 def window_frame(xyz: np.ndarray, window_bounds) -> tuple[np.ndarray, float]:
@@ -115,15 +117,27 @@ class GapModelGenerator:
         max_context: context points the head saw per gap in training.
         context_band: how the head's training chose them (:func:`~pcgen.tasks.gap_examples.context_subset`).
         copy: the copy its sources start from (:data:`~pcgen.tasks.gap_examples.COPIES`), as in training.
+        small_copy: the copy for gaps at most :data:`SMALL_GAP_WIDTH` wide (default: ``copy``).
     """
 
     name = "pcgen"
 
-    def __init__(self, head, max_context: int = 1536, context_band: float = 0.0, copy: str = "hybrid"):
+    def __init__(self, head, max_context: int = 1536, context_band: float = 0.0, copy: str = "hybrid",
+                 small_copy: str | None = None):
         self.head = head
         self.max_context = int(max_context)
         self.context_band = float(context_band)
         self.copy = copy
+        self.small_copy = small_copy or copy
+
+    def start_copy(self, polygon) -> str:
+        """The copy a gap's sources start from: ``small_copy`` in a gap up to
+        :data:`SMALL_GAP_WIDTH` wide, else ``copy``."""
+        from pcgen.tasks.gaps import gap_width
+
+        if self.small_copy == self.copy:
+            return self.copy
+        return self.small_copy if gap_width(polygon) <= SMALL_GAP_WIDTH else self.copy
 
     def generate(self, ctx: GapContext, n: int, rng: np.random.Generator) -> np.ndarray:
         return self.generate_with_source(ctx, n, rng)[0]
@@ -140,7 +154,7 @@ class GapModelGenerator:
         from pcgen.models.gap_head import example_batch
         from pcgen.tasks.gap_examples import context_subset, frame_example
 
-        ex = frame_example(ctx, int(n), rng, copy=self.copy)
+        ex = frame_example(ctx, int(n), rng, copy=self.start_copy(ctx.polygon))
         if len(ex.context) > self.max_context:
             keep = context_subset(ex.context, ex.half, self.max_context, self.context_band, rng)
             ex.context, ex.context_ground = ex.context[keep], ex.context_ground[keep]
@@ -156,8 +170,9 @@ def load_generator(path: str | os.PathLike | None = None, copy: str | None = Non
 
     Args:
         path: the checkpoint.
-        copy: start a gap head from this copy (:data:`SOURCE_COPIES`) instead of the one it
-            was trained from (the canopy copy is closer at 5 m gaps, docs/tasks.md).
+        copy: start a gap head from this copy (:data:`SOURCE_COPIES`) in every gap; None or
+            :data:`AUTO_COPY`: the canopy copy in gaps up to :data:`SMALL_GAP_WIDTH` wide (it is
+            closer in 5 m holes, docs/tasks.md) and the copy it was trained from in wider ones.
         threads: torch's intra-op threads for this process from now on (None leaves them).
             A gap's network calls are small: split over two threads they wait on each other,
             and on a busy 2-core machine pyfor_test's fill took 40-88 s instead of 12-13 s
@@ -166,8 +181,9 @@ def load_generator(path: str | os.PathLike | None = None, copy: str | None = Non
         CheckpointError: missing, corrupt, or a head that cannot fill gaps.
         ConfigError: an unknown ``copy``, or a ``copy`` for a head that starts from none.
     """
-    if copy is not None and copy not in SOURCE_COPIES:
-        raise ConfigError(f"source copy must be one of {', '.join(SOURCE_COPIES)}, got {copy!r}")
+    if copy is not None and copy not in (AUTO_COPY, *SOURCE_COPIES):
+        raise ConfigError(f"source copy must be one of {', '.join((AUTO_COPY, *SOURCE_COPIES))}, got {copy!r}")
+    copy = None if copy == AUTO_COPY else copy
     from pcgen.models.gap_head import GAP_KINDS
     from pcgen.train.checkpoint import load_head
 
@@ -190,7 +206,8 @@ def load_generator(path: str | os.PathLike | None = None, copy: str | None = Non
     if meta.get("kind") in GAP_KINDS:
         return GapModelGenerator(head, max_context=int(data.get("max_context") or 1536),
                                  context_band=float(data.get("context_band") or 0.0),
-                                 copy=copy or _source_copy(data.get("source_copy"), path))
+                                 copy=copy or _source_copy(data.get("source_copy"), path),
+                                 small_copy=copy or "canopy")
     if copy is not None:
         raise ConfigError(f"a source copy applies to gap heads; this checkpoint holds a "
                           f"{meta.get('kind', 'unknown')} head that starts from noise")

@@ -119,7 +119,7 @@ def test_the_source_copy_can_be_chosen_at_fill_time(holed_tile, tmp_path, capsys
     assert load_generator(hybrid_ckpt, "canopy").copy == "canopy"
     assert load_generator(canopy_ckpt, "hybrid").copy == "hybrid"
     assert make_generator(("model", str(hybrid_ckpt), "canopy")).copy == "canopy"
-    with pytest.raises(ConfigError, match="source copy must be one of hybrid, canopy"):
+    with pytest.raises(ConfigError, match="source copy must be one of auto, hybrid, canopy"):
         load_generator(hybrid_ckpt, "mirror")
     # the start decides the fill: the same seed and weights from the two copies differ
     path, hole, _ = holed_tile
@@ -138,6 +138,35 @@ def test_the_source_copy_can_be_chosen_at_fill_time(holed_tile, tmp_path, capsys
                  "--source-copy", "canopy"])
     assert code != 0 and "a --baseline fill has none" in capsys.readouterr().err
     assert not (tmp_path / "x.laz").exists()
+
+
+def test_the_default_start_is_the_canopy_copy_in_narrow_gaps_only(holed_tile, tmp_path):
+    import pcgen.io as pio
+    from shapely.geometry import box
+
+    from pcgen.tasks.fill import FillConfig, fill_cloud, mask_gaps
+    from pcgen.tasks.gaps import gap_width
+
+    ckpt = tiny_gap_checkpoint(tmp_path / "h.ckpt")
+    auto = load_generator(ckpt)
+    assert (auto.copy, auto.small_copy) == ("hybrid", "canopy")
+    assert load_generator(ckpt, "auto").small_copy == "canopy"
+    assert load_generator(ckpt, "hybrid").small_copy == "hybrid"
+    path, hole, _ = holed_tile
+    cloud = pio.read(path)
+    x, y = cloud.xyz[:, :2].min(0) + 30.0  # in the forest, away from the tile's hole
+    small, large = box(x - 2.5, y - 2.5, x + 2.5, y + 2.5), box(x - 5, y - 5, x + 5, y + 5)
+    assert gap_width(small) == pytest.approx(5.0) and gap_width(large) == pytest.approx(10.0)
+    assert gap_width(box(0, 0, 5, 100)) == pytest.approx(5.0)  # a strip is as wide as it is across
+    cfg = FillConfig(samples=1, seed=3)
+
+    def fill(copy, gap):
+        gen = load_generator(ckpt, copy)
+        return fill_cloud(cloud, mask_gaps(cloud, [gap]), gen, cfg).cloud.xyz[len(cloud):]
+
+    np.testing.assert_array_equal(fill(None, small), fill("canopy", small))
+    np.testing.assert_array_equal(fill(None, large), fill("hybrid", large))
+    assert not np.array_equal(fill("hybrid", small), fill("canopy", small))
 
 
 def test_generated_points_fill_the_hole_at_the_surrounding_density(holed_tile, tmp_path):
