@@ -177,3 +177,31 @@ def test_pcgen_train_runs_two_steps(make_cfg, tmp_path):
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     assert ckpt["global_step"] == 2 and ckpt["hyper_parameters"]["kind"] == "flow_matching"
     assert (run / "train.log").exists()
+
+
+def test_a_refused_train_run_keeps_the_folders_the_user_had(make_cfg, tmp_path, monkeypatch, capsys):
+    from pcgen.cli import main
+    from pcgen.train import train_cli
+
+    monkeypatch.chdir(tmp_path)
+    tiles = make_cfg("vae", "pointnet").data.tile_dir
+    logs = tmp_path / "mylogs"
+    logs.mkdir()
+    (logs / "train.log").write_text("my notes")
+    # hydra.* overrides no longer skip the check before Hydra makes (or reuses) the folder
+    assert main(["train", "debug=tiny", "model=vae", f"data.tile_dir={tiles}", "hydra.run.dir=mylogs",
+                 "data.batch_size=0"]) == 2
+    assert "data.batch_size must be positive" in capsys.readouterr().err
+    assert (logs / "train.log").read_text() == "my notes" and sorted(logs.iterdir()) == [logs / "train.log"]
+    # refused inside the run, after Hydra wrote .hydra/: a folder the user had stays
+    train_cli._note_existing(["hydra.run.dir=mylogs"])
+    (logs / ".hydra").mkdir()
+    train_cli._remove_if_unused(str(logs))
+    assert (logs / "train.log").read_text() == "my notes"
+    # a folder the run made goes, its empty parent that the user had stays
+    (tmp_path / "runs").mkdir()
+    train_cli._note_existing(["hydra.run.dir=runs/a/b"])
+    made = tmp_path / "runs" / "a" / "b"
+    (made / ".hydra").mkdir(parents=True)
+    train_cli._remove_if_unused(str(made))
+    assert not (tmp_path / "runs" / "a").exists() and (tmp_path / "runs").is_dir()

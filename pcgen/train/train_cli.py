@@ -48,17 +48,33 @@ def _prog() -> str:
     return "pcgen train" if sys.argv[0] == __file__ else Path(sys.argv[0]).name
 
 
+# Folders on the way to this run's folder that existed before Hydra made it (see _note_existing):
+# a refused run removes only what it created.
+_EXISTING: set[Path] = set()
+
+
+def _note_existing(argv: list[str]) -> None:
+    """Remember which of the run folder (``hydra.run.dir=``; else the default ``outputs``) and
+    its parents exist before Hydra creates it."""
+    given = [a.split("=", 1)[1] for a in argv if a.lstrip("+").startswith("hydra.run.dir=")]
+    planned = Path(given[-1] if given and "${" not in given[-1] else "outputs").resolve()
+    _EXISTING.clear()
+    _EXISTING.update(p for p in (planned, *planned.parents) if p.exists())
+
+
 def _remove_if_unused(run_dir: str) -> None:
-    """Remove a run folder that holds only what Hydra wrote on entry (``.hydra/``, the log),
-    and its parents up to the working directory once empty: a refused run leaves no folder."""
+    """Remove a run folder this run created that holds only what Hydra wrote on entry
+    (``.hydra/``, the log), and its parents up to the working directory that this run created
+    and left empty: a refused run leaves no folder, and never removes one the user had."""
     import shutil
 
     path, stop = Path(run_dir).resolve(), Path.cwd().resolve()
-    if not path.is_dir() or any(p.name not in (".hydra", "train.log") for p in path.iterdir()):
+    if path in _EXISTING or not path.is_dir() \
+            or any(p.name not in (".hydra", "train.log") for p in path.iterdir()):
         return
     shutil.rmtree(path, ignore_errors=True)
     for parent in path.parents:
-        if parent == stop or stop not in parent.parents or any(parent.iterdir()):
+        if parent in _EXISTING or parent == stop or stop not in parent.parents or any(parent.iterdir()):
             break
         parent.rmdir()
 
@@ -66,17 +82,19 @@ def _remove_if_unused(run_dir: str) -> None:
 def precheck(argv: list[str]) -> None:
     """Compose and check the overrides before Hydra creates its run folder, so a bad value
     (``model.optimizer.lr=abc``, ``data.dataset.num_points=-1``, an unknown key) is one line
-    and leaves no ``outputs/<run>/`` behind. Runs with Hydra flags (``-m``, ``--cfg``,
-    ``--help``) or ``hydra.*`` overrides are checked inside the app instead (see :func:`main`).
+    and leaves no ``outputs/<run>/`` behind; ``hydra.*`` overrides are Hydra's and are left
+    out of the check. Runs with Hydra flags (``-m``, ``--cfg``, ``--help``) are checked inside
+    the app instead (see :func:`main`).
 
     Raises:
         ConfigError: the config does not compose or :func:`pcgen.train.run.validate_config` refuses it.
     """
-    if any(a.startswith(("-", "hydra.", "+hydra.", "~hydra.")) for a in argv):
+    if any(a.startswith("-") for a in argv):
         return
     from pcgen.train.run import compose_config, validate_config
 
-    validate_config(compose_config(argv, root=Path.cwd()))
+    own = [a for a in argv if not a.lstrip("+~").startswith("hydra.")]  # Hydra's own settings
+    validate_config(compose_config(own, root=Path.cwd()))
 
 
 def cli() -> None:
@@ -86,6 +104,7 @@ def cli() -> None:
     except PcgenError as exc:
         print(f"{_prog()}: error: {exc}", file=sys.stderr)
         sys.exit(2)
+    _note_existing(sys.argv[1:])
     main()
 
 
@@ -96,6 +115,7 @@ def add_arguments(parser) -> None:
 def run(argv: list[str]) -> int:
     """Run the Hydra app on ``argv`` (overrides and Hydra flags); returns the exit status."""
     precheck(argv)  # a PcgenError here is printed by pcgen.cli as one line, exit 2
+    _note_existing(argv)
     saved = sys.argv
     sys.argv = [__file__, *argv]
     try:
