@@ -83,3 +83,16 @@ def check_output(out: str | os.PathLike, inputs: Iterable[str | os.PathLike | No
     if not os.access(ancestor, os.W_OK | os.X_OK):
         raise OutputError("output folder is not writable", ancestor)
     return absolute
+
+
+def is_pcgen_report(path, mark: str) -> bool:
+    """Whether ``path`` is a JSON object whose ``"generator"`` member is ``mark``: a report
+    pcgen wrote (the kind of file ``--overwrite`` may replace)."""
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("generator") == mark

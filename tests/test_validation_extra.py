@@ -7,6 +7,7 @@ with a device the machine lacks is refused before anything is read or written.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -80,3 +81,45 @@ def test_evaluate_missing_device(tmp_path, capsys, device, says):
     out = tmp_path / "report.json"
     _one_line(capsys, ["evaluate", "generated=g.npy", "reference=r.npy", f"out={out}", f"device={device}"], says)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("setting, says", [
+    ("num_points=0", "num_points must be >= 1"),
+    ("num_points=nan", "num_points must be an integer, got nan"),
+    ("max_clouds=-1", "max_clouds must be >= 2"),
+    ("pr_k=0", "pr_k must be >= 1"),
+    ("jsd_resolution=100000", "jsd_resolution must be >= 2 and <= 256"),
+    ("emd_eps=inf", "emd_eps must be > 0 and <= 1"),
+    ("emd_squared=maybe", "emd_squared must be true or false, got 'maybe'"),
+    ("seed=-1", "seed must be >= 0"),
+    ("batch_size=0", "batch_size must be >= 1"),
+    ("out=null", "out must be a file name for the report"),
+])
+def test_evaluate_bad_settings(tmp_path, capsys, setting, says):
+    _one_line(capsys, ["evaluate", "generated=g.npy", "reference=r.npy", f"out={tmp_path / 'o.json'}",
+                       setting], says)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_evaluate_replaces_only_its_own_report(tmp_path, capsys):
+    import numpy as np
+
+    from pcgen.cli import main
+
+    rng = np.random.default_rng(0)
+    g, r = tmp_path / "g.npy", tmp_path / "r.npy"
+    np.save(g, rng.normal(size=(4, 32, 3)).astype("f4"))
+    np.save(r, rng.normal(size=(5, 32, 3)).astype("f4"))
+    before = g.read_bytes()
+    _one_line(capsys, ["evaluate", f"generated={g}", f"reference={r}", f"out={g}"], "output would overwrite its input")
+    assert g.read_bytes() == before
+    mine = tmp_path / "mine.las"
+    mine.write_text("a user's file")
+    _one_line(capsys, ["evaluate", f"generated={g}", f"reference={r}", f"out={mine}", "--overwrite"],
+              "output file exists and pcgen did not write it")
+    assert mine.read_text() == "a user's file"
+    out = tmp_path / "o.json"
+    assert main(["evaluate", f"generated={g}", f"reference={r}", f"out={out}"]) == 0
+    _one_line(capsys, ["evaluate", f"generated={g}", f"reference={r}", f"out={out}"], "pass --overwrite")
+    assert main(["evaluate", f"generated={g}", f"reference={r}", f"out={out}", "seed=3", "--overwrite"]) == 0
+    assert json.loads(out.read_text())["generator"] == "pcgen evaluate"

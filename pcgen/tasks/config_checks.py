@@ -1,4 +1,4 @@
-"""Range checks for the fill configuration, applied once after it is composed.
+"""Range checks for composed configurations (fill, evaluate), applied once after composing.
 
 A value of the wrong sign, zero or NaN in gap detection silently finds no gaps (exit 0 with a
 wrong answer), so every numeric field is checked here and reported by its dotted key.
@@ -10,7 +10,6 @@ import math
 
 from pcgen.errors import ConfigError
 from pcgen.options import MAX_SEED
-from pcgen.tasks.fill import COMBINE
 
 # dotted key -> (lowest, low bound open?, highest, may be None)
 _RULES: dict[str, tuple[float, bool, float, bool]] = {
@@ -51,6 +50,29 @@ def _get(cfg, key: str):
     return cfg
 
 
+def check_range(key: str, value, low: float, high: float, *, open_low: bool = False,
+                nullable: bool = False, integer: bool = False):
+    """Return ``value`` if it is a number in ``[low, high]`` (``(low, high]`` with ``open_low``;
+    None allowed with ``nullable``; a whole number with ``integer``), else raise ``ConfigError``
+    naming ``key``."""
+    if value is None and nullable:
+        return value
+    kind = "an integer" if integer else "a number"
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
+        raise ConfigError(f"{key} must be {kind}, got {value!r}")
+    if not math.isfinite(value) or value > high or (value <= low if open_low else value < low):
+        lo, hi = (str(int(low)), str(int(high))) if integer else (f"{low:g}", f"{high:g}")
+        raise ConfigError(f"{key} must be {'>' if open_low else '>='} {lo} and <= {hi}, got {value!r}")
+    return value
+
+
+def check_flag(key: str, value) -> bool:
+    """Return ``value`` if it is true or false, else raise ``ConfigError`` naming ``key``."""
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key} must be true or false, got {value!r}")
+    return value
+
+
 def check_fill_config(cfg):
     """Raise ``ConfigError`` naming the first out-of-range value; returns ``cfg`` unchanged.
 
@@ -59,16 +81,10 @@ def check_fill_config(cfg):
     for key, value in _numbers(cfg):
         if not math.isfinite(value):
             raise ConfigError(f"{key} must be a finite number, got {value!r}")
+    from pcgen.tasks.fill import COMBINE
+
     for key, (low, open_low, high, nullable) in _RULES.items():
-        value = _get(cfg, key)
-        if value is None and nullable:
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{key} must be a number, got {value!r}")
-        bad = not math.isfinite(value) or value > high or (value <= low if open_low else value < low)
-        if bad:
-            rng = f"{'>' if open_low else '>='} {low:g} and <= {high:g}"
-            raise ConfigError(f"{key} must be {rng}, got {value!r}")
+        check_range(key, _get(cfg, key), low, high, open_low=open_low, nullable=nullable)
     if cfg.context.max_points < cfg.context.min_points:
         raise ConfigError(f"context.max_points ({cfg.context.max_points}) must be >= context.min_points "
                           f"({cfg.context.min_points})")

@@ -27,7 +27,7 @@ from omegaconf import OmegaConf
 
 from pcgen.atomic import atomic_path
 from pcgen.data.sampling import resample_index
-from pcgen.errors import ConfigError, InputError
+from pcgen.errors import ConfigError, InputError, OutputError
 from pcgen.io.las import LAS_SUFFIXES
 
 CLOUD_SUFFIXES = (".npy", *LAS_SUFFIXES, ".ply")
@@ -56,7 +56,28 @@ def load_config(overrides: Sequence[str] = (), config_dir: str | os.PathLike | N
     if cfg["ckpt"] is not None and (cfg["data"] is None and cfg["reference"] is None):
         raise ConfigError("ckpt=... needs data=TILE_DIR (or reference=...)")
     cfg["device"] = check_device(cfg["device"])
+    _check_numbers(cfg)
+    if not isinstance(cfg["out"], str) or not cfg["out"].strip():
+        raise ConfigError(f"out must be a file name for the report, got {cfg['out']!r}")
     return cfg
+
+
+def _check_numbers(cfg: dict) -> None:
+    """Refuse a count, size or tolerance that would crash later or quietly change the report
+    (``max_clouds=-1`` dropped the last cloud, ``pr_k=0`` reported zeros)."""
+    from pcgen.options import MAX_SEED
+    from pcgen.tasks.config_checks import check_flag, check_range
+
+    check_range("num_points", cfg["num_points"], 1, 10_000_000, nullable=True, integer=True)
+    check_range("max_clouds", cfg["max_clouds"], 2, 10_000_000, nullable=True, integer=True)
+    check_range("chunk", cfg["chunk"], 1, 1_000_000, integer=True)
+    check_range("emd_eps", cfg["emd_eps"], 0.0, 1.0, open_low=True)
+    check_range("jsd_resolution", cfg["jsd_resolution"], 2, 256, integer=True)  # 256³ cells: 134 MB a set
+    check_range("pr_k", cfg["pr_k"], 1, 1000, integer=True)
+    check_range("batch_size", cfg["batch_size"], 1, 100_000, integer=True)
+    check_range("seed", cfg["seed"], 0, MAX_SEED - 1, integer=True)  # the reference set takes seed + 1
+    for key in ("emd_squared", "progress"):
+        check_flag(key, cfg[key])
 
 
 def check_device(name) -> str:
@@ -192,7 +213,21 @@ def evaluate_generation(cfg: dict) -> dict:
                            progress=bool(cfg["progress"]))
     report["inputs"] = {k: (str(cfg[k]) if cfg[k] is not None else None)
                         for k in ("generated", "reference", "ckpt", "data")}
-    with atomic_path(cfg["out"]) as tmp:
-        tmp.write_text(json.dumps(report, indent=2) + "\n")
+    report["generator"] = REPORT_MARK
+    try:
+        with atomic_path(cfg["out"]) as tmp:
+            tmp.write_text(json.dumps(report, indent=2) + "\n")
+    except OSError as exc:
+        raise OutputError(f"cannot write the report ({exc.strerror or exc})", cfg["out"]) from None
     return report
+
+
+REPORT_MARK = "pcgen evaluate"  # the report's "generator" member: pcgen wrote this file
+
+
+def is_evaluation_report(path) -> bool:
+    """Whether ``path`` is a report ``pcgen evaluate`` wrote (``--overwrite`` may replace it)."""
+    from pcgen.outputs import is_pcgen_report
+
+    return is_pcgen_report(path, REPORT_MARK)
 

@@ -25,12 +25,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="an override as for the other commands (repeatable)")
     parser.add_argument("--config-dir", default=None,
                         help="a folder with your own config.yaml, searched before the packaged one")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing report that pcgen evaluate wrote (never another file)")
 
 
 def run(args: argparse.Namespace) -> int:
     from pcgen.tasks.eval_generation import evaluate_generation, load_config
 
+    from pcgen.outputs import check_output
+    from pcgen.tasks.eval_generation import is_evaluation_report
+
     cfg = load_config([*args.overrides, *args.set], config_dir=args.config_dir)
+    inputs = [cfg[k] for k in ("generated", "reference", "ckpt", "data")] + [args.config_dir]
+    cfg["out"] = str(check_output(cfg["out"], inputs, folder=False, overwrite=args.overwrite,
+                                  overwrite_hint="--overwrite", ours=is_evaluation_report))
     report = evaluate_generation(cfg)
     summary = {m: report[m] for m in ("chamfer", "emd") if m in report}
     print(json.dumps({"jsd": report["jsd"], **summary}, indent=1))

@@ -258,14 +258,9 @@ REPORT_MARK = "pcgen gaps"  # a foreign member of every gap report: pcgen wrote 
 def is_gap_report(path) -> bool:
     """Whether ``path`` is a gap report pcgen wrote (the one kind of file ``pcgen fill
     --overwrite`` may replace besides its filled files)."""
-    import json
+    from pcgen.outputs import is_pcgen_report
 
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except (OSError, ValueError):
-        return False
-    return isinstance(data, dict) and data.get("generator") == REPORT_MARK
+    return is_pcgen_report(path, REPORT_MARK)
 
 
 def gaps_to_geojson(gaps: Sequence[Gap], crs=None) -> dict:

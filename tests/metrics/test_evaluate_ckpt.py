@@ -43,8 +43,9 @@ def test_checkpoint_evaluation_writes_report(trained, tmp_path):
 def test_bad_checkpoint_is_one_line_error(tmp_path, capsys):
     bad = tmp_path / "broken.ckpt"
     bad.write_bytes(b"not a checkpoint")
+    (tmp_path / "tiles").mkdir()
     out = tmp_path / "report.json"
-    assert evaluate_main([f"ckpt={bad}", f"data={tmp_path}", f"out={out}"]) == 2
+    assert evaluate_main([f"ckpt={bad}", f"data={tmp_path / 'tiles'}", f"out={out}"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("pcgen evaluate: error:") and "broken.ckpt" in err
     assert not out.exists()
