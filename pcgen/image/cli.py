@@ -137,7 +137,7 @@ def _sample(args) -> int:
     from pcgen.atomic import atomic_dir
     from pcgen.errors import ConfigError
     from pcgen.image.config import load_ldm
-    from pcgen.image.data import load_images
+    from pcgen.image.data import image_stem, load_images
     from pcgen.image.render import grid, save_png, to_uint8
 
     if args.num < 1:
@@ -152,7 +152,7 @@ def _sample(args) -> int:
         for item in load_images(args.images):
             ctx = model.embed(item.image)
             rows.append(list(model.sample(args.num, ctx, **kw)))
-            names.append(item.path.stem)
+            names.append(image_stem(item.path, Path(args.images)))  # a/img.png, b/img.png: two names
     else:
         rows.append(list(model.sample(args.num, None, **kw)))
         names.append("sample")

@@ -26,6 +26,14 @@ __all__ = ["IMAGE_SUFFIXES", "list_images", "open_rgb", "load_images", "to_unit_
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
+def image_stem(path: Path, root: Path) -> str:
+    """An output name for an image found under ``root``, unique across its subfolders
+    (``a/img.png`` and ``b/img.png`` become ``a__img`` and ``b__img``)."""
+    path, root = Path(path), Path(root)
+    rel = path.relative_to(root) if path.is_relative_to(root) else Path(path.name)
+    return "__".join(rel.with_suffix("").parts)
+
+
 def list_images(root: str | os.PathLike, recursive: bool = True) -> list[Path]:
     """Every file under ``root`` whose suffix looks like an image, sorted by path.
 

@@ -23,7 +23,7 @@ from torch import Tensor
 from pcgen.atomic import atomic_dir
 from pcgen.errors import ConfigError
 from pcgen.image.cosplace import CosPlace
-from pcgen.image.data import load_images, resize_center_crop, to_unit_tensor
+from pcgen.image.data import image_stem, load_images, resize_center_crop, to_unit_tensor
 from pcgen.image.ldm import LatentDiffusion
 from pcgen.image.render import grid, save_png
 
@@ -103,11 +103,6 @@ class ExplainReport:
         return "\n".join(lines) + "\n"
 
 
-def _sheet_name(path: Path, root: Path) -> str:
-    rel = path.relative_to(root) if path.is_relative_to(root) else Path(path.name)
-    return "__".join(rel.with_suffix("").parts) + ".png"
-
-
 @torch.no_grad()
 def explain(model: LatentDiffusion, images: str | os.PathLike, out: str | os.PathLike, samples: int = 4, *,
             sampler: str = "ddim", steps: int = 50, eta: float = 0.0, guidance_scale: float = 1.0,
@@ -165,7 +160,7 @@ def explain(model: LatentDiffusion, images: str | os.PathLike, out: str | os.Pat
     with atomic_dir(out) as tmp:
         for i, item in enumerate(loaded):
             g = gens[i * samples:(i + 1) * samples]
-            name = _sheet_name(item.path, root)
+            name = image_stem(item.path, root) + ".png"
             save_png(grid([[small[i], *g]]), tmp / "sheets" / name)
             diffs.append(region_colour_difference(small[i], g))
             c = own[i * samples:(i + 1) * samples]

@@ -155,10 +155,12 @@ def rasterize_files(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLi
     if tile < 0:
         raise ConfigError(f"tile must be ≥ 0, got {tile}")
     out_dir = Path(out_dir)
+    from pcgen.data.tile_inputs import unique_stems
+
     written, index = [], []
+    paths = [Path(p) for p in paths]
     with atomic_dir(out_dir) as tmp:
-        for path in paths:
-            path = Path(path)
+        for path, stem in zip(paths, unique_stems(paths)):  # x.las twice: x_..., x-2_...
             cloud = read(path)
             if len(cloud) == 0:
                 raise InputError("file holds no points", path)
@@ -175,7 +177,7 @@ def rasterize_files(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLi
                     block = r.values[i:i + th, j:j + tw]
                     scaled = [_scale(block[..., c], name, kind, max_height) for c, name in enumerate(r.channels)]
                     arr = np.stack([s[0] for s in scaled], -1)
-                    name = f"{path.stem}_{kind}{channels}_r{i // th:03d}_c{j // tw:03d}.png"
+                    name = f"{stem}_{kind}{channels}_r{i // th:03d}_c{j // tw:03d}.png"
                     Image.fromarray(arr[..., 0] if channels == 1 else arr).save(tmp / name, format="PNG")
                     written.append(out_dir / name)
                     index.append({"png": name, "source": str(path), "kind": kind, "res": res,

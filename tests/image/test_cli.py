@@ -105,6 +105,29 @@ def test_sample_from_embeddings_and_unconditionally(tiny_run, few_photos, tmp_pa
     assert len(list((tmp_path / "u").glob("*.png"))) == 4
 
 
+def test_sample_names_images_of_one_name_in_two_folders_apart(tiny_run, few_photos, tmp_path, capsys):
+    for sub in ("a", "b"):
+        (tmp_path / "imgs" / sub).mkdir(parents=True)
+        shutil.copy(few_photos / "db1.jpg", tmp_path / "imgs" / sub / "img.jpg")
+    rc, out, err = run_cli(capsys, "sample", "--ckpt", tiny_run["ldm"], "--images", tmp_path / "imgs",
+                           "--num", 1, "--steps", 2, "--out", tmp_path / "s")
+    assert rc == 0, err
+    assert sorted(p.name for p in (tmp_path / "s").glob("*.png")) == ["a__img_00.png", "b__img_00.png", "grid.png"]
+
+
+def test_rasterize_files_of_one_name_from_two_folders(lidar_dir, tmp_path, capsys):
+    for sub in ("d1", "d2"):
+        (tmp_path / sub).mkdir()
+        shutil.copy(lidar_dir / "MixedConifer.laz", tmp_path / sub / "x.laz")
+    rc, _, err = run_cli(capsys, "rasterize", tmp_path / "d1" / "x.laz", tmp_path / "d2" / "x.laz",
+                         tmp_path / "r", "--res", 1.0, "--tile", 30)
+    assert rc == 0, err
+    names = sorted(p.name for p in (tmp_path / "r").glob("*.png"))
+    assert len(names) == 18 and sum(n.startswith("x-2_") for n in names) == 9
+    index = json.loads((tmp_path / "r" / "index.json").read_text())
+    assert sorted(e["png"] for e in index) == names
+
+
 def test_explain_with_checkpoint_of_other_architecture(tiny_run, few_photos, tmp_path, capsys):
     ckpt = torch.load(tiny_run["ldm"], weights_only=True)
     ckpt["pcgen_image"]["config"]["unet"]["block_out_channels"] = [48, 64]
