@@ -288,6 +288,17 @@ def test_demo_with_a_bad_checkpoint_tiles_nothing(tmp_path, capsys):
     _refused(capsys, tmp_path, ["demo", str(tmp_path / "out"), "--ckpt", str(bad)], "random.ckpt")
 
 
+def test_demo_on_a_file_too_sparse_for_its_tiles_leaves_nothing(tmp_path, capsys):
+    # simple.las: 1065 points over 3.5 km, no 40 m tile holds 384 of them
+    assert main(["demo", str(tmp_path / "out"), "--file", "simple.las"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("pcgen demo: error:")
+    assert "simple.las: no 40 m tile of it holds 384 points" in err
+    assert list(tmp_path.iterdir()) == []
+    _refused(capsys, tmp_path, ["demo", str(tmp_path / "out"), "--gap-size", "1e9"],
+             "--gap-size must be under 32 m")
+
+
 def test_tile_with_a_bad_header_scale_leaves_nothing(tmp_path, capsys):
     import struct
 

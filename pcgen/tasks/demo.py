@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from shapely.geometry import box
 
-from pcgen.errors import InputError
+from pcgen.errors import ConfigError, InputError
 from pcgen.options import positive_float, positive_int, seed
 
 
@@ -47,6 +47,10 @@ def check_heldout(ckpt: Path, source: Path) -> None:
         raise InputError(f"the checkpoint was trained on {source.name}; demo a held-out site ({held})")
 
 
+DEMO_TILE = 40.0  # m: the tiles the demo cuts its gaps from
+DEMO_MIN_POINTS = 384  # a tile with fewer core points is dropped
+
+
 def run(args: argparse.Namespace) -> int:
     from pcgen import datadir
     from pcgen.atomic import atomic_dir
@@ -54,6 +58,12 @@ def run(args: argparse.Namespace) -> int:
     from pcgen.tasks.generators import DEFAULT_CHECKPOINT, load_generator
 
     t0 = time.time()
+    from pcgen.tasks.eval_fill import EvalConfig
+
+    room = DEMO_TILE - 2 * EvalConfig().edge_margin  # cuts stay this far inside a tile
+    if args.gap_size >= room:
+        raise ConfigError(f"--gap-size must be under {room:g} m (gaps are cut inside the demo's "
+                          f"{DEMO_TILE:g} m tiles), got {args.gap_size:g}")
     source = Path(args.file) if Path(args.file).is_file() else datadir.lidar_file(args.file)
     ckpt = Path(args.ckpt) if args.ckpt else DEFAULT_CHECKPOINT
     check_output(args.out, [source, ckpt], folder=True, overwrite=args.overwrite, overwrite_hint="--overwrite")
@@ -78,9 +88,13 @@ def _demo(args, out: Path, source: Path, ckpt: Path, generator, t0: float) -> di
     from pcgen.tasks.fill import fill_cloud, load_fill_config, mask_gaps
 
     tiles_dir = out / "tiles"
-    tile_files([source], tiles_dir, TileOptions(size=40.0, buffer=0.0, min_points=384), overview=True)
+    tile_files([source], tiles_dir, TileOptions(size=DEMO_TILE, buffer=0.0, min_points=DEMO_MIN_POINTS),
+               overview=True)
     tiles = sorted(tiles_dir.glob("*.laz"))
     print(f"[{time.time() - t0:5.0f} s] tiled {source.name} into {len(tiles)} tiles", file=sys.stderr)
+    if not tiles:
+        raise InputError(f"no {DEMO_TILE:g} m tile of it holds {DEMO_MIN_POINTS} points; the demo needs "
+                         "a denser or larger survey", source)
 
     heldout = tiles
     print(f"[{time.time() - t0:5.0f} s] model {ckpt} ({len(heldout)} tiles of a held-out site)", file=sys.stderr)

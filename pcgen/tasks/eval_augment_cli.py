@@ -76,6 +76,9 @@ def model_tiles(ckpt, train_paths, n: int, frame, seed: int, above_ground: bool 
     if not (meta.get("data") or {}).get("conditional"):
         for s in aug.sample_unconditional(head, n, frame.points, seed):
             out += aug.metric_tiles(aug.to_local_frame(s, frame.tile_size), frame, rng, None, above_ground)[:1]
+        if len(out) < 2:
+            raise InputError(f"the checkpoint's {n} samples, placed as {frame.tile_size:g} m tiles, give "
+                             f"{len(out)} whole tiles; need at least 2", ckpt)
         return out
     generator = load_generator(ckpt)
     for i in range(n):

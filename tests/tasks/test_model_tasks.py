@@ -173,3 +173,14 @@ def test_eval_augment_baselines(crops, tmp_path, capsys):
     assert set(doc["results"]) == {"jitter", next(k for k in doc["results"] if k.startswith("gmm"))}
     for r in doc["results"].values():
         assert 0 <= r["chamfer"]["cov"] <= 1 and 0 <= r["chamfer"]["1nna"] <= 1
+
+
+def test_eval_augment_with_an_unconditional_checkpoint_too_small_for_the_tiles(crops, uncond_ckpt, tmp_path,
+                                                                                capsys):
+    # the tiny head's unit-cube samples, placed as 40 m tiles, fill no whole tile: one line, no output
+    out = tmp_path / "ea"
+    assert main(["eval-augment", "--reference", str(crops), "--train", str(crops), "--out", str(out),
+                 "--ckpt", str(uncond_ckpt), "--n", "2", "--points", "64"]) == 2
+    err = capsys.readouterr().err
+    assert "give 0 whole tiles; need at least 2" in err and "uncond.ckpt" in err and "Traceback" not in err
+    assert not out.exists()
