@@ -38,6 +38,9 @@ def _one_line(capsys, argv, says):
     ("data.dataset.num_points=-1", "data.dataset.num_points must be positive, got -1"),
     ("data.batch_size=0", "data.batch_size must be positive, got 0"),
     ("data.num_points=-1", "Could not override 'data.num_points'"),
+    ("seed=-1", "seed must be 0..4294967295, got -1"),
+    ("seed=nan", "seed must be an integer, got nan"),
+    ("trainer.gradient_clip_val=nan", "trainer.gradient_clip_val must be a number, got nan"),
 ])
 def test_pcgen_train_bad_setting(tmp_path, monkeypatch, capsys, override, says):
     monkeypatch.chdir(tmp_path)
@@ -123,3 +126,15 @@ def test_evaluate_replaces_only_its_own_report(tmp_path, capsys):
     _one_line(capsys, ["evaluate", f"generated={g}", f"reference={r}", f"out={out}"], "pass --overwrite")
     assert main(["evaluate", f"generated={g}", f"reference={r}", f"out={out}", "seed=3", "--overwrite"]) == 0
     assert json.loads(out.read_text())["generator"] == "pcgen evaluate"
+
+
+@pytest.mark.parametrize("override, says", [
+    ("trainer.precision=foo", "trainer settings refused: Precision 'foo' is invalid"),
+    ("trainer.devices=0", "trainer settings refused: `Trainer(devices=0)` value is not a valid input"),
+])
+def test_trainer_settings_lightning_refuses_are_one_line(make_cfg, tmp_path, monkeypatch, capsys, override, says):
+    monkeypatch.chdir(tmp_path)
+    tiles = make_cfg("vae", "pointnet").data.tile_dir
+    _one_line(capsys, ["train", "debug=tiny", "model=vae", f"data.tile_dir={tiles}", "trainer.max_steps=1",
+                       override], says)
+    assert list(tmp_path.iterdir()) == []  # the run folder Hydra made is gone again

@@ -18,6 +18,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from pcgen.errors import CheckpointError, ConfigError
+from pcgen.options import MAX_SEED
 from pcgen.models.gap_head import GAP_KINDS
 from pcgen.train.datamodule import TileDataModule
 from pcgen.train.module import GANModule, HeadModule
@@ -97,8 +98,10 @@ def head_meta(cfg: DictConfig) -> dict[str, Any]:
 
 # Numeric settings checked before anything is built or written: dotted key -> (rule, words).
 # ``None`` passes (Lightning's "no limit"); a missing key (another head or data kind) is skipped.
-_POSITIVE, _NON_NEGATIVE, _STEPS = "positive", "non-negative", "steps"
+_POSITIVE, _NON_NEGATIVE, _STEPS, _SEED = "positive", "non-negative", "steps", "seed"
 NUMERIC_RULES: dict[str, tuple[str, bool]] = {
+    "seed": (_SEED, True),
+    "trainer.gradient_clip_val": (_NON_NEGATIVE, False),
     "model.optimizer.lr": (_POSITIVE, False),
     "model.optimizer.weight_decay": (_NON_NEGATIVE, False),
     "model.optimizer_d.lr": (_POSITIVE, False),
@@ -137,6 +140,8 @@ def validate_config(cfg: DictConfig) -> None:
             raise ConfigError(f"{key} must be positive, got {value!r}")
         if rule == _NON_NEGATIVE and value < 0:
             raise ConfigError(f"{key} must be >= 0, got {value!r}")
+        if rule == _SEED and not 0 <= value <= MAX_SEED:
+            raise ConfigError(f"{key} must be 0..{MAX_SEED}, got {value!r}")
         if rule == _STEPS and value < 0 and value != -1:
             raise ConfigError(f"{key} must be -1 (no limit) or >= 0, got {value!r}")
 
@@ -200,16 +205,23 @@ def build_trainer(cfg: DictConfig, root: str | os.PathLike) -> L.Trainer:
     if not cfg.data.get("val_fraction"):
         args["limit_val_batches"] = 0  # no held-out tiles: skip the validation loop entirely
     args.setdefault("default_root_dir", str(root))
-    return L.Trainer(callbacks=callbacks, logger=loggers or False, **args)
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    try:
+        return L.Trainer(callbacks=callbacks, logger=loggers or False, **args)
+    except (MisconfigurationException, ValueError, TypeError, RuntimeError) as exc:
+        # trainer.precision=foo, trainer.devices=0, trainer.accelerator=gpu without one: Lightning's words
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"trainer settings refused: {first[:200]}") from None
 
 
 def build(cfg: DictConfig, root: str | os.PathLike | None = None):
     """Return ``(module, datamodule, trainer)`` for a composed config."""
     root = Path(root or cfg.get("run_dir") or os.getcwd())
     L.seed_everything(cfg.seed, workers=True, verbose=False)
+    trainer = build_trainer(cfg, root)  # first: a refused trainer setting fails before the data is read
     module = build_module(cfg)
     datamodule = build_datamodule(cfg)
-    trainer = build_trainer(cfg, root)
     return module, datamodule, trainer
 
 
