@@ -64,7 +64,47 @@ def load_preset(name: str | os.PathLike = "tiny", overrides: list[str] | None = 
         raise ConfigError(f"overrides must look like key=value, got {bad}")
     cfg = compose(config_name, list(overrides or []), config_dir=config_dir)
     OmegaConf.set_struct(cfg, False)  # builders and the trainer read optional keys with .get
+    check_preset(cfg)
     return cfg
+
+
+# dotted key -> (lowest, open?, highest, integer): checked when a preset is composed, so a bad
+# --set value is one line before the autoencoder trains, not a traceback an hour later
+_RULES = {
+    "data.image_size": (8, False, 4096, True),
+    "data.batch_size": (1, False, 100_000, True),
+    "data.num_workers": (0, False, 1024, True),
+    "autoencoder_train.base_lr": (0.0, True, 1.0, False),
+    "autoencoder_train.batch_size": (1, False, 100_000, True),
+    "autoencoder_train.kl_weight": (0.0, False, 1e6, False),
+    "autoencoder_train.warmup_steps": (0, False, 10 ** 9, True),
+    "diffusion.timesteps": (2, False, 100_000, True),
+    "diffusion.cond_drop_prob": (0.0, False, 1.0, False),
+    "diffusion.base_lr": (0.0, True, 1.0, False),
+    "diffusion.warmup_steps": (0, False, 10 ** 9, True),
+    "diffusion.ema_decay": (0.0, False, 1.0, False),
+    "trainer.accumulate_grad_batches": (1, False, 100_000, True),
+    "trainer.autoencoder_steps": (0, False, 10 ** 9, True),
+    "trainer.ldm_steps": (0, False, 10 ** 9, True),
+    "sampling.steps": (1, False, 100_000, True),
+}
+
+
+def check_preset(cfg) -> None:
+    """Raise ``ConfigError`` naming the first bad value of a composed preset."""
+    from pcgen.tasks.config_checks import check_range
+
+    for key, (low, open_low, high, integer) in _RULES.items():
+        value = OmegaConf.select(cfg, key, default=None)
+        if value is not None:
+            check_range(key, value, low, high, open_low=open_low, integer=integer)
+    factor = 2 ** (len(cfg.autoencoder.block_out_channels) - 1)
+    if cfg.data.image_size % factor:
+        raise ConfigError(f"data.image_size must be a multiple of {factor} (the autoencoder's "
+                          f"downsampling), got {cfg.data.image_size}")
+    ckpt = (cfg.get("cosplace") or {}).get("checkpoint")
+    if ckpt and not Path(ckpt).is_file():
+        raise ConfigError("CosPlace checkpoint not found", ckpt)
 
 
 def to_plain(section) -> dict:

@@ -144,6 +144,20 @@ def test_explain_with_checkpoint_of_other_architecture(tiny_run, few_photos, tmp
     assert rc == 2 and "cannot read checkpoint" in one_line_error(err) and not (tmp_path / "rep").exists()
 
 
+@pytest.mark.parametrize("setting, says", [
+    ("data.image_size=0", "data.image_size must be >= 8"),
+    ("data.image_size=33", "data.image_size must be a multiple of 8"),
+    ("data.batch_size=0", "data.batch_size must be >= 1"),
+    ("diffusion.base_lr=nan", "diffusion.base_lr must be > 0 and <= 1, got nan"),
+    ("cosplace.checkpoint=/no/such.pth", "CosPlace checkpoint not found"),
+])
+def test_train_bad_setting_is_refused_before_anything_trains(few_photos, tmp_path, capsys, setting, says):
+    rc, _, err = run_cli(capsys, "train", "--images", few_photos, "--out", tmp_path / "t", "--preset", "tiny",
+                         "--ae-steps", 1, "--ldm-steps", 1, "--set", setting)
+    assert rc == 2 and says in one_line_error(err)
+    assert not (tmp_path / "t").exists()
+
+
 def test_rasterize_library_names_its_parameters():
     """The library's errors name its parameters, not the CLI's flags (which argparse checks first)."""
     from pcgen.errors import ConfigError
