@@ -53,7 +53,7 @@ def load_settings(overrides: Sequence[str] = (), config_dir=None) -> dict:
     from omegaconf import OmegaConf
 
     from pcgen.conf import compose
-    from pcgen.options import float_range, int_range
+    from pcgen.options import MAX_SEED, float_range, int_range
 
     cfg = OmegaConf.to_container(compose("config", overrides, config_dir=config_dir, module=CONFIG_MODULE),
                                  resolve=True)
@@ -65,12 +65,17 @@ def load_settings(overrides: Sequence[str] = (), config_dir=None) -> dict:
         raise ConfigError(f"fractions must be budgets in (0, 1], got {cfg['fractions']}")
     if not cfg["seeds"]:
         raise ConfigError("seeds is empty: give at least one")
+    for value in cfg["seeds"]:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
+            raise ConfigError(f"seeds must be integers 0..{MAX_SEED}, got {value!r}")
     checks = {"tile_size": float_range(0.0, 10_000.0, low_open=True), "jitter_sigma": float_range(0.0, 100.0),
               "gap_fraction": float_range(0.0, 0.95, low_open=True), "min_labelled": float_range(0.0, 1.0),
               "points": int_range(16, 1_000_000), "synthetic_per_tile": int_range(1, 100),
               "ground_points": int_range(64, 10_000_000), "train.max_steps": int_range(1, 10_000_000),
               "train.class_balance": float_range(0.0, 2.0),
-              "train.batch_size": int_range(1, 4096), "train.test_batch_size": int_range(1, 4096)}
+              "train.batch_size": int_range(1, 4096), "train.test_batch_size": int_range(1, 4096),
+              "classifier.lr": float_range(0.0, 1.0, low_open=True),
+              "classifier.weight_decay": float_range(0.0, 1.0)}
     for key, parse in checks.items():
         node, _, leaf = key.rpartition(".")
         where = cfg[node] if node else cfg

@@ -117,6 +117,10 @@ def test_arms_and_settings_are_checked():
         load_settings(["gap_fraction=nan"])
     with pytest.raises(ConfigError, match="fractions"):
         load_settings(["fractions=[0.0]"])
+    with pytest.raises(ConfigError, match="seeds must be integers 0..4294967295, got -1"):
+        load_settings(["seeds=[0,-1]"])
+    with pytest.raises(ConfigError, match="classifier.lr must be a finite number"):
+        load_settings(["classifier.lr=nan"])
 
 
 def test_heldout_sites_are_never_training_sites():
