@@ -162,9 +162,19 @@ def reimagine(cloud, generator, gap_fraction: float, rng: np.random.Generator, f
     else:
         raise InputError(f"no box of {gap_fraction:g} of the tile's side held a point in {tries} "
                          "draws; raise --gap-fraction", source)
+    from pcgen.tasks.gaps import MIN_TILE_POINTS
+
     kept = cloud.select(~inside)
+    if len(kept) < MIN_TILE_POINTS or not np.ptp(kept.xyz[:, :2], axis=0).all():
+        raise InputError(f"{len(kept)} of its points lie outside the re-imagined box, not spread over "
+                         "an area: nothing around the box to fill it from", source)
     cfg = fill_config or FillConfig(seed=int(rng.integers(2**31 - 1)))
-    return fill_cloud(kept, mask_gaps(kept, [box(*(c - half), *(c + half))]), generator, cfg)
+    try:
+        return fill_cloud(kept, mask_gaps(kept, [box(*(c - half), *(c + half))]), generator, cfg)
+    except InputError as exc:  # a problem of this tile's points: name the tile
+        if exc.path is None and source is not None:
+            raise InputError(exc.message, source) from None
+        raise
 
 
 def file_sha256(path) -> str:

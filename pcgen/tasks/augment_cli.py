@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from pcgen.errors import CheckpointError, ConfigError, InputError
-from pcgen.options import float_range, int_range, positive_float, seed
+from pcgen.options import float_range, int_range, seed
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,7 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="conditional: side of the regenerated box as a fraction of the tile")
     parser.add_argument("--points", type=int_range(1, 10_000_000), default=None,
                         help="unconditional: points per tile (default: the checkpoint's num_points)")
-    parser.add_argument("--tile-size", type=positive_float, default=40.0, help="unconditional: tile side in metres")
+    parser.add_argument("--tile-size", type=float_range(1.0, 100_000.0, name="tile side"), default=40.0,
+                        help="unconditional: tile side in metres (1 m to 100 km: points sit on a 1 cm grid)")
     parser.add_argument("--labels", action="store_true",
                         help="every point must carry an ASPRS class: generated points take the class of the "
                              "real point they were made from (needs a conditional checkpoint and classified "

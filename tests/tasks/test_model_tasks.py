@@ -184,3 +184,22 @@ def test_eval_augment_with_an_unconditional_checkpoint_too_small_for_the_tiles(c
     err = capsys.readouterr().err
     assert "give 0 whole tiles; need at least 2" in err and "uncond.ckpt" in err and "Traceback" not in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("shape, says", [
+    ("same", "same.las: 0 of its points lie outside the re-imagined box"),
+    ("line", "line.las: points are collinear"),
+])
+def test_augment_names_a_condition_tile_it_cannot_refill(fill_ckpt, tmp_path, capsys, shape, says):
+    header = laspy.LasHeader(point_format=3, version="1.2")
+    header.scales, header.offsets = [0.01] * 3, [0, 0, 0]
+    las = laspy.LasData(header)
+    t = np.linspace(0, 100, 1000)
+    las.x, las.y = (np.full(1000, 10.0), np.full(1000, 20.0)) if shape == "same" else (t, t)
+    las.z = np.zeros(1000)
+    las.write(tmp_path / f"{shape}.las")
+    out = tmp_path / "aug"
+    assert main(["augment", str(out), "--ckpt", str(fill_ckpt), "--n", "2",
+                 "--condition", str(tmp_path / f"{shape}.las")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and says in err and not out.exists()
