@@ -54,11 +54,28 @@ class EvalConfig:
 
 @dataclass
 class Cut:
+    """One square cut of a tile. It keeps the tile's arrays and a mask, not a copy of what is
+    left: 24 cuts of a 14 M-point survey would otherwise hold 24 copies of it (8 GB)."""
+
     tile: str
     polygon: object
-    removed: np.ndarray     # (R, 3) true points inside the cut
-    xyz: np.ndarray         # (N - R, 3) what is left
-    attributes: dict
+    inside: np.ndarray      # (N,) bool: the tile's points the cut removes
+    tile_xyz: np.ndarray    # (N, 3) the whole tile (shared by its cuts)
+    tile_attributes: dict
+
+    @property
+    def removed(self) -> np.ndarray:
+        """(R, 3) the true points inside the cut."""
+        return self.tile_xyz[self.inside]
+
+    @property
+    def xyz(self) -> np.ndarray:
+        """(N - R, 3) what the cut leaves (a new array at each call)."""
+        return self.tile_xyz[~self.inside]
+
+    @property
+    def attributes(self) -> dict:
+        return {k: np.asarray(v)[~self.inside] for k, v in self.tile_attributes.items()}
 
 
 def cut_boxes(name: str, xyz: np.ndarray, attributes: dict, config: EvalConfig,
@@ -83,8 +100,7 @@ def cut_boxes(name: str, xyz: np.ndarray, attributes: dict, config: EvalConfig,
         poly = shapely_box(c[0] - half, c[1] - half, c[0] + half, c[1] + half)
         if any(poly.intersects(k.polygon) for k in cuts):
             continue
-        cuts.append(Cut(name, poly, xyz[inside], xyz[~inside],
-                        {k: np.asarray(v)[~inside] for k, v in attributes.items()}))
+        cuts.append(Cut(name, poly, inside, xyz, attributes))
     return cuts
 
 
@@ -151,11 +167,12 @@ def evaluate_fill(tiles: Sequence[tuple[str, np.ndarray, dict]], generators: dic
     rows, examples = [], []
     for i, cut in enumerate(tqdm(cuts, desc="cuts", disable=not progress)):
         # density over the part of the window inside the tile (a tile is much smaller than a file)
-        footprint = tile_footprint(np.r_[cut.xyz, cut.removed][:, :2], fcfg.gaps.footprint_concavity)
-        ctx = build_context(cut.xyz, cut.polygon, fcfg.context, attributes=cut.attributes, footprint=footprint,
+        left, removed, attributes = cut.xyz, cut.removed, cut.attributes
+        footprint = tile_footprint(np.r_[left, removed][:, :2], fcfg.gaps.footprint_concavity)
+        ctx = build_context(left, cut.polygon, fcfg.context, attributes=attributes, footprint=footprint,
                             rng=np.random.default_rng([config.seed, i]), gap_id=f"{cut.tile}#{i}")
-        cls = cut.attributes.get("classification")
-        ground = cut.xyz[np.asarray(cls) == config.ground_class] if cls is not None else cut.xyz[:0]
+        cls = attributes.get("classification")
+        ground = left[np.asarray(cls) == config.ground_class] if cls is not None else left[:0]
         near = np.abs(ground[:, :2] - np.asarray(cut.polygon.centroid.coords[0])).max(1) < 3 * config.gap_size
         fills = {}
         for name, gen in generators.items():
@@ -166,11 +183,11 @@ def evaluate_fill(tiles: Sequence[tuple[str, np.ndarray, dict]], generators: dic
             fills[name] = pts
             row = {"tile": cut.tile, "cut": i, "method": name, "area": float(cut.polygon.area),
                    "density_around": ctx.density}
-            row.update(fill_metrics(pts, cut.removed, cut.polygon.area, ground[near], config.tau,
+            row.update(fill_metrics(pts, removed, cut.polygon.area, ground[near], config.tau,
                                     config.emd_points, np.random.default_rng([config.seed, i, 11])))
             if len(draws) > 1 and len(pts):
                 row["_uncertainty"] = draw_spread(draws)
-                row["_error"] = cKDTree(cut.removed).query(pts, k=1)[0]
+                row["_error"] = cKDTree(removed).query(pts, k=1)[0]
             rows.append(row)
         if len(examples) < keep:
             examples.append({"cut": cut, "context": ctx, "fills": fills})

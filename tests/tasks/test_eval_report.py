@@ -81,5 +81,6 @@ def test_cuts_asked_beyond_what_fits_give_the_cuts_that_fit():
     assert time.perf_counter() - start < 30  # 10^12 asked: was 2 * 10^13 draws
     assert 1 <= len(cuts) <= 25  # 25 m of room each way: at most 5 x 5 cuts of 5 m
     for i, a in enumerate(cuts):
+        assert a.tile_xyz is xyz  # cuts share the tile: no copy of it each
         assert len(a.removed) == 25 and len(a.xyz) == len(xyz) - 25
         assert not any(a.polygon.intersects(b.polygon) for b in cuts[i + 1:])
