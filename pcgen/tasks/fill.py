@@ -21,7 +21,7 @@ import shapely
 from scipy.spatial import cKDTree
 from shapely.geometry import Polygon
 
-from pcgen.errors import ConfigError, InputError
+from pcgen.errors import ConfigError, InputError, OutputError
 from pcgen.tasks.context import ContextConfig, GapContext, SortedCloud, build_context, draw_in_gap
 from pcgen.tasks.gaps import Gap, GapConfig, detect_gaps, tile_footprint
 
@@ -256,9 +256,13 @@ def _fill_in_processes(xyz, numbered_gaps, spec, attributes, cfg, footprint, wor
 
     folder = Path(tempfile.mkdtemp(prefix="pcgen-fill-"))
     try:
-        np.save(folder / "xyz.npy", np.ascontiguousarray(xyz, dtype=np.float64))
-        for name, values in (attributes or {}).items():
-            np.save(folder / f"attr-{name}.npy", np.asarray(values))
+        try:
+            np.save(folder / "xyz.npy", np.ascontiguousarray(xyz, dtype=np.float64))
+            for name, values in (attributes or {}).items():
+                np.save(folder / f"attr-{name}.npy", np.asarray(values))
+        except OSError as exc:
+            raise OutputError(f"cannot share the points with the worker processes ({exc.strerror or exc}); "
+                              "free space there or set TMPDIR, or fill with -j 1", folder) from None
         size = max(1, -(-len(numbered_gaps) // (4 * workers)))
         batches = [numbered_gaps[k:k + size] for k in range(0, len(numbered_gaps), size)]
         jobs = [(str(folder), spec, batch, cfg, footprint) for batch in batches]
