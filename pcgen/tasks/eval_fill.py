@@ -78,20 +78,30 @@ class Cut:
         return {k: np.asarray(v)[~self.inside] for k, v in self.tile_attributes.items()}
 
 
+MAX_CUT_DRAWS = 100_000  # random places tried per tile at most (20 per cut asked)
+
+
 def cut_boxes(name: str, xyz: np.ndarray, attributes: dict, config: EvalConfig,
               rng: np.random.Generator) -> list[Cut]:
     """Square cuts at random places well inside a tile, each removing at least ``min_removed``
-    points; no two touch, so a tile takes at most as many as fit side by side (asked for more,
-    it gives those, with 20 random draws for each)."""
+    points, from 20 random draws per cut asked. No two touch, so a tile takes at most as many
+    as fit side by side: once that many are placed, the draws left are taken from ``rng`` in one
+    call (the tiles after it get the cuts they always got), and a count too large to draw for
+    (over :data:`MAX_CUT_DRAWS` draws) gets 20 draws for each cut that fits."""
     lo, hi = xyz[:, :2].min(0) + config.edge_margin, xyz[:, :2].max(0) - config.edge_margin
     if np.any(hi - lo <= config.gap_size):
         return []
     cuts: list[Cut] = []
     half = config.gap_size / 2
     fit = int(np.prod(np.floor((hi - lo) / config.gap_size)))
-    wanted = min(config.cuts_per_tile, fit)
-    for _ in range(wanted * 20):
-        if len(cuts) == wanted:
+    draws = config.cuts_per_tile * 20
+    if draws > MAX_CUT_DRAWS:
+        draws = min(config.cuts_per_tile, fit) * 20
+    for k in range(draws):
+        if len(cuts) == config.cuts_per_tile:
+            break
+        if len(cuts) == fit:  # no room for another: the stream moves on as if each draw failed
+            rng.uniform(lo + half, hi - half, size=(draws - k, 2))
             break
         c = rng.uniform(lo + half, hi - half)
         inside = np.all(np.abs(xyz[:, :2] - c) <= half, axis=1)
