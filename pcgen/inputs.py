@@ -98,9 +98,25 @@ def _check_suffix(path: Path, suffixes: Sequence[str]) -> None:
         raise InputError(f"not a {_names(suffixes)} file", path)
 
 
-def _read_index(path: Path, suffixes: Sequence[str]) -> list[Path]:
-    """The tiles a ``.txt`` or GeoJSON tile index names, each checked to exist and be readable
-    by the caller (a file with one of ``suffixes``, or an EPT dataset)."""
+def footprint(item: str | os.PathLike) -> list[Path]:
+    """Every path an input occupies, for the output checks (:func:`pcgen.outputs.check_output`):
+    the input itself, an EPT dataset's whole folder (named by its ``ept.json`` or not), and the
+    files a tile index lists (an unreadable index lists none here; reading it fails later)."""
+    p = Path(item)
+    paths = [p]
+    kind = input_kind(p)
+    if kind == "ept" and p.name == EPT_NAME:
+        paths.append(p.parent)
+    elif kind == "index":
+        try:
+            paths.extend(_index_entries(p))
+        except InputError:
+            pass
+    return paths
+
+
+def _index_entries(path: Path) -> list[Path]:
+    """The absolute paths a ``.txt`` or GeoJSON tile index lists, as written (not resolved)."""
     try:
         text = path.read_text()
         if path.suffix.lower() == ".txt":
@@ -118,7 +134,13 @@ def _read_index(path: Path, suffixes: Sequence[str]) -> list[Path]:
     if not names:
         raise InputError("tile index lists no tiles", path)
     # absolute, not resolved: a tile keeps the name the index gives it, even through a link
-    files = [Path(os.path.abspath(path.parent / n)) for n in names]
+    return [Path(os.path.abspath(path.parent / n)) for n in names]
+
+
+def _read_index(path: Path, suffixes: Sequence[str]) -> list[Path]:
+    """The tiles a ``.txt`` or GeoJSON tile index names, each checked to exist and be readable
+    by the caller (a file with one of ``suffixes``, or an EPT dataset)."""
+    files = _index_entries(path)
     _refuse(path, "names missing files", [f for f in files if not f.exists()])
     paths = [f / EPT_NAME if f.is_dir() and is_ept(f) else f for f in files]
     _refuse(path, f"names entries that are not {_names(suffixes)} files",

@@ -34,7 +34,8 @@ def check_output(out: str | os.PathLike, inputs: Iterable[str | os.PathLike | No
     Args:
         out: the output file (``folder=False``) or folder (``folder=True``).
         inputs: every path the command reads (files, folders, tile indexes, checkpoints,
-            configs); ``None`` entries are skipped.
+            configs); ``None`` entries are skipped. A tile index guards the files it lists and
+            an ``ept.json`` its dataset's folder (:func:`pcgen.inputs.footprint`).
         folder: whether ``out`` is a folder.
         overwrite: allow an existing non-empty output folder (its pcgen-written files get
             replaced, nothing else), or an existing output file that ``ours`` recognises.
@@ -50,10 +51,10 @@ def check_output(out: str | os.PathLike, inputs: Iterable[str | os.PathLike | No
     absolute = Path(os.path.abspath(out))
     if not absolute.name:
         raise OutputError("cannot write to the file-system root", out)
+    from pcgen.inputs import footprint
+
     real_out = _real(out)
-    for item in inputs:
-        if item is None:
-            continue
+    for item in (path for named in inputs if named is not None for path in footprint(named)):
         real_in = _real(item)
         if real_in == real_out or _same_file(Path(item), absolute):
             raise OutputError(f"output would overwrite its input {item}", out)

@@ -78,6 +78,28 @@ def test_symlinked_output_is_still_the_input(folder, tmp_path, capsys):
     _refused(capsys, tmp_path, ["tile", str(folder), str(link), "--overwrite"], "would overwrite its input")
 
 
+def test_tile_index_listing_tiles_inside_the_output(folder, tmp_path, capsys):
+    # re-tiling tiles of an earlier run into that run's folder would replace them
+    out = tmp_path / "tiles"
+    assert main(["tile", str(folder / "warsaw_small.las"), str(out), "--size", "40"]) == 0
+    index = tmp_path / "some.txt"
+    index.write_text("".join(f"{p}\n" for p in sorted(out.glob("*.laz"))[:3]))
+    _refused(capsys, tmp_path, ["tile", str(index), str(out), "--size", "10", "--overwrite"],
+             "would contain the input")
+
+
+@pytest.mark.parametrize("command", ["tile", "eval-fill"])
+def test_output_inside_an_ept_dataset_named_by_its_json(tmp_path, capsys, command):
+    dataset = tmp_path / "ds"
+    (dataset / "ept-data").mkdir(parents=True)
+    (dataset / "ept.json").write_text("{}")
+    (dataset / "ept-data" / "0-0-0-0.laz").write_bytes(b"node")
+    argv = {"tile": ["tile", str(dataset / "ept.json"), str(dataset / "ept-data"), "--overwrite"],
+            "eval-fill": ["eval-fill", str(dataset / "ept.json"), "--out", str(dataset / "ef"),
+                          "--no-model", "-q"]}[command]
+    _refused(capsys, tmp_path, argv, "lies inside the input")
+
+
 def test_eval_fill_out_is_the_tiles(folder, tmp_path, capsys):
     _refused(capsys, tmp_path, ["eval-fill", str(folder), "--out", str(folder), "--no-model", "-q"],
              "would overwrite its input")
