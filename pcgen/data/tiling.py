@@ -9,7 +9,9 @@ Grid and ownership
     Its buffer holds the neighbours' points inside ``[i*S - B, (i+1)*S + B) x [j*S - B,
     (j+1)*S + B)``; those points are written again with the extra-bytes dimension
     ``buffer = 1`` (core points have ``buffer = 0``), so ``tile[tile.buffer == 0]`` recovers
-    the cores exactly. With ``B = 0`` no buffer dimension is added.
+    the cores exactly. With ``B = 0`` no buffer dimension is added. Tiles of an earlier run
+    can be tiled again (another size): their buffer points are dropped as they are read, since
+    each is a copy of a neighbouring tile's core point.
 
 Pipeline per file (one process / Dask task per file, or per strip of the tile columns of an
 EPT dataset or COPC file: `pcgen.data.tile_strips`)
@@ -61,6 +63,7 @@ from pcgen.io.crs import crs_name
 from pcgen.io.ept import EptDataset, is_ept
 
 BUFFER_DIM = "buffer"
+BUFFER_DESCRIPTION = "1: buffer point, 0: tile core"
 BATCH_POINTS = 262_144  # tile points coded together by lazrs' parallel coder (TileWriter.write_many)
 _NEIGHBOURS = [(dx, dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1) if (dx, dy) != (0, 0)]
 
@@ -169,11 +172,21 @@ def tile_name(stem: str, key, size: float) -> str:
     return f"{stem}_{fmt(key[0] * size)}_{fmt(key[1] * size)}"
 
 
+def has_tile_buffer(header: laspy.LasHeader) -> bool:
+    """Whether points carry the buffer flag ``pcgen tile`` writes (its name, type and description):
+    their ``buffer = 1`` points are copies of a neighbouring tile's core."""
+    fmt = header.point_format
+    if BUFFER_DIM not in fmt.extra_dimension_names:
+        return False
+    dim = fmt.dimension_by_name(BUFFER_DIM)
+    return dim.dtype == np.uint8 and dim.description == BUFFER_DESCRIPTION
+
+
 def _tile_header(source: laspy.LasHeader, with_buffer: bool) -> laspy.LasHeader:
     header = strip_copc_vlrs(source)  # a COPC input's tiles are plain LAZ, not octrees
     if with_buffer and BUFFER_DIM not in header.point_format.dimension_names:
         header.add_extra_dims([laspy.ExtraBytesParams(
-            name=BUFFER_DIM, type=np.uint8, description="1: buffer point, 0: tile core")])
+            name=BUFFER_DIM, type=np.uint8, description=BUFFER_DESCRIPTION)])
     return header
 
 
@@ -215,6 +228,8 @@ def tile_file(path, out_dir, options: TileOptions, raster: RasterSpec | None = N
         scales = np.asarray(header.scales, dtype=np.float64)
         offsets = np.asarray(header.offsets, dtype=np.float64)
         tile_header = _tile_header(header, with_buffer=B > 0)
+        # tiles of an earlier run: their buffer points are copies of a neighbour's core, kept once
+        retile = has_tile_buffer(header)
         dtype = tile_header.point_format.dtype()
         if reader.point_count * dtype.itemsize > options.max_memory:
             spill_dir = Path(tempfile.mkdtemp(prefix=f".spill-{stem}-", dir=out_dir))
@@ -226,10 +241,12 @@ def tile_file(path, out_dir, options: TileOptions, raster: RasterSpec | None = N
             total = 0
             for chunk in reader:
                 rows = chunk.points.array
-                x, y = decode_coords(rows, scales, offsets)
-                ix = np.floor(x / S).astype(np.int64)
                 if progress is not None:
                     progress(len(rows))
+                if retile:
+                    rows = take_records(rows, rows[BUFFER_DIM] == 0)
+                x, y = decode_coords(rows, scales, offsets)
+                ix = np.floor(x / S).astype(np.int64)
                 if strip is not None:
                     total += int(strip.owns(ix).sum())
                     keep = strip.reads(ix)

@@ -89,6 +89,27 @@ def test_cores_and_buffers_match_half_open_boxes(tmp_path):
     assert json.loads((tmp_path / "t" / "tile_index.geojson").read_text())["features"]
 
 
+def test_tiles_of_an_earlier_run_tile_again(tmp_path):
+    # their buffer points are copies of a neighbour's core: each point must come out once,
+    # flagged by the new tile's box, not the old one's
+    path = datadir.lidar_file("MixedConifer.laz")
+    tile_files([path], tmp_path / "a", TileOptions(size=30, buffer=3), overview=False)
+    index = tile_files([tmp_path / "a"], tmp_path / "b", TileOptions(size=45, buffer=3), overview=False)
+    src = io.read(path)
+    feats = [f["properties"] for f in index["features"]]
+    assert sum(p["core_points"] for p in feats) == len(src) == 37_657
+    cores = []
+    for p in feats:
+        tile = io.read(tmp_path / "b" / p["name"])
+        x0, y0, x1, y1 = p["core_bounds"]
+        x, y = tile.xyz[:, 0], tile.xyz[:, 1]
+        core = tile.attributes["buffer"] == 0
+        assert np.array_equal(core, (x >= x0) & (x < x1) & (y >= y0) & (y < y1)), p["name"]
+        cores += zip(tile.attributes["gps_time"][core].tolist(), x[core].tolist(), y[core].tolist())
+    assert sorted(cores) == sorted(zip(src.attributes["gps_time"].tolist(), src.xyz[:, 0].tolist(),
+                                       src.xyz[:, 1].tolist()))
+
+
 def test_streaming_spill_matches_in_memory(tmp_path):
     path = datadir.lidar_file("Topography.laz")
     opts = dict(size=60, buffer=6, ground_normalize=True, voxel=0.5)
