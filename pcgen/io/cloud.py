@@ -15,7 +15,7 @@ from collections.abc import Iterator, MutableMapping, Sequence
 import laspy
 import numpy as np
 
-from pcgen.errors import InputError, OutputError
+from pcgen.errors import ConfigError, InputError, OutputError
 
 _COORDS = ("X", "Y", "Z")
 
@@ -188,11 +188,20 @@ class PointCloud:
 
     @crs.setter
     def crs(self, value) -> None:
+        from pcgen.io.crs import clear_crs, store_crs
+
+        if self.header is not None:
+            header = copy.deepcopy(self.header)
+            if value is None:
+                clear_crs(header)
+            else:
+                try:
+                    store_crs(header, value)
+                except ValueError as exc:
+                    raise ConfigError(f"cannot set the CRS: {exc}") from None
+            self.header = header
         self._crs = value
         self._crs_parsed = True
-        if self.header is not None and value is not None:
-            self.header = copy.deepcopy(self.header)
-            self.header.add_crs(value)
 
     # -- selection and extension ---------------------------------------------------------------
     def select(self, index) -> PointCloud:

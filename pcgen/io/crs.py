@@ -6,6 +6,9 @@ QGIS still honour. The name is the OGC URN ``urn:ogc:def:crs:EPSG::n`` (the form
 specification recommends) when the CRS says its EPSG code, else its WKT, which pyproj and
 GDAL both read back. Reading accepts whatever pyproj does (``EPSG:n``, the URN, WKT), since
 users' files hold either form.
+
+:func:`store_crs` puts a CRS into a LAS header where laspy's ``add_crs`` alone gives up: a
+compound CRS (horizontal + vertical, as EPT datasets state them) in a LAS 1.2/1.3 header.
 """
 
 from __future__ import annotations
@@ -13,6 +16,50 @@ from __future__ import annotations
 from pcgen.errors import InputError
 
 EPSG_URN = "urn:ogc:def:crs:EPSG::"
+_CRS_VLRS = ("WktCoordinateSystemVlr", "GeoKeyDirectoryVlr", "GeoAsciiParamsVlr", "GeoDoubleParamsVlr")
+_VERTICAL_KEY = 4096  # GeoTIFF VerticalCSTypeGeoKey: an EPSG vertical CRS code
+
+
+def store_crs(header, crs) -> None:
+    """Store ``crs`` in a LAS header's VLRs, replacing any CRS there.
+
+    laspy writes WKT for LAS 1.4 point formats 6-10 and GeoKeys otherwise; GeoKeys need one EPSG
+    code, so a compound CRS fails there. Then a LAS 1.4 header takes the WKT (which keeps both
+    parts), and an older one the horizontal EPSG code plus the vertical one as
+    ``VerticalCSTypeGeoKey`` (the GeoTIFF way; laspy reads back the horizontal part).
+
+    Raises:
+        ValueError: a CRS an older header cannot hold (no EPSG code for its horizontal part).
+    """
+    try:
+        header.add_crs(crs)
+        return
+    except Exception:  # noqa: BLE001 - laspy raises RuntimeError/pyproj errors for what GeoKeys lack
+        pass
+    if header.version.minor >= 4:
+        header.add_crs(crs, keep_compatibility=False)
+        return
+    parts = crs.sub_crs_list if crs.is_compound else [crs]
+    horizontal = parts[0].to_epsg()
+    if horizontal is None:
+        raise ValueError(f"LAS {header.version} stores a CRS as GeoKeys, which need an EPSG code; "
+                         f"{crs.name!r} has none (LAS 1.4 stores any CRS)")
+    header.add_crs(parts[0])
+    vertical = parts[1].to_epsg() if len(parts) > 1 else None
+    if vertical is not None:
+        from laspy.vlrs.known import GeoKeyEntryStruct
+
+        keys = header.vlrs.get("GeoKeyDirectoryVlr")[0]
+        keys.geo_keys.append(GeoKeyEntryStruct(_VERTICAL_KEY, 0, 1, vertical))
+        keys.geo_keys_header.number_of_keys = len(keys.geo_keys)
+
+
+def clear_crs(header) -> None:
+    """Remove every CRS VLR of a LAS header."""
+    for name in _CRS_VLRS:
+        while header.vlrs.get(name):
+            header.vlrs.extract(name)
+    header.global_encoding.wkt = False
 
 
 def _epsg_code(projjson: dict) -> int | None:

@@ -33,6 +33,7 @@ import numpy as np
 from pcgen.errors import ConfigError, InputError
 from pcgen.io.bounds import bounds_text, check_overlap, in_bounds, overlaps, parse_bounds
 from pcgen.io.cloud import PointCloud, parse_crs
+from pcgen.io.crs import store_crs
 from pcgen.io.laz_batch import decode_many, parse_laz
 
 EPT_NAME = "ept.json"
@@ -363,8 +364,8 @@ def _dataset_header(node_header: laspy.LasHeader, crs, point_count: int) -> lasp
     the EPT SRS as CRS when the node carries none or another one."""
     header = copy.deepcopy(node_header)
     if crs is not None and parse_crs(header) != crs:
-        with contextlib.suppress(Exception):  # laspy cannot encode every CRS as GeoKeys
-            header.add_crs(crs)
+        with contextlib.suppress(ValueError):  # a LAS 1.2 node cannot hold it: writing says so
+            store_crs(header, crs)
     header.point_count = point_count
     return header
 

@@ -14,6 +14,7 @@ import numpy as np
 from pcgen.atomic import atomic_path
 from pcgen.errors import InputError, OutputError
 from pcgen.io.cloud import PointCloud, parse_crs
+from pcgen.io.crs import store_crs
 
 LAS_SUFFIXES = (".las", ".laz")
 # Header values a real file can hold: scales from 1e-12 (degrees need 1e-7) to 1e6, coordinates
@@ -147,8 +148,6 @@ def default_header(cloud: PointCloud, scale: float = 0.001) -> laspy.LasHeader:
     header = laspy.LasHeader(point_format=fmt, version="1.4" if fmt >= 6 else "1.2")
     header.scales = np.array([scale] * 3)
     header.offsets = np.floor(cloud.xyz.min(axis=0)) if len(cloud) else np.zeros(3)
-    if cloud.crs is not None:
-        header.add_crs(cloud.crs)
     return header
 
 
@@ -161,6 +160,12 @@ def write_las(cloud: PointCloud, path, *, compress: bool | None = None) -> None:
     path = Path(path)
     header = cloud.las_header(cloud.header if cloud.header is not None
                               else default_header(cloud))
+    if cloud.crs is not None and parse_crs(header) != cloud.crs:  # a CRS the header lacks
+        header = copy.deepcopy(header)
+        try:
+            store_crs(header, cloud.crs)
+        except ValueError as exc:
+            raise OutputError(str(exc), path) from None
     record = cloud.to_record(header)
     if compress is None:
         compress = path.suffix.lower() == ".laz"

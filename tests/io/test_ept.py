@@ -14,6 +14,7 @@ import shutil
 import laspy
 import numpy as np
 import pytest
+from pyproj import CRS
 
 import pcgen.io as pio
 from pcgen import datadir
@@ -65,6 +66,18 @@ def test_metadata_and_crs():
     assert ds.crs.to_epsg() == 32605
     cloud = pio.read(EPT / "ept.json", bounds=BOX, resolution=8)
     assert cloud.crs.to_epsg() == 32605
+
+
+def test_a_compound_srs_reaches_what_is_written(tmp_path):
+    # nodes in LAS 1.2 hold GeoKeys: the horizontal and the vertical code
+    root = _copy_dataset(tmp_path, meta={"srs": {"authority": "EPSG", "horizontal": "32605",
+                                                 "vertical": "5703"}})
+    cloud = pio.read(root / "ept.json", bounds=BOX, resolution=8)
+    assert cloud.crs == CRS("EPSG:32605+5703")
+    pio.write(cloud, tmp_path / "out.laz")
+    keys = {k.id: k.value_offset for k in
+            laspy.read(tmp_path / "out.laz").header.vlrs.get("GeoKeyDirectoryVlr")[0].geo_keys}
+    assert keys[3072] == 32605 and keys[4096] == 5703
 
 
 def test_whole_hierarchy_is_every_node():
