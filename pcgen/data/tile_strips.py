@@ -74,15 +74,12 @@ class Octree:
                        np.array([n.count for n in nodes]),
                        (*dataset.mins[:2].tolist(), *dataset.maxs[:2].tolist()))
         if Path(path).suffix.lower() in (".las", ".laz") and is_copc(path):
-            import laspy
-            from laspy.copc import load_octree_for_query
+            from pcgen.io.copc import copc_nodes
 
-            with laspy.CopcReader.open(str(path)) as reader:
-                nodes = load_octree_for_query(reader.source, reader.copc_info, reader.root_page)
-                header = reader.header
-                return cls(np.array([[n.bounds.mins[0], n.bounds.maxs[0]] for n in nodes]),
-                           np.array([n.point_count for n in nodes]),
-                           (*header.mins[:2].tolist(), *header.maxs[:2].tolist()))
+            nodes, header = copc_nodes(Path(path))
+            return cls(np.array([[n.bounds.mins[0], n.bounds.maxs[0]] for n in nodes]),
+                       np.array([n.point_count for n in nodes]),
+                       (*header.mins[:2].tolist(), *header.maxs[:2].tolist()))
         return None
 
 

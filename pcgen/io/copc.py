@@ -12,7 +12,9 @@ either; PDAL's ``writers.copc`` and untwine can.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+from collections.abc import Iterator
 from pathlib import Path
 
 import laspy
@@ -80,16 +82,8 @@ def read_copc(path, bounds=None, resolution: float | None = None) -> PointCloud:
         raise InputError("file not found", path)
     if resolution is not None:
         check_resolution(resolution)
-    try:
-        reader = laspy.CopcReader.open(str(path))
-    except BaseException as exc:  # noqa: BLE001 - lazrs raises pyo3 PanicException
-        _reraise(exc, path)
-    with reader:
+    with open_copc(path) as reader:
         header = reader.header
-        info = reader.copc_info
-        # laspy reads past the end of a truncated file as an empty hierarchy: 0 points, no error
-        if info.hierarchy_root_offset + info.hierarchy_root_size > path.stat().st_size:
-            raise InputError("truncated COPC file (its octree hierarchy lies past the end)", path)
         query = None
         if bounds is not None:
             lo, hi = check_overlap(bounds, header.mins, header.maxs, path)
@@ -106,6 +100,33 @@ def read_copc(path, bounds=None, resolution: float | None = None) -> PointCloud:
         cloud = cloud.select(in_bounds(cloud.xyz, lo, hi))
         cloud.header.point_count = len(cloud)
     return cloud
+
+
+@contextlib.contextmanager
+def open_copc(path: Path) -> Iterator[laspy.CopcReader]:
+    """laspy's ``CopcReader`` on ``path``, its failures (and a truncated octree) as one-line
+    `InputError`s naming the file."""
+    try:
+        reader = laspy.CopcReader.open(str(path))
+    except BaseException as exc:  # noqa: BLE001 - lazrs raises pyo3 PanicException
+        _reraise(exc, path)
+    with reader:
+        info = reader.copc_info
+        # laspy reads past the end of a truncated file as an empty hierarchy: 0 points, no error
+        if info.hierarchy_root_offset + info.hierarchy_root_size > Path(path).stat().st_size:
+            raise InputError("truncated COPC file (its octree hierarchy lies past the end)", path)
+        yield reader
+
+
+def copc_nodes(path: Path) -> tuple[list, laspy.LasHeader]:
+    """Every node of a COPC file's octree (laspy's, with bounds and point counts) and its header."""
+    from laspy.copc import load_octree_for_query
+
+    with open_copc(path) as reader:
+        try:
+            return load_octree_for_query(reader.source, reader.copc_info, reader.root_page), reader.header
+        except BaseException as exc:  # noqa: BLE001
+            _reraise(exc, path)
 
 
 def _reraise(exc: BaseException, path) -> None:

@@ -251,3 +251,20 @@ def test_a_strip_over_no_points_is_an_empty_job(copc, tmp_path):
                        zmax=np.zeros((2, 2)))
     merged = FileResult.merge([empty, other])
     assert (merged.points, merged.crs, int(merged.counts.sum())) == (5, "EPSG:1", 4)
+
+
+def test_tiling_a_copc_file_whose_octree_lies_past_the_end_names_it(copc, tmp_path):
+    import struct
+
+    from pcgen.data.tiling import TileOptions, tile_files
+
+    path, _, _ = copc
+    data = bytearray(path.read_bytes())
+    at = 375 + 54 + 40  # LAS 1.4 header, the COPC info VLR's header, centre/halfsize/spacing
+    assert struct.unpack_from("<Q", data, at)[0] < len(data)  # the root hierarchy page offset
+    struct.pack_into("<Q", data, at, 10 ** 15)
+    bad = tmp_path / "bad.copc.laz"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(InputError, match="bad.copc.laz.*not a readable COPC file"):
+        tile_files([bad], tmp_path / "tiles", TileOptions(size=10, buffer=0), overview=False)
+    assert not (tmp_path / "tiles").exists()
