@@ -61,6 +61,7 @@ class PointAttributes(MutableMapping):
             raise ValueError(f"attribute {name!r} has {value.shape[0] if value.ndim else 0} "
                              f"values for {self._n} points")
         if name in self._names:
+            check_fits(name, value, self.points.point_format)
             self._copies.pop(name, None)
             self.points[name] = value
         else:
@@ -93,6 +94,7 @@ class PointAttributes(MutableMapping):
         """Pack the decoded copies that were edited in place into the record."""
         for name, value in self._copies.items():
             if not np.array_equal(np.asarray(self.points[name]), value):
+                check_fits(name, value, self.points.point_format)
                 self.points[name] = value
 
 
@@ -302,8 +304,36 @@ class PointCloud:
                 out[dim] = ints[:, i]
         for name, value in self.attributes.outside_record().items():
             if name in fmt.dimension_names:
+                check_fits(name, value, fmt)
                 out[name] = value
         return out
+
+
+def check_fits(name: str, value: np.ndarray, fmt: laspy.PointFormat) -> None:
+    """Refuse values an integer LAS dimension would wrap or truncate (laspy stores intensity
+    70000 as 4464 and classification 300 as 44 without a word).
+
+    Raises:
+        ConfigError: naming the attribute, its offending value and the dimension's range.
+    """
+    dim = fmt.dimension_by_name(name)
+    kind = laspy.DimensionKind
+    if dim.kind == kind.FloatingPoint or dim.scales is not None or value.size == 0:
+        return
+    if dim.kind == kind.BitField:
+        lo, hi = 0, 2 ** dim.num_bits - 1
+    else:
+        info = np.iinfo(dim.dtype.base)
+        lo, hi = int(info.min), int(info.max)
+    if value.dtype.kind == "f":
+        bad = ~np.isfinite(value) | (value != np.round(value))
+        if bad.any():
+            raise ConfigError(f"attribute {name!r} holds {value[bad].flat[0]:g}, "
+                              "not an integer its LAS dimension can store (scale or round it first)")
+    if value.dtype.kind in "iuf" and (value.min() < lo or value.max() > hi):
+        worst = value.min() if value.min() < lo else value.max()
+        raise ConfigError(f"attribute {name!r} holds {worst:g}, outside the {lo}..{hi} "
+                          "its LAS dimension stores")
 
 
 def _decode_xyz(points: laspy.ScaleAwarePointRecord) -> np.ndarray:

@@ -12,7 +12,7 @@ import laspy
 import numpy as np
 
 from pcgen.atomic import atomic_path
-from pcgen.errors import InputError, OutputError
+from pcgen.errors import ConfigError, InputError, OutputError
 from pcgen.io.cloud import PointCloud, parse_crs
 from pcgen.io.crs import store_crs
 
@@ -166,7 +166,10 @@ def write_las(cloud: PointCloud, path, *, compress: bool | None = None) -> None:
             store_crs(header, cloud.crs)
         except ValueError as exc:
             raise OutputError(str(exc), path) from None
-    record = cloud.to_record(header)
+    try:
+        record = cloud.to_record(header)
+    except ConfigError as exc:
+        raise OutputError(str(exc), path) from None
     if compress is None:
         compress = path.suffix.lower() == ".laz"
     evlrs = header.evlrs if header.evlrs is not None else []

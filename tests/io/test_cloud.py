@@ -110,3 +110,31 @@ def test_packing_into_the_other_format_family_converts_bit_fields(tmp_path):
     np.testing.assert_array_equal(new.attributes["classification"],
                                   old.attributes["classification"])
     np.testing.assert_array_equal(new.xyz, old.xyz)
+
+
+@pytest.mark.parametrize("name, values, says", [
+    ("intensity", [70000, 5, 6], "holds 70000, outside the 0..65535"),
+    ("intensity", [-1, 5, 6], "holds -1, outside the 0..65535"),
+    ("classification", [300, 2, 2], "holds 300, outside the 0..255"),
+    ("return_number", [9, 1, 1], "holds 9, outside the 0..7"),
+    ("classification", [2.7, 1.0, 2.0], "holds 2.7, not an integer"),
+    ("intensity", [np.nan, 1.0, 2.0], "holds nan, not an integer"),
+])
+def test_values_a_las_dimension_would_wrap_are_refused(tmp_path, name, values, says):
+    xyz = np.array([[500_000.0, 4_000_000.0, 1.0], [500_001.0, 4_000_001.0, 2.0], [500_002.0, 4_000_002.0, 3.0]])
+    with pytest.raises(OutputError, match=f"x.laz: attribute '{name}' {says}"):
+        io.write(io.PointCloud(xyz, {name: np.array(values)}), tmp_path / "x.laz")
+    assert not list(tmp_path.iterdir())
+    io.write(io.PointCloud(xyz, {name: np.array([1, 2, 3])}), tmp_path / "x.laz")
+    assert io.read(tmp_path / "x.laz").attributes[name].tolist() == [1, 2, 3]
+
+
+def test_a_record_field_set_out_of_range_is_refused_at_once_and_an_edit_at_write(tmp_path):
+    from pcgen.errors import ConfigError
+
+    cloud = io.read(datadir.lidar_file("MixedConifer.laz"))  # point format 1: 5-bit classes
+    with pytest.raises(ConfigError, match="'intensity' holds 70000"):
+        cloud.attributes["intensity"] = np.full(len(cloud), 70000)
+    cloud.attributes["classification"][:3] = 40  # an in-place edit of the decoded copy
+    with pytest.raises(OutputError, match="'classification' holds 40, outside the 0..31"):
+        io.write(cloud, tmp_path / "x.laz")

@@ -42,7 +42,14 @@ def test_xyz_text(tmp_path):
 
 
 def test_ply_to_las_keeps_attributes(tmp_path):
+    from pcgen.errors import OutputError
+
     src = _cloud()
+    # open3d's intensity is a float in [0, 1]; LAS stores integers, and truncation would
+    # write zeros
+    with pytest.raises(OutputError, match="'intensity' holds 0.352743, not an integer"):
+        io.write(src, tmp_path / "c.laz")
+    src.attributes["intensity"] = np.round(src.attributes["intensity"] * 65535)
     io.write(src, tmp_path / "c.laz")
     back = io.read(tmp_path / "c.laz")
     np.testing.assert_allclose(back.xyz, src.xyz, atol=0.0005 + 1e-9)
