@@ -372,8 +372,7 @@ def overview_areas(headers: list[laspy.LasHeader], size: float) -> list[list[int
         return crs_name(crs) if crs is not None else None
 
     keys = [crs_key(h) for h in headers]
-    lo = np.array([h.mins[:2] for h in headers], dtype=np.float64)
-    hi = np.array([h.maxs[:2] for h in headers], dtype=np.float64)
+    lo, hi = _header_boxes(headers)
     reach = np.maximum(float(size), 0.1 * np.hypot(*(hi - lo).T))[:, None]
     boxes = shapely.box(*(lo - reach).T, *(hi + reach).T)
     a, b = shapely.STRtree(boxes).query(boxes, predicate="intersects")
@@ -390,9 +389,17 @@ def overview_areas(headers: list[laspy.LasHeader], size: float) -> list[list[int
 OVERVIEW_AREAS = 4  # rows of the overview picture, largest areas first
 
 
+def _header_boxes(headers: list[laspy.LasHeader]) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 2) lower and upper xy corners of each header's box, ends in order (a writer that
+    swapped min and max leaves the data fine and the box inverted)."""
+    mins = np.array([h.mins[:2] for h in headers], dtype=np.float64)
+    maxs = np.array([h.maxs[:2] for h in headers], dtype=np.float64)
+    return np.minimum(mins, maxs), np.maximum(mins, maxs)
+
+
 def overview_raster(headers: list[laspy.LasHeader], pixels: int = 512) -> RasterSpec:
-    lo = np.min([h.mins[:2] for h in headers], axis=0)
-    hi = np.max([h.maxs[:2] for h in headers], axis=0)
+    lo, hi = _header_boxes(headers)
+    lo, hi = lo.min(axis=0), hi.max(axis=0)
     area = float(np.prod(np.maximum(hi - lo, 1e-9)))
     points = sum(int(h.point_count) for h in headers)
     # about 4 points per pixel on average so sparse files still read as a surface

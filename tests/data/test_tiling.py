@@ -110,6 +110,19 @@ def test_tiles_of_an_earlier_run_tile_again(tmp_path):
                                        src.xyz[:, 1].tolist()))
 
 
+def test_a_header_box_with_max_below_min_still_gets_an_overview(tmp_path):
+    import struct
+
+    data = bytearray(datadir.lidar_file("simple.las").read_bytes())
+    assert struct.unpack_from("<d", data, 179)[0] > 0  # the header's max X
+    struct.pack_into("<d", data, 179, 0.0)
+    bad = tmp_path / "box.las"
+    bad.write_bytes(bytes(data))
+    index = tile_files([bad], tmp_path / "t", TileOptions(size=200, buffer=0))
+    assert sum(f["properties"]["core_points"] for f in index["features"]) == 1065
+    assert (tmp_path / "t" / "overview.png").stat().st_size > 1000
+
+
 def test_streaming_spill_matches_in_memory(tmp_path):
     path = datadir.lidar_file("Topography.laz")
     opts = dict(size=60, buffer=6, ground_normalize=True, voxel=0.5)
