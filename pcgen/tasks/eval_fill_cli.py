@@ -67,6 +67,9 @@ def run(args: argparse.Namespace) -> int:
     from pcgen.tasks.eval_fill import load_tiles, run_evaluation
     from pcgen.tasks.fill import load_fill_config
 
+    if args.no_model and (args.ckpt or args.source_copy):
+        raise ConfigError(f"{'--ckpt' if args.ckpt else '--source-copy'} sets up the model; "
+                          "--no-model scores the baselines only")
     paths = list_inputs(args.tiles, suffixes=SUFFIXES)
     check_output(args.out, [*args.tiles, *paths, args.ckpt], folder=True, overwrite=args.overwrite,
                  overwrite_hint="--overwrite")

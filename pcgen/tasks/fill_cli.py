@@ -118,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = _config(args)
     if args.baseline and args.source_copy:
         raise ConfigError("--source-copy sets the model's start; a --baseline fill has none")
+    if args.baseline and args.ckpt:
+        raise ConfigError("--ckpt names the model; a --baseline fill uses none")
     spec = (args.baseline,) if args.baseline else ("model", args.ckpt, args.source_copy)
     if not args.gaps_only:
         make_generator(spec)  # a bad checkpoint fails here, before anything is read or written

@@ -138,6 +138,14 @@ def test_the_source_copy_can_be_chosen_at_fill_time(holed_tile, tmp_path, capsys
                  "--source-copy", "canopy"])
     assert code != 0 and "a --baseline fill has none" in capsys.readouterr().err
     assert not (tmp_path / "x.laz").exists()
+    code = main(["fill", str(path), str(tmp_path / "x.laz"), "--baseline", "mirror",
+                 "--ckpt", str(hybrid_ckpt)])
+    assert code == 2 and "--ckpt names the model; a --baseline fill uses none" in capsys.readouterr().err
+    for flag in (["--ckpt", str(hybrid_ckpt)], ["--source-copy", "canopy"]):
+        code = main(["eval-fill", str(path), "--out", str(tmp_path / "ef"), "--no-model", *flag])
+        err = capsys.readouterr().err
+        assert code == 2 and f"{flag[0]} sets up the model; --no-model scores the baselines only" in err
+    assert not (tmp_path / "x.laz").exists() and not (tmp_path / "ef").exists()
 
 
 def test_the_default_start_is_the_canopy_copy_in_narrow_gaps_only(holed_tile, tmp_path):
