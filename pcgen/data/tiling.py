@@ -476,6 +476,10 @@ def tile_files(inputs, out_dir, options: TileOptions | None = None, *, workers: 
             done = _run_jobs(jobs, workers, dask_address, bar, weights, steps, by_node)
             results = [FileResult.merge([r for r, i in zip(done, owner) if i == k])
                        for k in range(len(files))]
+            dropped = sum(r.dropped_tiles for r in results)
+            if dropped and not any(r.tiles for r in results):
+                raise ConfigError(f"min-points {options.min_points} dropped every one of the "
+                                  f"{dropped} tiles (nothing written)")
             index = build_index(results, options)
             write_index(index, tmp / INDEX_NAME)
             if overview:

@@ -152,6 +152,15 @@ def test_min_points_drops_small_tiles(tmp_path):
     assert "buffer" not in io.read(tmp_path / "b" / kept["features"][0]["properties"]["name"]).attributes
 
 
+def test_min_points_dropping_every_tile_is_an_error_and_writes_nothing(tmp_path, capsys):
+    from pcgen.cli import main
+
+    code = main(["tile", str(datadir.lidar_file("simple.las")), str(tmp_path / "t"), "--min-points", "5000"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err == "pcgen tile: error: min-points 5000 dropped every one of the 987 tiles (nothing written)"
+    assert not (tmp_path / "t").exists()
+
+
 def test_voxel_thinning_one_point_per_voxel(tmp_path):
     path = datadir.lidar_file("MixedConifer.laz")
     V = 1.0
