@@ -96,10 +96,16 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     path = _target(path)
     if path.is_dir():
         raise OutputError("output path is a folder, expected a file name", path)
+    if path.is_file() and not path.stat().st_mode & 0o222:
+        # a rename needs only the folder's permission: it would replace a protected file
+        raise OutputError("output file is read-only; it is not replaced", path)
     _check_parent(path)
     remove_stale(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.pcgen-{os.getpid()}-", suffix=f".tmp{path.suffix}",
-                               dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.pcgen-{os.getpid()}-", suffix=f".tmp{path.suffix}",
+                                   dir=path.parent)
+    except OSError as exc:
+        raise OutputError(f"cannot write ({exc.strerror or exc})", path) from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:

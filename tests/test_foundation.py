@@ -56,6 +56,24 @@ def test_atomic_path_unwritable_parent_is_output_error(tmp_path):
             pass
 
 
+def test_atomic_path_never_replaces_a_read_only_file(tmp_path):
+    # the rename needs only the folder's permission, even when not run as root
+    target = tmp_path / "survey.laz"
+    target.write_bytes(b"original")
+    target.chmod(0o444)
+    with pytest.raises(OutputError, match="survey.laz: output file is read-only; it is not replaced"):
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(b"new")
+    assert target.read_bytes() == b"original"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["survey.laz"]
+
+
+def test_atomic_path_where_no_file_can_be_made_is_output_error():
+    with pytest.raises(OutputError, match="/proc/x.laz: cannot write"):
+        with atomic_path("/proc/x.laz"):
+            pass
+
+
 def test_datadir_prefers_env_then_shared(tmp_path, monkeypatch):
     (tmp_path / "lidar").mkdir()
     monkeypatch.setenv("PCGEN_DATA", str(tmp_path))

@@ -147,6 +147,8 @@ def write_o3d(cloud: PointCloud, path) -> None:
 
     path = Path(path)
     suffix = path.suffix.lower()
+    if len(cloud) == 0:  # open3d fails on it or writes a file nothing reads back
+        raise OutputError(f"an empty cloud cannot be written as {suffix} (LAS/LAZ can hold one)", path)
     has_rgb = all(c in cloud.attributes for c in _RGB)
     has_nrm = all(c in cloud.attributes for c in _NORMALS)
     with atomic_path(path) as tmp:

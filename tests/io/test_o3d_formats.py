@@ -103,3 +103,14 @@ def test_hand_built_cloud_select_concat_write(tmp_path):
     np.testing.assert_array_equal(back.attributes["label"], [0, 2, 4, 6, 8, 0, 1, 2])
     np.testing.assert_allclose(back.xyz, joined.xyz, atol=5e-4)
     assert back.crs is None
+
+
+@pytest.mark.parametrize("suffix", [".ply", ".pcd", ".xyz", ".pts"])
+def test_an_empty_cloud_in_an_open3d_format_is_refused(tmp_path, suffix):
+    from pcgen.errors import OutputError
+
+    with pytest.raises(OutputError, match=f"an empty cloud cannot be written as \\{suffix}"):
+        io.write(io.PointCloud(np.zeros((0, 3))), tmp_path / f"e{suffix}")
+    assert not list(tmp_path.iterdir())
+    io.write(io.PointCloud(np.zeros((0, 3))), tmp_path / "e.laz")
+    assert len(io.read(tmp_path / "e.laz")) == 0
