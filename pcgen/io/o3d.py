@@ -85,6 +85,28 @@ def _ply_vertex_count(path: Path) -> int | None:
     return None
 
 
+def _check_text_rows(path: Path, suffix: str, read: int) -> None:
+    """open3d skips a text row it cannot parse without a word: refuse a file with such rows.
+    Blank rows and ``#`` comments are not points; a ``.pts`` file opens with its count."""
+    with open(path, "rb") as fh:
+        rows = [(i, line) for i, line in enumerate(fh, 1)
+                if line.strip() and not line.lstrip().startswith(b"#")]
+    if suffix == ".pts":
+        rows = rows[1:]
+    if len(rows) <= read:
+        return
+    for i, line in rows:
+        try:
+            [float(v) for v in line.split()[:3]]
+            if len(line.split()) >= 3:
+                continue
+        except ValueError:
+            pass
+        text = line.decode("utf-8", "replace").strip()[:40]
+        raise InputError(f"row {i} is not a point, x y z numbers ({text!r}); "
+                         f"{len(rows) - read} of {len(rows)} rows could not be read", path)
+
+
 def _raise_on_failure(log: str, path: Path) -> None:
     for line in log.splitlines():
         if "failed" in line.lower() or "error" in line.lower():
@@ -132,6 +154,8 @@ def read_o3d(path) -> PointCloud:
     expected = _ply_vertex_count(path) if suffix == ".ply" else None
     if expected is not None and len(xyz) != expected:
         raise InputError(f"could read only {len(xyz)} of {expected} points (corrupt PLY?)", path)
+    if suffix in LEGACY_SUFFIXES:
+        _check_text_rows(path, suffix, len(xyz))
     if len(xyz) == 0 and path.stat().st_size > 0:
         raise InputError(f"no points could be read (not a valid {suffix[1:].upper()} file?)", path)
     xyz = np.asarray(xyz, dtype=np.float64)

@@ -114,3 +114,14 @@ def test_an_empty_cloud_in_an_open3d_format_is_refused(tmp_path, suffix):
     assert not list(tmp_path.iterdir())
     io.write(io.PointCloud(np.zeros((0, 3))), tmp_path / "e.laz")
     assert len(io.read(tmp_path / "e.laz")) == 0
+
+
+def test_a_text_row_that_is_not_a_point_is_refused_not_skipped(tmp_path):
+    bad = tmp_path / "a.xyz"
+    bad.write_text("1 2 3\nfoo bar baz\n4 5 6\n")
+    with pytest.raises(InputError, match=r"a.xyz: row 2 is not a point, x y z numbers \('foo bar baz'\); "
+                                         "1 of 3 rows could not be read"):
+        io.read(bad)
+    ok = tmp_path / "b.xyz"
+    ok.write_text("# x y z\n1 2 3\n\n4 5 6\n")  # a comment and a blank row are not points
+    assert io.read(ok).xyz.tolist() == [[1, 2, 3], [4, 5, 6]]
