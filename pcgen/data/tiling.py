@@ -164,6 +164,10 @@ class FileResult:
         return out
 
 
+class NoTilesKept(ConfigError):
+    """``min_points`` dropped every tile: the run writes nothing."""
+
+
 # -- tile names and headers ------------------------------------------------------------------------
 def tile_name(stem: str, key, size: float) -> str:
     def fmt(v: float) -> str:
@@ -478,7 +482,7 @@ def tile_files(inputs, out_dir, options: TileOptions | None = None, *, workers: 
                        for k in range(len(files))]
             dropped = sum(r.dropped_tiles for r in results)
             if dropped and not any(r.tiles for r in results):
-                raise ConfigError(f"min-points {options.min_points} dropped every one of the "
+                raise NoTilesKept(f"min-points {options.min_points} dropped every one of the "
                                   f"{dropped} tiles (nothing written)")
             index = build_index(results, options)
             write_index(index, tmp / INDEX_NAME)

@@ -82,19 +82,20 @@ def _demo(args, out: Path, source: Path, ckpt: Path, generator, t0: float) -> di
     """Every step of the demo, written into the staging folder ``out``."""
     import pcgen.io as pio
     from pcgen.data import tile_files
-    from pcgen.data.tiling import TileOptions
+    from pcgen.data.tiling import NoTilesKept, TileOptions
     from pcgen.tasks.baselines import FILL_BASELINES
     from pcgen.tasks.eval_fill import EvalConfig, load_tiles, run_evaluation
     from pcgen.tasks.fill import fill_cloud, load_fill_config, mask_gaps
 
     tiles_dir = out / "tiles"
-    tile_files([source], tiles_dir, TileOptions(size=DEMO_TILE, buffer=0.0, min_points=DEMO_MIN_POINTS),
-               overview=True)
+    try:
+        tile_files([source], tiles_dir, TileOptions(size=DEMO_TILE, buffer=0.0, min_points=DEMO_MIN_POINTS),
+                   overview=True)
+    except NoTilesKept:
+        raise InputError(f"no {DEMO_TILE:g} m tile of it holds {DEMO_MIN_POINTS} points; the demo needs "
+                         "a denser or larger survey", source) from None
     tiles = sorted(tiles_dir.glob("*.laz"))
     print(f"[{time.time() - t0:5.0f} s] tiled {source.name} into {len(tiles)} tiles", file=sys.stderr)
-    if not tiles:
-        raise InputError(f"no {DEMO_TILE:g} m tile of it holds {DEMO_MIN_POINTS} points; the demo needs "
-                         "a denser or larger survey", source)
 
     heldout = tiles
     print(f"[{time.time() - t0:5.0f} s] model {ckpt} ({len(heldout)} tiles of a held-out site)", file=sys.stderr)
