@@ -179,6 +179,22 @@ def test_pcgen_train_runs_two_steps(make_cfg, tmp_path):
     assert (run / "train.log").exists()
 
 
+def test_pcgen_train_with_an_experiment_from_the_users_config_folder(make_cfg, tmp_path):
+    from pcgen.cli import main
+
+    tiles = make_cfg("vae", "pointnet").data.tile_dir
+    (tmp_path / "my_conf" / "experiment").mkdir(parents=True)
+    (tmp_path / "my_conf" / "experiment" / "survey.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - override /model: vae\ntrainer:\n  max_steps: 2\n")
+    run = tmp_path / "run"
+    assert main(["train", f"hydra.searchpath=[file://{tmp_path / 'my_conf'}]", "experiment=survey",
+                 "debug=tiny", f"data.tile_dir={tiles}", "callbacks=default",
+                 "callbacks.last.every_n_train_steps=2", "callbacks.best.every_n_train_steps=2",
+                 "callbacks.samples.every_n_steps=0", f"hydra.run.dir={run}"]) == 0
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["global_step"] == 2 and ckpt["hyper_parameters"]["kind"] == "vae"
+
+
 def test_a_refused_train_run_keeps_the_folders_the_user_had(make_cfg, tmp_path, monkeypatch, capsys):
     from pcgen.cli import main
     from pcgen.train import train_cli

@@ -83,14 +83,17 @@ def precheck(argv: list[str]) -> None:
     """Compose and check the overrides before Hydra creates its run folder, so a bad value
     (``model.optimizer.lr=abc``, ``data.dataset.num_points=-1``, an unknown key) is one line
     and leaves no ``outputs/<run>/`` behind; ``hydra.*`` overrides are Hydra's and are left
-    out of the check. Runs with Hydra flags (``-m``, ``--cfg``, ``--help``) are checked inside
-    the app instead (see :func:`main`).
+    out of the check. Runs with Hydra flags (``-m``, ``--cfg``, ``--help``) or a
+    ``hydra.searchpath`` (a user's config folder) are checked inside the app instead (see
+    :func:`main`).
 
     Raises:
         ConfigError: the config does not compose or :func:`pcgen.train.run.validate_config` refuses it.
     """
     if any(a.startswith("-") for a in argv):
         return
+    if any(a.lstrip("+~").startswith("hydra.searchpath") for a in argv):
+        return  # a user's config folder: only Hydra's app composes with it (checked there)
     from pcgen.train.run import compose_config, validate_config
 
     own = [a for a in argv if not a.lstrip("+~").startswith("hydra.")]  # Hydra's own settings
