@@ -41,6 +41,7 @@ def _one_line(capsys, argv, says):
     ("seed=-1", "seed must be 0..4294967295, got -1"),
     ("seed=nan", "seed must be an integer, got nan"),
     ("trainer.gradient_clip_val=nan", "trainer.gradient_clip_val must be a number, got nan"),
+    ("model=lgan", "model.autoencoder_ckpt is required: set it (model.autoencoder_ckpt=...)"),
 ])
 def test_pcgen_train_bad_setting(tmp_path, monkeypatch, capsys, override, says):
     monkeypatch.chdir(tmp_path)

@@ -119,15 +119,34 @@ NUMERIC_RULES: dict[str, tuple[str, bool]] = {
 }
 
 
+def _unset_keys(node, prefix: str = "") -> list[str]:
+    """Dotted keys whose value is OmegaConf's ``???`` (required, no default), in order."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    out = []
+    for key, value in items:
+        path = f"{prefix}.{key}" if isinstance(node, dict) else f"{prefix}[{key}]"
+        path = path.lstrip(".")
+        if value == "???":
+            out.append(path)
+        elif isinstance(value, (dict, list)):
+            out += _unset_keys(value, path)
+    return [k for k in out if not k.startswith("hydra.")]
+
+
 def validate_config(cfg: DictConfig) -> None:
     """Refuse nonsense numbers (``model.optimizer.lr=abc``, ``trainer.max_steps=-5``) before
     any module, data or run folder exists, so they are one line rather than a traceback from
     deep inside the optimizer or the sampler.
 
     Raises:
-        ConfigError: a value of :data:`NUMERIC_RULES` that is not a number, not an integer
-            where one is needed, not finite, or out of range.
+        ConfigError: a required value left unset (``???``, e.g. ``model.autoencoder_ckpt`` of
+            ``model=lgan``); a value of :data:`NUMERIC_RULES` that is not a number, not an
+            integer where one is needed, not finite, or out of range.
     """
+    missing = _unset_keys(OmegaConf.to_container(cfg, resolve=False))
+    if missing:
+        raise ConfigError(f"{missing[0]} is required: set it ({missing[0]}=...)"
+                          + (f"; also unset: {', '.join(missing[1:])}" if len(missing) > 1 else ""))
     for key, (rule, integer) in NUMERIC_RULES.items():
         value = OmegaConf.select(cfg, key, default=None, throw_on_missing=False)
         if value is None:
