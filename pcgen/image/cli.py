@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import warnings
@@ -189,7 +190,13 @@ def _rasterize(args) -> int:
     written = rasterize_files(args.inputs, args.out_dir, res=args.res, kind=args.kind, channels=args.channels,
                               tile=args.tile, max_height=args.max_height, min_valid=args.min_valid,
                               pit_depth=None if args.no_pit_fill else args.pit_depth)
-    print(f"{len(written)} rasters: {args.out_dir}")
+    index = json.loads((Path(args.out_dir) / "index.json").read_text())
+    used = {entry["source"] for entry in index}
+    for path in args.inputs:  # a file with no tile dense enough is left out: say so
+        if str(Path(path)) not in used:
+            print(f"pcgen image rasterize: {path}: no tile with {args.min_valid:.0%} of its cells holding "
+                  "points, none written (a coarser --res or a smaller --tile may help)", file=sys.stderr)
+    print(f"{len(written)} rasters from {len(used)} of {len(args.inputs)} files: {args.out_dir}")
     return 0
 
 

@@ -128,6 +128,16 @@ def test_rasterize_files_of_one_name_from_two_folders(lidar_dir, tmp_path, capsy
     assert sorted(e["png"] for e in index) == names
 
 
+def test_rasterize_names_a_file_too_sparse_for_any_tile(lidar_dir, tmp_path, capsys):
+    # Megaplot at 0.5 m fills under half the cells of any 256-cell tile
+    rc, out, err = run_cli(capsys, "rasterize", lidar_dir / "MixedConifer.laz", lidar_dir / "Megaplot.laz",
+                           tmp_path / "r", "--res", 0.5)
+    assert rc == 0, err
+    assert out.strip() == f"1 rasters from 1 of 2 files: {tmp_path / 'r'}"
+    assert err.strip() == (f"pcgen image rasterize: {lidar_dir / 'Megaplot.laz'}: no tile with 50% of its "
+                           "cells holding points, none written (a coarser --res or a smaller --tile may help)")
+
+
 def test_explain_with_checkpoint_of_other_architecture(tiny_run, few_photos, tmp_path, capsys):
     ckpt = torch.load(tiny_run["ldm"], weights_only=True)
     ckpt["pcgen_image"]["config"]["unet"]["block_out_channels"] = [48, 64]
