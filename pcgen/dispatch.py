@@ -102,6 +102,10 @@ def _stop_pool(pool) -> None:
         # The executor lists its workers only privately (public from Python 3.14 on as
         # terminate_workers); without the list, shutdown below still ends them, just slowly.
         procs = list((getattr(pool, "_processes", None) or {}).values())
+        # shutdown(wait=False) forgets the pool's manager thread without joining it; left
+        # running, it closes its wake-up pipe while interpreter exit writes to it (CPython
+        # 3.11 takes no lock there), which prints "Bad file descriptor" after the run.
+        manager = getattr(pool, "_executor_manager_thread", None)
         pool.shutdown(wait=False, cancel_futures=True)
         for proc in procs:
             proc.terminate()
@@ -111,6 +115,8 @@ def _stop_pool(pool) -> None:
                 proc.kill()
                 proc.join()
         pool.shutdown(wait=True)
+        if manager is not None:
+            manager.join(10)  # it ends once it sees the workers gone
 
 
 def _start_worker() -> None:
