@@ -46,6 +46,8 @@ _PREFETCH_PER_WORKER = 2
 def check_resolution(resolution) -> float:
     """``resolution`` as a positive float, else `ConfigError`."""
     try:
+        if isinstance(resolution, bool):  # float(True) is 1.0: a flag, not a spacing
+            raise TypeError
         value = float(resolution)
     except (TypeError, ValueError):
         raise ConfigError(f"resolution must be a number, got {resolution!r}") from None
