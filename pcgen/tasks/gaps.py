@@ -246,10 +246,46 @@ def detect_gaps(xyz: np.ndarray, classification: np.ndarray | None = None,
         density = float(counts[win][ring].mean() / cell**2) if ring.any() else float(around[rows, cols].mean() / cell**2)
         gaps.append(Gap(id=0, polygon=poly, density_around=density, n_cells=len(rows),
                         properties={"cell_size": cell}))
+    gaps = _merge_overlaps(gaps)
     gaps.sort(key=lambda g: -g.area)
     for i, g in enumerate(gaps):
         g.id = i
     return gaps
+
+
+def _merge_overlaps(gaps: list[Gap]) -> list[Gap]:
+    """Gaps whose outlines overlap become one, their union: outlines traced around separate
+    patches can reach into each other (or one lie inside another), and a spot in two gaps would
+    be filled twice. Gaps that only touch stay apart, as in a user's mask."""
+    if len(gaps) < 2:
+        return gaps
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    polys = [g.polygon for g in gaps]
+    a, b = shapely.STRtree(polys).query(polys, predicate="intersects")
+    pairs = [(i, j) for i, j in zip(a.tolist(), b.tolist())
+             if i < j and polys[i].intersection(polys[j]).area > 0]
+    if not pairs:
+        return gaps
+    i, j = np.array(pairs).T
+    n = len(gaps)
+    _, label = connected_components(coo_matrix((np.ones(len(pairs)), (i, j)), shape=(n, n)), directed=False)
+    merged = []
+    for lab in np.unique(label).tolist():
+        members = [gaps[i] for i in np.flatnonzero(label == lab).tolist()]
+        if len(members) == 1:
+            merged.append(members[0])
+            continue
+        poly = shapely.unary_union([g.polygon for g in members])
+        if poly.geom_type != "Polygon":
+            poly = poly.convex_hull
+        cells = sum(g.n_cells for g in members)
+        density = sum(g.density_around * g.n_cells for g in members) / cells
+        largest = max(members, key=lambda g: g.area)
+        merged.append(Gap(id=0, polygon=poly, density_around=density, n_cells=cells,
+                          properties=dict(largest.properties)))
+    return merged
 
 
 REPORT_MARK = "pcgen gaps"  # a foreign member of every gap report: pcgen wrote this file

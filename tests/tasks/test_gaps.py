@@ -80,3 +80,29 @@ def test_geojson_report_names_the_crs(holed_tile):
     assert len(doc["features"]) == len(gaps)
     ring = np.asarray(doc["features"][0]["geometry"]["coordinates"][0])
     assert np.allclose(ring.mean(0), cloud.xyz[:, :2].mean(0), atol=80)  # projected metres, not degrees
+
+
+def test_outlines_that_overlap_become_one_gap():
+    from shapely.geometry import box
+
+    from pcgen.tasks.gaps import Gap, _merge_overlaps
+
+    gaps = [Gap(0, box(0, 0, 10, 10), 4.0, 100), Gap(1, box(2, 2, 3, 3), 8.0, 1),  # inside the first
+            Gap(2, box(9, 0, 12, 2), 2.0, 6),  # overlaps the first
+            Gap(3, box(20, 0, 22, 2), 1.0, 4), Gap(4, box(22, 0, 24, 2), 1.0, 4)]  # only touch
+    merged = sorted(_merge_overlaps(gaps), key=lambda g: g.polygon.bounds)
+    assert [g.polygon.bounds for g in merged] == [(0, 0, 12, 10), (20, 0, 22, 2), (22, 0, 24, 2)]
+    assert merged[0].area == 104 and merged[0].n_cells == 107
+    assert merged[0].density_around == (4.0 * 100 + 8.0 + 2.0 * 6) / 107
+
+
+def test_detected_gaps_of_a_real_survey_never_overlap():
+    from pcgen import datadir
+    from pcgen.tasks.fill import find_gaps, load_fill_config
+
+    # its traced outlines overlapped: gap 12 lay inside gap 0 and was filled at twice the density
+    cloud = pio.read(datadir.data_dir() / "training" / "spanner_ALS_Clip.laz")
+    gaps = find_gaps(cloud, load_fill_config())
+    assert len(gaps) == 17 and round(sum(g.area for g in gaps), 3) == 89.332
+    polys = [g.polygon for g in gaps]
+    assert all(polys[i].intersection(polys[j]).area == 0 for i in range(len(polys)) for j in range(i))
