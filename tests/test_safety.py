@@ -100,6 +100,16 @@ def test_output_inside_an_ept_dataset_named_by_its_json(tmp_path, capsys, comman
     _refused(capsys, tmp_path, argv, "lies inside the input")
 
 
+def test_training_tile_cache_inside_the_input_folder(folder, tmp_path):
+    from pcgen.train.datamodule import TileDataModule
+
+    before = _snapshot(tmp_path)
+    module = TileDataModule(files=[str(folder)], cache_dir=str(folder / "cache"))
+    with pytest.raises(OutputError, match="output lies inside the input"):
+        module.resolve_tile_dir()
+    assert _snapshot(tmp_path) == before
+
+
 def test_eval_fill_out_is_the_tiles(folder, tmp_path, capsys):
     _refused(capsys, tmp_path, ["eval-fill", str(folder), "--out", str(folder), "--no-model", "-q"],
              "would overwrite its input")

@@ -47,20 +47,23 @@ def resolve_sources(files: Sequence[str] | None) -> list[Path]:
 
 
 def ensure_tiles(sources: Sequence[Path], cache_dir: str | os.PathLike | None,
-                 tile_options: Mapping[str, Any]) -> Path:
+                 tile_options: Mapping[str, Any], named: Sequence[str | os.PathLike] = ()) -> Path:
     """Return a folder of tiles for ``sources``, tiling them first unless a matching cache exists.
 
     The cache key hashes the source paths, sizes, modification times and the tiling options,
-    so editing either makes a new cache rather than silently reusing stale tiles.
+    so editing either makes a new cache rather than silently reusing stale tiles. The cache may
+    not lie in, or hold, a source or any of ``named`` (the folders and indexes the user gave).
     """
     from pcgen.data.tile_index import INDEX_NAME
     from pcgen.data.tiling import TileOptions, tile_files
+    from pcgen.outputs import check_output
 
     stats = [(str(p), p.stat().st_size, int(p.stat().st_mtime)) for p in sources]
     key_src = {"files": stats, "options": dict(tile_options)}
     key = hashlib.sha1(json.dumps(key_src, sort_keys=True, default=str).encode()).hexdigest()[:12]
     root = Path(cache_dir) if cache_dir else default_cache_dir() / "tiles"
     out = root / key
+    check_output(out, [*sources, *named], folder=True, overwrite=True)
     if (out / INDEX_NAME).is_file():
         return out
     # tile_files writes into a temporary sibling and renames on success, so an existing
@@ -120,7 +123,8 @@ class TileDataModule(L.LightningDataModule):
             if not path.is_dir():
                 raise InputError("tile folder not found", path)
             return path
-        return ensure_tiles(resolve_sources(self.files), self.cache_dir, self.tile_options)
+        named = [os.path.expanduser(str(e)) for e in self.files or () if os.sep in str(e)]
+        return ensure_tiles(resolve_sources(self.files), self.cache_dir, self.tile_options, named)
 
     def prepare_data(self) -> None:
         # Runs on one process per node before setup(): tiling happens once, not per rank.
