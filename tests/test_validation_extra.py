@@ -42,6 +42,8 @@ def _one_line(capsys, argv, says):
     ("seed=nan", "seed must be an integer, got nan"),
     ("trainer.gradient_clip_val=nan", "trainer.gradient_clip_val must be a number, got nan"),
     ("model=lgan", "model.autoencoder_ckpt is required: set it (model.autoencoder_ckpt=...)"),
+    ("+data.tile_options.bufer=5", "unknown key data.tile_options.bufer (known: size, buffer,"),
+    ("+data.dataset.bogus=1", "unknown key data.dataset.bogus (known: num_points, sampling,"),
 ])
 def test_pcgen_train_bad_setting(tmp_path, monkeypatch, capsys, override, says):
     monkeypatch.chdir(tmp_path)

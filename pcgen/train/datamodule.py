@@ -73,6 +73,22 @@ def ensure_tiles(sources: Sequence[Path], cache_dir: str | os.PathLike | None,
     return out
 
 
+def _known_keys(options: Mapping[str, Any] | None, target, prefix: str, data_first: bool = True,
+                taken: Sequence[str] = ()) -> dict:
+    """``options`` as a dict once every key is a keyword of ``target`` (past its first, data
+    argument with ``data_first``; none the module sets itself, ``taken``): a typo
+    (``+data.tile_options.bufer=5``) is one line, not a TypeError from deep in the run."""
+    import inspect
+
+    params = list(inspect.signature(target).parameters)[1 if data_first else 0:]
+    known = [k for k in params if k not in taken]
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown key {prefix}.{unknown[0]} (known: {', '.join(known)})")
+    return options
+
+
 class TileDataModule(L.LightningDataModule):
     """Tiles -> ``TileDataset`` (-> ``GapDataset``) -> step-indexed, DDP-sharded batches.
 
@@ -100,10 +116,14 @@ class TileDataModule(L.LightningDataModule):
         self.files = list(files) if files else None
         self.tile_dir = tile_dir
         self.cache_dir = cache_dir
-        self.tile_options = dict(tile_options or {})
-        self.dataset_options = dict(dataset or {})
+        from pcgen.data import TileDataset
+        from pcgen.data.holes import GapDataset
+        from pcgen.data.tiling import TileOptions
+
+        self.tile_options = _known_keys(tile_options, TileOptions, "data.tile_options", data_first=False)
+        self.dataset_options = _known_keys(dataset, TileDataset, "data.dataset", taken=("seed",))
         self.conditional = conditional
-        self.gap_options = dict(gap or {})
+        self.gap_options = _known_keys(gap, GapDataset, "data.gap")
         self.batch_size = int(batch_size)
         self.num_workers = int(num_workers)
         self.val_fraction = float(val_fraction)
