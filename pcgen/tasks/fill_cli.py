@@ -112,6 +112,12 @@ def run(args: argparse.Namespace) -> int:
     from pcgen.tasks.generators import make_generator
     from pcgen.tasks.jobs import FillJob, expand_inputs, run_jobs
 
+    if args.gaps_only:
+        fill_only = [flag for flag, value in (("--samples", args.samples), ("--baseline", args.baseline),
+                                             ("--source-copy", args.source_copy), ("--class-code", args.class_code),
+                                             ("--ckpt", args.ckpt)) if value is not None]
+        if fill_only:
+            raise ConfigError(f"{fill_only[0]} sets how gaps are filled; --gaps-only fills none")
     pairs = expand_inputs(args.input, args.output)
     single = len(pairs) == 1 and (not Path(args.input).is_dir() or is_ept(args.input))
     dst, report = _guard(args, pairs, single)

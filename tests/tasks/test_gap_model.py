@@ -146,6 +146,10 @@ def test_the_source_copy_can_be_chosen_at_fill_time(holed_tile, tmp_path, capsys
         err = capsys.readouterr().err
         assert code == 2 and f"{flag[0]} sets up the model; --no-model scores the baselines only" in err
     assert not (tmp_path / "x.laz").exists() and not (tmp_path / "ef").exists()
+    for flag in (["--samples", "8"], ["--class-code", "3"], ["--baseline", "mirror"]):
+        code = main(["fill", str(path), str(tmp_path / "x.laz"), "--gaps-only", *flag])
+        assert code == 2 and f"{flag[0]} sets how gaps are filled; --gaps-only fills none" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("x")) == []
 
 
 def test_the_default_start_is_the_canopy_copy_in_narrow_gaps_only(holed_tile, tmp_path):
