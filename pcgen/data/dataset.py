@@ -78,8 +78,14 @@ class TileDataset(Dataset):
         self.tile_dir = Path(tile_dir)
         if not self.tile_dir.is_dir():
             raise InputError("tile folder not found", self.tile_dir)
-        if num_points <= 0:
-            raise ConfigError(f"num_points must be > 0, got {num_points}")
+        from pcgen.options import MAX_SEED
+        from pcgen.tasks.config_checks import check_range
+
+        check_range("num_points", num_points, 1, 10 ** 8, integer=True)
+        check_range("seed", seed, 0, MAX_SEED, integer=True)
+        bad = [c for c in classes if isinstance(c, bool) or not isinstance(c, int) or not 0 <= c <= 255]
+        if bad:
+            raise ConfigError(f"classes must be ASPRS codes 0..255, got {bad[0]!r}")
         if sampling not in ("fps", "random"):
             raise ConfigError(f"sampling must be 'fps' or 'random', got {sampling!r}")
         try:

@@ -39,6 +39,7 @@ This module runs the pipeline; its parts live beside it: input discovery and hea
 from __future__ import annotations
 
 import math
+import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,8 +104,9 @@ class TileOptions:
         if self.buffer >= self.size:
             raise ConfigError(f"buffer ({self.buffer:g}) must be smaller than the tile size "
                               f"({self.size:g})")
-        if self.min_points < 0:
-            raise ConfigError(f"min-points must be >= 0, got {self.min_points}")
+        if isinstance(self.min_points, bool) or not isinstance(self.min_points, (int, np.integer)) \
+                or self.min_points < 0:
+            raise ConfigError(f"min-points must be a whole number >= 0, got {self.min_points}")
         if self.voxel is not None and not (math.isfinite(self.voxel) and self.voxel > 0):
             raise ConfigError(f"voxel size must be > 0, got {self.voxel:g}")
         if self.chunk_size <= 0:
@@ -421,7 +423,7 @@ def tile_files(inputs, out_dir, options: TileOptions | None = None, *, workers: 
     into a temporary sibling folder that replaces ``out_dir`` only when everything succeeded.
 
     Args:
-        inputs: files and/or folders.
+        inputs: files and/or folders (EPT datasets, tile indexes), or one of them.
         out_dir: output folder; must not exist or be empty unless ``overwrite``.
         options: `TileOptions` (size, buffer, min_points, ground_normalize, voxel...).
         workers: processes, one file each (1 = in this process); an EPT dataset or COPC
@@ -442,9 +444,9 @@ def tile_files(inputs, out_dir, options: TileOptions | None = None, *, workers: 
     from pcgen.outputs import check_output
 
     options = (options or TileOptions()).validate()
-    if workers < 1:
-        raise ConfigError(f"workers must be >= 1, got {workers}")
-    inputs = list(inputs)
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ConfigError(f"workers must be a whole number >= 1, got {workers}")
+    inputs = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
     out_dir = check_output(out_dir, inputs, folder=True, overwrite=overwrite,
                            overwrite_hint="overwrite=True")
     files = list_inputs(inputs)

@@ -11,6 +11,8 @@ from typing import Literal
 
 import numpy as np
 
+from pcgen.errors import ConfigError
+
 NormalizeMode = Literal["sphere", "unit_cube"]
 NORMALIZE_MODES = ("sphere", "unit_cube")
 #: Older spellings, still accepted so existing configs and checkpoints load. ``"cube"`` became
@@ -94,6 +96,17 @@ class Augment:
     scale: tuple[float, float] | None = (0.9, 1.1)
     jitter: float = 0.01
     jitter_clip: float = 0.05
+
+    def __post_init__(self):
+        from pcgen.tasks.config_checks import check_range
+
+        if self.scale is not None:
+            if len(self.scale) != 2:
+                raise ConfigError(f"scale must be (low, high), got {self.scale!r}")
+            low = check_range("scale[0]", self.scale[0], 0, 1e6, open_low=True)
+            check_range("scale[1]", self.scale[1], low, 1e6)
+        check_range("jitter", self.jitter, 0, 1e6)
+        check_range("jitter_clip", self.jitter_clip, 0, 1e6)
 
     def __call__(self, xyz: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """(N, 3) -> (N, 3) augmented copy, drawn from ``rng`` (deterministic per seed)."""

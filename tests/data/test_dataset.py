@@ -121,3 +121,38 @@ def test_bad_arguments(tmp_path, tile_dir):
     assert TileDataset(tile_dir, normalize="cube").normalize == "unit_cube"  # older configs still load
     with pytest.raises(InputError, match="rgb"):
         TileDataset(tile_dir, num_points=16, features=("rgb",))[0]
+
+
+@pytest.mark.parametrize("kwargs, says", [
+    ({"num_points": float("nan")}, "num_points must be an integer, got nan"),
+    ({"num_points": 2.5}, "num_points must be an integer, got 2.5"),
+    ({"num_points": "8"}, "num_points must be an integer, got '8'"),
+    ({"seed": -1}, "seed must be >= 0 and <= 4294967295, got -1"),
+    ({"classes": (2, 300)}, "classes must be ASPRS codes 0..255, got 300"),
+    ({"classes": (-1,)}, "classes must be ASPRS codes 0..255, got -1"),
+])
+def test_dataset_settings_are_checked_where_they_enter(tile_dir, kwargs, says):
+    with pytest.raises(ConfigError, match=says.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
+        TileDataset(tile_dir, **kwargs)
+
+
+@pytest.mark.parametrize("kwargs, says", [
+    ({"jitter": float("nan")}, "jitter must be >= 0"),
+    ({"jitter": -1}, "jitter must be >= 0"),
+    ({"scale": (0, 0)}, "scale[0] must be > 0"),
+    ({"scale": (1.2, 1.0)}, "scale[1] must be >= 1.2"),
+])
+def test_augment_settings_are_checked(kwargs, says):
+    with pytest.raises(ConfigError, match=says.replace("[", r"\[").replace("]", r"\]").replace(".", r"\.")):
+        Augment(**kwargs)
+
+
+def test_tile_files_takes_one_path_and_refuses_bad_counts(tmp_path):
+    index = tile_files(datadir.lidar_file("MixedConifer.laz"), tmp_path / "t", TileOptions(size=50, buffer=0),
+                       overview=False)
+    assert sum(f["properties"]["core_points"] for f in index["features"]) == 37_657
+    with pytest.raises(ConfigError, match="workers must be a whole number >= 1, got nan"):
+        tile_files([datadir.lidar_file("MixedConifer.laz")], tmp_path / "u", workers=float("nan"))
+    with pytest.raises(ConfigError, match="min-points must be a whole number >= 0, got 2.5"):
+        tile_files([datadir.lidar_file("MixedConifer.laz")], tmp_path / "u", TileOptions(min_points=2.5))
+    assert not (tmp_path / "u").exists()
