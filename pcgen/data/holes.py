@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -125,7 +126,13 @@ class GapDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict:
         item = self.tile_dataset[index]
         rng = np.random.default_rng([self.seed, self.epoch, int(index)])
-        gap = cut_gap(item["points"], rng, self.gap_size, self.min_gap_points)
+        try:
+            gap = cut_gap(item["points"], rng, self.gap_size, self.min_gap_points)
+        except InputError as exc:  # name the settings a training run can change
+            name = getattr(self.tile_dataset, "files", None)
+            where = f"tile {Path(name[index]).name}: " if name is not None else ""
+            raise InputError(f"{where}{exc} (samples of {len(item['points'])} points; raise "
+                             "data.dataset.num_points or lower data.gap.min_gap_points)") from None
         context = gap.context[resample_index(len(gap.context), self.context_points, rng)]
         target = gap.target[resample_index(len(gap.target), self.target_points, rng)]
         out = {  # fancy indexing copies, so both are contiguous

@@ -95,3 +95,11 @@ def test_gap_dataset_determinism(tiles):
     assert not torch.equal(a[0]["gap_box"], before)
     with pytest.raises(ConfigError):
         GapDataset(tiles, context_points=0)
+
+
+def test_a_sample_too_small_for_its_gap_names_the_settings(tiles):
+    few = [dict(item, points=item["points"][:64]) for item in tiles]
+    with pytest.raises(InputError, match=r"no gap with at least 30 points on both sides after 50 tries "
+                                         r"\(samples of 64 points; raise data.dataset.num_points or lower "
+                                         r"data.gap.min_gap_points\)"):
+        GapDataset(few, min_gap_points=30)[0]
