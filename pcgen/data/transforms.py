@@ -60,6 +60,8 @@ class Normalization:
         xyz = np.asarray(xyz, dtype=np.float64)
         if xyz.ndim != 2 or xyz.shape[1] != 3 or len(xyz) == 0:
             raise ValueError(f"expected (N, 3) points with N > 0, got {xyz.shape}")
+        if not np.isfinite(xyz).all():
+            raise ValueError("points to normalize must be finite (NaN or inf found)")
         if mode == "sphere":
             ref = xyz[0]  # mean of offsets: no precision lost to large UTM coordinates
             center = ref + (xyz - ref).mean(axis=0)

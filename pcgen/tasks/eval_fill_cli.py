@@ -31,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override a fill config value (context.*)")
     parser.add_argument("--overwrite", action="store_true",
                         help="write into a non-empty --out (replaces only files pcgen wrote there)")
-    parser.add_argument("--quiet", "-q", action="store_true")
+    parser.add_argument("--quiet", "-q", action="store_true",
+                        help="no progress bar (the table is still printed; it is also in --out)")
 
 
 def eval_config(args, fill_samples: int):

@@ -67,3 +67,11 @@ def test_synthetic_scene_is_deterministic_and_classified():
     assert set(np.unique(a.attributes["classification"])) == {2, 5, 6}
     assert a.crs.to_epsg() == 32617
     assert not np.array_equal(make_scene(4).xyz[:100], a.xyz[:100])
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+@pytest.mark.parametrize("mode", ["sphere", "unit_cube"])
+def test_fit_refuses_points_that_are_not_finite(mode, bad):
+    xyz = np.array([[0.0, 0.0, 0.0], [4.0, 2.0, 1.0], [1.0, bad, 3.0]])
+    with pytest.raises(ValueError, match="must be finite"):  # NaN gave a NaN centre, inf a NaN scale
+        Normalization.fit(xyz, mode)
