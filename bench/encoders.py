@@ -6,7 +6,7 @@ process (all threads; steadier than wall time on a shared machine); ratios are a
 the same run (the cheapest encoder), so they stay comparable across machines.
 
     python bench/encoders.py                      # B=8, N=2048, all three
-    python bench/encoders.py --batch 32 --only dgcnn --repeats 1   # the DGCNN memory check
+    python bench/encoders.py --batch 32 --only dgcnn --repeats 0   # the DGCNN memory check (one step)
 """
 
 from __future__ import annotations

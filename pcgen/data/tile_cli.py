@@ -45,7 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--las", action="store_true", help="write uncompressed .las tiles")
     parser.add_argument("--no-overview", action="store_true", help="skip overview.png")
     parser.add_argument("--overwrite", action="store_true",
-                        help="replace OUT_DIR if it exists and is not empty")
+                        help="write into a non-empty OUT_DIR, replacing only the files an earlier "
+                             "pcgen tile wrote there (nothing else)")
 
 
 def run(args: argparse.Namespace) -> int:
