@@ -155,7 +155,7 @@ def test_fill_config_file_sets_some_keys_and_overrides_win(tmp_path):
     mine.write_text("samples: 3\ngaps:\n  density_ratio: 0.3\n")
     cfg, packaged = load_fill_config(mine, ["gaps.density_ratio=0.2", "seed=4"]), load_fill_config()
     assert (cfg.samples, cfg.gaps.density_ratio, cfg.seed) == (3, 0.2, 4)
-    assert (packaged.samples, packaged.seed, packaged.gaps.exclude_classes) == (4, 0, [9])
+    assert (packaged.samples, packaged.seed, packaged.gaps.exclude_classes) == (8, 0, [9])
     assert (cfg.gaps.min_gap_cells, cfg.gaps.exclude_classes) == (packaged.gaps.min_gap_cells, [9])
     assert cfg.context == packaged.context
     assert load_fill_config(overrides=["gaps.exclude_classes=[9,2]"]).gaps.exclude_classes == [9, 2]

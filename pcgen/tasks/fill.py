@@ -41,7 +41,7 @@ class FillConfig:
     gaps: GapConfig = field(default_factory=GapConfig)
     context: ContextConfig = field(default_factory=ContextConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
-    samples: int = 1  # a library call draws once; pcgen fill's config (fill.yaml) asks for 4
+    samples: int = 1  # a library call draws once; pcgen fill's config (fill.yaml) asks for 8
     combine: str = "consensus"  # how K > 1 draws become the written fill: consensus or medoid
     seed: int = 0
 

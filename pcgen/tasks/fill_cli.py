@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     where.add_argument("--mask", default=None, help="GeoJSON polygons, in the file's CRS, to fill")
     where.add_argument("--auto", action="store_true", help="detect gaps automatically (the default)")
     parser.add_argument("--samples", "-k", type=int, default=None,
-                        help="K draws per gap, written as their consensus (default: the config's samples, 4); "
+                        help="K draws per gap, written as their consensus (default: the config's samples, 8); "
                              "K > 1 adds a per-point 'uncertainty' dimension")
     parser.add_argument("--baseline", choices=BASELINES, default=None,
                         help="fill with a baseline instead of the model")

@@ -37,8 +37,8 @@ def _fails(capsys, argv, out_dir, must_say):
 
 
 
-def test_fill_draws_four_times_by_default(holed_tile, tmp_path, capsys):
-    """The shipped config writes the consensus of 4 draws and its uncertainty; --samples 1 one draw."""
+def test_fill_draws_eight_times_by_default(holed_tile, tmp_path, capsys):
+    """The shipped config writes the consensus of 8 draws and its uncertainty; --samples 1 one draw."""
     path, hole, _ = holed_tile
     mask = _mask(tmp_path, [hole], "EPSG:2949")
     out_dir = tmp_path / "out"
