@@ -1,8 +1,9 @@
-"""Checked argparse types: every numeric CLI option is validated here, where it enters.
+"""Checked argparse types and config values: every numeric option is validated here, where it enters.
 
-Each type raises ``argparse.ArgumentTypeError``, which the dispatcher turns into one line
-naming the option, exit status 2. NaN and infinities are refused everywhere; ranges are the
-smallest a command can work with.
+Each argparse type raises ``argparse.ArgumentTypeError``, which the dispatcher turns into one line
+naming the option, exit status 2; :func:`check_range` and :func:`check_flag` check a value from
+a config or a Python call and raise ``ConfigError`` naming its key. NaN and infinities are
+refused everywhere; ranges are the smallest a command can work with.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import argparse
 import math
 from typing import Callable
+
+from pcgen.errors import ConfigError
 
 # Largest integer a seed may be: numpy's SeedSequence and torch.manual_seed both take it.
 MAX_SEED = 2 ** 32 - 1
@@ -100,3 +103,26 @@ def dask_address(text: str) -> str:
     if not re.fullmatch(r"(tcp|tls|ucx|ws|wss)://[^\s/:]+(:\d{1,5})?/?|inproc://\S+|[^\s/:]+:\d{1,5}", text):
         raise argparse.ArgumentTypeError(f"not a Dask scheduler address (tcp://host:8786): {text!r}")
     return text
+
+
+def check_range(key: str, value, low: float, high: float, *, open_low: bool = False,
+                nullable: bool = False, integer: bool = False):
+    """Return ``value`` if it is a number in ``[low, high]`` (``(low, high]`` with ``open_low``;
+    None allowed with ``nullable``; a whole number with ``integer``), else raise ``ConfigError``
+    naming ``key``."""
+    if value is None and nullable:
+        return value
+    kind = "an integer" if integer else "a number"
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
+        raise ConfigError(f"{key} must be {kind}, got {value!r}")
+    if not math.isfinite(value) or value > high or (value <= low if open_low else value < low):
+        lo, hi = (str(int(low)), str(int(high))) if integer else (f"{low:g}", f"{high:g}")
+        raise ConfigError(f"{key} must be {'>' if open_low else '>='} {lo} and <= {hi}, got {value!r}")
+    return value
+
+
+def check_flag(key: str, value) -> bool:
+    """Return ``value`` if it is true or false, else raise ``ConfigError`` naming ``key``."""
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key} must be true or false, got {value!r}")
+    return value

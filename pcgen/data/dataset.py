@@ -79,7 +79,7 @@ class TileDataset(Dataset):
         if not self.tile_dir.is_dir():
             raise InputError("tile folder not found", self.tile_dir)
         from pcgen.options import MAX_SEED
-        from pcgen.tasks.config_checks import check_range
+        from pcgen.options import check_range
 
         check_range("num_points", num_points, 1, 10 ** 8, integer=True)
         check_range("seed", seed, 0, MAX_SEED, integer=True)

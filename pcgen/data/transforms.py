@@ -100,7 +100,7 @@ class Augment:
     jitter_clip: float = 0.05
 
     def __post_init__(self):
-        from pcgen.tasks.config_checks import check_range
+        from pcgen.options import check_range
 
         if self.scale is not None:
             if len(self.scale) != 2:

@@ -11,6 +11,18 @@ from pcgen.metrics.distances import Metric, pairwise_distances
 from pcgen.metrics.jsd import occupancy_jsd
 from pcgen.metrics.normalize import Normalize, normalize_clouds
 from pcgen.metrics.scores import coverage, minimum_matching_distance, one_nn_accuracy, precision_recall
+from pcgen.ops._checks import check_finite
+from pcgen.options import check_flag, check_range
+
+
+def check_metric_settings(chunk, emd_eps, emd_squared, jsd_resolution, pr_k) -> None:
+    """Refuse a setting that would crash later or quietly change the report (``pr_k=0`` reported
+    zeros); ``pcgen evaluate`` calls this before it reads any cloud."""
+    check_range("chunk", chunk, 1, 1_000_000, integer=True)
+    check_range("emd_eps", emd_eps, 0.0, 1.0, open_low=True)
+    check_flag("emd_squared", emd_squared)
+    check_range("jsd_resolution", jsd_resolution, 2, 256, integer=True)  # 256³ cells: 134 MB a set
+    check_range("pr_k", pr_k, 1, 1000, integer=True)
 
 
 def evaluate_sets(generated: torch.Tensor, reference: torch.Tensor,
@@ -42,6 +54,7 @@ def evaluate_sets(generated: torch.Tensor, reference: torch.Tensor,
     if "emd" in metrics and generated.shape[1] != reference.shape[1]:
         raise ShapeError(f"EMD needs clouds of equal size: generated have {generated.shape[1]} "
                          f"points, reference {reference.shape[1]}")
+    check_metric_settings(chunk, emd_eps, emd_squared, jsd_resolution, pr_k)
     if jsd_bounds is None:
         jsd_box = "[-1,1]^3"
     else:
@@ -49,6 +62,8 @@ def evaluate_sets(generated: torch.Tensor, reference: torch.Tensor,
         jsd_box = " x ".join(f"[{a:g},{b:g}]" for a, b in zip(lo, hi))
     gen = normalize_clouds(generated.float(), normalize)
     ref = normalize_clouds(reference.float(), normalize)
+    check_finite("generated clouds", gen)
+    check_finite("reference clouds", ref)
     report = {
         "num_generated": int(gen.shape[0]),
         "num_reference": int(ref.shape[0]),

@@ -29,6 +29,19 @@ def check_pair(p1: torch.Tensor, p2: torch.Tensor, names=("p1", "p2")) -> None:
         raise ShapeError(f"{names[0]} and {names[1]} must share dtype and device")
 
 
+def check_finite(name: str, p: torch.Tensor) -> None:
+    """Refuse NaN or infinite coordinates, and points so spread out that squared distances
+    overflow (float32 past about 1e19): the EMD auction never settles on them (it hung, or
+    crashed in the kernel), and Chamfer turns them into NaN."""
+    if p.numel() == 0 or torch.compiler.is_compiling():
+        return
+    if not torch.isfinite(p).all():
+        raise ShapeError(f"{name} hold NaN or infinite coordinates")
+    span = (p.amax((0, 1)) - p.amin((0, 1))).double()
+    if not float((span ** 2).sum()) < torch.finfo(p.dtype).max / 16:
+        raise ShapeError(f"{name} span {span.max().item():.3g} units: squared distances overflow {p.dtype}")
+
+
 def as_lengths(name: str, lengths, p: torch.Tensor) -> torch.Tensor:
     """Lengths as an int64 (B,) tensor on ``p``'s device; ``None`` means every cloud is full."""
     B, N = p.shape[0], p.shape[1]

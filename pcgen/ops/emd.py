@@ -22,7 +22,7 @@ import torch
 
 from pcgen.errors import ConfigError, ShapeError
 from pcgen.ops import _emd_reference as ref
-from pcgen.ops._checks import check_pair
+from pcgen.ops._checks import check_finite, check_pair
 from pcgen.ops._ext import has_op
 
 EMDMethod = Literal["auction", "exact", "sinkhorn"]
@@ -43,6 +43,7 @@ def emd_assignment(x: torch.Tensor, y: torch.Tensor, method: EMDMethod = "auctio
     """The matching only (no gradient). Arguments as :func:`emd`. Returns (B, N) int64."""
     eps = _check(x, y, method, eps)
     x, y = x.detach(), y.detach()
+    check_finite("x and y", torch.cat([x, y], 1))
     if method == "exact":
         return ref.exact_assignment(x, y, squared)
     if method == "sinkhorn":

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 from pcgen.errors import ConfigError
-from pcgen.options import MAX_SEED
+from pcgen.options import MAX_SEED, check_flag, check_range  # noqa: F401  (their home is options)
 
 # dotted key -> (lowest, low bound open?, highest, may be None)
 _RULES: dict[str, tuple[float, bool, float, bool]] = {
@@ -48,29 +48,6 @@ def _get(cfg, key: str):
     for part in key.split("."):
         cfg = getattr(cfg, part)
     return cfg
-
-
-def check_range(key: str, value, low: float, high: float, *, open_low: bool = False,
-                nullable: bool = False, integer: bool = False):
-    """Return ``value`` if it is a number in ``[low, high]`` (``(low, high]`` with ``open_low``;
-    None allowed with ``nullable``; a whole number with ``integer``), else raise ``ConfigError``
-    naming ``key``."""
-    if value is None and nullable:
-        return value
-    kind = "an integer" if integer else "a number"
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
-        raise ConfigError(f"{key} must be {kind}, got {value!r}")
-    if not math.isfinite(value) or value > high or (value <= low if open_low else value < low):
-        lo, hi = (str(int(low)), str(int(high))) if integer else (f"{low:g}", f"{high:g}")
-        raise ConfigError(f"{key} must be {'>' if open_low else '>='} {lo} and <= {hi}, got {value!r}")
-    return value
-
-
-def check_flag(key: str, value) -> bool:
-    """Return ``value`` if it is true or false, else raise ``ConfigError`` naming ``key``."""
-    if not isinstance(value, bool):
-        raise ConfigError(f"{key} must be true or false, got {value!r}")
-    return value
 
 
 def check_fill_config(cfg):

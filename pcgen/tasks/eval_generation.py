@@ -27,8 +27,9 @@ from omegaconf import OmegaConf
 
 from pcgen.atomic import atomic_path
 from pcgen.data.sampling import resample_index
-from pcgen.errors import ConfigError, InputError, OutputError
+from pcgen.errors import ConfigError, InputError, OutputError, ShapeError
 from pcgen.io.las import LAS_SUFFIXES
+from pcgen.ops._checks import check_finite
 
 CLOUD_SUFFIXES = (".npy", *LAS_SUFFIXES, ".ply")
 CONFIG_MODULE = "pcgen.conf.evaluate"
@@ -55,6 +56,12 @@ def load_config(overrides: Sequence[str] = (), config_dir: str | os.PathLike | N
         raise ConfigError("give generated=... and reference=..., or ckpt=... and data=...")
     if cfg["ckpt"] is not None and (cfg["data"] is None and cfg["reference"] is None):
         raise ConfigError("ckpt=... needs data=TILE_DIR (or reference=...)")
+    if cfg["ckpt"] is not None and cfg["generated"] is not None:
+        raise ConfigError("ckpt=... generates the clouds to score; drop generated=... (or ckpt=...)")
+    if cfg["ckpt"] is not None and cfg["data"] is not None and cfg["reference"] is not None:
+        raise ConfigError("ckpt=... scores against data=... or reference=..., not both")
+    if cfg["ckpt"] is None and cfg["data"] is not None:
+        raise ConfigError("data=... is the reference tiles of ckpt=...; without a checkpoint give reference=...")
     cfg["device"] = check_device(cfg["device"])
     _check_numbers(cfg)
     if not isinstance(cfg["out"], str) or not cfg["out"].strip():
@@ -65,19 +72,16 @@ def load_config(overrides: Sequence[str] = (), config_dir: str | os.PathLike | N
 def _check_numbers(cfg: dict) -> None:
     """Refuse a count, size or tolerance that would crash later or quietly change the report
     (``max_clouds=-1`` dropped the last cloud, ``pr_k=0`` reported zeros)."""
-    from pcgen.options import MAX_SEED
-    from pcgen.tasks.config_checks import check_flag, check_range
+    from pcgen.metrics.suite import check_metric_settings
+    from pcgen.options import MAX_SEED, check_flag, check_range
 
     check_range("num_points", cfg["num_points"], 1, 10_000_000, nullable=True, integer=True)
     check_range("max_clouds", cfg["max_clouds"], 2, 10_000_000, nullable=True, integer=True)
-    check_range("chunk", cfg["chunk"], 1, 1_000_000, integer=True)
-    check_range("emd_eps", cfg["emd_eps"], 0.0, 1.0, open_low=True)
-    check_range("jsd_resolution", cfg["jsd_resolution"], 2, 256, integer=True)  # 256³ cells: 134 MB a set
-    check_range("pr_k", cfg["pr_k"], 1, 1000, integer=True)
+    check_metric_settings(cfg["chunk"], cfg["emd_eps"], cfg["emd_squared"], cfg["jsd_resolution"],
+                          cfg["pr_k"])
     check_range("batch_size", cfg["batch_size"], 1, 100_000, integer=True)
     check_range("seed", cfg["seed"], 0, MAX_SEED - 1, integer=True)  # the reference set takes seed + 1
-    for key in ("emd_squared", "progress"):
-        check_flag(key, cfg[key])
+    check_flag("progress", cfg["progress"])
 
 
 def check_device(name) -> str:
@@ -104,10 +108,15 @@ def check_device(name) -> str:
 
 
 def _resample(xyz: np.ndarray, n: int | None, rng: np.random.Generator, path) -> np.ndarray:
+    if xyz.dtype.kind not in "fiu":
+        raise InputError(f"holds {xyz.dtype} values, not coordinates", path)
+    xyz = xyz.astype(np.float64, copy=False)
     if xyz.ndim != 2 or xyz.shape[1] != 3 or len(xyz) == 0:
         raise InputError(f"expected (N, 3) points, got {xyz.shape}", path)
     if not np.isfinite(xyz).all():
         raise InputError("cloud has non-finite coordinates", path)
+    if np.abs(xyz).max() > np.finfo(np.float32).max:
+        raise InputError("coordinates beyond float32's range (3.4e38), which the metrics use", path)
     if n is None or n == len(xyz):
         return xyz
     return xyz[resample_index(len(xyz), n, rng)]
@@ -135,8 +144,7 @@ def load_clouds(path, num_points: int | None = None, max_clouds: int | None = No
             raise InputError(f"cannot read .npy ({exc})", path) from None
         if arr.ndim != 3 or arr.shape[-1] != 3:
             raise InputError(f"expected a (K, N, 3) array, got {arr.shape}", path)
-        clouds = [_resample(np.asarray(c, dtype=np.float64), num_points, rng, path)
-                  for c in arr[:max_clouds]]
+        clouds = [_resample(c, num_points, rng, path) for c in arr[:max_clouds]]
     elif path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in CLOUD_SUFFIXES)[:max_clouds]
         if not files:
@@ -152,7 +160,7 @@ def load_clouds(path, num_points: int | None = None, max_clouds: int | None = No
                 from pcgen import io as pio
 
                 xyz = pio.read(f).xyz
-            clouds.append(_resample(np.asarray(xyz, dtype=np.float64), num_points, rng, f))
+            clouds.append(_resample(np.asarray(xyz), num_points, rng, f))
     elif not path.exists():
         raise InputError("no such file or folder", path)
     else:
@@ -162,7 +170,12 @@ def load_clouds(path, num_points: int | None = None, max_clouds: int | None = No
         raise InputError(f"clouds have different sizes {sorted(sizes)[:4]}; set num_points=", path)
     if len(clouds) < 2:
         raise InputError("need at least 2 clouds", path)
-    return torch.from_numpy(np.stack(clouds)).float()
+    out = torch.from_numpy(np.stack(clouds)).float()
+    try:  # what float64 held may not fit float32, nor its squared distances
+        check_finite("its clouds", out)
+    except ShapeError as exc:
+        raise InputError(str(exc), path) from None
+    return out
 
 
 def _from_checkpoint(cfg) -> tuple[torch.Tensor, torch.Tensor]:

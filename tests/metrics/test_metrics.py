@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from pcgen.cli import main
-from pcgen.errors import ConfigError
+from pcgen.errors import ConfigError, ShapeError
 from pcgen.metrics import (coverage, evaluate_sets, jensen_shannon_divergence, minimum_matching_distance,
                            normalize_clouds, occupancy_jsd, one_nn_accuracy, pairwise_distances,
                            precision_recall)
@@ -142,6 +142,12 @@ def test_evaluate_bad_inputs(tmp_path, capsys):
     np.save(tmp_path / "ref.npy", _random_sets().numpy())
     np.save(tmp_path / "flat.npy", np.zeros((4, 3)))
     np.save(tmp_path / "big.npy", np.random.default_rng(0).random((K, N + 4, 3)))
+    np.save(tmp_path / "huge.npy", np.full((K, N, 3), 1e300))
+    spread = _random_sets().numpy().astype(np.float64)
+    spread[:, 0] = 1e30
+    spread[:, 1] = -1e30
+    np.save(tmp_path / "spread.npy", spread)
+    np.save(tmp_path / "text.npy", np.full((K, N, 3), "a"))
     cases = [
         ([f"generated={tmp_path / 'missing.npy'}", f"reference={tmp_path / 'ref.npy'}"], "missing.npy"),
         ([f"generated={tmp_path / 'flat.npy'}", f"reference={tmp_path / 'ref.npy'}"], "(K, N, 3)"),
@@ -150,6 +156,20 @@ def test_evaluate_bad_inputs(tmp_path, capsys):
         ([f"generated={tmp_path / 'ref.npy'}", f"reference={tmp_path / 'ref.npy'}", "metrics=[f1]"], "metrics"),
         ([f"generated={tmp_path / 'big.npy'}", f"reference={tmp_path / 'ref.npy'}"],
          f"generated have {N + 4} points, reference {N}; set num_points="),
+        # past float32 the check in float64 passed and the EMD auction hung or crashed the process
+        ([f"generated={tmp_path / 'huge.npy'}", f"reference={tmp_path / 'ref.npy'}"],
+         "huge.npy: coordinates beyond float32's range"),
+        ([f"generated={tmp_path / 'spread.npy'}", f"reference={tmp_path / 'ref.npy'}", "normalize=none"],
+         "spread.npy: its clouds span 2e+30 units: squared distances overflow"),
+        ([f"generated={tmp_path / 'text.npy'}", f"reference={tmp_path / 'ref.npy'}"],
+         "text.npy: holds <U1 values, not coordinates"),
+        # a checkpoint generates its own clouds: generated= and a second reference were ignored
+        ([f"generated={tmp_path / 'ref.npy'}", f"ckpt={tmp_path / 'x.ckpt'}", f"data={tmp_path}"],
+         "drop generated="),
+        ([f"ckpt={tmp_path / 'x.ckpt'}", f"data={tmp_path}", f"reference={tmp_path / 'ref.npy'}"],
+         "not both"),
+        ([f"generated={tmp_path / 'ref.npy'}", f"reference={tmp_path / 'ref.npy'}", f"data={tmp_path}"],
+         "without a checkpoint give reference="),
     ]
     for args, needle in cases:
         assert evaluate_main(args + [f"out={out}"]) == 2
@@ -164,3 +184,23 @@ def test_module_entry_runs(tmp_path):
                            f"reference={tmp_path / 'nope'}", f"out={tmp_path / 'o.json'}"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "nope" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), 1e30])
+def test_evaluate_sets_refuses_what_no_distance_can_hold(bad):
+    """A NaN gave an MMD of NaN (not JSON), an inf a finite wrong MMD, and EMD killed the process."""
+    gen, ref = _random_sets(), _random_sets(5)
+    gen[1, 2, 0] = bad
+    with pytest.raises(ShapeError, match="generated clouds (hold NaN|span)"):
+        evaluate_sets(gen, ref, metrics=("chamfer",), normalize="none")
+
+
+@pytest.mark.parametrize("setting, needle", [({"pr_k": 0}, "pr_k must be >= 1"),
+                                             ({"pr_k": 2.5}, "pr_k must be an integer"),
+                                             ({"jsd_resolution": 2.5}, "jsd_resolution must be an integer"),
+                                             ({"chunk": 0}, "chunk must be >= 1"),
+                                             ({"emd_squared": "yes"}, "emd_squared must be true or false")])
+def test_evaluate_sets_checks_its_settings(setting, needle):
+    """pr_k=0 reported precision and recall of zero; the CLI refused it, the library did not."""
+    with pytest.raises(ConfigError, match=needle):
+        evaluate_sets(_random_sets(), _random_sets(5), metrics=("chamfer",), **setting)

@@ -127,6 +127,15 @@ def test_bad_inputs():
         emd(x, y, scaling=1.0)
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), 1e25])
+def test_auction_refuses_what_it_cannot_settle(bad):
+    """NaN, inf or a squared distance past float32 hung the auction or crashed the process."""
+    x, y = _clouds(B=2, N=10, dtype=torch.float32)
+    x[1, 3, 2] = bad
+    with pytest.raises(ShapeError, match="x and y (hold NaN|span)"):
+        emd(x, y)
+
+
 def test_empty_batch():
     x = torch.zeros(0, 5, 3)
     assert emd(x, x).shape == (0,)
