@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import warnings
@@ -27,8 +26,11 @@ def _common_sampling(p: argparse.ArgumentParser) -> None:
     _overwrite(p)
     p.add_argument("--sampler", choices=("ddim", "ddpm"), default="ddim")
     p.add_argument("--steps", type=int_range(1, 100_000), default=50, help="denoising steps (default 50)")
-    p.add_argument("--eta", type=unit_fraction, default=0.0, help="DDIM η: 0 deterministic, 1 ≈ DDPM")
-    p.add_argument("--guidance", type=float_range(0.0, 1000.0), default=1.0, help="classifier-free guidance scale (1 = off)")
+    # None when not given, so an option the sampler or checkpoint would ignore can be refused
+    p.add_argument("--eta", type=unit_fraction, default=None,
+                   help="DDIM η: 0 deterministic (default), 1 ≈ DDPM; --sampler ddim only")
+    p.add_argument("--guidance", type=float_range(0.0, 1000.0), default=None,
+                   help="classifier-free guidance scale (default 1 = off); conditional checkpoints only")
     p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--threads", type=workers, default=None, help="torch CPU threads (default: torch's choice)")
 
@@ -107,29 +109,59 @@ def _setup(args) -> None:
     torch.manual_seed(args.seed)
 
 
+# options each --stage would ignore, and why
+_NOT_FOR_STAGE = {
+    "autoencoder": {"autoencoder": "it trains a new autoencoder", "ldm_steps": "it trains no LDM",
+                    "cosplace": "CosPlace conditions the LDM only"},
+    "both": {"autoencoder": "it trains a new autoencoder; --stage ldm trains the LDM on yours"},
+    "ldm": {"ae_steps": "it trains no autoencoder"},
+}
+
+
 def _train(args) -> int:
 
     from pcgen.atomic import atomic_dir
     from pcgen.errors import ConfigError
-    from pcgen.image.config import load_preset
+    from pcgen.image.config import build_cosplace, load_preset
     from pcgen.image.train import fit_autoencoder, fit_ldm
 
+    for key, why in _NOT_FOR_STAGE[args.stage].items():
+        if getattr(args, key) is not None:
+            raise ConfigError(f"--{key.replace('_', '-')} does not apply to --stage {args.stage} ({why})")
+    if args.stage == "ldm" and not args.autoencoder:
+        raise ConfigError("--stage ldm needs --autoencoder CKPT")
     overrides = list(args.overrides)
     if args.cosplace:
         overrides.append(f"cosplace.checkpoint={os.path.abspath(args.cosplace)}")
     cfg = load_preset(args.preset, overrides, config_dir=args.config_dir)
-    if args.stage == "ldm" and not args.autoencoder:
-        raise ConfigError("--stage ldm needs --autoencoder CKPT")
+    # a bad CosPlace checkpoint fails now, not after the autoencoder has trained
+    cosplace = build_cosplace(cfg) if args.stage != "autoencoder" else None
     ae_in = os.path.abspath(args.autoencoder) if args.autoencoder else None
+    written = []
     with atomic_dir(args.out, overwrite=args.overwrite) as tmp:
         if args.stage in ("both", "autoencoder"):
             ae_in = fit_autoencoder(cfg, args.images, tmp / "autoencoder.ckpt", args.ae_steps,
                                     tmp / "images_autoencoder")
-            print(f"autoencoder: {Path(args.out) / 'autoencoder.ckpt'}")
+            written.append(f"autoencoder: {Path(args.out) / 'autoencoder.ckpt'}")
         if args.stage in ("both", "ldm"):
-            fit_ldm(cfg, args.images, tmp / "ldm.ckpt", ae_in, args.ldm_steps, tmp / "images_ldm")
-            print(f"ldm: {Path(args.out) / 'ldm.ckpt'}")
+            fit_ldm(cfg, args.images, tmp / "ldm.ckpt", ae_in, args.ldm_steps, tmp / "images_ldm",
+                    cosplace=cosplace)
+            written.append(f"ldm: {Path(args.out) / 'ldm.ckpt'}")
+    print("\n".join(written))  # only now are the checkpoints in place
     return 0
+
+
+def _sampling(args, model=None) -> dict:
+    """The sampler settings of ``args``; an option given explicitly that would be ignored is refused
+    (``--eta`` without DDIM, and, once ``model`` is known, ``--guidance`` without conditioning)."""
+    from pcgen.errors import ConfigError
+
+    if args.eta is not None and args.sampler != "ddim":
+        raise ConfigError(f"--eta applies to --sampler ddim only, not {args.sampler}")
+    if model is not None and args.guidance is not None and not model.conditional:
+        raise ConfigError("--guidance needs a CosPlace-conditioned checkpoint; this one is unconditional")
+    return dict(sampler=args.sampler, steps=args.steps, eta=0.0 if args.eta is None else args.eta,
+                guidance_scale=1.0 if args.guidance is None else args.guidance)
 
 
 def _sample(args) -> int:
@@ -138,25 +170,27 @@ def _sample(args) -> int:
     from pcgen.atomic import atomic_dir
     from pcgen.errors import ConfigError
     from pcgen.image.config import load_ldm
-    from pcgen.image.data import image_stem, load_images
+    from pcgen.image.data import image_names, load_images
     from pcgen.image.render import grid, save_png, to_uint8
 
     if args.num < 1:
         raise ConfigError(f"--num must be at least 1, got {args.num}")
+    _sampling(args)
     model = load_ldm(args.ckpt)
     gen = torch.Generator().manual_seed(args.seed)
-    kw = dict(sampler=args.sampler, steps=args.steps, eta=args.eta, guidance_scale=args.guidance, generator=gen)
-    names, rows = [], []
+    kw = dict(_sampling(args, model), generator=gen)
+    rows = []
     if args.images:
         if not model.conditional:
             raise ConfigError("--images needs a CosPlace-conditioned checkpoint; this one is unconditional")
-        for item in load_images(args.images):
+        items = load_images(args.images)
+        names = image_names([item.path for item in items], args.images)  # a/img.png, b/img.png: two names
+        for item in items:
             ctx = model.embed(item.image)
             rows.append(list(model.sample(args.num, ctx, **kw)))
-            names.append(image_stem(item.path, Path(args.images)))  # a/img.png, b/img.png: two names
     else:
         rows.append(list(model.sample(args.num, None, **kw)))
-        names.append("sample")
+        names = ["sample"]
     from PIL import Image
 
     with atomic_dir(args.out, overwrite=args.overwrite) as tmp:
@@ -173,11 +207,11 @@ def _explain(args) -> int:
     from pcgen.image.cosplace import load_cosplace
     from pcgen.image.explain import explain
 
+    _sampling(args)
     model = load_ldm(args.ckpt)
     judge = load_cosplace(args.cosplace) if args.cosplace else None
-    report = explain(model, args.images, args.out, args.samples, sampler=args.sampler, steps=args.steps,
-                     eta=args.eta, guidance_scale=args.guidance, seed=args.seed, evaluator=judge,
-                     checkpoint=str(args.ckpt))
+    report = explain(model, args.images, args.out, args.samples, **_sampling(args, model), seed=args.seed,
+                     evaluator=judge, checkpoint=str(args.ckpt), overwrite=args.overwrite)
     print(f"recall@1 {report.recall['1']:.3f}  recall@5 {report.recall['5']:.3f}  "
           f"(chance {report.recall_chance['1']:.3f} / {report.recall_chance['5']:.3f})  "
           f"cosine to source {report.cosine_to_source_mean:.3f}  → {args.out}/report.md")
@@ -187,16 +221,16 @@ def _explain(args) -> int:
 def _rasterize(args) -> int:
     from pcgen.image.rasterize import rasterize_files
 
+    counts: list[int] = []  # PNGs per input, by position (one file named twice counts twice)
     written = rasterize_files(args.inputs, args.out_dir, res=args.res, kind=args.kind, channels=args.channels,
                               tile=args.tile, max_height=args.max_height, min_valid=args.min_valid,
-                              pit_depth=None if args.no_pit_fill else args.pit_depth)
-    index = json.loads((Path(args.out_dir) / "index.json").read_text())
-    used = {entry["source"] for entry in index}
-    for path in args.inputs:  # a file with no tile dense enough is left out: say so
-        if str(Path(path)) not in used:
+                              pit_depth=None if args.no_pit_fill else args.pit_depth,
+                              overwrite=args.overwrite, counts=counts)
+    for path, count in zip(args.inputs, counts):  # a file with no tile dense enough is left out: say so
+        if not count:
             print(f"pcgen image rasterize: {path}: no tile with {args.min_valid:.0%} of its cells holding "
                   "points, none written (a coarser --res or a smaller --tile may help)", file=sys.stderr)
-    print(f"{len(written)} rasters from {len(used)} of {len(args.inputs)} files: {args.out_dir}")
+    print(f"{len(written)} rasters from {sum(c > 0 for c in counts)} of {len(args.inputs)} files: {args.out_dir}")
     return 0
 
 

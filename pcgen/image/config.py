@@ -84,15 +84,15 @@ _RULES = {
     "diffusion.warmup_steps": (0, False, 10 ** 9, True),
     "diffusion.ema_decay": (0.0, False, 1.0, False),
     "trainer.accumulate_grad_batches": (1, False, 100_000, True),
-    "trainer.autoencoder_steps": (0, False, 10 ** 9, True),
-    "trainer.ldm_steps": (0, False, 10 ** 9, True),
+    "trainer.autoencoder_steps": (1, False, 10 ** 9, True),  # 0 would write an untrained model
+    "trainer.ldm_steps": (1, False, 10 ** 9, True),
     "sampling.steps": (1, False, 100_000, True),
 }
 
 
 def check_preset(cfg) -> None:
     """Raise ``ConfigError`` naming the first bad value of a composed preset."""
-    from pcgen.tasks.config_checks import check_range
+    from pcgen.options import check_range
 
     for key, (low, open_low, high, integer) in _RULES.items():
         value = OmegaConf.select(cfg, key, default=None)

@@ -20,7 +20,7 @@ from torch.utils.data import Dataset
 
 from pcgen.errors import InputError
 
-__all__ = ["IMAGE_SUFFIXES", "list_images", "open_rgb", "load_images", "to_unit_tensor",
+__all__ = ["IMAGE_SUFFIXES", "image_names", "list_images", "open_rgb", "load_images", "to_unit_tensor",
            "resize_center_crop", "ImageFolder", "LoadedImage"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -32,6 +32,28 @@ def image_stem(path: Path, root: Path) -> str:
     path, root = Path(path), Path(root)
     rel = path.relative_to(root) if path.is_relative_to(root) else Path(path.name)
     return "__".join(rel.with_suffix("").parts)
+
+
+def image_names(paths: list[Path], root: str | os.PathLike) -> list[str]:
+    """:func:`image_stem` of each image, checked to be unique.
+
+    Two images whose names differ only in their suffix (``x.jpg`` and ``x.png``) would write
+    each other's outputs; they are refused rather than renamed, so every output keeps the
+    plain name of its source.
+
+    Raises:
+        InputError: two images give the same name (both are named).
+    """
+    seen: dict[str, Path] = {}
+    names = []
+    for path in paths:
+        name = image_stem(path, Path(root))
+        if name in seen:
+            raise InputError(f"{seen[name]} and {path} would both be written as {name!r}; "
+                             "rename one or move it to another folder")
+        seen[name] = path
+        names.append(name)
+    return names
 
 
 def list_images(root: str | os.PathLike, recursive: bool = True) -> list[Path]:

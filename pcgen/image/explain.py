@@ -23,7 +23,7 @@ from torch import Tensor
 from pcgen.atomic import atomic_dir
 from pcgen.errors import ConfigError
 from pcgen.image.cosplace import CosPlace
-from pcgen.image.data import image_stem, load_images, resize_center_crop, to_unit_tensor
+from pcgen.image.data import image_names, load_images, resize_center_crop, to_unit_tensor
 from pcgen.image.ldm import LatentDiffusion
 from pcgen.image.render import grid, save_png
 
@@ -107,25 +107,41 @@ class ExplainReport:
 def explain(model: LatentDiffusion, images: str | os.PathLike, out: str | os.PathLike, samples: int = 4, *,
             sampler: str = "ddim", steps: int = 50, eta: float = 0.0, guidance_scale: float = 1.0,
             seed: int = 0, evaluator: CosPlace | None = None, checkpoint: str = "",
-            batch: int = 16) -> ExplainReport:
+            batch: int = 16, overwrite: bool = False) -> ExplainReport:
     """Run the explainability pipeline; write ``sheets/*.png``, ``report.json``, ``report.md`` to ``out``.
 
     Args:
         model: a conditional LDM (its CosPlace gives the conditions).
         images: folder of source images (unreadable files are skipped with a warning).
-        samples: generations per source ``K``.
+        samples: generations per source ``K`` (1 to 1000).
+        sampler, steps, eta, guidance_scale: as :meth:`LatentDiffusion.sample`.
         evaluator: CosPlace used to embed generations and sources for retrieval; defaults to the
             model's own (pass a published CosPlace for an independent judge).
+        checkpoint: the model's checkpoint file, recorded in the report; ``out`` may not be it.
+        overwrite: write into a non-empty ``out`` (replacing only files pcgen wrote there).
     Returns:
         The report (also written as JSON and Markdown). Output appears only when complete.
+
+    Raises:
+        OutputError: ``out`` is unsafe (:func:`pcgen.outputs.check_output`: an input, inside one,
+            or non-empty without ``overwrite``).
+        ConfigError: an unconditional model, or a setting out of range.
+        InputError: no readable image, or two images of one name (``x.jpg`` and ``x.png``: their
+            sheets would overwrite each other).
     """
+    from pcgen.outputs import check_output
+    from pcgen.options import check_range
+
+    check_output(out, [images, checkpoint or None], folder=True, overwrite=overwrite,
+                 overwrite_hint="overwrite=True")
     if not model.conditional:
         raise ConfigError("explain needs a CosPlace-conditioned LDM; this checkpoint is unconditional")
-    if samples < 1:
-        raise ConfigError(f"samples must be at least 1, got {samples}")
+    check_range("samples", samples, 1, 1000, integer=True)
+    model.check_sampling(sampler, steps, eta, guidance_scale)
     root = Path(images)
     bad: list[Path] = []
     loaded = load_images(root, skipped=bad)
+    names = image_names([item.path for item in loaded], root)
     skipped = [str(p) for p in bad]
     evaluator = evaluator if evaluator is not None else model.cosplace
     model.eval()
@@ -157,10 +173,10 @@ def explain(model: LatentDiffusion, images: str | os.PathLike, out: str | os.Pat
         cosine_to_source_mean=float(own.mean()), cosine_to_other_sources_mean=float(others),
         skipped=skipped)
     diffs = []
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, overwrite=overwrite) as tmp:
         for i, item in enumerate(loaded):
             g = gens[i * samples:(i + 1) * samples]
-            name = image_stem(item.path, root) + ".png"
+            name = names[i] + ".png"
             save_png(grid([[small[i], *g]]), tmp / "sheets" / name)
             diffs.append(region_colour_difference(small[i], g))
             c = own[i * samples:(i + 1) * samples]

@@ -211,6 +211,25 @@ class LatentDiffusion(L.LightningModule):
         checkpoint["pcgen_image"] = {"kind": "ldm", "config": self.config}
 
     # -- sampling --------------------------------------------------------------------------
+    def check_sampling(self, sampler: str, steps: int, eta: float, guidance_scale: float) -> None:
+        """Raise ``ConfigError`` naming the first sampling setting :meth:`sample` cannot use.
+
+        ``eta`` is DDIM's η in [0, 1] (0 deterministic, 1 ≈ DDPM's variance; above 1 the noise
+        can outgrow the step and the update takes the root of a negative number) and applies to
+        DDIM only; ``guidance_scale`` is in [0, 1000] (1 = off).
+        """
+        from pcgen.options import check_range
+
+        if sampler not in ("ddpm", "ddim"):
+            raise ConfigError(f"sampler must be 'ddpm' or 'ddim', got {sampler!r}")
+        top = self.timesteps - (sampler == "ddim")
+        if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= top:
+            raise ConfigError(f"steps must be a whole number in [1, {top}] for {sampler}, got {steps!r}")
+        check_range("eta", eta, 0.0, 1.0)
+        if eta != 0 and sampler != "ddim":
+            raise ConfigError(f"eta applies to the ddim sampler only, got eta {eta:g} with {sampler}")
+        check_range("guidance_scale", guidance_scale, 0.0, 1000.0)
+
     @torch.no_grad()
     def sample(self, num_samples: int | None = None, context: Tensor | None = None, *,
                sampler: Literal["ddim", "ddpm"] = "ddim", steps: int = 50, eta: float = 0.0,
@@ -227,7 +246,15 @@ class LatentDiffusion(L.LightningModule):
                 for step ``timesteps``, one past the schedule).
             guidance_scale: classifier-free guidance ``s``: ``ε_u + s (ε_c − ε_u)``; 1 = plain conditional.
             use_ema: sample with the EMA weights when present.
+
+        Raises:
+            ConfigError: a setting :meth:`check_sampling` refuses, ``num_samples`` below 1 or not a
+                whole number, or ``num_samples`` other than 1 or the number of contexts given.
         """
+        self.check_sampling(sampler, steps, eta, guidance_scale)
+        if num_samples is not None and (isinstance(num_samples, bool) or not isinstance(num_samples, int)
+                                        or num_samples < 1):
+            raise ConfigError(f"num_samples must be a whole number >= 1, got {num_samples!r}")
         if self.conditional:
             if context is None:
                 if guidance_scale != 1.0 or num_samples is None:
@@ -235,17 +262,17 @@ class LatentDiffusion(L.LightningModule):
                 context = self.null_context.expand(num_samples, -1, -1)
             elif num_samples is not None and context.shape[0] == 1:
                 context = context.expand(num_samples, -1, -1)
+            elif num_samples is not None and context.shape[0] != num_samples:
+                raise ConfigError(f"num_samples {num_samples} does not match the {context.shape[0]} contexts "
+                                  "given (give one context to repeat, or num_samples None)")
             context = context.to(self.device, self.null_context.dtype)
             b = context.shape[0]
         else:
+            if context is not None:
+                raise ConfigError("an unconditional model takes no contexts")
             if num_samples is None:
                 raise ConfigError("num_samples is required for an unconditional model")
             b = num_samples
-        if sampler not in ("ddpm", "ddim"):
-            raise ConfigError(f"sampler must be 'ddpm' or 'ddim', got {sampler!r}")
-        top = self.timesteps - (sampler == "ddim")
-        if not 1 <= steps <= top:
-            raise ConfigError(f"steps must be in [1, {top}] for {sampler}, got {steps}")
         sched = self.schedule.ddpm() if sampler == "ddpm" else self.schedule.ddim()
         sched.set_timesteps(steps)
         size = self.unet.config.sample_size

@@ -22,7 +22,8 @@ from PIL import Image
 from scipy import ndimage
 
 from pcgen.atomic import atomic_dir
-from pcgen.errors import ConfigError, InputError
+from pcgen.errors import ConfigError, InputError, ShapeError
+from pcgen.options import MAX_EXTENT
 
 __all__ = ["Raster", "fill_pits", "rasterize_points", "rasterize_files"]
 
@@ -51,6 +52,18 @@ def fill_pits(height: np.ndarray, depth: float) -> np.ndarray:
     return np.where(height < med - depth, med, height)
 
 
+def _check_raster(res, kind: str, channels: int, pit_depth) -> None:
+    """The settings of one raster, checked once for :func:`rasterize_points` and :func:`rasterize_files`."""
+    from pcgen.options import check_range
+
+    check_range("res", res, 0.0, 1e6, open_low=True)
+    if kind not in ("chm", "dsm"):
+        raise ConfigError(f"kind must be chm or dsm, got {kind!r}")
+    if channels not in (1, 3) or isinstance(channels, bool):
+        raise ConfigError(f"channels must be 1 or 3, got {channels!r}")
+    check_range("pit_depth", pit_depth, 0.0, MAX_EXTENT, open_low=True, nullable=True)
+
+
 def rasterize_points(xyz: np.ndarray, res: float, kind: Literal["chm", "dsm"] = "chm", channels: int = 1,
                      ground=None, pit_depth: float | None = None) -> Raster:
     """Grid ``(N, 3)`` points into a height raster.
@@ -62,11 +75,19 @@ def rasterize_points(xyz: np.ndarray, res: float, kind: Literal["chm", "dsm"] = 
         channels: 1 (height) or 3 (height, points per cell, std of z per cell).
         ground: callable ``ground(x, y) -> z`` for a CHM (e.g. a ``pcgen.data.ground.GroundModel``).
         pit_depth: if set, :func:`fill_pits` the height channel with this depth (file units).
+
+    Raises:
+        ConfigError: a setting out of range, or a CHM without ``ground``.
+        InputError: no points, or a coordinate that is NaN or infinite.
     """
-    if res <= 0:
-        raise ConfigError(f"res must be positive, got {res}")
-    if channels not in (1, 3):
-        raise ConfigError(f"channels must be 1 or 3, got {channels}")
+    _check_raster(res, kind, channels, pit_depth)
+    xyz = np.asarray(xyz)
+    if xyz.ndim != 2 or xyz.shape[1] < 3:
+        raise ShapeError(f"points must be an (N, 3) array, got shape {xyz.shape}")
+    if len(xyz) == 0:
+        raise InputError("no points to rasterize")
+    if not np.isfinite(xyz[:, :3]).all():
+        raise InputError("points with NaN or infinite coordinates cannot be rasterized")
     lo, hi = xyz[:, :2].min(0), xyz[:, :2].max(0)
     nx, ny = (np.floor((hi - lo) / res).astype(np.int64) + 1).tolist()
     if nx * ny > 100_000_000:
@@ -87,8 +108,6 @@ def rasterize_points(xyz: np.ndarray, res: float, kind: Literal["chm", "dsm"] = 
         cy = hi[1] - (np.arange(ny) + 0.5) * res
         gx, gy = np.meshgrid(cx, cy)
         height = np.maximum(height - ground(gx.ravel(), gy.ravel()).reshape(ny, nx), 0.0)
-    elif kind != "dsm":
-        raise ConfigError(f"kind must be chm or dsm, got {kind!r}")
     layers, names = [height], [kind]
     if channels == 3:
         s1 = np.bincount(flat, weights=z, minlength=nx * ny)
@@ -127,46 +146,60 @@ def _ground_model(cloud):
     return collector.fit()
 
 
-def rasterize_files(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike, res: float = 0.5,
-                    kind: Literal["chm", "dsm"] = "chm", channels: int = 1, tile: int = 256,
-                    max_height: float = 40.0, min_valid: float = 0.5,
-                    pit_depth: float | None = 2.0) -> list[Path]:
+def rasterize_files(paths: Sequence[str | os.PathLike] | str | os.PathLike, out_dir: str | os.PathLike,
+                    res: float = 0.5, kind: Literal["chm", "dsm"] = "chm", channels: int = 1, tile: int = 256,
+                    max_height: float = 40.0, min_valid: float = 0.5, pit_depth: float | None = 2.0, *,
+                    overwrite: bool = False, counts: list[int] | None = None) -> list[Path]:
     """Rasterize LAS/LAZ (or any ``pcgen.io`` format) files into PNG tiles under ``out_dir``.
 
     Args:
-        paths: input point clouds.
+        paths: input point clouds, or one of them.
         res: cell size in file units (metres or feet, as the file's CRS).
         kind: ``"chm"`` or ``"dsm"``.
         channels: 1 (grayscale PNG) or 3 (RGB PNG: height, density, z std).
-        tile: tile side in cells; 0 writes each raster whole.
+        tile: tile side in cells (a whole number, 0 to 65536); 0 writes each raster whole.
         max_height: CHM height mapped to 255 (file units).
-        min_valid: tiles with a smaller fraction of cells holding points are dropped.
+        min_valid: tiles with a smaller fraction (0 to 1) of cells holding points are dropped.
         pit_depth: CHM pit filling depth (:func:`fill_pits`); ``None`` keeps pits. DSMs are never filled.
+        overwrite: write into a non-empty ``out_dir`` (replacing only files pcgen wrote there).
+        counts: if given, the number of PNGs written from each input is appended to it, in input
+            order (0 for an input with no tile dense enough).
     Returns:
         The written PNG paths (inside ``out_dir``), after the folder is complete.
 
     Raises:
+        ConfigError: a setting out of range.
+        OutputError: ``out_dir`` is unsafe (:func:`pcgen.outputs.check_output`: an input, inside
+            one, or non-empty without ``overwrite``).
         InputError: an unreadable input, or no tile had enough points.
     """
+    from pcgen.data.tile_inputs import unique_stems
     from pcgen.io import read
+    from pcgen.outputs import check_output
+    from pcgen.options import check_range
 
+    _check_raster(res, kind, channels, pit_depth)
+    check_range("tile", tile, 0, 65_536, integer=True)
+    check_range("max_height", max_height, 0.0, MAX_EXTENT, open_low=True)
+    check_range("min_valid", min_valid, 0.0, 1.0)
+    paths = [Path(paths)] if isinstance(paths, (str, os.PathLike)) else [Path(p) for p in paths]
     if not paths:
         raise InputError("no input point clouds given")
-    if tile < 0:
-        raise ConfigError(f"tile must be ≥ 0, got {tile}")
+    check_output(out_dir, paths, folder=True, overwrite=overwrite, overwrite_hint="overwrite=True")
     out_dir = Path(out_dir)
-    from pcgen.data.tile_inputs import unique_stems
-
-    written, index = [], []
-    paths = [Path(p) for p in paths]
-    with atomic_dir(out_dir) as tmp:
+    written, index, per_input = [], [], []
+    with atomic_dir(out_dir, overwrite=overwrite) as tmp:
         for path, stem in zip(paths, unique_stems(paths)):  # x.las twice: x_..., x-2_...
             cloud = read(path)
             if len(cloud) == 0:
                 raise InputError("file holds no points", path)
             ground = _ground_model(cloud) if kind == "chm" else None
-            r = rasterize_points(np.asarray(cloud.xyz), res, kind, channels, ground,
-                                 pit_depth if kind == "chm" else None)
+            try:
+                r = rasterize_points(np.asarray(cloud.xyz), res, kind, channels, ground,
+                                     pit_depth if kind == "chm" else None)
+            except InputError as exc:  # NaN coordinates (PLY): name the file
+                raise InputError(exc.message, exc.path or path) from None
+            per_input.append(0)
             ny, nx = r.valid.shape
             th, tw = (ny, nx) if tile == 0 or (ny < tile and nx < tile) else (min(tile, ny), min(tile, nx))
             for i in range(0, max(1, ny - th + 1), th):
@@ -180,6 +213,7 @@ def rasterize_files(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLi
                     name = f"{stem}_{kind}{channels}_r{i // th:03d}_c{j // tw:03d}.png"
                     Image.fromarray(arr[..., 0] if channels == 1 else arr).save(tmp / name, format="PNG")
                     written.append(out_dir / name)
+                    per_input[-1] += 1
                     index.append({"png": name, "source": str(path), "kind": kind, "res": res,
                                   "x0": r.x0 + j * res, "y1": r.y1 - i * res,
                                   "channels": {n: s[1] for n, s in zip(r.channels, scaled)},
@@ -188,4 +222,6 @@ def rasterize_files(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLi
             raise InputError(f"no tile with at least {min_valid:.0%} of its cells holding points "
                              f"(try a coarser res or a smaller tile)", paths[0])
         (tmp / "index.json").write_text(json.dumps(index, indent=1) + "\n")
+    if counts is not None:
+        counts.extend(per_input)
     return written

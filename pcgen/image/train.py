@@ -19,6 +19,7 @@ from pcgen.atomic import atomic_path
 from pcgen.image.autoencoder import AutoencoderModule, build_autoencoder, load_autoencoder
 from pcgen.image.callbacks import ImageLogger
 from pcgen.image.config import to_plain, build_cosplace, build_ldm
+from pcgen.image.cosplace import CosPlace
 from pcgen.image.data import ImageFolder
 
 __all__ = ["fit_autoencoder", "fit_ldm", "embed_folder"]
@@ -85,16 +86,22 @@ def fit_autoencoder(cfg, images: str | os.PathLike, out: str | os.PathLike, max_
 
 
 def fit_ldm(cfg, images: str | os.PathLike, out: str | os.PathLike, autoencoder: str | os.PathLike,
-            max_steps: int | None = None, log_dir: str | os.PathLike | None = None) -> Path:
+            max_steps: int | None = None, log_dir: str | os.PathLike | None = None,
+            cosplace: CosPlace | None = None) -> Path:
     """Train the LDM of ``cfg`` on ``images`` over the first stage in ``autoencoder``; write ``out``.
 
     CosPlace contexts are computed once per image (the embedder is frozen), from the full-resolution
     image as CosPlace sees it; horizontal flips are therefore off for conditional training.
+
+    Args:
+        cosplace: the preset's embedder if already built (:func:`build_cosplace`, e.g. to check
+            its checkpoint before a long first stage); default: built here.
     """
     out = Path(out)
     log_dir = Path(log_dir) if log_dir else out.parent / "images_ldm"
     vae = load_autoencoder(autoencoder)
-    cosplace = build_cosplace(cfg)
+    if cosplace is None:
+        cosplace = build_cosplace(cfg)
     folder = ImageFolder(images, cfg.data.image_size, flip=cosplace is None and cfg.data.get("flip", False))
     model = build_ldm(cfg, autoencoder=vae, cosplace=cosplace)
     dataset = folder if cosplace is None else _WithContext(folder, embed_folder(cosplace, folder))

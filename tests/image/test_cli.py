@@ -174,7 +174,7 @@ def test_rasterize_library_names_its_parameters():
     from pcgen.image.rasterize import rasterize_points
 
     xyz = np.zeros((4, 3))
-    with pytest.raises(ConfigError, match="^res must be positive, got 0"):
+    with pytest.raises(ConfigError, match="^res must be > 0 and <= 1e.06, got 0"):
         rasterize_points(xyz, 0.0)
     with pytest.raises(ConfigError, match="^channels must be 1 or 3, got 2"):
         rasterize_points(xyz, 1.0, "dsm", channels=2)
@@ -232,3 +232,255 @@ def test_chm_pit_filling():
     assert (raw == 0).sum() == 6 * 4 + 1 and (filled == 0).sum() == 6 * 4
     assert filled[3, 3] == 20.0  # row 3 from the north = y 2.5
     np.testing.assert_array_equal(filled[:, 4:], 0.0)
+
+
+# -- two images of one name, output guards, checked numbers, options a stage or sampler ignores --
+
+def _same_stem_folder(few_photos, root):
+    root.mkdir()
+    shutil.copy(few_photos / "db1.jpg", root / "x.jpg")
+    Image.open(few_photos / "db2.jpg").save(root / "x.png")
+    return root
+
+
+def test_image_names_refuse_two_images_of_one_stem(few_photos, tmp_path):
+    from pcgen.image.data import image_names
+
+    src = _same_stem_folder(few_photos, tmp_path / "src")
+    with pytest.raises(InputError, match=r"x\.jpg and .*x\.png would both be written as 'x'"):
+        image_names([src / "x.jpg", src / "x.png"], src)
+    # a/b__c.png and a__b/c.png flatten to one name too
+    with pytest.raises(InputError, match="would both be written as 'a__b__c'"):
+        image_names([src / "a" / "b__c.png", src / "a__b" / "c.png"], src)
+    assert image_names([src / "a" / "x.png", src / "x.png"], src) == ["a__x", "x"]
+
+
+def test_sample_and_explain_refuse_two_images_of_one_stem(tiny_run, few_photos, tmp_path, capsys):
+    src = _same_stem_folder(few_photos, tmp_path / "src")
+    rc, out, err = run_cli(capsys, "sample", "--ckpt", tiny_run["ldm"], "--images", src, "--num", 1,
+                           "--steps", 2, "--out", tmp_path / "s")
+    line = one_line_error(err)
+    assert rc == 2 and str(src / "x.jpg") in line and str(src / "x.png") in line, err
+    assert not (tmp_path / "s").exists()
+    rc, out, err = run_cli(capsys, "explain", "--ckpt", tiny_run["ldm"], "--images", src, "--samples", 1,
+                           "--steps", 2, "--out", tmp_path / "r")
+    line = one_line_error(err)
+    assert rc == 2 and str(src / "x.jpg") in line and str(src / "x.png") in line, err
+    assert not (tmp_path / "r").exists()
+
+
+def test_explain_api_guards_its_output(tiny_run, few_photos, tmp_path):
+    from pcgen.errors import OutputError
+    from pcgen.image.config import load_ldm
+    from pcgen.image.explain import explain
+
+    src = tmp_path / "src"
+    shutil.copytree(few_photos, src)
+    before = sorted(p.name for p in src.iterdir())
+    model = load_ldm(tiny_run["ldm"])
+    with pytest.raises(OutputError, match="lies inside the input"):
+        explain(model, src, src / "report", 1, steps=2)
+    with pytest.raises(OutputError, match="would contain the input"):
+        explain(model, src, tmp_path, 1, steps=2)
+    assert sorted(p.name for p in src.iterdir()) == before
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "mine.txt").write_text("a user's file")
+    with pytest.raises(OutputError, match=r"not empty \(pass overwrite=True"):
+        explain(model, src, tmp_path / "busy", 1, steps=2)
+    assert [p.name for p in (tmp_path / "busy").iterdir()] == ["mine.txt"]
+
+
+@pytest.mark.parametrize("kw, says", [
+    (dict(guidance_scale=float("nan")), "guidance_scale must be >= 0 and <= 1000, got nan"),
+    (dict(samples=1.5), "samples must be an integer, got 1.5"),
+    (dict(samples=0), "samples must be >= 1"),
+    (dict(eta=float("nan")), "eta must be"),
+    (dict(steps=2.5), "steps must be a whole number"),
+])
+def test_explain_api_checks_its_numbers_before_work(tiny_run, few_photos, tmp_path, kw, says):
+    from pcgen.errors import ConfigError
+    from pcgen.image.config import load_ldm
+    from pcgen.image.explain import explain
+
+    kw = {"samples": 1, "steps": 2, **kw}
+    with pytest.raises(ConfigError, match=says):
+        explain(load_ldm(tiny_run["ldm"]), few_photos, tmp_path / "r", kw.pop("samples"), **kw)
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("kw, says", [
+    (dict(max_height=float("nan")), "max_height must be > 0"),
+    (dict(max_height=0), "max_height must be > 0"),
+    (dict(max_height=-5), "max_height must be > 0"),
+    (dict(min_valid=float("nan")), "min_valid must be >= 0 and <= 1, got nan"),
+    (dict(min_valid=2), "min_valid must be >= 0 and <= 1, got 2"),
+    (dict(pit_depth=-1), "pit_depth must be > 0"),
+    (dict(pit_depth=float("nan")), "pit_depth must be > 0"),
+    (dict(res=float("nan")), "res must be > 0"),
+    (dict(res=float("inf")), "res must be > 0"),
+    (dict(tile=2.5), "tile must be an integer, got 2.5"),
+    (dict(tile=-1), "tile must be >= 0"),
+    (dict(channels=2), "channels must be 1 or 3"),
+    (dict(kind="dtm"), "kind must be chm or dsm"),
+])
+def test_rasterize_files_checks_its_numbers(lidar_dir, tmp_path, kw, says):
+    from pcgen.errors import ConfigError
+    from pcgen.image.rasterize import rasterize_files
+
+    with pytest.raises(ConfigError, match=says):
+        rasterize_files([lidar_dir / "simple.las"], tmp_path / "r", **kw)
+    assert not (tmp_path / "r").exists()
+
+
+def test_rasterize_files_guards_its_output_and_takes_one_path(lidar_dir, tmp_path):
+    from pcgen.errors import OutputError
+    from pcgen.image.rasterize import rasterize_files
+
+    (tmp_path / "in").mkdir()
+    src = tmp_path / "in" / "plot.laz"
+    shutil.copy(lidar_dir / "MixedConifer.laz", src)
+    with pytest.raises(OutputError, match="lies inside the input"):
+        rasterize_files([src], src / "r", res=2.0, tile=0)
+    with pytest.raises(OutputError, match="would contain the input"):
+        rasterize_files([src], tmp_path / "in", res=2.0, tile=0)
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "mine.txt").write_text("a user's file")
+    with pytest.raises(OutputError, match=r"not empty \(pass overwrite=True"):
+        rasterize_files([src], tmp_path / "busy", res=2.0, tile=0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["busy", "in"]
+    assert [p.name for p in (tmp_path / "in").iterdir()] == ["plot.laz"]
+    counts = []
+    written = rasterize_files(str(src), tmp_path / "r", res=2.0, tile=0, counts=counts)  # one path, as text
+    assert [p.name for p in written] == ["plot_chm1_r000_c000.png"] and counts == [1]
+
+
+@pytest.mark.parametrize("xyz, says", [
+    (np.zeros((0, 3)), "no points to rasterize"),
+    (np.array([[0.0, 0.0, 1.0], [np.nan, 1.0, 2.0]]), "NaN or infinite coordinates"),
+    (np.array([[0.0, 0.0, 1.0], [1.0, 1.0, np.inf]]), "NaN or infinite coordinates"),
+])
+def test_rasterize_points_refuses_empty_and_non_finite_points(xyz, says):
+    from pcgen.image.rasterize import rasterize_points
+
+    with pytest.raises(InputError, match=says):
+        rasterize_points(xyz, 1.0, "dsm")
+
+
+def test_rasterize_counts_a_file_named_twice_twice(lidar_dir, tmp_path, capsys):
+    src = lidar_dir / "MixedConifer.laz"
+    rc, out, err = run_cli(capsys, "rasterize", src, src, tmp_path / "r", "--res", 2.0, "--tile", 0)
+    assert rc == 0, err
+    assert out.strip() == f"2 rasters from 2 of 2 files: {tmp_path / 'r'}" and not err.strip()
+
+
+def _unconditional_ckpt(path):
+    from pcgen.image.config import build_ldm, load_preset
+
+    cfg = load_preset("tiny", ["cosplace=null", "unet._target_=diffusers.UNet2DModel",
+                               "unet.down_block_types=[AttnDownBlock2D,DownBlock2D]",
+                               "unet.up_block_types=[UpBlock2D,AttnUpBlock2D]", "unet.attention_head_dim=8"])
+    cfg.unet.pop("resnet_time_scale_shift")
+    torch.manual_seed(0)
+    model = build_ldm(cfg)
+    torch.save({"state_dict": model.state_dict(), "pcgen_image": {"kind": "ldm", "config": model.config}}, path)
+    return path
+
+
+def test_sample_refuses_guidance_for_an_unconditional_checkpoint(tmp_path, capsys):
+    ckpt = _unconditional_ckpt(tmp_path / "uncond.ckpt")
+    rc, _, err = run_cli(capsys, "sample", "--ckpt", ckpt, "--num", 1, "--steps", 2, "--guidance", 5,
+                         "--out", tmp_path / "s")
+    assert rc == 2 and "--guidance needs a CosPlace-conditioned checkpoint" in one_line_error(err)
+    assert not (tmp_path / "s").exists()
+    rc, _, err = run_cli(capsys, "sample", "--ckpt", ckpt, "--num", 1, "--steps", 2, "--out", tmp_path / "s")
+    assert rc == 0, err
+    assert sorted(p.name for p in (tmp_path / "s").glob("*.png")) == ["grid.png", "sample_00.png"]
+
+
+@pytest.mark.parametrize("verb", ["sample", "explain"])
+def test_eta_is_refused_unless_the_sampler_is_ddim(tiny_run, few_photos, tmp_path, capsys, verb):
+    extra = ["--images", few_photos, "--samples", 1] if verb == "explain" else ["--num", 1]
+    rc, _, err = run_cli(capsys, verb, "--ckpt", tiny_run["ldm"], *extra, "--steps", 2, "--sampler", "ddpm",
+                         "--eta", 0.5, "--out", tmp_path / "o")
+    assert rc == 2 and "--eta applies to --sampler ddim only, not ddpm" in one_line_error(err)
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--stage", "autoencoder", "--autoencoder", "{ae}"], "--autoencoder does not apply to --stage autoencoder"),
+    (["--stage", "autoencoder", "--ldm-steps", "1"], "--ldm-steps does not apply to --stage autoencoder"),
+    (["--stage", "autoencoder", "--cosplace", "{ae}"], "--cosplace does not apply to --stage autoencoder"),
+    (["--stage", "both", "--autoencoder", "{ae}"], "--autoencoder does not apply to --stage both"),
+    (["--autoencoder", "{ae}"], "--autoencoder does not apply to --stage both"),
+    (["--stage", "ldm", "--autoencoder", "{ae}", "--ae-steps", "1"], "--ae-steps does not apply to --stage ldm"),
+])
+def test_train_refuses_options_its_stage_ignores(tiny_run, few_photos, tmp_path, capsys, monkeypatch, argv, says):
+    import pcgen.image.train as train
+
+    def must_not_train(*a, **k):
+        raise AssertionError("trained despite an option the stage ignores")
+    monkeypatch.setattr(train, "fit_autoencoder", must_not_train)
+    monkeypatch.setattr(train, "fit_ldm", must_not_train)
+    argv = [a.format(ae=tiny_run["autoencoder"]) for a in argv]
+    rc, out, err = run_cli(capsys, "train", "--images", few_photos, "--out", tmp_path / "t", *argv)
+    assert rc == 2 and says in one_line_error(err) and not out
+    assert not (tmp_path / "t").exists()
+
+
+def _cosplace_weights(dim):
+    from pcgen.image.cosplace import CosPlace
+
+    return CosPlace("ResNet18", dim, image_size=64).state_dict()
+
+
+@pytest.mark.parametrize("make, says", [
+    (lambda p: p.write_bytes(b"\x00" * 16), "cannot read checkpoint"),
+    (lambda p: torch.save(_cosplace_weights(64), p), "shape mismatch aggregation.3"),  # D 64, the preset wants 512
+])
+def test_train_checks_cosplace_before_any_training(few_photos, tmp_path, capsys, monkeypatch, make, says):
+    import pcgen.image.train as train
+
+    def must_not_train(*a, **k):
+        raise AssertionError("trained before the CosPlace checkpoint was checked")
+    monkeypatch.setattr(train, "fit_autoencoder", must_not_train)
+    make(tmp_path / "cos.pth")
+    rc, out, err = run_cli(capsys, "train", "--images", few_photos, "--out", tmp_path / "t",
+                           "--cosplace", tmp_path / "cos.pth")
+    line = one_line_error(err)
+    assert rc == 2 and says in line and "cos.pth" in line
+    assert out == "" and not (tmp_path / "t").exists()
+
+
+def test_train_prints_each_checkpoint_only_once_written(few_photos, tmp_path, capsys, monkeypatch):
+    import pcgen.image.train as train
+
+    def fake_fit(cfg, images, out, *a, **k):
+        out.write_bytes(b"weights")
+        return out
+
+    def failing_fit(*a, **k):
+        raise InputError("the LDM stage failed")
+    monkeypatch.setattr(train, "fit_autoencoder", fake_fit)
+    monkeypatch.setattr(train, "fit_ldm", failing_fit)
+    rc, out, err = run_cli(capsys, "train", "--images", few_photos, "--out", tmp_path / "t")
+    assert rc == 2 and "the LDM stage failed" in one_line_error(err)
+    assert out == "" and not (tmp_path / "t").exists()  # no "autoencoder: ..." for a file never committed
+    monkeypatch.setattr(train, "fit_ldm", fake_fit)
+    rc, out, err = run_cli(capsys, "train", "--images", few_photos, "--out", tmp_path / "t")
+    assert rc == 0, err
+    assert out.splitlines() == [f"autoencoder: {tmp_path / 't' / 'autoencoder.ckpt'}",
+                                f"ldm: {tmp_path / 't' / 'ldm.ckpt'}"]
+    assert (tmp_path / "t" / "autoencoder.ckpt").is_file() and (tmp_path / "t" / "ldm.ckpt").is_file()
+
+
+def test_preset_steps_must_be_at_least_one(few_photos, tmp_path, capsys):
+    from pcgen.errors import ConfigError
+    from pcgen.image.config import load_preset
+
+    for key in ("trainer.autoencoder_steps", "trainer.ldm_steps"):
+        with pytest.raises(ConfigError, match=f"{key} must be >= 1"):
+            load_preset("tiny", [f"{key}=0"])
+    rc, _, err = run_cli(capsys, "train", "--images", few_photos, "--out", tmp_path / "t",
+                         "--set", "trainer.autoencoder_steps=0")
+    assert rc == 2 and "trainer.autoencoder_steps must be >= 1" in one_line_error(err)
+    assert not (tmp_path / "t").exists()

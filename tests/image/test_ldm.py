@@ -174,3 +174,27 @@ def test_sampling_step_counts_are_checked():
         m.sample(1, sampler="ddim", steps=t)
     with pytest.raises(ConfigError, match=rf"\[1, {t}\] for ddpm"):
         m.sample(1, sampler="ddpm", steps=t + 1)
+
+
+@pytest.mark.parametrize("kw, says", [
+    (dict(guidance_scale=float("nan")), "guidance_scale must be >= 0 and <= 1000, got nan"),
+    (dict(guidance_scale=-1.0), "guidance_scale must be >= 0"),
+    (dict(eta=float("nan")), "eta must be >= 0 and <= 1, got nan"),
+    (dict(eta=-0.5), "eta must be >= 0 and <= 1"),
+    (dict(eta=2.0), "eta must be >= 0 and <= 1"),  # as the CLI: DDIM's η in [0, 1]
+    (dict(sampler="ddpm", eta=0.5), "eta applies to the ddim sampler only"),
+    (dict(steps=2.5), "steps must be a whole number in"),
+    (dict(num_samples=0), "num_samples must be a whole number >= 1, got 0"),
+    (dict(num_samples=-1), "num_samples must be a whole number >= 1, got -1"),
+    (dict(num_samples=1.5), "num_samples must be a whole number >= 1, got 1.5"),
+    (dict(num_samples=3), "num_samples 3 does not match the 2 contexts given"),
+])
+def test_sampling_settings_are_checked(batch, kw, says):
+    from pcgen.errors import ConfigError
+
+    m = tiny().eval()
+    ctx = m.embed(batch["image"][:2])
+    kw = {"num_samples": None, "steps": 2, **kw}
+    with pytest.raises(ConfigError, match=says):
+        m.sample(kw.pop("num_samples"), ctx, **kw)
+    assert m.sample(2, ctx, steps=2).shape[0] == 2 and m.sample(3, ctx[:1], steps=2).shape[0] == 3
