@@ -347,6 +347,8 @@ def fill_cloud(cloud, gaps: Sequence[Gap], generator, config: FillConfig | None 
         merged = concat([cloud])
     flag = np.zeros(len(merged), np.uint8)
     flag[n:] = 1
+    if out_cfg.set_synthetic_flag and "synthetic" not in merged.attributes:
+        merged.attributes["synthetic"] = flag.copy()  # a PLY/XYZ cloud: LAS output gets the standard bit
     merged.add_extra_dimension(out_cfg.generated_dim, np.uint8, flag, FILLED_MARK)
     if cfg.samples > 1:
         u = np.zeros(len(merged), np.float32)

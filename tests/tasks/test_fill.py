@@ -49,6 +49,22 @@ def test_fill_keeps_originals_and_matches_density(holed_tile, tmp_path, generato
     assert (unc[:n] == 0).all() and (unc[n:] > 0).mean() > 0.5 and unc[n:].max() < 20
 
 
+def test_points_without_a_las_header_get_the_synthetic_bit(holed_tile, tmp_path):
+    """A PLY/XYZ cloud has no synthetic attribute; its fill written as LAS had the bit unset."""
+    path, hole, _ = holed_tile
+    cloud = pio.PointCloud(pio.read(path).xyz)
+    result = fill_cloud(cloud, mask_gaps(cloud, [hole]), MirrorFill(), FillConfig())
+    pio.write(result.cloud, tmp_path / "f.laz")
+    out = laspy.read(tmp_path / "f.laz")
+    n = result.n_original
+    assert len(out.points) > n
+    assert np.array_equal(np.asarray(out.synthetic), np.asarray(out["generated"]))
+    assert not np.asarray(out.synthetic)[:n].any() and np.asarray(out.synthetic)[n:].all()
+    no_flag = fill_cloud(cloud, mask_gaps(cloud, [hole]), MirrorFill(),
+                         load_fill_config(overrides=["output.set_synthetic_flag=false", "samples=1"]))
+    assert "synthetic" not in no_flag.cloud.attributes
+
+
 def test_class_code_and_single_sample(holed_tile):
     path, hole, _ = holed_tile
     cloud = pio.read(path)
