@@ -22,6 +22,7 @@ import numpy as np
 
 from pcgen.data.sampling import resample_index
 from pcgen.errors import ConfigError
+from pcgen.options import check_range
 
 # Whole squares are cut from an extent up to this much short of a multiple of the tile size:
 # a 40 m tile written by ``pcgen tile`` spans a little under 40 m of points.
@@ -46,11 +47,16 @@ class MetricFrame:
     min_points: int = 64
 
     def __post_init__(self):
-        if not self.tile_size > 0:
-            raise ConfigError(f"tile size must be > 0 m, got {self.tile_size}")
-        if self.points < 1:
-            raise ConfigError(f"points per tile must be >= 1, got {self.points}")
-        if not self.height_range[0] < self.height_range[1]:
+        check_range("tile size", self.tile_size, 0.0, 1e6, open_low=True)
+        check_range("points per tile", self.points, 1, 10_000_000, integer=True)
+        check_range("min_points", self.min_points, 1, 10_000_000, integer=True)
+        try:
+            low, high = self.height_range
+        except (TypeError, ValueError):
+            raise ConfigError(f"height range must be (low, high), got {self.height_range!r}") from None
+        for value in (low, high):  # an infinite range put every height in one layer: JSD 0
+            check_range("height range", value, -1e5, 1e5)
+        if not low < high:
             raise ConfigError(f"height range must be (low, high) with low < high, got {self.height_range}")
 
     def bounds(self) -> tuple[tuple[float, float, float], tuple[float, float, float]]:

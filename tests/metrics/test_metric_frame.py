@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -87,6 +89,19 @@ def test_frame_rejects_bad_settings():
         MetricFrame(tile_size=0)
     with pytest.raises(ConfigError, match="height range"):
         MetricFrame(height_range=(10.0, 5.0))
+
+
+@pytest.mark.parametrize("setting, needle", [
+    ({"points": 2.5}, "points per tile must be an integer"),  # made 2-point tiles
+    ({"points": True}, "points per tile must be an integer"),  # made 1-point tiles
+    ({"tile_size": float("inf")}, "tile size must be > 0"),
+    ({"min_points": -5}, "min_points must be >= 1"),
+    ({"height_range": (-float("inf"), float("inf"))}, "height range must be >= -100000"),  # JSD 0 for any shift
+    ({"height_range": 5.0}, "height range must be (low, high)"),
+])
+def test_frame_checks_every_setting(setting, needle):
+    with pytest.raises(ConfigError, match=re.escape(needle)):
+        MetricFrame(**setting)
 
 
 def test_occupancy_bounds_in_metres():
