@@ -35,11 +35,28 @@ class TileStats:
 
 
 def tile_stats(name: str, xyz: np.ndarray, generated: int) -> TileStats:
+    """Extent and z percentiles to 3 decimals, density to 4 significant digits (a sparse tile in
+    feet has well under 0.0001 points per unit²).
+
+    Args:
+        xyz: (N, 3) the coordinates as written (:func:`stored_xyz`), so the stats match the file.
+    """
     ext = xyz[:, :2].max(0) - xyz[:, :2].min(0)
     z = xyz[:, 2] - xyz[:, 2].min()
+    density = float(len(xyz) / max(ext[0] * ext[1], 1e-9))
     return TileStats(name, int(len(xyz)), round(float(ext[0]), 3), round(float(ext[1]), 3),
                      round(float(np.percentile(z, 50)), 3), round(float(np.percentile(z, 95)), 3),
-                     round(float(len(xyz) / max(ext[0] * ext[1], 1e-9)), 4), int(generated))
+                     float(f"{density:.4g}"), int(generated))
+
+
+def stored_xyz(cloud) -> np.ndarray:
+    """(N, 3) the coordinates a LAS/LAZ file of ``cloud`` holds: snapped to its header's grid
+    (scales, offsets) as :func:`pcgen.io.write` stores them."""
+    from pcgen.io.las import default_header
+
+    header = cloud.header if cloud.header is not None else default_header(cloud)
+    record = cloud.to_record(cloud.las_header(header))
+    return np.column_stack([np.asarray(record.x), np.asarray(record.y), np.asarray(record.z)])
 
 
 def to_local_frame(points: np.ndarray, tile_size: float) -> np.ndarray:

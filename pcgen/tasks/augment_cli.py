@@ -13,6 +13,14 @@ import numpy as np
 from pcgen.errors import CheckpointError, ConfigError, InputError
 from pcgen.options import float_range, int_range, seed
 
+GAP_FRACTION = 0.3  # conditional checkpoints: side of the re-imagined box, share of the tile's side
+TILE_SIZE = 40.0  # unconditional checkpoints: tile side, metres
+# the options only one kind of checkpoint uses, by whether it is conditional
+ONLY_FOR = {True: ("gap_fraction",), False: ("points", "tile_size")}
+KINDS = {True: ("conditional", "conditional (gap-filling): it re-imagines a box of each --condition tile, "
+                               "which keeps its points and size"),
+         False: ("unconditional", "unconditional: it samples whole tiles")}
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("out", help="output folder (replaced atomically)")
@@ -20,12 +28,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n", type=int_range(1, 1_000_000), default=16, help="number of tiles")
     parser.add_argument("--condition", nargs="+", default=None, metavar="TILES",
                         help="real tiles (files, folders, index) a conditional model re-imagines part of")
-    parser.add_argument("--gap-fraction", type=float_range(0.0, 1.0, low_open=True, high_open=True), default=0.3,
-                        help="conditional: side of the regenerated box as a fraction of the tile")
+    # defaults None: an option of the other kind of checkpoint, given explicitly, is refused
+    parser.add_argument("--gap-fraction", type=float_range(0.0, 1.0, low_open=True, high_open=True), default=None,
+                        help=f"conditional: side of the regenerated box as a fraction of the tile ({GAP_FRACTION})")
     parser.add_argument("--points", type=int_range(1, 10_000_000), default=None,
                         help="unconditional: points per tile (default: the checkpoint's num_points)")
-    parser.add_argument("--tile-size", type=float_range(1.0, 100_000.0, name="tile side"), default=40.0,
-                        help="unconditional: tile side in metres (1 m to 100 km: points sit on a 1 cm grid)")
+    parser.add_argument("--tile-size", type=float_range(1.0, 100_000.0, name="tile side"), default=None,
+                        help=f"unconditional: tile side in metres, {TILE_SIZE:g} by default "
+                             "(1 m to 100 km: points sit on a 1 cm grid)")
     parser.add_argument("--labels", action="store_true",
                         help="every point must carry an ASPRS class: generated points take the class of the "
                              "real point they were made from (needs a conditional checkpoint and classified "
@@ -59,12 +69,18 @@ def run(args: argparse.Namespace) -> int:
     names = [f"synthetic_{i:05d}" for i in range(args.n)]
     rng = np.random.default_rng(args.seed)
     clouds = []
+    for key in ONLY_FOR[not conditional]:
+        if getattr(args, key) is not None:
+            raise ConfigError(f"--{key.replace('_', '-')} applies to {KINDS[not conditional][0]} checkpoints; "
+                              f"this one is {KINDS[conditional][1]}")
     if args.labels and not conditional:
         raise CheckpointError(f"--labels: this {meta.get('kind', 'unknown')} head generates points without a "
                               "class; labelled tiles need a conditional (gap-filling) checkpoint", ckpt)
     if conditional:
         if not args.condition:
             raise ConfigError("this checkpoint is conditional (gap filling): give real tiles with --condition")
+        if args.gap_fraction is None:  # set here, so the manifest's command records the value used
+            args.gap_fraction = GAP_FRACTION
         import pcgen.io as pio
         from pcgen.tasks.generators import load_generator
 
@@ -89,13 +105,15 @@ def run(args: argparse.Namespace) -> int:
         if args.condition:
             raise ConfigError("--condition needs a conditional (gap-filling) checkpoint")
         points = args.points or int(data.get("num_points") or 2048)
+        if args.tile_size is None:
+            args.tile_size = TILE_SIZE
         samples = aug.sample_unconditional(head, args.n, points, args.seed)
         clouds = [aug.synthetic_cloud(aug.to_local_frame(s, args.tile_size)) for s in samples]
         sources = [None] * args.n
     stats = []
     for name, cloud, src in zip(names, clouds, sources):
         gen = cloud.attributes["generated"] if "generated" in cloud.attributes else np.ones(len(cloud))
-        s = asdict(aug.tile_stats(name + ".laz", cloud.xyz, int(np.sum(gen))))
+        s = asdict(aug.tile_stats(name + ".laz", aug.stored_xyz(cloud), int(np.sum(gen))))
         if src:
             s["condition"] = src
         if "classification" in cloud.attributes:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 from pcgen.errors import ConfigError
-from pcgen.options import MAX_SEED, check_flag, check_range  # noqa: F401  (their home is options)
+from pcgen.options import MAX_SEED, check_range
 
 # dotted key -> (lowest, low bound open?, highest, may be None)
 _RULES: dict[str, tuple[float, bool, float, bool]] = {

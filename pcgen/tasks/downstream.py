@@ -53,7 +53,7 @@ def load_settings(overrides: Sequence[str] = (), config_dir=None) -> dict:
     from omegaconf import OmegaConf
 
     from pcgen.conf import compose
-    from pcgen.options import MAX_SEED, float_range, int_range
+    from pcgen.options import MAX_SEED, float_range, int_range, unit_fraction
 
     cfg = OmegaConf.to_container(compose("config", overrides, config_dir=config_dir, module=CONFIG_MODULE),
                                  resolve=True)
@@ -68,6 +68,12 @@ def load_settings(overrides: Sequence[str] = (), config_dir=None) -> dict:
     for value in cfg["seeds"]:
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
             raise ConfigError(f"seeds must be integers 0..{MAX_SEED}, got {value!r}")
+    for key in ("seeds", "fractions", "arms"):  # a repeat would count one run twice in the mean and spread
+        twice = sorted({str(v) for v in cfg[key] if cfg[key].count(v) > 1})
+        if twice:
+            raise ConfigError(f"{key} repeats {', '.join(twice)}: give each once, got {cfg[key]}")
+    if not isinstance(cfg["classic"]["rotate"], bool):
+        raise ConfigError(f"classic.rotate must be true or false, got {cfg['classic']['rotate']!r}")
     checks = {"tile_size": float_range(0.0, 10_000.0, low_open=True), "jitter_sigma": float_range(0.0, 100.0),
               "gap_fraction": float_range(0.0, 0.95, low_open=True), "min_labelled": float_range(0.0, 1.0),
               "points": int_range(16, 1_000_000), "synthetic_per_tile": int_range(1, 100),
@@ -75,15 +81,33 @@ def load_settings(overrides: Sequence[str] = (), config_dir=None) -> dict:
               "train.class_balance": float_range(0.0, 2.0),
               "train.batch_size": int_range(1, 4096), "train.test_batch_size": int_range(1, 4096),
               "classifier.lr": float_range(0.0, 1.0, low_open=True),
-              "classifier.weight_decay": float_range(0.0, 1.0)}
+              "classifier.weight_decay": float_range(0.0, 1.0),
+              "classifier.scale": numbers(float_range(0.0, 1e6, low_open=True), 3),
+              "classic.scale": numbers(float_range(0.0, 10.0, low_open=True), 2, ascending=True),
+              "classic.jitter": float_range(0.0, 100.0), "classic.drop": unit_fraction}
     for key, parse in checks.items():
         node, _, leaf = key.rpartition(".")
         where = cfg[node] if node else cfg
         try:
-            where[leaf] = parse(str(where[leaf]))
+            where[leaf] = parse(where[leaf] if isinstance(where[leaf], list) else str(where[leaf]))
         except argparse.ArgumentTypeError as exc:
             raise ConfigError(f"{key} {exc}") from None
     return cfg
+
+
+def numbers(parse, length: int, ascending: bool = False):
+    """A check of a list setting: ``length`` values, each through ``parse`` (an argparse type of
+    :mod:`pcgen.options`), in ascending order when ``ascending`` (a ``[low, high]`` range)."""
+
+    def check(value):
+        if not isinstance(value, list) or len(value) != length:
+            raise argparse.ArgumentTypeError(f"wants a list of {length} numbers, got {value}")
+        out = [parse(str(v)) for v in value]
+        if ascending and out != sorted(out):
+            raise argparse.ArgumentTypeError(f"must be [low, high] with low <= high, got {value}")
+        return out
+
+    return check
 
 
 def site_name(path) -> str:

@@ -20,6 +20,13 @@ from pcgen.errors import ConfigError, InputError
 from pcgen.options import float_range, int_range, seed
 
 JITTER_SIGMA = 0.25  # m; about the old 0.01 of a unit sphere around a 40 m tile
+# The distance comparison's own options: their default and what --downstream, which would ignore
+# them, has instead (a --set key where one plays their part). They default to None so that one given
+# with --downstream can be refused.
+COMPARE_OPTIONS = {"n": (16, "its synthetic tiles per real one are --set synthetic_per_tile=K"),
+                   "points": (2048, "use --set points=N"), "tile_size": (40.0, "use --set tile_size=M"),
+                   "frame": ("metres", "its tiles are always in metres"),
+                   "emd": (False, "it scores no EMD"), "seed": (0, "use --set seeds=[S,...]")}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,15 +35,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output folder: eval_augment.json, .md, .png")
     parser.add_argument("--ckpt", default=None, help="checkpoint (default: the shipped one)")
     parser.add_argument("--no-model", action="store_true", help="baselines only")
-    parser.add_argument("--n", type=int_range(2, 100_000), default=16, help="generated clouds per method")
-    parser.add_argument("--points", type=int_range(16, 10_000_000), default=2048, help="points per tile (2048)")
-    parser.add_argument("--tile-size", type=float_range(1.0, 10_000.0, name="tile size"), default=40.0,
+    parser.add_argument("--n", type=int_range(2, 100_000), default=None, help="generated clouds per method (16)")
+    parser.add_argument("--points", type=int_range(16, 10_000_000), default=None, help="points per tile (2048)")
+    parser.add_argument("--tile-size", type=float_range(1.0, 10_000.0, name="tile size"), default=None,
                         help="side of the square tiles the inputs are cut into, metres (40)")
-    parser.add_argument("--frame", choices=("metres", "unit"), default="metres",
+    parser.add_argument("--frame", choices=("metres", "unit"), default=None,
                         help="metres: heights above ground, not rescaled (default); unit: each tile "
                              "normalized into [-1, 1]^3 (scale-blind, for comparison with older reports)")
     parser.add_argument("--emd", action="store_true", help="also EMD-based scores (slower)")
-    parser.add_argument("--seed", type=seed, default=0)
+    parser.add_argument("--seed", type=seed, default=None, help="random seed (0)")
     parser.add_argument("--downstream", action="store_true",
                         help="instead: train a per-point classifier on scarce labelled --train tiles with each "
                              "augmentation arm and score it on the labelled --reference (held-out) sites "
@@ -147,14 +154,22 @@ def run(args: argparse.Namespace) -> int:
     from pcgen.outputs import check_output
     from pcgen.tasks.augment import render_grid
 
+    if args.no_model and args.ckpt:
+        raise ConfigError("--ckpt sets up the model; --no-model scores the baselines only")
+    if args.downstream:
+        check_downstream_options(args)
+    elif args.set or args.config_dir:
+        raise ConfigError("--set and --config-dir configure --downstream only")
+    else:
+        for key, (default, _) in COMPARE_OPTIONS.items():
+            if getattr(args, key) is None:
+                setattr(args, key, default)
     ref_paths, train_paths = (list_inputs(args.reference, suffixes=SUFFIXES),
                               list_inputs(args.train, suffixes=SUFFIXES))
     check_output(args.out, [*args.reference, *args.train, *ref_paths, *train_paths, args.ckpt], folder=True,
                  overwrite=args.overwrite, overwrite_hint="--overwrite")
     if args.downstream:
         return run_downstream(args, ref_paths, train_paths)
-    if args.set or args.config_dir:
-        raise ConfigError("--set and --config-dir configure --downstream only")
     # Claim the output (lock + staging) before the long part, so a second run fails at once.
     with atomic_dir(args.out, overwrite=args.overwrite) as tmp:
         table, doc, grid, labels = compare(args, ref_paths, train_paths)
@@ -165,6 +180,40 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_downstream_options(args: argparse.Namespace) -> None:
+    """Refuse an option of the distance comparison given with ``--downstream``, which would ignore it.
+
+    Raises:
+        ConfigError: naming the option and the ``--set`` key that plays its part, if any.
+    """
+    for key, (_, instead) in COMPARE_OPTIONS.items():
+        if getattr(args, key) not in (None, False):
+            raise ConfigError(f"--{key.replace('_', '-')} sets up the distance comparison; "
+                              f"--downstream ignores it: {instead}")
+
+
+def downstream_settings(args: argparse.Namespace) -> dict:
+    """The checked downstream settings of ``--set``/``--config-dir``, with ``--ckpt`` and ``--no-model``.
+
+    Raises:
+        ConfigError: a bad setting, or no arm left once ``--no-model`` drops those of the model.
+    """
+    from pcgen.tasks import downstream
+
+    cfg = downstream.load_settings(args.set, config_dir=args.config_dir)
+    if args.ckpt:  # set after composing: a path is no override grammar (quotes, brackets, '=')
+        if not any(downstream.arm_parts(a)[0] == "pcgen" for a in cfg["arms"]):
+            raise ConfigError(f"--ckpt sets up the pcgen arms; arms={cfg['arms']} has none")
+        cfg["ckpt"] = args.ckpt
+    if args.no_model:
+        kept = [a for a in cfg["arms"] if downstream.arm_parts(a)[0] != "pcgen"]
+        if not kept:
+            raise ConfigError(f"no arm left: --no-model drops every pcgen arm of arms={cfg['arms']}; "
+                              "add one that needs no model (e.g. --set arms=[real,classic])")
+        cfg["arms"] = kept
+    return cfg
+
+
 def run_downstream(args: argparse.Namespace, ref_paths, train_paths) -> int:
     """The downstream benchmark (:mod:`pcgen.tasks.downstream`): JSON, Markdown and a bar chart."""
     import sys
@@ -172,12 +221,7 @@ def run_downstream(args: argparse.Namespace, ref_paths, train_paths) -> int:
     from pcgen.atomic import atomic_dir
     from pcgen.tasks import downstream, downstream_report
 
-    overrides = list(args.set)
-    if args.ckpt:
-        overrides.append(f"ckpt='{args.ckpt}'")
-    cfg = downstream.load_settings(overrides, config_dir=args.config_dir)
-    if args.no_model:
-        cfg["arms"] = [a for a in cfg["arms"] if a != "pcgen"]
+    cfg = downstream_settings(args)
     with atomic_dir(args.out, overwrite=args.overwrite) as tmp:
         doc = downstream.run_benchmark(cfg, train_paths, ref_paths, progress=sys.stderr.isatty())
         doc["summary"] = downstream_report.summarize(doc)

@@ -42,6 +42,16 @@ def holed_tile(topo, tmp_path_factory):
     return path, hole, tile.xyz[inside]
 
 
+@pytest.fixture(scope="session")
+def crops(topo, tmp_path_factory):
+    """Two 50 m crops of Topography.laz written as tiles."""
+    d = tmp_path_factory.mktemp("crops")
+    x0, y0 = topo.xyz[:, :2].min(0)
+    for i, (dx, dy) in enumerate([(100, 100), (180, 60)]):
+        pio.write(crop(topo, x0 + dx, y0 + dy, 25.0), d / f"crop{i}.laz")
+    return d
+
+
 def tiny_checkpoint(path, conditional: bool = True, kind: str = "flow_matching"):
     """An untrained but complete pcgen checkpoint (tiny PointNets), written like the shipped one."""
     from pcgen.tasks.train_fill import strip_checkpoint

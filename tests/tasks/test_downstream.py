@@ -186,3 +186,101 @@ def test_downstream_bad_input(tmp_path, capsys):
     argv = smoke(out)
     argv[argv.index("--reference") + 1] = str(datadir.lidar_file("Topography.laz"))
     _fails(capsys, argv, out, "also training sites")
+
+
+@pytest.mark.parametrize("option, says", [
+    (["--n", "5"], "--n sets up the distance comparison; --downstream ignores it: its synthetic tiles per real "
+                   "one are --set synthetic_per_tile=K"),
+    (["--points", "17"], "--points sets up the distance comparison; --downstream ignores it: use --set points=N"),
+    (["--tile-size", "3"], "--tile-size sets up the distance comparison; --downstream ignores it: "
+                           "use --set tile_size=M"),
+    (["--emd"], "--emd sets up the distance comparison; --downstream ignores it"),
+    (["--frame", "unit"], "--frame sets up the distance comparison; --downstream ignores it"),
+    (["--frame", "metres"], "--frame sets up the distance comparison"),  # given explicitly, even the default
+    (["--seed", "9"], "--seed sets up the distance comparison; --downstream ignores it: use --set seeds=[S,...]"),
+])
+def test_downstream_refuses_the_options_of_the_distance_comparison(tmp_path, capsys, option, says):
+    out = tmp_path / "out"
+    _fails(capsys, smoke(out, "--set", "arms=[real,classic]", *option), out, says)
+
+
+def test_downstream_no_model_drops_every_pcgen_arm(tmp_path, capsys, monkeypatch):
+    from pcgen.tasks import generators
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("--no-model loaded the gap model")
+
+    monkeypatch.setattr(generators, "load_generator", no_model)
+    out = tmp_path / "a"
+    assert main(smoke(out, "--no-model", "--set", "arms=[real,pcgen,pcgen+classic]")) == 0
+    doc = json.loads((out / "downstream.json").read_text())
+    assert [r["arm"] for r in doc["runs"]] == ["real"] and doc["settings"]["arms"] == ["real"]
+    assert "pcgen" not in doc["seconds_per_tile"] and "pcgen" not in doc["synthetic_distances"]
+
+
+def test_downstream_no_model_without_an_arm_left_is_refused_up_front(tmp_path, capsys, monkeypatch):
+    from pcgen.tasks import downstream
+
+    def never(*args, **kwargs):
+        raise AssertionError("the benchmark ran")
+
+    monkeypatch.setattr(downstream, "run_benchmark", never)
+    out = tmp_path / "out"
+    for arms in ("arms=[pcgen]", "arms=[pcgen,pcgen+classic]"):
+        _fails(capsys, smoke(out, "--no-model", "--set", arms), out,
+               "no arm left: --no-model drops every pcgen arm")
+
+
+@pytest.mark.parametrize("override, says", [
+    ("classic.jitter=-1", "classic.jitter must be >= 0, got -1"),
+    ("classic.jitter=nan", "classic.jitter must be a finite number"),
+    ("classic.scale=[5,1]", "classic.scale must be [low, high] with low <= high"),
+    ("classic.scale=[0,1]", "classic.scale must be > 0, got 0"),
+    ("classic.scale=1.1", "classic.scale wants a list of 2 numbers"),
+    ("classic.drop=1.5", "classic.drop must be <= 1"),
+    ("classic.rotate=maybe", "classic.rotate must be true or false"),
+    ("classifier.scale=[0,0,0]", "classifier.scale must be > 0, got 0"),
+    ("classifier.scale=[20,20]", "classifier.scale wants a list of 3 numbers"),
+    ("classifier.scale=[20,inf,10]", "classifier.scale must be a finite number"),
+    ("seeds=[0,0]", "seeds repeats 0: give each once"),
+    ("seeds=[1,0,1]", "seeds repeats 1"),
+    ("fractions=[0.2,0.2]", "fractions repeats 0.2"),
+    ("arms=[real,classic,real]", "arms repeats real"),
+])
+def test_classic_classifier_and_repeated_settings_are_checked(override, says):
+    with pytest.raises(ConfigError) as exc:
+        load_settings([override])
+    assert says in str(exc.value)
+
+
+def test_the_checked_list_settings_come_back_as_numbers():
+    cfg = load_settings(["classic.scale=[0.8,1]", "classifier.scale=[10,10,5]", "classic.jitter=0"])
+    assert cfg["classic"]["scale"] == [0.8, 1.0] and cfg["classifier"]["scale"] == [10.0, 10.0, 5.0]
+    assert cfg["classic"]["jitter"] == 0.0 and cfg["seeds"] == [0, 1, 2]
+
+
+def test_repeated_seeds_are_refused_by_the_cli(tmp_path, capsys):
+    out = tmp_path / "out"
+    _fails(capsys, smoke(out, "--set", "seeds=[0,0]"), out, "seeds repeats 0")
+
+
+def test_downstream_ckpt_path_needs_no_override_quoting(fill_ckpt, tmp_path, capsys):
+    odd = tmp_path / "ck" / "it's [1], x=y.ckpt"
+    odd.parent.mkdir()
+    odd.write_bytes(Path(fill_ckpt).read_bytes())
+    out = tmp_path / "a"
+    assert main(smoke(out, "--set", "arms=[pcgen]", "--ckpt", str(odd))) == 0
+    doc = json.loads((out / "downstream.json").read_text())
+    assert doc["settings"]["ckpt"] == str(odd) and [r["arm"] for r in doc["runs"]] == ["pcgen"]
+    assert doc["runs"][0]["synthetic_tiles"] > 0
+    capsys.readouterr()
+    # a missing one is named as given
+    missing = tmp_path / "ck" / "it's gone.ckpt"
+    _fails(capsys, smoke(tmp_path / "b", "--set", "arms=[pcgen]", "--ckpt", str(missing)), tmp_path / "b",
+           f"{missing}: checkpoint not found")
+
+
+def test_downstream_ckpt_needs_a_pcgen_arm(tmp_path, capsys, fill_ckpt):
+    out = tmp_path / "out"
+    _fails(capsys, smoke(out, "--set", "arms=[real,classic]", "--ckpt", str(fill_ckpt)), out,
+           "--ckpt sets up the pcgen arms; arms=['real', 'classic'] has none")

@@ -10,22 +10,11 @@ import pytest
 import shapely
 import torch
 
-import pcgen.io as pio
 from pcgen.cli import main
 from pcgen.tasks.gmm import fit_gmm, select_gmm
 from pcgen.tasks.masks import polygons_to_geojson
 
-from .conftest import crop, sha256
-
-
-@pytest.fixture(scope="module")
-def crops(topo, tmp_path_factory):
-    """Two 50 m crops of Topography.laz written as tiles."""
-    d = tmp_path_factory.mktemp("crops")
-    x0, y0 = topo.xyz[:, :2].min(0)
-    for i, (dx, dy) in enumerate([(100, 100), (180, 60)]):
-        pio.write(crop(topo, x0 + dx, y0 + dy, 25.0), d / f"crop{i}.laz")
-    return d
+from .conftest import sha256
 
 
 def test_fill_with_a_conditional_checkpoint(holed_tile, fill_ckpt, tmp_path, capsys):
