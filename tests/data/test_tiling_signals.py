@@ -29,7 +29,7 @@ def _start(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "pcgen.cli", "tile", str(folder), str(tmp_path / "out"),
                              "--size", "2", "--buffer", "0.5", "--workers", "2", "--no-overview"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 60
+    deadline = time.time() + 180  # a busy machine can take over a minute to start writing
     while not any(any(p.iterdir()) for p in tmp_path.glob(".out.pcgen-*.tmp")):
         assert proc.poll() is None and time.time() < deadline, "tiling ended before it could be signalled"
         time.sleep(0.05)
@@ -47,7 +47,7 @@ def _start_fill(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "pcgen.cli", "fill", str(folder), str(tmp_path / "out"),
                              "--baseline", "mirror", "-j", "2", "-q"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 60
+    deadline = time.time() + 180  # a busy machine can take over a minute to start writing
     # the workers are the forkserver's children: our grandchildren
     while len(_descendants(proc.pid) - _children(proc.pid)) < 2:
         assert proc.poll() is None and time.time() < deadline, "fill ended before it could be signalled"
