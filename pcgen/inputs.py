@@ -98,6 +98,13 @@ def _check_suffix(path: Path, suffixes: Sequence[str]) -> None:
         raise InputError(f"not a {_names(suffixes)} file", path)
 
 
+def site_name(path: str | os.PathLike) -> str:
+    """The name a split file gives a site: a file's name, an EPT dataset's folder name (for its
+    ``ept.json`` too), so held-out checks see ``hawaii_ept/ept.json`` as the site ``hawaii_ept``."""
+    p = Path(path)
+    return p.parent.name if p.name == "ept.json" else p.name
+
+
 def footprint(item: str | os.PathLike) -> list[Path]:
     """Every path an input occupies, for the output checks (:func:`pcgen.outputs.check_output`):
     the input itself, an EPT dataset's whole folder (named by its ``ept.json`` or not), and the

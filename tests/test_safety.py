@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -339,3 +340,15 @@ def test_tile_with_a_bad_header_scale_leaves_nothing(tmp_path, capsys):
     data[131:139] = struct.pack("<d", 0.0)
     bad.write_bytes(bytes(data))
     _refused(capsys, tmp_path, ["tile", str(bad), str(tmp_path / "out")], "header X scale 0.0")
+
+
+@pytest.mark.parametrize("source", ["training/hawaii_ept/ept.json", "training/hawaii_ept", "lidar/Topography.laz"])
+def test_demo_refuses_a_training_site_however_it_is_named(source):
+    """The shipped checkpoint trained on hawaii_ept: its ept.json passed the check by its name."""
+    from pcgen.errors import InputError
+    from pcgen.tasks.demo import check_heldout
+    from pcgen.tasks.generators import DEFAULT_CHECKPOINT
+
+    with pytest.raises(InputError, match=f"trained on {Path(source.replace('/ept.json', '')).name}; demo a held-out"):
+        check_heldout(Path(DEFAULT_CHECKPOINT), datadir.data_dir() / source)
+    check_heldout(Path(DEFAULT_CHECKPOINT), datadir.data_dir() / "lidar" / "Megaplot.laz")  # held out

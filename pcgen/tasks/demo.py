@@ -40,11 +40,13 @@ def check_heldout(ckpt: Path, source: Path) -> None:
     sidecar = ckpt.with_suffix(".json")
     if not sidecar.is_file():
         return
+    from pcgen.inputs import site_name
+
     split = json.loads(sidecar.read_text())
-    trained = {Path(s).name for s in split.get("train_sites", [])}
-    if source.name in trained:
-        held = ", ".join(Path(s).name for s in split.get("heldout_sites", []))
-        raise InputError(f"the checkpoint was trained on {source.name}; demo a held-out site ({held})")
+    trained = {site_name(s) for s in split.get("train_sites", [])}
+    if site_name(source) in trained:  # hawaii_ept/ept.json is the site hawaii_ept
+        held = ", ".join(site_name(s) for s in split.get("heldout_sites", []))
+        raise InputError(f"the checkpoint was trained on {site_name(source)}; demo a held-out site ({held})")
 
 
 DEMO_TILE = 40.0  # m: the tiles the demo cuts its gaps from

@@ -27,6 +27,7 @@ from typing import Sequence
 import numpy as np
 
 from pcgen.errors import ConfigError, InputError
+from pcgen.inputs import site_name
 
 CONFIG_MODULE = "pcgen.conf.downstream"
 SOURCES = ("real", "jitter", "gmm", "hybrid", "pcgen")  # what joins the scarce real tiles
@@ -108,11 +109,6 @@ def numbers(parse, length: int, ascending: bool = False):
         return out
 
     return check
-
-
-def site_name(path) -> str:
-    p = Path(path)
-    return p.parent.name if p.name == "ept.json" else p.name
 
 
 def check_split(train_paths: Sequence, test_paths: Sequence) -> None:
