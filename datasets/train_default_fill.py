@@ -16,6 +16,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from pcgen.errors import PcgenError
 from pcgen.tasks.train_fill import build_parser, train_fill
 
 HERE = Path(__file__).resolve().parent
@@ -23,16 +24,22 @@ HERE = Path(__file__).resolve().parent
 
 def main(argv=None) -> int:
     parser = build_parser()
+    parser.prog = Path(__file__).name
     parser.set_defaults(split=str(HERE / "fill_split.yaml"),
                         out=str(HERE.parent / "pcgen" / "checkpoints" / "default_fill.ckpt"),
                         work=str(HERE.parent / "work" / "fill"))
     for action in parser._actions:  # the defaults above make these optional here
         if action.dest in ("split", "out", "work"):
             action.required = False
+            action.help += f" (default: {action.default})"
     args = parser.parse_args(argv)
     if args.gap_sizes[0] > args.gap_sizes[1]:
         parser.error(f"--gap-sizes wants MIN <= MAX, got {args.gap_sizes[0]:g} {args.gap_sizes[1]:g}")
-    train_fill(args)
+    try:
+        train_fill(args)
+    except PcgenError as exc:  # one line, as every pcgen command reports it
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -1,6 +1,6 @@
 """Train the gap-filling checkpoint pcgen ships, on whole training sites, never on held-out ones.
 
-Two steps, both resumable from a work folder:
+Two steps in a work folder (a rerun reuses the cached examples and trains again from step 0):
 
 1. cut gap examples (squares of 5–25 m sides by default, their source and their true points, in the gap
    frame) out of every training site and cache them per site
@@ -100,6 +100,39 @@ def strip_checkpoint(module, meta: dict, path: Path) -> None:
         torch.save(ckpt, tmp)
 
 
+def is_fill_output(path: Path) -> bool:
+    """Whether ``path`` is a checkpoint or sidecar this recipe wrote (only those are replaced)."""
+    if path.suffix == ".json":
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return False
+        return isinstance(doc, dict) and "train_sites" in doc and "heldout_sites" in doc
+    import torch
+
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001 - anything torch cannot read as a checkpoint is not ours
+        return False
+    return isinstance(ckpt, dict) and ckpt.get("pytorch-lightning_version") == "stripped"
+
+
+def check_outputs(split_file, split: dict, work: Path, out: Path) -> None:
+    """Refuse a checkpoint, sidecar or work folder that is, holds or lies inside the split file or
+    a site (``--out`` once replaced a training site), or an existing file this recipe did not write.
+
+    Raises:
+        OutputError: naming the output and the input it would overwrite.
+    """
+    from pcgen.outputs import check_output
+
+    inputs = [split_file, *(site_path(name) for name in split["train"] + split["heldout"])]
+    check_output(work, inputs, folder=True, overwrite=True)
+    for path in (out, out.with_suffix(".json")):
+        check_output(path, [*inputs, work if path.suffix == ".json" else None], folder=False,
+                     overwrite=True, ours=is_fill_output)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from pcgen.options import positive_float, positive_int, seed
     from pcgen.tasks.gap_examples import COPIES
@@ -107,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Train the default gap-filling checkpoint on the training sites")
     parser.add_argument("--split", required=True, help="site split YAML (train: [...], heldout: [...])")
     parser.add_argument("--out", required=True, help="checkpoint to write (a sidecar .json goes beside it)")
-    parser.add_argument("--work", required=True, help="example caches and the run (kept: reruns resume)")
+    parser.add_argument("--work", required=True, help="example caches and the run (kept: a rerun reuses the caches, then trains from step 0)")
     parser.add_argument("--steps", type=positive_int, default=None, help="override trainer.max_steps")
     parser.add_argument("--seed", type=seed, default=0)
     parser.add_argument("--threads", type=positive_int, default=2)
@@ -124,25 +157,30 @@ def train_fill(args) -> dict:
     """Cache, train, strip; returns the sidecar dict (also written next to ``args.out``)."""
     import torch
 
-    from pcgen.train.run import build, compose_config, head_meta
+    from pcgen.train.run import build, compose_config, head_meta, validate_config
 
     torch.set_num_threads(args.threads)
     split = read_split(args.split)
     work = Path(args.work)
-    t0 = time.time()
-    caches, counts = [], {}
+    out = Path(args.out)
+    check_outputs(args.split, split, work, out)
     lo, hi = args.gap_sizes
     if lo > hi:
         raise ConfigError(f"--gap-sizes wants MIN <= MAX, got {lo:g} {hi:g}")
+    settings = ["experiment=gap_fill", f"seed={args.seed}", *args.set]
+    if args.steps:
+        settings.append(f"trainer.max_steps={args.steps}")
+    # a bad --set fails now, not after the minutes of cutting examples
+    validate_config(compose_config([*settings, "data.caches=[]"], root=work / "run"))
+    t0 = time.time()
+    caches, counts = [], {}
     for name in split["train"]:
         cache = work / "examples" / cache_name(name, (lo, hi), args.copy)
         counts[name] = cache_site(name, cache, args.seed, (lo, hi), args.copy)
         print(f"[{time.time() - t0:5.0f} s] {name}: {counts[name]} gap examples", file=sys.stderr)
         if counts[name]:
             caches.append(str(cache.resolve()))
-    overrides = ["experiment=gap_fill", f"seed={args.seed}", f"data.caches=[{','.join(caches)}]", *args.set]
-    if args.steps:
-        overrides.append(f"trainer.max_steps={args.steps}")
+    overrides = [*settings, f"data.caches=[{','.join(caches)}]"]
     cfg = compose_config(overrides, root=work / "run")
     module, datamodule, trainer = build(cfg, work / "run")
     t1 = time.time()
@@ -150,7 +188,6 @@ def train_fill(args) -> dict:
     train_s = time.time() - t1
     metrics = {k: round(float(v), 4) for k, v in trainer.callback_metrics.items()}
     print(f"trained {trainer.global_step} steps in {train_s:.0f} s: {metrics}", file=sys.stderr)
-    out = Path(args.out)
     meta = head_meta(cfg)
     meta["data"]["source_copy"] = args.copy  # filling draws its sources the same way
     strip_checkpoint(module, meta, out)

@@ -264,3 +264,40 @@ def test_shipped_checkpoint_never_trained_on_the_heldout_sites():
     trained = {Path(s).name for s in sidecar["train_sites"]}
     assert not trained & {Path(s).name for s in sidecar["heldout_sites"]}
     assert set(sidecar["examples"]) == set(sidecar["train_sites"])
+
+
+def test_recipe_outputs_never_replace_an_input_or_a_foreign_file(tmp_path, fill_ckpt):
+    """`--out` on a training site wrote a checkpoint over it (and on the split file, over that)."""
+    from pcgen import datadir
+    from pcgen.errors import OutputError
+    from pcgen.tasks.train_fill import check_outputs
+
+    split_file = tmp_path / "split.yaml"
+    split_file.write_text("train: [lidar/Topography.laz, training/hawaii_ept]\nheldout: [lidar/Megaplot.laz]\n")
+    split, work = read_split(split_file), tmp_path / "work"
+    data = datadir.data_dir()
+    for out, says in ((data / "lidar" / "Topography.laz", "overwrite its input"),
+                      (data / "lidar" / "Megaplot.laz", "overwrite its input"),  # held-out sites too
+                      (data / "training" / "hawaii_ept" / "x.ckpt", "inside the input"),
+                      (split_file, "overwrite its input"),
+                      (work / "x.ckpt", "inside the input")):  # the sidecar may not land in the work folder
+        with pytest.raises(OutputError, match=says):
+            check_outputs(split_file, split, work, out)
+    with pytest.raises(OutputError, match="output lies inside the input"):
+        check_outputs(split_file, split, data / "training" / "hawaii_ept" / "w", tmp_path / "a.ckpt")
+    foreign = tmp_path / "mine.ckpt"
+    foreign.write_bytes(b"not a checkpoint")
+    with pytest.raises(OutputError, match="pcgen did not write it"):
+        check_outputs(split_file, split, work, foreign)
+    check_outputs(split_file, split, work, fill_ckpt)  # a checkpoint this recipe wrote is replaced
+
+
+def test_recipe_script_reports_bad_settings_in_one_line_before_any_work(tmp_path, capsys):
+    import runpy
+
+    script = runpy.run_path(str(REPO / "datasets" / "train_default_fill.py"))
+    assert script["main"](["--work", str(tmp_path / "w"), "--out", str(tmp_path / "o.ckpt"),
+                           "--set", "data.batch_size=0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "train_default_fill.py: error: data.batch_size must be positive, got 0"
+    assert not (tmp_path / "w" / "examples").exists() and not (tmp_path / "o.ckpt").exists()
