@@ -321,6 +321,12 @@ def test_demo_with_a_bad_checkpoint_tiles_nothing(tmp_path, capsys):
     _refused(capsys, tmp_path, ["demo", str(tmp_path / "out"), "--ckpt", str(bad)], "random.ckpt")
 
 
+def test_demo_names_a_folder_given_as_its_file(tmp_path, capsys):
+    """A folder was looked up as a sample name: 'sample LiDAR file not found'."""
+    _refused(capsys, tmp_path, ["demo", str(tmp_path / "out"), "--file", str(tmp_path)],
+             "--file takes one LiDAR file, not a folder")
+
+
 def test_demo_on_a_file_too_sparse_for_its_tiles_leaves_nothing(tmp_path, capsys):
     # simple.las: 1065 points over 3.5 km, no 40 m tile holds 384 of them
     assert main(["demo", str(tmp_path / "out"), "--file", "simple.las"]) == 2

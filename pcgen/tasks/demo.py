@@ -66,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
     if args.gap_size >= room:
         raise ConfigError(f"--gap-size must be under {room:g} m (gaps are cut inside the demo's "
                           f"{DEMO_TILE:g} m tiles), got {args.gap_size:g}")
+    if Path(args.file).is_dir():
+        raise InputError("--file takes one LiDAR file, not a folder", args.file)
     source = Path(args.file) if Path(args.file).is_file() else datadir.lidar_file(args.file)
     ckpt = Path(args.ckpt) if args.ckpt else DEFAULT_CHECKPOINT
     check_output(args.out, [source, ckpt], folder=True, overwrite=args.overwrite, overwrite_hint="--overwrite")
