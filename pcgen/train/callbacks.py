@@ -1,4 +1,4 @@
-"""Callbacks: periodic sample renders (PNG + LAZ in the run folder) and the resolved config dump."""
+"""Callbacks: periodic sample renders (PNG + LAZ in the run folder) and the step checkpoints."""
 
 from __future__ import annotations
 
@@ -8,8 +8,25 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 from pcgen.train.render import render_clouds
+
+
+class StepCheckpoint(ModelCheckpoint):
+    """Lightning's ``ModelCheckpoint``, plus ``last.ckpt`` at the end of every fit.
+
+    With ``every_n_train_steps`` the last save can fall short of the final step
+    (``max_steps=7``, every 5: step 5), and the endless step loader never ends an epoch, so
+    Lightning saves nothing more; resuming would repeat steps. ``save_last`` here also means
+    "the step training stopped at" (max_steps, max_time or an early stop).
+    """
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # _should_skip_saving_checkpoint: sanity check, fast_dev_run, or this step already saved.
+        if self.save_last and not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+        super().on_train_end(trainer, pl_module)
 
 
 class SampleRenderer(L.Callback):

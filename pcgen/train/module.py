@@ -15,6 +15,7 @@ import lightning as L
 import torch
 from torch import nn
 
+from pcgen.errors import ConfigError
 from pcgen.train.ema import make_ema, update_ema
 from pcgen.train.rng import capture_rng_state, restore_rng_state
 
@@ -145,29 +146,36 @@ class GANModule(_HeadModuleBase):
         optimizer_d: ``_partial_`` optimizer factory for the discriminator (default: ``optimizer``).
         scheduler: optional ``_partial_`` scheduler factory applied to both optimizers.
         generator_every: update the generator once every this many batches (n_critic).
-        gradient_clip_val: clip each player's gradient norm to this value (None: no clipping).
+        gradient_clip_val: clip each player's gradients to this value (None or 0: no clipping).
+        gradient_clip_algorithm: ``"norm"`` (the total gradient norm) or ``"value"`` (each
+            element), as Lightning's Trainer argument of that name.
         ema_decay, meta: as in :class:`HeadModule`.
     """
 
     def __init__(self, head: nn.Module, loss: LossFn, loss_d: LossFn | None,
                  optimizer: OptimizerFactory, optimizer_d: OptimizerFactory | None = None,
                  scheduler: SchedulerFactory | None = None, generator_every: int = 1,
-                 gradient_clip_val: float | None = None, ema_decay: float | None = 0.999,
-                 meta: Mapping[str, Any] | None = None):
+                 gradient_clip_val: float | None = None, gradient_clip_algorithm: str = "norm",
+                 ema_decay: float | None = 0.999, meta: Mapping[str, Any] | None = None):
         super().__init__(head, ema_decay, meta)
+        if isinstance(generator_every, bool) or not isinstance(generator_every, int) or generator_every < 1:
+            raise ConfigError(f"generator_every must be an integer >= 1, got {generator_every!r}")
+        if str(gradient_clip_algorithm).lower() not in ("norm", "value"):
+            raise ConfigError(f"gradient_clip_algorithm must be 'norm' or 'value', got {gradient_clip_algorithm!r}")
         self.automatic_optimization = False
         self.loss = loss
         self.loss_d = loss_d if loss_d is not None else loss
         self._optimizer_factory = optimizer
         self._optimizer_d_factory = optimizer_d or optimizer
         self._scheduler_factory = scheduler
-        self.generator_every = max(1, int(generator_every))
+        self.generator_every = generator_every
         self.gradient_clip_val = gradient_clip_val
+        self.gradient_clip_algorithm = str(gradient_clip_algorithm).lower()
 
     def _clip(self, opt: Any) -> None:
         if self.gradient_clip_val:
             self.clip_gradients(opt, gradient_clip_val=self.gradient_clip_val,
-                                gradient_clip_algorithm="norm")
+                                gradient_clip_algorithm=self.gradient_clip_algorithm)
 
     def _player_step(self, opt: Any, total: torch.Tensor) -> None:
         opt.zero_grad(set_to_none=True)

@@ -37,6 +37,16 @@ def _merge_resolver(*nodes: Any) -> DictConfig:
     return out
 
 
+def _global_only_resolver(node: Any) -> DictConfig:
+    """``${pcgen.global_only:${encoder}}``: an encoder for a head that reads only its global
+    feature (VAE, GAN discriminator), built without the per-point head (``point_channels: []``)
+    whose weights would get no gradient (and make DDP stop on unused parameters)."""
+    out = OmegaConf.merge(OmegaConf.create({}), node)
+    if "point_channels" in out:
+        out.point_channels = []
+    return out
+
+
 def _add_resolver(*values: Any) -> Any:
     """``${pcgen.add:${model.latent_dim},${model.cond_dim}}``: decoder input sizes."""
     return sum(values)
@@ -46,6 +56,8 @@ def register_resolvers() -> None:
     """Register pcgen's OmegaConf resolvers (idempotent)."""
     if not OmegaConf.has_resolver("pcgen.merge"):
         OmegaConf.register_new_resolver("pcgen.merge", _merge_resolver)
+    if not OmegaConf.has_resolver("pcgen.global_only"):
+        OmegaConf.register_new_resolver("pcgen.global_only", _global_only_resolver)
     if not OmegaConf.has_resolver("pcgen.add"):
         OmegaConf.register_new_resolver("pcgen.add", _add_resolver)
 
@@ -109,6 +121,10 @@ NUMERIC_RULES: dict[str, tuple[str, bool]] = {
     "trainer.max_epochs": (_STEPS, True),
     "trainer.accumulate_grad_batches": (_POSITIVE, True),
     "trainer.log_every_n_steps": (_POSITIVE, True),
+    "trainer.val_check_interval": (_POSITIVE, False),
+    "model.generator_every": (_POSITIVE, True),
+    "callbacks.samples.num_samples": (_POSITIVE, True),
+    "callbacks.samples.every_n_steps": (_NON_NEGATIVE, True),
     "data.batch_size": (_POSITIVE, True),
     "data.num_workers": (_NON_NEGATIVE, True),
     "data.dataset.num_points": (_POSITIVE, True),
@@ -141,7 +157,11 @@ def validate_config(cfg: DictConfig) -> None:
     Raises:
         ConfigError: a required value left unset (``???``, e.g. ``model.autoencoder_ckpt`` of
             ``model=lgan``); a value of :data:`NUMERIC_RULES` that is not a number, not an
-            integer where one is needed, not finite, or out of range.
+            integer where one is needed, not finite, or out of range; a malformed
+            ``trainer.max_time``; an unknown ``trainer.gradient_clip_algorithm``; gradient
+            accumulation for a two-player (GAN) head.
+        CheckpointError: an l-GAN autoencoder checkpoint that is unreadable or has another
+            latent size (:func:`check_autoencoder`).
     """
     missing = _unset_keys(OmegaConf.to_container(cfg, resolve=False))
     if missing:
@@ -163,6 +183,75 @@ def validate_config(cfg: DictConfig) -> None:
             raise ConfigError(f"{key} must be 0..{MAX_SEED}, got {value!r}")
         if rule == _STEPS and value < 0 and value != -1:
             raise ConfigError(f"{key} must be -1 (no limit) or >= 0, got {value!r}")
+    _check_max_time(OmegaConf.select(cfg, "trainer.max_time", default=None))
+    algorithm = OmegaConf.select(cfg, "trainer.gradient_clip_algorithm", default=None)
+    if algorithm is not None and str(algorithm).lower() not in CLIP_ALGORITHMS:
+        raise ConfigError(f"trainer.gradient_clip_algorithm must be one of {', '.join(CLIP_ALGORITHMS)}, "
+                          f"got {algorithm!r}")
+    kind = OmegaConf.select(cfg, "model.kind", default=None)
+    accumulate = OmegaConf.select(cfg, "trainer.accumulate_grad_batches", default=1)
+    if kind in TWO_PLAYER_KINDS and accumulate != 1:
+        raise ConfigError(f"trainer.accumulate_grad_batches must be 1 for model.kind={kind} (two "
+                          f"optimizers stepped by hand), got {accumulate!r}")
+    check_autoencoder(cfg)
+
+
+CLIP_ALGORITHMS = ("norm", "value")  # Lightning's gradient_clip_algorithm choices
+
+
+def _check_max_time(value: Any) -> None:
+    """``trainer.max_time``: null, or a positive ``"DD:HH:MM:SS"`` budget (Lightning's string form).
+
+    Raises:
+        ConfigError: anything else (a number, a malformed string, all zeros).
+    """
+    import re
+
+    if value is None:
+        return
+    match = re.fullmatch(r"(\d+):(\d{1,2}):(\d{1,2}):(\d{1,2})", value.strip()) if isinstance(value, str) else None
+    if match is None:
+        raise ConfigError(f'trainer.max_time must be "DD:HH:MM:SS" or null, got {value!r}')
+    days, hours, minutes, seconds = (int(g) for g in match.groups())
+    if hours > 23 or minutes > 59 or seconds > 59:
+        raise ConfigError(f'trainer.max_time must be "DD:HH:MM:SS" (hours < 24, minutes and '
+                          f'seconds < 60), got {value!r}')
+    if days == hours == minutes == seconds == 0:
+        raise ConfigError(f"trainer.max_time must be longer than zero, got {value!r}")
+
+
+def run_inputs(cfg: DictConfig) -> list[Path]:
+    """The paths a run reads that its run folder must stay clear of: ``data.tile_dir``, the
+    source files of ``data.files`` (every shared file when neither is set) and the l-GAN's
+    ``model.autoencoder_ckpt``. A resume checkpoint is not one: it normally lies in the run folder.
+
+    Raises:
+        InputError: a ``data.files`` entry that does not exist.
+    """
+    from pcgen.train.datamodule import resolve_sources
+
+    data = cfg.data
+    out: list[Path] = []
+    if data.get("tile_dir"):
+        out.append(Path(os.path.expanduser(str(data.tile_dir))))
+    elif "_target_" not in data:
+        out += resolve_sources(data.get("files"))
+    ckpt = OmegaConf.select(cfg, "model.autoencoder_ckpt", default=None, throw_on_missing=False)
+    if ckpt and ckpt != "???":
+        out.append(Path(os.path.expanduser(str(ckpt))))
+    return out
+
+
+def check_run_dir(cfg: DictConfig, run_dir: str | os.PathLike) -> Path:
+    """Refuse a run folder that is, holds or lies inside one of the run's inputs
+    (:func:`run_inputs`) before anything is written there; an existing folder is fine (resume).
+
+    Raises:
+        OutputError: the run folder overlaps an input.
+    """
+    from pcgen.outputs import check_output
+
+    return check_output(run_dir, run_inputs(cfg), folder=True, overwrite=True)
 
 
 def _instantiate(node: Any, what: str) -> Any:
@@ -195,9 +284,30 @@ def build_module(cfg: DictConfig) -> L.LightningModule:
         clip = cfg.trainer.get("gradient_clip_val")
         return GANModule(head, loss, instantiate(cfg.loss.discriminator),
                          optimizer_d=instantiate(model.get("optimizer_d")),
-                         generator_every=model.get("generator_every", 1),
-                         gradient_clip_val=clip, **common)
+                         generator_every=model.get("generator_every", 1), gradient_clip_val=clip,
+                         gradient_clip_algorithm=cfg.trainer.get("gradient_clip_algorithm") or "norm",
+                         **common)
     return HeadModule(head, loss, **common)
+
+
+def check_autoencoder(cfg: DictConfig) -> None:
+    """An l-GAN's ``model.autoencoder_ckpt`` must hold a latent of size ``model.latent_dim``.
+
+    Raises:
+        CheckpointError: unreadable checkpoint, or another latent size (both sizes named).
+    """
+    path = OmegaConf.select(cfg, "model.autoencoder_ckpt", default=None, throw_on_missing=False)
+    wanted = OmegaConf.select(cfg, "model.latent_dim", default=None)
+    if not path or wanted is None:
+        return
+    from pcgen.train.checkpoint import read_checkpoint
+
+    path = Path(os.path.expanduser(str(path)))
+    head = read_checkpoint(path)["hyper_parameters"]["head"]
+    saved = head.get("latent_dim") if isinstance(head, dict) else None
+    if saved is not None and saved != wanted:
+        raise CheckpointError(f"model.autoencoder_ckpt has latent size {saved} but model.latent_dim="
+                              f"{wanted}: set model.latent_dim={saved}", path)
 
 
 def build_datamodule(cfg: DictConfig) -> L.LightningDataModule:
@@ -208,6 +318,16 @@ def build_datamodule(cfg: DictConfig) -> L.LightningDataModule:
     if "_target_" in args:
         return instantiate(args)
     return TileDataModule(seed=cfg.seed, **args)
+
+
+def _idle_encoder_layers(cfg: DictConfig) -> bool:
+    """Whether the head's encoder keeps layers its loss never reaches: VAE and GAN read only the
+    global feature, and an encoder without ``point_channels`` (PointNet++: feature propagation)
+    cannot leave its per-point layers out (see ``pcgen.global_only``), so DDP must allow them."""
+    encoder = (OmegaConf.select(cfg, "model.head.encoder") if cfg.model.kind == "vae"
+               else OmegaConf.select(cfg, "model.head.discriminator.encoder") if cfg.model.kind == "gan"
+               else None)
+    return isinstance(encoder, DictConfig) and "point_channels" not in encoder
 
 
 def build_trainer(cfg: DictConfig, root: str | os.PathLike) -> L.Trainer:
@@ -224,6 +344,10 @@ def build_trainer(cfg: DictConfig, root: str | os.PathLike) -> L.Trainer:
     if not cfg.data.get("val_fraction"):
         args["limit_val_batches"] = 0  # no held-out tiles: skip the validation loop entirely
     args.setdefault("default_root_dir", str(root))
+    if args.get("strategy") == "ddp" and _idle_encoder_layers(cfg):
+        from lightning.pytorch.strategies import DDPStrategy
+
+        args["strategy"] = DDPStrategy(find_unused_parameters=True)
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 
     try:
@@ -244,21 +368,80 @@ def build(cfg: DictConfig, root: str | os.PathLike | None = None):
     return module, datamodule, trainer
 
 
+def _read_resume(resume: str | None, kind: str) -> tuple[Path | None, dict[str, Any] | None]:
+    if not resume:
+        return None, None
+    from pcgen.train.checkpoint import read_checkpoint
+
+    path = Path(os.path.expanduser(str(resume)))
+    ckpt = read_checkpoint(path)
+    saved = ckpt["hyper_parameters"]["kind"]
+    if saved != kind:
+        raise CheckpointError(f"resume checkpoint holds a {saved} head but model={kind}", path)
+    return path, ckpt
+
+
 def resolve_resume(resume: str | None, kind: str) -> str | None:
     """Check a ``resume=PATH`` before Lightning sees it, so a bad path is one clear error.
 
     Raises:
         CheckpointError: missing, corrupt, not from pcgen, or holding another head kind.
     """
-    if not resume:
-        return None
-    from pcgen.train.checkpoint import read_checkpoint
+    path, _ = _read_resume(resume, kind)
+    return None if path is None else str(path)
 
-    path = Path(os.path.expanduser(str(resume)))
-    saved = read_checkpoint(path)["hyper_parameters"]["kind"]
-    if saved != kind:
-        raise CheckpointError(f"resume checkpoint holds a {saved} head but model={kind}", path)
-    return str(path)
+
+def _config_diff(saved: Any, current: Any, prefix: str) -> list[str]:
+    """Dotted keys where two plain config trees differ, in order."""
+    if isinstance(saved, dict) and isinstance(current, dict):
+        out = []
+        for key in list(saved) + [k for k in current if k not in saved]:
+            out += _config_diff(saved.get(key), current.get(key), f"{prefix}.{key}")
+        return out
+    return [] if saved == current else [prefix]
+
+
+def _target(node: Any) -> Any:
+    return node.get("_target_") if isinstance(node, dict) else node
+
+
+def check_resume(path: Path, ckpt: dict[str, Any], cfg: DictConfig,
+                 module: L.LightningModule | None = None) -> None:
+    """Refuse a resume that cannot continue the checkpoint's run: its step already reaches
+    ``trainer.max_steps``, another optimizer or scheduler class (their saved state would not
+    load), or (given the ``module`` this config builds) weights that do not fit it.
+
+    Raises:
+        CheckpointError: naming the checkpoint and what differs (with the config keys).
+    """
+    step = int(ckpt.get("global_step", 0))
+    max_steps = cfg.trainer.get("max_steps")
+    if max_steps is not None and max_steps != -1 and max_steps <= step:
+        raise CheckpointError(f"checkpoint is at step {step}, trainer.max_steps={max_steps} leaves nothing "
+                              f"to train: set trainer.max_steps above {step}", path)
+    saved_cfg = ckpt["hyper_parameters"].get("config") or {}
+    saved_model = saved_cfg.get("model") or {}
+    current_model = _container(cfg.model)
+    for key in ("optimizer", "optimizer_d", "scheduler"):
+        if key not in saved_model:
+            continue  # a checkpoint from before the config was saved: Lightning's own check
+        was, now = _target(saved_model.get(key)), _target(current_model.get(key))
+        if was != now:
+            raise CheckpointError(f"checkpoint was trained with model.{key} {was}, this run asks for "
+                                  f"{now}: resume needs the same one", path)
+    if module is None:
+        return
+    saved_state, state = ckpt["state_dict"], module.state_dict()
+    problem = next((f"{k} is missing in the checkpoint" for k in state if k not in saved_state), None)
+    problem = problem or next((f"{k} in the checkpoint is not in this model"
+                               for k in saved_state if k not in state), None)
+    problem = problem or next((f"{k} has shape {list(saved_state[k].shape)} in the checkpoint, "
+                               f"{list(v.shape)} here" for k, v in state.items()
+                               if tuple(saved_state[k].shape) != tuple(v.shape)), None)
+    if problem:
+        diff = _config_diff(ckpt["hyper_parameters"].get("head"), _container(cfg.model.head), "model.head")
+        where = f"; the config differs at {', '.join(diff[:3])}" if diff else ""
+        raise CheckpointError(f"checkpoint weights do not fit this model: {problem}{where}", path)
 
 
 def train(cfg: DictConfig, root: str | os.PathLike | None = None) -> dict[str, Any]:
@@ -268,9 +451,16 @@ def train(cfg: DictConfig, root: str | os.PathLike | None = None) -> dict[str, A
         cfg: the composed config (``pcgen/conf/config.yaml``).
         root: run folder for checkpoints, logs and samples (default: Hydra's output dir / cwd).
     """
-    resume = resolve_resume(cfg.get("resume"), cfg.model.kind)
+    # where the run writes: the app's run folder, else the composed trainer.default_root_dir
+    check_run_dir(cfg, root or OmegaConf.select(cfg, "trainer.default_root_dir", default=None,
+                                                throw_on_resolution_failure=False) or os.getcwd())
+    resume, ckpt = _read_resume(cfg.get("resume"), cfg.model.kind)
+    if resume is not None:
+        check_resume(resume, ckpt, cfg)  # step and optimizer: before anything is built
     module, datamodule, trainer = build(cfg, root)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
+    if resume is not None:
+        check_resume(resume, ckpt, cfg, module)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=None if resume is None else str(resume))
     result: dict[str, Any] = {k: float(v) for k, v in trainer.callback_metrics.items()}
     for cb in trainer.checkpoint_callbacks:
         if getattr(cb, "last_model_path", ""):

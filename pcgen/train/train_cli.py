@@ -29,15 +29,19 @@ OWN_ARGV = True
 def main(cfg: DictConfig) -> float | None:
     """Train one configured run; the final training loss is returned for sweepers (e.g. Optuna)."""
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
 
     from pcgen.train.run import train
 
-    run_dir = HydraConfig.get().runtime.output_dir
+    hydra_cfg = HydraConfig.get()
+    run_dir = hydra_cfg.runtime.output_dir
     try:
         result = train(cfg, root=run_dir)
     except PcgenError as exc:
         # Raised from inside Hydra, a PcgenError would print as a traceback; stop with one line.
         _remove_if_unused(run_dir)
+        if hydra_cfg.mode == RunMode.MULTIRUN:  # the sweep stops: its folder too, if empty
+            _remove_if_unused(hydra_cfg.sweep.dir, ("multirun.yaml",))
         print(f"{_prog()}: error: {exc}", file=sys.stderr)
         sys.exit(2)
     loss = result.get("train/loss")
@@ -48,29 +52,47 @@ def _prog() -> str:
     return "pcgen train" if sys.argv[0] == __file__ else Path(sys.argv[0]).name
 
 
-# Folders on the way to this run's folder that existed before Hydra made it (see _note_existing):
-# a refused run removes only what it created.
+# Folders on the way to this run's (or sweep's) folder that existed before Hydra made it (see
+# _note_existing): a refused run removes only what it created.
 _EXISTING: set[Path] = set()
+MULTIRUN_FLAGS = ("-m", "--multirun")
+# A sweep larger than this is checked on its first combinations only (each compose takes ~0.1 s).
+MAX_CHECKED_SWEEP = 64
+
+
+def _given(argv: list[str], key: str) -> str | None:
+    """The last ``hydra.run.dir=``-style value on the command line, unless it interpolates."""
+    given = [a.split("=", 1)[1] for a in argv if a.lstrip("+").startswith(f"{key}=")]
+    return given[-1] if given and "${" not in given[-1] else None
+
+
+def _planned_dirs(argv: list[str]) -> list[Path]:
+    """The run folder (``hydra.run.dir=``, else the default ``outputs``) and, with ``-m``, the
+    sweep folder (``hydra.sweep.dir=``, else ``multirun``), before Hydra creates them."""
+    planned = [Path(_given(argv, "hydra.run.dir") or "outputs").resolve()]
+    if any(a in MULTIRUN_FLAGS for a in argv):
+        planned.append(Path(_given(argv, "hydra.sweep.dir") or "multirun").resolve())
+    return planned
 
 
 def _note_existing(argv: list[str]) -> None:
-    """Remember which of the run folder (``hydra.run.dir=``; else the default ``outputs``) and
-    its parents exist before Hydra creates it."""
-    given = [a.split("=", 1)[1] for a in argv if a.lstrip("+").startswith("hydra.run.dir=")]
-    planned = Path(given[-1] if given and "${" not in given[-1] else "outputs").resolve()
+    """Remember which of the run (and sweep) folders and their parents exist before Hydra
+    creates them."""
     _EXISTING.clear()
-    _EXISTING.update(p for p in (planned, *planned.parents) if p.exists())
+    for planned in _planned_dirs(argv):
+        _EXISTING.update(p for p in (planned, *planned.parents) if p.exists())
 
 
-def _remove_if_unused(run_dir: str) -> None:
+def _remove_if_unused(run_dir: str, hydra_files: tuple[str, ...] = (".hydra", "train.log")) -> None:
     """Remove a run folder this run created that holds only what Hydra wrote on entry
-    (``.hydra/``, the log), and its parents up to the working directory that this run created
-    and left empty: a refused run leaves no folder, and never removes one the user had."""
+    (``hydra_files``: ``.hydra/`` and the log; a sweep's ``multirun.yaml``), and its parents up
+    to the working directory that this run created and left empty: a refused run leaves no
+    folder, and never removes one the user had."""
     import shutil
 
     path, stop = Path(run_dir).resolve(), Path.cwd().resolve()
     if path in _EXISTING or not path.is_dir() \
-            or any(p.name not in (".hydra", "train.log") for p in path.iterdir()):
+            or any(p.name not in hydra_files for p in path.iterdir()):
         return
     shutil.rmtree(path, ignore_errors=True)
     for parent in path.parents:
@@ -79,25 +101,69 @@ def _remove_if_unused(run_dir: str) -> None:
         parent.rmdir()
 
 
+def _sweep_runs(argv: list[str]) -> list[list[str]] | None:
+    """The override lists of a ``-m`` sweep's runs (Hydra's basic sweeper: the product of the
+    comma lists and ranges), at most :data:`MAX_CHECKED_SWEEP`; None when Hydra alone can
+    expand it (``glob(...)``, a sweeper plugin's own syntax).
+
+    Raises:
+        ConfigError: an override Hydra cannot parse.
+    """
+    import itertools
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    from pcgen.errors import ConfigError
+
+    try:
+        parsed = OverridesParser.create().parse_overrides([a for a in argv if a not in MULTIRUN_FLAGS])
+    except HydraException as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ConfigError(f"cannot parse the overrides: {first[:200]}") from None
+    choices = []
+    for override in parsed:
+        key = override.get_key_element()
+        if not override.is_sweep_override():
+            choices.append([override.input_line])
+            continue
+        try:
+            values = list(override.sweep_string_iterator())
+        except Exception:  # glob() over config options, a sweeper's own syntax: Hydra's to expand
+            return None
+        choices.append([f"{key}={v}" for v in values])
+    return [list(run) for run in itertools.islice(itertools.product(*choices), MAX_CHECKED_SWEEP)]
+
+
 def precheck(argv: list[str]) -> None:
     """Compose and check the overrides before Hydra creates its run folder, so a bad value
-    (``model.optimizer.lr=abc``, ``data.dataset.num_points=-1``, an unknown key) is one line
-    and leaves no ``outputs/<run>/`` behind; ``hydra.*`` overrides are Hydra's and are left
-    out of the check. Runs with Hydra flags (``-m``, ``--cfg``, ``--help``) or a
-    ``hydra.searchpath`` (a user's config folder) are checked inside the app instead (see
-    :func:`main`).
+    (``model.optimizer.lr=abc``, ``data.dataset.num_points=-1``, an unknown key) or a run
+    folder among the inputs (``hydra.run.dir=`` the tile folder) is one line and leaves no
+    ``outputs/<run>/`` (nor ``multirun/<date>/``) behind; ``hydra.*`` overrides are Hydra's and
+    are left out of the check. A ``-m`` sweep is checked run by run. Runs with other Hydra
+    flags (``--cfg``, ``--help``) or a ``hydra.searchpath`` (a user's config folder) are checked
+    inside the app instead (see :func:`main`).
 
     Raises:
         ConfigError: the config does not compose or :func:`pcgen.train.run.validate_config` refuses it.
+        OutputError: the run folder is, holds or lies inside an input (:func:`pcgen.train.run.check_run_dir`).
     """
-    if any(a.startswith("-") for a in argv):
+    if any(a.startswith("-") and a not in MULTIRUN_FLAGS for a in argv):
         return
     if any(a.lstrip("+~").startswith("hydra.searchpath") for a in argv):
         return  # a user's config folder: only Hydra's app composes with it (checked there)
-    from pcgen.train.run import compose_config, validate_config
+    from pcgen.train.run import check_run_dir, compose_config, validate_config
 
-    own = [a for a in argv if not a.lstrip("+~").startswith("hydra.")]  # Hydra's own settings
-    validate_config(compose_config(own, root=Path.cwd()))
+    multirun = any(a in MULTIRUN_FLAGS for a in argv)
+    runs = _sweep_runs(argv) if multirun else [argv]
+    for run in runs or ():
+        own = [a for a in run if not a.lstrip("+~").startswith("hydra.")]  # Hydra's own settings
+        cfg = compose_config(own, root=Path.cwd())
+        validate_config(cfg)
+        # Where Hydra will write: the given folder, else a new one under outputs/<kind>/ (or the
+        # sweep's); a folder not made yet can only lie inside an input, which is what is checked.
+        folder = _given(argv, "hydra.sweep.dir" if multirun else "hydra.run.dir")
+        check_run_dir(cfg, folder or Path("multirun" if multirun else f"outputs/{cfg.model.kind}") / "new")
 
 
 def cli() -> None:
