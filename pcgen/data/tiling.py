@@ -477,7 +477,9 @@ def tile_files(inputs, out_dir, options: TileOptions | None = None, *, workers: 
                disable=not progress, desc="tiling")
     try:
         with atomic_dir(out_dir) as tmp:
-            jobs = [(files[i], tmp, options, raster_of.get(i), stems[i], s)
+            # a Dask worker resolves a relative path from its own folder: send absolute ones
+            sent = [Path(os.path.abspath(f)) for f in files] if dask_address else files
+            jobs = [(sent[i], tmp, options, raster_of.get(i), stems[i], s)
                     for i, s in zip(owner, strips)]
             done = _run_jobs(jobs, workers, dask_address, bar, weights, steps, by_node)
             results = [FileResult.merge([r for r, i in zip(done, owner) if i == k])

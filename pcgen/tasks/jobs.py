@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from pcgen.data.tile_inputs import unique_stems
@@ -33,6 +33,18 @@ class FillJob:
     progress: bool = False
     gaps_only: bool = False  # detect and report, write no LAS
     gap_workers: int = 1  # processes over this file's gaps (one big file on several cores)
+
+    def absolute(self) -> "FillJob":
+        """The same job with every path absolute, as a Dask worker (whose folder is not the
+        user's) must receive it: it read a same-named file of its own folder, or wrote there."""
+        def absolute(path):
+            return None if path is None else os.path.abspath(path)
+
+        spec = self.generator
+        if spec[0] == "model" and spec[1] is not None:
+            spec = (spec[0], absolute(spec[1]), *spec[2:])
+        return replace(self, src=absolute(self.src), dst=absolute(self.dst), generator=spec,
+                                   mask=absolute(self.mask), gaps_report=absolute(self.gaps_report))
 
 
 @dataclass
@@ -143,6 +155,8 @@ def run_jobs(jobs: list[FillJob], workers: int = 1, dask_address: str | None = N
 
     from pcgen.dispatch import run_all
 
+    if dask_address:
+        jobs = [job.absolute() for job in jobs]
     bar = tqdm(total=len(jobs), desc="files", unit="file", disable=not progress or len(jobs) < 2)
     try:
         return run_all(run_job, jobs, workers=workers, dask_address=dask_address,

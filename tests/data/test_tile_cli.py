@@ -4,6 +4,7 @@ giving one line naming the problem, exit 2 and no output left behind."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import laspy
@@ -67,6 +68,31 @@ def test_dask_local_cluster_matches_serial(tmp_path):
         assert main(["tile", str(folder), str(tmp_path / "b"), "--size", "50", "--buffer", "5",
                      "--no-overview", "--dask", cluster.scheduler_address]) == 0
     assert _tile_bytes(tmp_path / "a") == _tile_bytes(tmp_path / "b")
+
+
+def test_dask_workers_read_and_write_the_users_paths(tmp_path, monkeypatch):
+    """Relative paths were sent as typed, and a worker in another folder read a same-named file
+    of its own (or none): tile and fill must give what they give without Dask."""
+    distributed = pytest.importorskip("distributed")
+
+    user, elsewhere = tmp_path / "user", tmp_path / "worker"
+    user.mkdir(), elsewhere.mkdir()
+    shutil.copy(datadir.lidar_file("Megaplot.laz"), user / "same.laz")
+    shutil.copy(datadir.lidar_file("simple.las"), elsewhere / "same.laz")  # what the worker would find
+    monkeypatch.chdir(elsewhere)
+    with distributed.LocalCluster(n_workers=1, processes=True, threads_per_worker=1,
+                                  dashboard_address=None) as cluster:
+        monkeypatch.chdir(user)
+        assert main(["tile", "same.laz", "local", "--size", "50", "--no-overview"]) == 0
+        assert main(["tile", "same.laz", "dask", "--size", "50", "--no-overview",
+                     "--dask", cluster.scheduler_address]) == 0
+        tile = "local/" + sorted(p.name for p in (user / "local").glob("*.laz"))[0]
+        assert main(["fill", tile, "f_local.laz", "--baseline", "mirror", "-q"]) == 0
+        assert main(["fill", tile, "f_dask.laz", "--baseline", "mirror", "-q", "--dask",
+                     cluster.scheduler_address]) == 0
+    assert _tile_bytes(user / "local") == _tile_bytes(user / "dask")
+    assert (user / "f_local.laz").read_bytes() == (user / "f_dask.laz").read_bytes()
+    assert sorted(os.listdir(elsewhere)) == ["same.laz"]  # nothing written in the worker's folder
 
 
 # -- bad input ----------------------------------------------------------------------------------
