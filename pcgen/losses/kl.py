@@ -16,7 +16,8 @@ def kl_normal(mean: Tensor, logvar: Tensor) -> Tensor:
     Returns:
         (B, L) non-negative KL per sample and dimension, in nats.
     """
-    return 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar)
+    # expm1: exp(v) - 1 - v near v = 0 in float32 lost to cancellation and came out below zero
+    return 0.5 * (mean.pow(2) + torch.expm1(logvar) - logvar)
 
 
 def kl_loss(mean: Tensor, logvar: Tensor, free_bits: float = 0.0) -> Tensor:

@@ -55,20 +55,15 @@ def reconstruction_terms(pred: Tensor, target: Tensor, kinds: tuple[str, ...],
     Args:
         pred: (B, N, 3).
         target: (B, M, 3) (M == N for "emd").
-        kinds: any of "chamfer", "emd".
+        kinds: any of "chamfer", "emd" (or one of them as a string).
         emd_method: the ``pcgen.ops.emd`` solver.
 
     Returns:
         {kind: () scalar} in the order given.
     """
     out: dict[str, Tensor] = {}
-    for kind in kinds:
-        if kind == "chamfer":
-            out["chamfer"] = chamfer_loss(pred, target)
-        elif kind == "emd":
-            out["emd"] = emd_loss(pred, target, method=emd_method)
-        else:
-            raise ValueError(f"unknown reconstruction term {kind!r}; expected 'chamfer' or 'emd'")
+    for kind in check_kinds(kinds):  # one name is a term, not its letters
+        out[kind] = chamfer_loss(pred, target) if kind == "chamfer" else emd_loss(pred, target, method=emd_method)
     return out
 
 

@@ -62,8 +62,8 @@ class Cosine:
     """
 
     def __init__(self, steps: int, start: float = 0.0, end: float = 1.0, delay: int = 0):
-        if steps <= 0 or delay < 0:
-            raise ConfigError(f"Cosine needs steps > 0 and delay >= 0; got steps={steps}, delay={delay}")
+        if steps < 1 or delay < 0:  # steps=0.5 passed a "> 0" check, then divided by int(0.5) = 0
+            raise ConfigError(f"Cosine needs steps >= 1 and delay >= 0; got steps={steps}, delay={delay}")
         self.steps, self.start, self.end, self.delay = int(steps), float(start), float(end), int(delay)
 
     def __call__(self, step: int) -> float:

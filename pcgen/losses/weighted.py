@@ -36,12 +36,22 @@ def _parse(name: str, spec) -> tuple[float, Schedule]:
         unknown = set(spec) - {"weight", "schedule"}
         if unknown:
             raise ConfigError(f"loss term {name!r}: unknown keys {sorted(unknown)} (use weight, schedule)")
-        return float(spec.get("weight", 1.0)), spec.get("schedule") or Constant()
+        return float(spec.get("weight", 1.0)), _schedule(name, spec.get("schedule"))
     if isinstance(spec, Sequence) and not isinstance(spec, str) and len(spec) == 2:
         weight, schedule = spec
-        return float(weight), schedule or Constant()
+        return float(weight), _schedule(name, schedule)
     raise ConfigError(f"loss term {name!r}: expected a weight, (weight, schedule) or "
                       f"{{weight:, schedule:}}, got {spec!r}")
+
+
+def _schedule(name: str, schedule) -> Schedule:
+    """A term's schedule, checked to be a ``step -> float`` now rather than at the first step."""
+    if schedule is None:
+        return Constant()
+    if not callable(schedule):
+        raise ConfigError(f"loss term {name!r}: a schedule is a step -> float callable such as "
+                          f"LinearWarmup(...), got {schedule!r}")
+    return schedule
 
 
 class WeightedLoss:

@@ -6,7 +6,10 @@ transport plan ``pi_ij = a_i b_j exp((F_i + G_j - C_ij) / blur^p)`` with geomlos
 (renormalized by the plan's mass). Unlike geomloss' loss value (a dual objective, which
 underestimates the EMD when ``blur`` is not tiny), this cost is that of an actual fractional
 transport, so it lies above the exact EMD up to the unconverged marginals, and approaches it as
-``blur`` shrinks.
+``blur`` shrinks. The marginals do not always converge within ``max_polish`` updates (400 random
+points, blur 0.01: columns off by about 20%, the cost 5% under the exact EMD); the plan is then
+no transport of the two clouds and its cost no bound, so a ``RuntimeWarning`` says so when a
+column is still off by more than five times ``marginal_tol``.
 """
 
 from __future__ import annotations
@@ -49,11 +52,20 @@ def sinkhorn_plan(x: torch.Tensor, y: torch.Tensor, squared: bool = True, blur: 
     # extrapolation), so (F, G) is not one consistent pair: its plan's marginals are off by up
     # to sqrt(2), and at small blur geomloss' schedule stops before convergence. Plain
     # alternating log-domain updates at the final blur finish the job; rows end exact.
+    off = float("inf")
     for _ in range(max_polish):
         G = -eps * torch.logsumexp(log_a + (F[:, None] - C) / eps, dim=0)
         F = -eps * torch.logsumexp(log_b + (G[None, :] - C) / eps, dim=1)
         col = torch.logsumexp(log_a + (F[:, None] + G[None, :] - C) / eps, dim=0) + log_b
-        if float((col - log_b).abs().max()) < marginal_tol:
+        off = float((col - log_b).abs().max())
+        if off < marginal_tol:
             break
+    else:
+        if off > 5 * marginal_tol:  # near the tolerance the cost is still close
+            import warnings
+
+            warnings.warn(f"sinkhorn: after {max_polish} updates a column of the plan holds {off:.0%} "
+                          "more or less than its mass; its cost is no bound on the EMD (a larger blur "
+                          "converges faster; method='auction' is certified)", RuntimeWarning, stacklevel=3)
     log_plan = (F[:, None] + G[None, :] - C) / eps + log_a + log_b
     return log_plan.exp()

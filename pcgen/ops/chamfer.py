@@ -75,6 +75,8 @@ def chamfer(x: torch.Tensor, y: torch.Tensor, x_lengths=None, y_lengths=None, we
         wx, wy = weights
         if wx.shape != (B, N) or (wy is not None and wy.shape != (B, M)):
             raise ShapeError("per-point weights must be (B, N) and (B, M)")
+        if not torch.compiler.is_compiling() and any(bool((w < 0).any()) for w in (wx, wy) if w is not None):
+            raise ShapeError("per-point weights must be non-negative")  # a weighted mean of them is no distance
         wx, wy = wx.to(x.dtype), None if wy is None else wy.to(x.dtype)
     elif weights is not None:
         if weights.shape != (B,):
@@ -116,7 +118,8 @@ def chamfer(x: torch.Tensor, y: torch.Tensor, x_lengths=None, y_lengths=None, we
     if batch_reduction is not None:
         total = loss.sum()
         if batch_reduction == "mean":
-            div = cloud_w.sum() if cloud_w is not None else max(B, 1)
+            # all-zero cloud weights give 0 (with a gradient), as pytorch3d does, not 0/0
+            div = cloud_w.sum().clamp_min(torch.finfo(loss.dtype).tiny) if cloud_w is not None else max(B, 1)
             total = total / div
         loss = total
     return ChamferOutput(loss, ix, iy)

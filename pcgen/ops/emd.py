@@ -132,6 +132,11 @@ def emd(x: torch.Tensor, y: torch.Tensor, method: EMDMethod = "auction", squared
     """
     if method == "sinkhorn":
         eps_ = _check(x, y, method, eps)
+        check_finite("x and y", torch.cat([x.detach(), y.detach()], 1))
+        if x.shape[1] == 0:  # geomloss has no plan between empty clouds; a mean over no points, as the auction
+            cost = x.new_full((x.shape[0],), float("nan"))
+            assignment = torch.empty(x.shape[0], 0, dtype=torch.long, device=x.device)
+            return EMDOutput(cost, assignment) if return_assignment else cost
         costs, assigns = [], []
         for b in range(x.shape[0]):
             plan, a = _sinkhorn(x[b].detach(), y[b].detach(), squared, eps_, scaling)

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from pcgen import ops
+from pcgen.errors import ConfigError
 from pcgen.losses import (
     chamfer_loss,
     discriminator_adversarial_loss,
@@ -107,7 +108,7 @@ def test_chamfer_term():
     assert chamfer_loss(grid, moved, squared=False).item() == pytest.approx(2 * 0.1, rel=1e-4)
     shifted = x + 10.0
     assert set(reconstruction_terms(x, shifted, ("chamfer",))) == {"chamfer"}
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match="unknown reconstruction term"):
         reconstruction_terms(x, x, ("hausdorff",))
 
 
@@ -117,3 +118,22 @@ def test_emd_term():
     assert emd_loss(x, x, method="exact").item() == pytest.approx(0.0, abs=1e-6)
     shifted = x + torch.tensor([0.5, 0.0, 0.0])  # a pure translation: the identity matching is optimal
     assert emd_loss(x, shifted, method="exact").item() == pytest.approx(0.25, rel=1e-3)
+
+
+def test_one_reconstruction_term_given_as_a_string():
+    """'chamfer' was read letter by letter: unknown reconstruction term 'c'."""
+    from pcgen.losses.reconstruction import reconstruction_terms
+
+    p, t = torch.rand(2, 16, 3), torch.rand(2, 16, 3)
+    assert list(reconstruction_terms(p, t, "chamfer")) == ["chamfer"]
+    assert torch.equal(reconstruction_terms(p, t, "chamfer")["chamfer"],
+                       reconstruction_terms(p, t, ("chamfer",))["chamfer"])
+
+
+def test_kl_is_never_negative_near_zero_log_variance():
+    """exp(v) - 1 - v in float32 gave values down to -1e-8 for half of these."""
+    from pcgen.losses.kl import kl_normal
+
+    g = torch.Generator().manual_seed(0)
+    logvar = (torch.rand(1000, 8, generator=g) - 0.5) * 1e-3
+    assert (kl_normal(torch.zeros_like(logvar), logvar) >= 0).all()

@@ -70,3 +70,12 @@ def test_hydra_instantiates_a_scheduled_loss():
     assert loss.weight("kl", 50) == pytest.approx(0.005) and loss.weight("emd", 0) == 2.0
     out = loss({"chamfer": torch.tensor(1.0), "kl": torch.tensor(10.0), "emd": torch.tensor(1.0)}, step=100)
     assert out.total.item() == pytest.approx(1.0 + 0.1 + 2.0)
+
+
+def test_schedules_that_cannot_run_are_refused_when_built():
+    with pytest.raises(ConfigError, match="steps >= 1"):  # int(0.5) = 0 divided every call by zero
+        Cosine(steps=0.5)
+    with pytest.raises(ConfigError, match="'kl': a schedule is a step -> float callable"):
+        WeightedLoss({"kl": (1e-3, "linear")})  # failed at the first step with a TypeError
+    with pytest.raises(ConfigError, match="'kl': a schedule"):
+        WeightedLoss({"kl": {"weight": 1e-3, "schedule": 5}})

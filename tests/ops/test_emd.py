@@ -127,19 +127,35 @@ def test_bad_inputs():
         emd(x, y, scaling=1.0)
 
 
+@pytest.mark.parametrize("method", ["auction", "sinkhorn"])
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), 1e25])
-def test_auction_refuses_what_it_cannot_settle(bad):
-    """NaN, inf or a squared distance past float32 hung the auction or crashed the process."""
+def test_emd_refuses_what_it_cannot_settle(bad, method):
+    """NaN, inf or a squared distance past float32 hung the auction or crashed the process
+    (sinkhorn: a geomloss ValueError)."""
     x, y = _clouds(B=2, N=10, dtype=torch.float32)
     x[1, 3, 2] = bad
     with pytest.raises(ShapeError, match="x and y (hold NaN|span)"):
-        emd(x, y)
+        emd(x, y, method=method)
+
+
+def test_sinkhorn_says_when_its_plan_misses_the_marginals():
+    """Unconverged, its cost fell 5% under the exact EMD with nothing said."""
+    x, y = _clouds(B=1, N=400)
+    with pytest.warns(RuntimeWarning, match="no bound on the EMD"):
+        emd(x, y, method="sinkhorn")
 
 
 def test_empty_batch():
     x = torch.zeros(0, 5, 3)
     assert emd(x, x).shape == (0,)
     assert emd(x, x, method="exact").shape == (0,)
+
+
+@pytest.mark.parametrize("method", ["auction", "exact", "sinkhorn"])
+def test_empty_clouds_cost_nan_by_every_method(method):
+    x = torch.zeros(2, 0, 3)  # sinkhorn gave an IndexError from geomloss
+    out = emd(x, x, method=method, return_assignment=True)
+    assert out.cost.shape == (2,) and torch.isnan(out.cost).all() and out.assignment.shape == (2, 0)
 
 
 @needs_ext

@@ -173,6 +173,17 @@ def test_bad_inputs():
         chamfer(x, x, weights=torch.ones(3))
     with pytest.raises(ShapeError, match="non-negative"):
         chamfer(x, x, weights=torch.tensor([1.0, -1.0]))
+    with pytest.raises(ShapeError, match="per-point weights must be non-negative"):  # gave -4.7e11
+        chamfer(x, x, weights=(-torch.ones(x.shape[:2], dtype=x.dtype), torch.ones(x.shape[:2], dtype=x.dtype)))
+
+
+def test_all_zero_cloud_weights_give_zero_not_nan():
+    """0/0 gave NaN; pytorch3d returns 0, and the gradient stays finite."""
+    x = torch.rand(2, 5, 3, dtype=torch.float64, requires_grad=True)
+    out = chamfer(x, torch.rand(2, 7, 3, dtype=torch.float64), weights=torch.zeros(2, dtype=torch.float64))
+    assert out.loss.item() == 0.0
+    out.loss.backward()
+    assert torch.equal(x.grad, torch.zeros_like(x))
 
 
 def test_reference_chunks_without_dense_matrix(monkeypatch):
