@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from pcgen.errors import ShapeError
 
@@ -64,13 +64,14 @@ class Packing:
         return torch.where(idx < 0, idx, rows)
 
 
-def check_points(points: Tensor, lengths: Tensor | None, in_channels: int) -> Packing:
+def check_points(points: Tensor, lengths, in_channels: int, weights: nn.Module | None = None) -> Packing:
     """Validate an encoder input and describe its padding.
 
     Args:
         points: ``(B, N, in_channels)`` float; xyz first, then per-point features.
-        lengths: ``(B,)`` valid points per cloud, or None for full clouds.
+        lengths: ``(B,)`` valid points per cloud (a tensor or a list), or None for full clouds.
         in_channels: what the encoder was built for (``3 + F``).
+        weights: the encoder; its parameters' dtype is the one ``points`` must have.
     Returns:
         the :class:`Packing` of the batch.
     Raises:
@@ -81,6 +82,10 @@ def check_points(points: Tensor, lengths: Tensor | None, in_channels: int) -> Pa
         raise ShapeError(f"points must be a (B, N, {in_channels}) tensor, got {shape}")
     if not points.is_floating_point():
         raise ShapeError(f"points must be floating point, got {points.dtype}")
+    first = next(weights.parameters(), None) if weights is not None else None
+    if first is not None and points.dtype != first.dtype:
+        raise ShapeError(f"points are {points.dtype} but the encoder's weights are {first.dtype}: convert one "
+                         f"(points.to({first.dtype}) or encoder.to({points.dtype}))")
     B, N, C = points.shape
     if C != in_channels:
         raise ShapeError(f"points have {C} channels but the encoder was built with in_channels={in_channels}")
@@ -89,6 +94,7 @@ def check_points(points: Tensor, lengths: Tensor | None, in_channels: int) -> Pa
     if lengths is None:
         lengths = torch.full((B,), N, dtype=torch.long, device=points.device)
     else:
+        lengths = torch.as_tensor(lengths)
         if lengths.shape != (B,):
             raise ShapeError(f"lengths must have shape ({B},), got {tuple(lengths.shape)}")
         if lengths.is_floating_point() or lengths.dtype == torch.bool:

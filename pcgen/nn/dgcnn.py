@@ -68,7 +68,7 @@ class DGCNNEncoder(nn.Module):
                 cond: Tensor | None = None) -> EncoderOutput:
         """Args: points ``(B, N, in_channels)``, lengths ``(B,)``, t_emb ``(B, time_dim)``,
         cond ``(B, cond_dim)``. Returns :class:`EncoderOutput` ``(B, global_dim)``, ``(B, N, point_dim)``."""
-        packing = check_points(points, lengths, self.in_channels)
+        packing = check_points(points, lengths, self.in_channels, self)
         B, batch = packing.batch_size, packing.batch
         c = self.cond.embed_inputs(t_emb, cond, B)
         x = packing.pack(points)

@@ -111,7 +111,7 @@ class PointNetEncoder(nn.Module):
         Returns:
             :class:`EncoderOutput` with ``(B, global_dim)`` and ``(B, N, point_dim)``.
         """
-        packing = check_points(points, lengths, self.in_channels)
+        packing = check_points(points, lengths, self.in_channels, self)
         B, batch = packing.batch_size, packing.batch
         c = self.cond.embed_inputs(t_emb, cond, B)
         x = packing.pack(points)

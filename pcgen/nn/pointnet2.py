@@ -251,7 +251,7 @@ class PointNet2Encoder(nn.Module):
                 cond: Tensor | None = None) -> EncoderOutput:
         """Args: points ``(B, N, in_channels)``, lengths ``(B,)``, t_emb ``(B, time_dim)``,
         cond ``(B, cond_dim)``. Returns :class:`EncoderOutput` ``(B, global_dim)``, ``(B, N, point_dim)``."""
-        packing = check_points(points, lengths, self.in_channels)
+        packing = check_points(points, lengths, self.in_channels, self)
         B = packing.batch_size
         c = self.cond.embed_inputs(t_emb, cond, B)
         rows = packing.pack(points)

@@ -65,3 +65,12 @@ def test_check_points_errors():
     with pytest.raises(ShapeError, match="shape"):
         check_points(torch.zeros(2, 4, 3), torch.tensor([2]), 3)
     assert check_points(torch.zeros(2, 4, 3), None, 3).lengths.tolist() == [4, 4]
+
+
+def test_check_points_names_a_dtype_other_than_the_weights_and_takes_list_lengths():
+    """float64 points into a float32 encoder failed deep inside with 'mat1 and mat2 must have the
+    same dtype'; lengths as a list raised an AttributeError."""
+    layer = torch.nn.Linear(3, 4)
+    with pytest.raises(ShapeError, match="points are torch.float64 but the encoder's weights are torch.float32"):
+        check_points(torch.zeros(2, 4, 3, dtype=torch.float64), None, 3, layer)
+    assert check_points(torch.zeros(2, 4, 3), [4, 2], 3, layer).lengths.tolist() == [4, 2]
