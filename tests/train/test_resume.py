@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 
@@ -72,3 +73,19 @@ def test_sample_laz_is_in_world_frame(make_cfg, tmp_path, tiny_tiles):
     # Warsaw is in EPSG:2180 metres: x ~ 640e3; a unit-sphere cloud would sit near 0.
     assert abs(cloud.xyz[:, 0].mean() - tile.xyz[:, 0].mean()) < 50
     assert set(cloud.attributes["generated"].tolist()) == {1}
+
+
+def test_sample_laz_carries_the_tiles_crs(tmp_path):
+    """Sample LAZ files had no CRS, so a GIS could not place them beside the tiles."""
+    from types import SimpleNamespace
+
+    from pcgen import datadir, io
+    from pcgen.train.callbacks import SampleRenderer, _tile_crs
+
+    tile = datadir.lidar_file("Topography.laz")
+    renderer = SampleRenderer(num_samples=1, out_dir=str(tmp_path))
+    renderer._crs = _tile_crs(SimpleNamespace(dataset=SimpleNamespace(files=[tile])), tile.name)
+    renderer._write_laz(tmp_path, 3, np.zeros((1, 8, 3), np.float32), None, np.array([1e5, 2e5, 10.0]), 20.0)
+    written = io.read(tmp_path / "step_0000003_0.laz")
+    assert written.crs is not None and written.crs == io.read(tile).crs
+    assert _tile_crs(SimpleNamespace(files=[tile]), "other.laz") is None
