@@ -14,7 +14,7 @@ import laspy
 import pcgen.io as pio
 from pcgen.errors import InputError
 from pcgen.io.ept import EPT_NAME, is_ept
-from pcgen.io.las import check_header
+from pcgen.io.las import COPC_SUFFIX, check_header
 
 
 def read_headers(files: list[Path]) -> list[laspy.LasHeader]:
@@ -51,9 +51,12 @@ def source_name(path: str) -> str:
 
 
 def input_stem(path: Path) -> str:
-    """Tile-name prefix of an input: the file's stem, an EPT dataset's folder name."""
+    """Tile-name prefix of an input: the file's stem (``x`` for ``x.copc.laz``: what is written
+    from it is plain LAZ, no octree), an EPT dataset's folder name."""
     path = Path(path)
-    return path.resolve().parent.name if is_ept(path) else path.stem
+    if is_ept(path):
+        return path.resolve().parent.name
+    return path.name[:-len(COPC_SUFFIX)] if path.name.lower().endswith(COPC_SUFFIX) else path.stem
 
 
 def unique_stems(files: list[Path]) -> list[str]:

@@ -17,6 +17,7 @@ from pcgen.io.cloud import PointCloud, parse_crs
 from pcgen.io.crs import store_crs
 
 LAS_SUFFIXES = (".las", ".laz")
+COPC_SUFFIX = ".copc.laz"  # the name readers (PDAL, QGIS) take as a promise of a COPC octree
 # Header values a real file can hold: scales from 1e-12 (degrees need 1e-7) to 1e6, coordinates
 # within 1e15 file units. Outside these, X = raw * scale + offset collapses or overflows the
 # int64 grid keys tiling and gap detection build from coordinates.
@@ -151,6 +152,14 @@ def default_header(cloud: PointCloud, scale: float = 0.001) -> laspy.LasHeader:
     return header
 
 
+def check_las_output(path) -> None:
+    """Refuse an output named ``*.copc.laz``: pcgen writes plain LAZ (laspy cannot write COPC),
+    and a COPC reader given that name fails on the missing octree."""
+    if str(path).lower().endswith(COPC_SUFFIX):
+        raise OutputError(f"pcgen writes plain LAZ, not COPC; name the output "
+                          f"{Path(path).name[:-len(COPC_SUFFIX)]}.laz", path)
+
+
 def write_las(cloud: PointCloud, path, *, compress: bool | None = None) -> None:
     """Write ``cloud`` as LAS/LAZ (by suffix unless ``compress`` is given), atomically.
 
@@ -158,6 +167,7 @@ def write_las(cloud: PointCloud, path, *, compress: bool | None = None) -> None:
     return histograms are recomputed by laspy.
     """
     path = Path(path)
+    check_las_output(path)
     header = cloud.las_header(cloud.header if cloud.header is not None
                               else default_header(cloud))
     if cloud.crs is not None and parse_crs(header) != cloud.crs:  # a CRS the header lacks

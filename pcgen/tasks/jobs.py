@@ -15,7 +15,7 @@ from pcgen.data.tile_inputs import unique_stems
 from pcgen.errors import InputError, OutputError
 from pcgen.inputs import input_kind, list_inputs
 from pcgen.io import SUFFIXES
-from pcgen.io.las import LAS_SUFFIXES
+from pcgen.io.las import LAS_SUFFIXES, check_las_output
 from pcgen.tasks.fill import FillConfig, fill_cloud, find_gaps, mask_gaps
 
 
@@ -140,6 +140,7 @@ def expand_inputs(src: str | os.PathLike, dst: str | os.PathLike) -> list[tuple[
             raise OutputError("output would overwrite its input; pick another name", b)
         if b.suffix.lower() not in LAS_SUFFIXES:
             raise OutputError("output must end in .las or .laz", b)
+        check_las_output(b)
     return pairs
 
 

@@ -208,6 +208,35 @@ def test_tile_a_copc_file(copc, tmp_path):
         assert not any(v.user_id == "copc" for v in [*tile.header.vlrs, *tile.header.evlrs])
     rows = np.concatenate([t.points.array for t in tiles])
     assert np.array_equal(_sorted_rows(rows), _sorted_rows(las.points.array))
+    # named after the file without ".copc": a tile is plain LAZ, not part of an octree
+    assert all(f["properties"]["name"].startswith("als_") for f in index["features"])
+
+
+def test_an_output_named_copc_is_refused_before_anything_is_written(copc, tmp_path):
+    from pcgen.cli import main
+    from pcgen.errors import OutputError
+
+    path, las, _ = copc
+    cloud = pio.read(path, bounds=(las.x.min(), las.y.min(), las.x.min() + 5, las.y.min() + 5))
+    with pytest.raises(OutputError, match="not COPC; name the output part.laz"):
+        pio.write(cloud, tmp_path / "part.copc.laz")
+    assert main(["fill", str(path), str(tmp_path / "filled.COPC.LAZ"), "--baseline", "mirror"]) == 2
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_filling_a_folder_names_the_output_of_a_copc_file_laz(copc, tmp_path):
+    import os
+
+    from pcgen.cli import main
+
+    path, las, _ = copc
+    src = tmp_path / "in"
+    src.mkdir()
+    os.symlink(path, src / path.name)
+    assert main(["fill", str(src), str(tmp_path / "out"), "--baseline", "mirror", "--quiet"]) == 0
+    (out,) = (tmp_path / "out").glob("*.laz")
+    assert out.name == "als.laz" and not pio.is_copc(out)
+    assert len(pio.read(out)) >= len(las.points)
 
 
 def test_tiling_a_copc_file_in_strips_writes_the_bytes_of_one_job(copc, tmp_path):
