@@ -101,10 +101,26 @@ def _remove_if_unused(run_dir: str, hydra_files: tuple[str, ...] = (".hydra", "t
         parent.rmdir()
 
 
+def _group_options(group: str, argv: list[str]) -> list[str]:
+    """The options of a config group as Hydra's sweeper sees them (the packaged ones and those
+    of the ``hydra.searchpath`` folders on the command line)."""
+    from hydra import initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.object_type import ObjectType
+
+    from pcgen.conf import CONFIG_MODULE
+
+    search = [a for a in argv if a.lstrip("+~").startswith("hydra.searchpath")]
+    with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
+        loader = GlobalHydra.instance().config_loader()
+        return loader.get_group_options(group, results_filter=ObjectType.CONFIG,
+                                        config_name="config", overrides=search)
+
+
 def _sweep_runs(argv: list[str]) -> list[list[str]] | None:
     """The override lists of a ``-m`` sweep's runs (Hydra's basic sweeper: the product of the
-    comma lists and ranges), at most :data:`MAX_CHECKED_SWEEP`; None when Hydra alone can
-    expand it (``glob(...)``, a sweeper plugin's own syntax).
+    comma lists, ranges and ``glob(...)`` over config options), at most
+    :data:`MAX_CHECKED_SWEEP`; None when Hydra alone can expand it (a sweeper plugin's own syntax).
 
     Raises:
         ConfigError: an override Hydra cannot parse.
@@ -112,6 +128,7 @@ def _sweep_runs(argv: list[str]) -> list[list[str]] | None:
     import itertools
 
     from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import Glob
     from hydra.errors import HydraException
 
     from pcgen.errors import ConfigError
@@ -128,8 +145,11 @@ def _sweep_runs(argv: list[str]) -> list[list[str]] | None:
             choices.append([override.input_line])
             continue
         try:
-            values = list(override.sweep_string_iterator())
-        except Exception:  # glob() over config options, a sweeper's own syntax: Hydra's to expand
+            if isinstance(override.value(), Glob):
+                values = override.value().filter(_group_options(key, argv))
+            else:
+                values = list(override.sweep_string_iterator())
+        except Exception:  # a sweeper plugin's own syntax: Hydra's to expand
             return None
         choices.append([f"{key}={v}" for v in values])
     return [list(run) for run in itertools.islice(itertools.product(*choices), MAX_CHECKED_SWEEP)]
@@ -140,9 +160,9 @@ def precheck(argv: list[str]) -> None:
     (``model.optimizer.lr=abc``, ``data.dataset.num_points=-1``, an unknown key) or a run
     folder among the inputs (``hydra.run.dir=`` the tile folder) is one line and leaves no
     ``outputs/<run>/`` (nor ``multirun/<date>/``) behind; ``hydra.*`` overrides are Hydra's and
-    are left out of the check. A ``-m`` sweep is checked run by run. Runs with other Hydra
-    flags (``--cfg``, ``--help``) or a ``hydra.searchpath`` (a user's config folder) are checked
-    inside the app instead (see :func:`main`).
+    are left out of the check, but for ``hydra.searchpath`` (a user's config folder), which
+    the composition needs. A ``-m`` sweep is checked run by run. Runs with other Hydra flags
+    (``--cfg``, ``--help``) are checked inside the app instead (see :func:`main`).
 
     Raises:
         ConfigError: the config does not compose or :func:`pcgen.train.run.validate_config` refuses it.
@@ -150,14 +170,14 @@ def precheck(argv: list[str]) -> None:
     """
     if any(a.startswith("-") and a not in MULTIRUN_FLAGS for a in argv):
         return
-    if any(a.lstrip("+~").startswith("hydra.searchpath") for a in argv):
-        return  # a user's config folder: only Hydra's app composes with it (checked there)
     from pcgen.train.run import check_run_dir, compose_config, validate_config
 
     multirun = any(a in MULTIRUN_FLAGS for a in argv)
     runs = _sweep_runs(argv) if multirun else [argv]
     for run in runs or ():
-        own = [a for a in run if not a.lstrip("+~").startswith("hydra.")]  # Hydra's own settings
+        # Hydra's own settings stay out, but for the config folders the composition searches
+        own = [a for a in run if not a.lstrip("+~").startswith("hydra.")
+               or a.lstrip("+~").startswith("hydra.searchpath")]
         cfg = compose_config(own, root=Path.cwd())
         validate_config(cfg)
         # Where Hydra will write: the given folder, else a new one under outputs/<kind>/ (or the

@@ -56,6 +56,24 @@ def test_run_dir_among_input_tiles_is_refused(tiny_tiles, tmp_path, monkeypatch,
     assert _listing(tmp_path) == before  # no .hydra/, checkpoints/ or logs/ among the tiles
 
 
+@pytest.mark.parametrize("how", ["searchpath", "glob sweep"])
+def test_run_dir_among_input_tiles_is_refused_with_a_users_config_folder_or_a_glob(
+        tiny_tiles, tmp_path, monkeypatch, capsys, how):
+    tiles = tmp_path / "in" / "tiles"
+    shutil.copytree(tiny_tiles, tiles)
+    (tmp_path / "conf" / "model").mkdir(parents=True)
+    before = _listing(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    common = ["debug=tiny", f"data.tile_dir={tiles}", "trainer.max_steps=2"]
+    if how == "searchpath":  # composed with the user's folder before Hydra writes anything
+        argv = ["train", f"hydra.searchpath=[file://{tmp_path / 'conf'}]", "model=vae", *common,
+                f"hydra.run.dir={tiles}"]
+    else:  # glob(...) over the model options, expanded before the sweep folder is made
+        argv = ["train", "-m", "model=glob(va*)", *common, f"hydra.sweep.dir={tiles}"]
+    _one_line(capsys, argv, "input")
+    assert _listing(tmp_path) == before  # no .hydra/ or multirun.yaml among the tiles
+
+
 def test_run_dir_holding_a_source_file_is_refused(lidar_dir, tmp_path, monkeypatch, capsys):
     src = tmp_path / "src" / "warsaw_small.las"
     src.parent.mkdir()
