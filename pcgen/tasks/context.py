@@ -141,12 +141,17 @@ def generate_in_gap(generator, ctx: GapContext, rng: np.random.Generator, max_tr
     return draw_in_gap(generator, ctx, rng, max_tries)[0]
 
 
+MIN_HIT_RATE = 0.01  # asks at most 100x the shortfall (a 1 x 100 m diagonal strip)
+
+
 def draw_in_gap(generator, ctx: GapContext, rng: np.random.Generator,
                 max_tries: int = 4) -> tuple[np.ndarray, np.ndarray | None]:
     """Ask ``generator`` for points until ``ctx.n_target`` of them fall inside the gap polygon.
 
     Generators produce points over the gap's bounding box; the polygon covers only part of it,
-    so each try asks for the shortfall scaled by box-area / polygon-area.
+    so each try asks for the shortfall divided by the share of points that land inside: first
+    polygon-area / box-area, then the share the last try got (a thin diagonal strip, a missed
+    flight line, fills a few % of its box, and where points land is up to the generator).
 
     Returns:
         (ctx.n_target, 3) float64 world coordinates (fewer only if the generator keeps missing),
@@ -162,8 +167,9 @@ def draw_in_gap(generator, ctx: GapContext, rng: np.random.Generator,
     got: list[np.ndarray] = []
     got_src: list[np.ndarray] = []
     have = 0
+    hit_rate = max(fill_ratio, MIN_HIT_RATE)
     for _ in range(max_tries):
-        ask = int(np.ceil((need - have) / max(fill_ratio, 0.05) * 1.15)) + 4
+        ask = int(np.ceil((need - have) / hit_rate * 1.15)) + 4
         if traced:
             pts, src = generator.generate_with_source(ctx, ask, rng)
         else:
@@ -177,6 +183,8 @@ def draw_in_gap(generator, ctx: GapContext, rng: np.random.Generator,
         have += int(inside.sum())
         if have >= need:
             break
+        if inside.any():
+            hit_rate = max(float(inside.mean()), MIN_HIT_RATE)
     pts = np.concatenate(got) if got else np.zeros((0, 3))
     src = np.concatenate(got_src) if traced else None
     if len(pts) > need:

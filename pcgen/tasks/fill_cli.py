@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from pcgen.errors import ConfigError
+from pcgen.errors import ConfigError, InputError
 from pcgen.options import dask_address, seed, workers, yaml_mapping_file
 from pcgen.tasks.generators import AUTO_COPY, BASELINES, SOURCE_COPIES
 
@@ -143,6 +143,9 @@ def run(args: argparse.Namespace) -> int:
                             args.gaps_only)
                     for s, d in pairs]
             results = run_jobs(jobs, args.workers, args.dask, progress)
+            if args.mask and all(r.skipped for r in results):  # a wrong CRS or a wrong mask
+                raise InputError(f"the mask reaches none of the {len(results)} inputs "
+                                 f"(first: {results[0].skipped})", args.mask)
         for r in results:
             if r.dst:
                 r.dst = str(out_dir / Path(r.dst).name)

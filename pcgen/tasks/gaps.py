@@ -310,7 +310,9 @@ def gaps_to_geojson(gaps: Sequence[Gap], crs=None) -> dict:
     collection = {"type": "FeatureCollection", "generator": REPORT_MARK, "features": [
         {"type": "Feature", "geometry": mapping(g.polygon),
          "properties": {"id": g.id, "area": round(g.area, 3), "cells": g.n_cells,
-                        "density_around": round(g.density_around, 4), **g.properties}}
+                        # null where unmeasured (a mask's gap, reported before any fill)
+                        "density_around": round(g.density_around, 4)
+                        if np.isfinite(g.density_around) else None, **g.properties}}
         for g in gaps]}
     member = crs_member(crs)
     if member:

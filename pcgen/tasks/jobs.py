@@ -75,7 +75,7 @@ def _run_job(job: FillJob) -> JobResult:
     from pcgen.data.tile_index import tile_core
     from pcgen.tasks.gaps import MIN_TILE_POINTS, tile_footprint
     from pcgen.tasks.generators import make_generator
-    from pcgen.tasks.masks import read_mask
+    from pcgen.tasks.masks import MaskMiss, read_mask
 
     generator = None if job.gaps_only else make_generator(job.generator)
     cloud = pio.read(job.src)
@@ -84,22 +84,27 @@ def _run_job(job: FillJob) -> JobResult:
     if job.mask:
         footprint = tile_footprint(cloud.xyz[:, :2], job.config.gaps.footprint_concavity)
         try:
-            polygons = read_mask(job.mask, crs=cloud.crs, footprint=footprint)
-        except InputError as exc:
-            if job.mask_must_hit or "outside the tile" not in str(exc):
+            polygons = read_mask(job.mask, crs=cloud.crs, footprint=footprint,
+                                 drop_outside=not job.mask_must_hit)
+        except MaskMiss as exc:
+            if job.mask_must_hit:
                 raise
-            return JobResult(job.src, None, len(cloud), skipped="mask misses this tile")
+            return JobResult(job.src, None, len(cloud), skipped=exc.message)
         gaps = mask_gaps(cloud, polygons)
     else:
         gaps = find_gaps(cloud, job.config)
     if job.gaps_only:
-        _write_report(job.gaps_report, gaps, cloud.crs)
+        if job.gaps_report:  # None: the mask is this report already (it is left as it is)
+            _write_report(job.gaps_report, gaps, cloud.crs)
         return JobResult(job.src, None, len(cloud), gaps=[{"id": g.id, "area": round(g.area, 3)} for g in gaps])
     result = fill_cloud(cloud, gaps, generator, job.config, progress=job.progress,
                         desc=Path(job.src).name, core=tile_core(job.src),
                         workers=job.gap_workers, spec=job.generator)
     pio.write(result.cloud, job.dst)
     if job.gaps_report:  # written after the fill succeeds: a failed run leaves nothing behind
+        measured = {r.id: r.density for r in result.gaps}  # a mask's gaps: the window's density
+        gaps = [g if g.density_around == g.density_around else
+                replace(g, density_around=measured.get(g.id, g.density_around)) for g in gaps]
         _write_report(job.gaps_report, gaps, cloud.crs)
     return JobResult(job.src, job.dst, result.n_original, len(result.cloud) - result.n_original,
                      [asdict(g) for g in result.gaps])

@@ -244,3 +244,94 @@ def test_new_points_in_tiles_are_core_or_buffer_by_where_they_land(holed_tile, t
         assert np.array_equal(np.asarray(out.buffer) == 1, ~in_core), name  # originals and new points
         flags += list(np.asarray(out.buffer)[np.asarray(out.generated) == 1])
     assert 0 < np.mean(flags) < 1  # the square's points landed in cores and in buffers
+
+
+def test_one_mask_over_a_folder_of_tiles_fills_each_tile_where_it_reaches(holed_tile, tmp_path, capsys):
+    """A mask drawn over a tiled survey: each tile fills the polygons that reach it, skips the
+    tiles none reaches, and a mask reaching no tile at all (a wrong CRS) is an error."""
+    import pcgen.io as pio
+
+    path, hole, _ = holed_tile
+    cloud = pio.read(path)
+    x0, y0 = cloud.xyz[:, :2].min(0)
+    hx, hy = hole.centroid.coords[0]
+    xm = hx  # the hole straddles the cut between the two tiles
+    src = tmp_path / "in"
+    src.mkdir()
+    west, east = cloud.select(cloud.xyz[:, 0] < xm), cloud.select(cloud.xyz[:, 0] >= xm)
+    pio.write(west, src / "west.laz")
+    pio.write(east, src / "east.laz")
+    pio.write(west.select(west.xyz[:, 1] < y0 + 30), src / "corner.laz")  # no polygon reaches it
+    polys = [box(hx - 7, hy - 3, hx - 1, hy + 3), box(hx + 1, hy - 3, hx + 7, hy + 3)]  # one per side
+    mask = _mask(tmp_path, polys, "EPSG:2949")
+    assert main(["fill", str(src), str(tmp_path / "out"), "--mask", str(mask), "--baseline", "mirror"]) == 0
+    for name, part in (("west", west), ("east", east)):
+        report = json.loads((tmp_path / "out" / f"{name}.gaps.geojson").read_text())
+        (gap,) = report["features"]
+        assert 20 < gap["properties"]["area"] <= 36.0  # clipped to the tile's footprint
+        assert gap["properties"]["density_around"] > 0  # measured, not NaN (which is not JSON)
+        filled = laspy.read(tmp_path / "out" / f"{name}.laz")
+        assert 0 < int(filled.generated.sum()) and len(filled.points) > len(part)
+    assert not (tmp_path / "out" / "corner.laz").exists()
+    assert "corner.laz: skipped (no mask polygon reaches the tile" in capsys.readouterr().err
+
+    far = _mask(tmp_path, [box(x0 + 5000, y0, x0 + 5006, y0 + 6)], "EPSG:2949", "far.geojson")
+    _fails(capsys, ["fill", str(src), str(tmp_path / "none"), "--mask", str(far), "--baseline", "mirror"],
+           tmp_path, "far.geojson: the mask reaches none of the 3 inputs")
+
+
+def test_touching_polygons_stay_apart_beside_overlapping_ones(holed_tile, tmp_path):
+    from pcgen.tasks.masks import read_mask
+
+    path, hole, _ = holed_tile
+    x, y = hole.centroid.coords[0]
+    polys = [box(x, y, x + 10, y + 10), box(x + 5, y, x + 15, y + 10),  # overlap: one gap
+             box(x - 30, y + 20, x - 20, y + 30), box(x - 20, y + 20, x - 10, y + 30)]  # touch: two
+    got = read_mask(_mask(tmp_path, polys))
+    assert sorted(round(p.area) for p in got) == [100, 100, 150]
+
+
+def test_checking_a_report_again_under_its_own_name_writes_nothing(holed_tile, tmp_path, capsys):
+    path, _, _ = holed_tile
+    out = tmp_path / "chk.laz"
+    assert main(["fill", str(path), str(out), "--gaps-only", "-q"]) == 0
+    report = tmp_path / "chk.gaps.geojson"
+    listed = report.read_bytes()
+    assert main(["fill", str(path), str(out), "--gaps-only", "--mask", str(report)]) == 0
+    assert report.read_bytes() == listed and sorted(p.name for p in tmp_path.iterdir()) == ["chk.gaps.geojson"]
+    assert '"area"' in capsys.readouterr().out  # the gaps are listed
+
+
+def test_a_mask_in_the_horizontal_part_of_a_compound_crs(holed_tile, tmp_path, capsys):
+    import pcgen.io as pio
+    from pyproj import CRS
+
+    path, hole, _ = holed_tile
+    cloud = pio.read(path)
+    cloud.crs = CRS("EPSG:2949+5713")  # NAD83(CSRS) MTM 7 + CGVD28 heights
+    compound = tmp_path / "compound.laz"
+    pio.write(cloud, compound)
+    mask = _mask(tmp_path, [hole], "urn:ogc:def:crs:EPSG::2949")
+    assert main(["fill", str(compound), str(tmp_path / "o.laz"), "--mask", str(mask), "--baseline", "mirror",
+                 "-q"]) == 0
+    other = _mask(tmp_path, [hole], "EPSG:32618", "other.geojson")
+    _fails(capsys, ["fill", str(compound), str(tmp_path / "o2.laz"), "--mask", str(other), "--baseline", "mirror"],
+           tmp_path, "mask CRS EPSG:32618 differs from the file's CRS EPSG:2949")
+
+
+def test_a_thin_diagonal_strip_gets_its_whole_budget(holed_tile, tmp_path, capsys):
+    """A missed flight line at an angle fills 2% of its bounding box; the draw keeps asking."""
+    import pcgen.io as pio
+    import shapely
+    from shapely.geometry import Polygon
+
+    path, hole, _ = holed_tile
+    x, y = hole.centroid.coords[0]
+    strip = Polygon([(x - 30, y - 50), (x - 28, y - 50), (x + 32, y + 10), (x + 30, y + 10)])
+    cloud = pio.read(path)
+    cut = tmp_path / "cut.laz"  # the strip's points removed: a dropout to fill
+    pio.write(cloud.select(~shapely.contains_xy(strip.buffer(0.5), cloud.xyz[:, 0], cloud.xyz[:, 1])), cut)
+    mask = _mask(tmp_path, [strip], "EPSG:2949")
+    assert main(["fill", str(cut), str(tmp_path / "o.laz"), "--mask", str(mask), "--baseline", "mirror"]) == 0
+    (gap,) = json.loads(capsys.readouterr().out)[0]["gaps"]
+    assert gap["n_target"] > 100 and gap["n_generated"] == gap["n_target"]

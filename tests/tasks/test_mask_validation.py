@@ -93,3 +93,13 @@ def test_overlapping_mask_polygons_are_one_gap(tmp_path):
     assert one.area == pytest.approx(175.0)
     touching = read([box(0, 0, 10, 10), box(10, 0, 20, 10)])
     assert [p.bounds for p in touching] == [(0, 0, 10, 10), (10, 0, 20, 10)]
+
+
+def test_an_integer_coordinate_past_float_range(holed_tile, tmp_path, capsys):
+    path, _, _ = holed_tile
+    mask = tmp_path / "mask.geojson"
+    mask.write_text('{"type":"Polygon","coordinates":[[[0,0],[1' + "0" * 400 + ',0],[5,5],[0,0]]]}')
+    out = tmp_path / "out"
+    out.mkdir()
+    _fails(capsys, ["fill", str(path), str(out / "o.laz"), "--mask", str(mask), "--baseline", "mirror"],
+           out, f"{mask}: mask has a coordinate beyond 1e+15")
