@@ -62,6 +62,8 @@ from pcgen.inputs import list_inputs
 from pcgen.io.copc import strip_copc_vlrs
 from pcgen.io.crs import crs_name
 from pcgen.io.ept import EptDataset, is_ept
+from pcgen.io.cloud import add_extra_dims
+from pcgen.io.las import writable_header
 
 BUFFER_DIM = "buffer"
 BUFFER_DESCRIPTION = "1: buffer point, 0: tile core"
@@ -188,10 +190,19 @@ def has_tile_buffer(header: laspy.LasHeader) -> bool:
     return dim.dtype == np.uint8 and dim.description == BUFFER_DESCRIPTION
 
 
-def _tile_header(source: laspy.LasHeader, with_buffer: bool) -> laspy.LasHeader:
-    header = strip_copc_vlrs(source)  # a COPC input's tiles are plain LAZ, not octrees
+def _tile_header(source: laspy.LasHeader, with_buffer: bool, path=None) -> laspy.LasHeader:
+    """The source's header for its tiles, with the buffer flag when tiles have buffers.
+
+    Raises:
+        InputError: the file has a ``buffer`` dimension of its own (tiling would overwrite it,
+            and its core points could not be told from the copies).
+    """
+    header = writable_header(strip_copc_vlrs(source))  # a COPC input's tiles are plain LAZ
+    if with_buffer and BUFFER_DIM in header.point_format.dimension_names and not has_tile_buffer(header):
+        raise InputError(f"the file has a dimension {BUFFER_DIM!r} of its own, where pcgen tile "
+                         "writes its buffer flag; rename it, or tile with --buffer 0", path)
     if with_buffer and BUFFER_DIM not in header.point_format.dimension_names:
-        header.add_extra_dims([laspy.ExtraBytesParams(
+        add_extra_dims(header, [laspy.ExtraBytesParams(
             name=BUFFER_DIM, type=np.uint8, description=BUFFER_DESCRIPTION)])
     return header
 
@@ -233,7 +244,7 @@ def tile_file(path, out_dir, options: TileOptions, raster: RasterSpec | None = N
         fmt = header.point_format
         scales = np.asarray(header.scales, dtype=np.float64)
         offsets = np.asarray(header.offsets, dtype=np.float64)
-        tile_header = _tile_header(header, with_buffer=B > 0)
+        tile_header = _tile_header(header, with_buffer=B > 0, path=path)
         # tiles of an earlier run: their buffer points are copies of a neighbour's core, kept once
         retile = has_tile_buffer(header)
         dtype = tile_header.point_format.dtype()

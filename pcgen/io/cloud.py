@@ -98,6 +98,22 @@ class PointAttributes(MutableMapping):
                 self.points[name] = value
 
 
+def add_extra_dims(header: laspy.LasHeader, params: list[laspy.ExtraBytesParams]) -> None:
+    """``header.add_extra_dims(params)``, keeping the file's own extra-bytes definitions.
+
+    laspy rebuilds the ExtraBytes VLR from the dimensions it parsed, which lose each one's
+    ``no_data`` and, with a second ExtraBytes VLR, its names; the file's definitions are put
+    back in front of the new ones (the point bytes are the same either way)."""
+    from laspy.vlrs.known import ExtraBytesVlr
+
+    own = [copy.deepcopy(s) for v in header.vlrs if isinstance(v, ExtraBytesVlr)
+           for s in v.extra_bytes_structs]
+    header.add_extra_dims(params)
+    (vlr,) = header.vlrs.get("ExtraBytesVlr")
+    if own and len(vlr.extra_bytes_structs) == len(own) + len(params):
+        vlr.extra_bytes_structs[:len(own)] = own
+
+
 class PointCloud:
     """Points with float64 real-world ``xyz`` (N, 3), named ``attributes`` and a laspy ``header``.
 
@@ -267,7 +283,7 @@ class PointCloud:
         if not params:
             return base
         header = copy.deepcopy(base)
-        header.add_extra_dims(params)
+        add_extra_dims(header, params)
         return header
 
     def to_record(self, header: laspy.LasHeader | None = None) -> laspy.ScaleAwarePointRecord:

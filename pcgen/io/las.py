@@ -152,6 +152,17 @@ def default_header(cloud: PointCloud, scale: float = 0.001) -> laspy.LasHeader:
     return header
 
 
+def writable_header(header: laspy.LasHeader) -> laspy.LasHeader:
+    """``header``, or a copy stating LAS 1.2 for a LAS 1.0 one: laspy writes 1.1-1.4 only. Point
+    formats 0 and 1 are the same bytes in 1.2; 1.1 and 1.2 only give meaning to fields 1.0
+    reserves (file source ID, global encoding), which stay 0."""
+    if header.version.minor > 0:
+        return header
+    header = copy.deepcopy(header)
+    header.version = laspy.header.Version(1, 2)
+    return header
+
+
 def check_las_output(path) -> None:
     """Refuse an output named ``*.copc.laz``: pcgen writes plain LAZ (laspy cannot write COPC),
     and a COPC reader given that name fails on the missing octree."""
@@ -168,8 +179,8 @@ def write_las(cloud: PointCloud, path, *, compress: bool | None = None) -> None:
     """
     path = Path(path)
     check_las_output(path)
-    header = cloud.las_header(cloud.header if cloud.header is not None
-                              else default_header(cloud))
+    header = writable_header(cloud.las_header(cloud.header if cloud.header is not None
+                                              else default_header(cloud)))
     if cloud.crs is not None and parse_crs(header) != cloud.crs:  # a CRS the header lacks
         header = copy.deepcopy(header)
         try:

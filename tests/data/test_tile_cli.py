@@ -110,6 +110,11 @@ def _bad_file(tmp_path, kind):
         io.write(cloud.select(np.zeros(len(cloud), bool)), path)
     elif kind == "header_only.las":
         path.write_bytes(datadir.lidar_file("simple.las").read_bytes()[:300])
+    elif kind == "own_buffer.las":  # a user's float dimension named like pcgen's buffer flag
+        las = laspy.read(datadir.lidar_file("simple.las"))
+        las.add_extra_dim(laspy.ExtraBytesParams("buffer", "f4"))
+        las["buffer"] = np.full(len(las.points), 3.5, np.float32)
+        las.write(path)
     return path
 
 
@@ -119,6 +124,7 @@ def _bad_file(tmp_path, kind):
     ("text.las", "Invalid file signature"),
     ("empty.las", "contains no points"),
     ("header_only.las", "not a readable LAS/LAZ file"),
+    ("own_buffer.las", "has a dimension 'buffer' of its own"),
 ])
 def test_bad_input_files(tmp_path, capsys, kind, problem):
     bad = _bad_file(tmp_path, kind)

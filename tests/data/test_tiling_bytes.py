@@ -22,12 +22,14 @@ from pcgen.io.las import write_las_records
 # the laspy-writer tiling of commit 47e65de (laspy 2.7.0, lazrs 0.8.2). Together the cases cover
 # LAS 1.1/1.2/1.4, point formats 1/3/6/8, extra-bytes dimensions with statistics, the added
 # buffer dimension, multi-chunk LAZ tiles and lazrs' parallel coder (a 518 862-point tile).
+# MixedConifer and the two-block file changed once since, inside the ExtraBytes VLR only: the
+# file's own definitions (no_data, the second block's names) are kept where laspy rebuilt them.
 # Files without a creation date (Megaplot.laz) are left out: laspy stamps today's date.
 GOLDEN = [
     ("MixedConifer.laz", 20.0, 2.0, True, 25,
-     "2ca44ad71bc5d5af5db7333c5f0c042cd36061259013e584cb28fc3f47c0f201"),
+     "f448b826d5916940ea79c8c742d3527307e99cddeaf4bb435987c9deecd2675a"),
     ("las_with_several_extra_byte_bloc.laz", 100.0, 5.0, True, 13,
-     "12e19692e6189e997cf8fe4cf4d559b0dc3643a450a2358be742af645282830e"),
+     "7dcd8f7e017f1069f27bb93ff873cef92175dc83f1c08cf69701600b779d4bfd"),
     ("test1_4.las", 50.0, 5.0, True, 11,
      "37dbff450daf1038835941fc9c3db54fc20aa3a87cfce9692a5b2dea8275ca97"),
     ("sample_c.las", 20.0, 0.0, False, 16,
@@ -80,8 +82,8 @@ def test_tile_writer_matches_laspy_writer(tmp_path, path, compress):
                           compress=compress, laz_backend=laspy.LazBackend.Lazrs
                           if len(part) < 150_000 else None)
         assert ours.read_bytes() == theirs.read_bytes(), (path.name, i)
-    back = laspy.read(tmp_path / "ours1")
-    assert np.array_equal(back.points.array, rows[5:1500])
+    back = laspy.read(tmp_path / "ours1")  # bytes: a file's own extra-bytes names may differ from laspy's
+    assert back.points.array.tobytes() == rows[5:1500].tobytes()
 
 
 @pytest.mark.parametrize("path", datadir.lidar_files(), ids=lambda p: p.name)
@@ -102,7 +104,7 @@ def test_tiles_written_together_match_tiles_written_alone(tmp_path, path):
         writer.write(tmp_path / f"one{i}.laz", part)
         assert (tmp_path / f"many{i}.laz").read_bytes() == (tmp_path / f"one{i}.laz").read_bytes(), (path.name, i)
     back = laspy.read(tmp_path / "many3.laz")
-    assert np.array_equal(back.points.array, rows[n // 3:n // 3 + 4000])
+    assert back.points.array.tobytes() == rows[n // 3:n // 3 + 4000].tobytes()
 
 
 def test_a_tile_that_cannot_be_written_is_named(tmp_path):

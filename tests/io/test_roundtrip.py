@@ -97,3 +97,62 @@ def test_select_and_extra_dimension(tmp_path):
     assert len(back) == int((cloud.attributes["classification"] == 2).sum())
     np.testing.assert_array_equal(back.xyz, cloud.xyz[idx])
     np.testing.assert_array_equal(back.attributes["treeID"], cloud.attributes["treeID"][idx])
+
+
+def _extra_bytes(path):
+    import laspy
+    from laspy.vlrs.known import ExtraBytesVlr
+
+    header = laspy.open(path).header
+    return [(s.name.rstrip(b"\0").decode(), s.options, None if s.no_data is None else s.no_data.tolist())
+            for v in header.vlrs if isinstance(v, ExtraBytesVlr) for s in v.extra_bytes_structs]
+
+
+def test_added_dimensions_keep_the_files_own_extra_bytes_definitions(tmp_path):
+    """laspy rebuilt the ExtraBytes VLR from its parsed dimensions when one was added: no_data
+    was dropped and the second of two ExtraBytes VLRs lost its names (``confidence`` became
+    ``ExtraBytes``)."""
+    import laspy
+
+    from pcgen.data.tiling import TileOptions, tile_files
+
+    src = laspy.read(datadir.data_dir() / "lidar" / "las_with_several_extra_byte_bloc.laz")
+    part = laspy.LasData(src.header, points=src.points[:20_000])
+    path = tmp_path / "two_blocks.laz"
+    part.write(path)
+    own = [("Deviation", 7, [0]), ("confidence", 0, None)]
+    assert _extra_bytes(path) == own
+    cloud = io.read(path)
+    cloud.add_extra_dimension("height", np.float32, np.zeros(len(cloud)))
+    io.write(cloud, tmp_path / "added.laz")
+    added = _extra_bytes(tmp_path / "added.laz")
+    assert added[:2] == own and [d[0] for d in added[2:]] == ["height"]
+    tile_files([path], tmp_path / "tiles", TileOptions(size=20, buffer=2), overview=False)
+    tile = sorted((tmp_path / "tiles").glob("*.laz"))[0]
+    assert _extra_bytes(tile)[:2] == own and _extra_bytes(tile)[2][0] == "buffer"
+
+
+def test_las_1_0_is_written_as_1_2_with_the_same_point_bytes(tmp_path):
+    """laspy reads LAS 1.0 but writes 1.1-1.4 only: every write of a 1.0 file crashed."""
+    import laspy
+
+    from pcgen.data.tiling import TileOptions, tile_files
+
+    las = laspy.read(datadir.data_dir() / "lidar" / "simple.las")  # LAS 1.2, format 3
+    header = laspy.LasHeader(point_format=1, version="1.2")
+    header.scales, header.offsets = las.header.scales, las.header.offsets
+    v10 = laspy.LasData(header)
+    v10.x, v10.y, v10.z, v10.intensity = las.x, las.y, las.z, las.intensity
+    path = tmp_path / "v10.las"
+    v10.write(path)
+    raw = bytearray(path.read_bytes())
+    raw[25] = 0  # minor version 0: the 1.0 header has the same 227 bytes
+    path.write_bytes(bytes(raw))
+    cloud = io.read(path)
+    assert str(cloud.header.version) == "1.0"
+    io.write(cloud, tmp_path / "out.laz")
+    out = laspy.read(tmp_path / "out.laz")
+    assert str(out.header.version) == "1.2"
+    assert out.points.array.tobytes() == laspy.read(path).points.array.tobytes()
+    index = tile_files([path], tmp_path / "tiles", TileOptions(size=50, buffer=0), overview=False)
+    assert sum(f["properties"]["points"] for f in index["features"]) == len(las.points)
