@@ -47,6 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="write into a non-empty OUT_DIR, replacing only the files an earlier "
                              "pcgen tile wrote there (nothing else)")
+    parser.add_argument("--quiet", "-q", action="store_true",
+                        help="print nothing but errors (no progress bars, no summary)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,9 +60,10 @@ def run(args: argparse.Namespace) -> int:
                           max_memory=int(args.max_memory * 1024 ** 3), compress=not args.las)
     index = tile_files(args.inputs, args.out_dir, options, workers=args.workers,
                        dask_address=args.dask, overwrite=args.overwrite,
-                       progress=sys.stderr.isatty(), overview=not args.no_overview)
+                       progress=not args.quiet and sys.stderr.isatty(), overview=not args.no_overview)
     feats = index["features"]
     points = sum(f["properties"]["core_points"] for f in feats)
     sources = index["properties"]["sources"]
-    print(f"{len(feats)} tiles, {points} core points from {len(sources)} file(s) -> {args.out_dir}")
+    if not args.quiet:
+        print(f"{len(feats)} tiles, {points} core points from {len(sources)} file(s) -> {args.out_dir}")
     return 0

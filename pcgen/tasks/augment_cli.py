@@ -43,6 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=seed, default=0)
     parser.add_argument("--ply", action="store_true", help="also write PLY files")
     parser.add_argument("--preview", action="store_true", help="render preview.png (a grid of up to 16 tiles)")
+    parser.add_argument("--quiet", "-q", action="store_true",
+                        help="print nothing but errors (no progress bar, no summary)")
     parser.add_argument("--overwrite", action="store_true",
                         help="write into a non-empty OUT (replaces only files pcgen wrote there)")
 
@@ -65,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     head, meta = load_head(ckpt)
     data = meta.get("data") or {}
     conditional = bool(data.get("conditional"))
-    progress = sys.stderr.isatty()
+    progress = not args.quiet and sys.stderr.isatty()
     names = [f"synthetic_{i:05d}" for i in range(args.n)]
     rng = np.random.default_rng(args.seed)
     clouds = []
@@ -129,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, default=str))
         if args.preview:
             aug.render_grid([c.xyz for c in clouds], tmp / "preview.png", names)
-    print(f"wrote {args.n} tiles, manifest.json{', preview.png' if args.preview else ''} to {args.out}",
-          file=sys.stderr)
+    if not args.quiet:
+        print(f"wrote {args.n} tiles, manifest.json{', preview.png' if args.preview else ''} to {args.out}",
+              file=sys.stderr)
     return 0

@@ -240,3 +240,9 @@ def test_non_empty_output_needs_overwrite(tmp_path, capsys):
 def test_missing_input(tmp_path, capsys):
     assert main(["tile", str(tmp_path / "nope.laz"), str(tmp_path / "out")]) == 2
     assert "nope.laz: file not found" in capsys.readouterr().err
+
+
+def test_quiet_prints_nothing(tmp_path, capsys):
+    assert main(["tile", str(datadir.lidar_file("simple.las")), str(tmp_path / "t"), "--size", "50",
+                 "--no-overview", "-q"]) == 0
+    assert capsys.readouterr() == ("", "") and len(list((tmp_path / "t").glob("*.laz"))) > 0

@@ -38,9 +38,11 @@ def test_augment_refuses_an_option_of_the_other_kind_of_checkpoint(crops, fill_c
     _fails(capsys, argv, out, says)
 
 
-def test_augment_records_the_defaults_it_used(crops, fill_ckpt, uncond_ckpt, tmp_path):
+def test_augment_records_the_defaults_it_used(crops, fill_ckpt, uncond_ckpt, tmp_path, capsys):
     cond, uncond = tmp_path / "c", tmp_path / "u"
-    assert main(["augment", str(cond), "--ckpt", str(fill_ckpt), "--n", "1", "--condition", str(crops)]) == 0
+    assert main(["augment", str(cond), "--ckpt", str(fill_ckpt), "--n", "1", "--condition", str(crops),
+                 "-q"]) == 0
+    assert capsys.readouterr() == ("", "")  # --quiet: nothing but errors
     assert main(["augment", str(uncond), "--ckpt", str(uncond_ckpt), "--n", "1", "--points", "64"]) == 0
     c = json.loads((cond / "manifest.json").read_text())["command"]
     u = json.loads((uncond / "manifest.json").read_text())["command"]
