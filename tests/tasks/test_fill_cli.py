@@ -185,15 +185,23 @@ def test_an_existing_output_is_replaced_only_if_pcgen_wrote_it(holed_tile, tmp_p
     assert sha256(out / "c.laz") != first
 
 
-def test_the_reported_gaps_can_be_filled_under_the_same_name(holed_tile, tmp_path, capsys):
-    """The documented loop: --gaps-only writes OUT.gaps.geojson, which goes back as --mask."""
+@pytest.mark.parametrize("then", ["fill", "check again"])
+def test_the_reported_gaps_go_back_under_the_same_name(holed_tile, tmp_path, capsys, then):
+    """The documented loop: --gaps-only writes OUT.gaps.geojson, which goes back as --mask, to
+    fill those gaps or to list them again (which writes nothing: it crashed)."""
     path, _, _ = holed_tile
     out = tmp_path / "t.laz"
     assert main(["fill", str(path), str(out), "--gaps-only", "-q"]) == 0
     report = tmp_path / "t.gaps.geojson"
     listed = report.read_bytes()
-    assert main(["fill", str(path), str(out), "--mask", str(report), "--baseline", "mirror", "-q"]) == 0
-    assert report.read_bytes() == listed and laspy.read(out).header.point_count > laspy.read(path).header.point_count
+    second = ["--baseline", "mirror", "-q"] if then == "fill" else ["--gaps-only"]
+    assert main(["fill", str(path), str(out), "--mask", str(report), *second]) == 0
+    assert report.read_bytes() == listed
+    if then == "fill":
+        assert laspy.read(out).header.point_count > laspy.read(path).header.point_count
+    else:
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["t.gaps.geojson"]
+        assert '"area"' in capsys.readouterr().out  # the gaps are listed
 
 
 def test_inputs_of_one_name_get_outputs_of_their_own(holed_tile, tmp_path):
@@ -289,17 +297,6 @@ def test_touching_polygons_stay_apart_beside_overlapping_ones(holed_tile, tmp_pa
              box(x - 30, y + 20, x - 20, y + 30), box(x - 20, y + 20, x - 10, y + 30)]  # touch: two
     got = read_mask(_mask(tmp_path, polys))
     assert sorted(round(p.area) for p in got) == [100, 100, 150]
-
-
-def test_checking_a_report_again_under_its_own_name_writes_nothing(holed_tile, tmp_path, capsys):
-    path, _, _ = holed_tile
-    out = tmp_path / "chk.laz"
-    assert main(["fill", str(path), str(out), "--gaps-only", "-q"]) == 0
-    report = tmp_path / "chk.gaps.geojson"
-    listed = report.read_bytes()
-    assert main(["fill", str(path), str(out), "--gaps-only", "--mask", str(report)]) == 0
-    assert report.read_bytes() == listed and sorted(p.name for p in tmp_path.iterdir()) == ["chk.gaps.geojson"]
-    assert '"area"' in capsys.readouterr().out  # the gaps are listed
 
 
 def test_a_mask_in_the_horizontal_part_of_a_compound_crs(holed_tile, tmp_path, capsys):
