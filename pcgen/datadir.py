@@ -34,10 +34,14 @@ def lidar_dir() -> Path:
 
 
 def lidar_file(name: str) -> Path:
-    """Path of one shared LiDAR file by name, e.g. ``lidar_file("Megaplot.laz")``."""
+    """Path of one shared LiDAR file by name, in ``lidar/`` or else ``training/``, e.g.
+    ``lidar_file("Megaplot.laz")``, ``lidar_file("pyfor_test.laz")``."""
     path = lidar_dir() / name
+    if not path.is_file() and (data_dir() / "training" / name).is_file():
+        return data_dir() / "training" / name
     if not path.is_file():
-        raise InputError("sample LiDAR file not found", path)
+        raise InputError(f"sample LiDAR file not found (looked in lidar/ and training/ of {data_dir()})",
+                         name)
     return path
 
 

@@ -327,6 +327,17 @@ def test_demo_names_a_folder_given_as_its_file(tmp_path, capsys):
              "--file takes one LiDAR file, not a folder")
 
 
+def test_demo_finds_the_held_out_sites_it_suggests_by_name(tmp_path, capsys):
+    """Three of the five held-out sites the refusal lists live in training/, not lidar/."""
+    _refused(capsys, tmp_path, ["demo", str(tmp_path / "out"), "--file", "Topography.laz"],
+             "demo a held-out site (MixedConifer.laz, pyfor_test.laz")
+    from pcgen import datadir
+
+    assert datadir.lidar_file("pyfor_test.laz") == datadir.data_dir() / "training" / "pyfor_test.laz"
+    _refused(capsys, tmp_path, ["demo", str(tmp_path / "out"), "--file", "nope.laz"],
+             "nope.laz: sample LiDAR file not found (looked in lidar/ and training/")
+
+
 def test_demo_on_a_file_too_sparse_for_its_tiles_leaves_nothing(tmp_path, capsys):
     # simple.las: 1065 points over 3.5 km, no 40 m tile holds 384 of them
     assert main(["demo", str(tmp_path / "out"), "--file", "simple.las"]) == 2

@@ -73,6 +73,9 @@ def test_bad_header_fields(tmp_path, capsys, at, values, says):
     (["eval-fill", "{las}", "--out", "{out}/e", "--seed", "-1"], "argument --seed: must be >= 0"),
     (["eval-fill", "{las}", "--out", "{out}/e", "--max-tiles", "-1"], "argument --max-tiles: must be >= 0"),
     (["eval-fill", "{las}", "--out", "{out}/e", "--gap-size", "nan"], "argument --gap-size: must be a finite"),
+    (["eval-fill", "{las}", "--out", "{out}/e", "--samples", "1000001"], "argument --samples: must be <= 1000"),
+    (["eval-fill", "{las}", "--out", "{out}/e", "--set", "=1"], "Config group override must be a string"),
+    (["eval-fill", "{metres}", "{feet}", "--out", "{out}/e"], "4_6_crop.las: its CRS is in US survey foot, that of"),
     (["tile", "{las}", "{out}/t", "--max-memory", "nan"], "argument --max-memory: must be a finite number"),
     (["tile", "{las}", "{out}/t", "--dask", "notanaddress"], "argument --dask: not a Dask scheduler"),
     (["image", "sample", "--ckpt", "x", "--out", "{out}/s", "--guidance", "nan"], "argument --guidance"),
@@ -84,7 +87,8 @@ def test_bad_header_fields(tmp_path, capsys, at, values, says):
 ])
 def test_bad_numeric_options(tmp_path, capsys, argv, says):
     las = datadir.lidar_file("simple.las")
-    argv = [a.format(las=las, out=tmp_path) for a in argv]
+    argv = [a.format(las=las, out=tmp_path, metres=datadir.lidar_file("MixedConifer.laz"),
+                     feet=datadir.lidar_file("4_6_crop.las")) for a in argv]
     _one_line_error(capsys, argv, says)
     assert os.listdir(tmp_path) == []
 

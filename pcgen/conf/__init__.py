@@ -92,7 +92,7 @@ def compose(config_name: str, overrides: Sequence[str] = (),
             if search:
                 args.append(f"hydra.searchpath=[{','.join(search)}]")
             cfg = hydra_compose(name, overrides=args)
-    except (HydraException, OmegaConfBaseException) as exc:
+    except (HydraException, OmegaConfBaseException, ValueError) as exc:  # ValueError: `--set =1`
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         where = f"{overlay} over {config_name!r}" if overlay is not None else repr(config_name)
         raise ConfigError(f"config {where}: {first}") from None

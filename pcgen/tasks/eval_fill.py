@@ -83,12 +83,18 @@ MAX_CUT_DRAWS = 100_000  # random places tried per tile at most (20 per cut aske
 
 def cut_boxes(name: str, xyz: np.ndarray, attributes: dict, config: EvalConfig,
               rng: np.random.Generator) -> list[Cut]:
-    """Square cuts at random places well inside a tile, each removing at least ``min_removed``
+    """Square cuts at random places well inside a tile (inside its core, for a tile with
+    ``pcgen tile``'s ``buffer`` attribute), each removing at least ``min_removed``
     points, from 20 random draws per cut asked. No two touch, so a tile takes at most as many
     as fit side by side: once that many are placed, the draws left are taken from ``rng`` in one
     call (the tiles after it get the cuts they always got), and a count too large to draw for
     (over :data:`MAX_CUT_DRAWS` draws) gets 20 draws for each cut that fits."""
-    lo, hi = xyz[:, :2].min(0) + config.edge_margin, xyz[:, :2].max(0) - config.edge_margin
+    core = xyz[:, :2]
+    if "buffer" in attributes:  # a buffered tile: its buffer is a neighbour's core, never truth
+        core = core[np.asarray(attributes["buffer"]) == 0]
+        if len(core) == 0:
+            return []
+    lo, hi = core.min(0) + config.edge_margin, core.max(0) - config.edge_margin
     if np.any(hi - lo <= config.gap_size):
         return []
     cuts: list[Cut] = []
@@ -164,7 +170,9 @@ def evaluate_fill(tiles: Sequence[tuple[str, np.ndarray, dict]], generators: dic
         config: cuts and metrics; fill_config: context windows.
         keep: how many cuts to keep with their fills, for the before/after renders.
     Returns:
-        (rows: list of per-cut, per-method metric dicts, examples: list of dicts for rendering).
+        (rows: list of per-cut, per-method metric dicts, examples: list of dicts for rendering,
+        skipped: one line per cut with too few points around it to fill from, left out; the
+        other cuts keep their numbers and random streams).
     """
     from tqdm.auto import tqdm
 
@@ -174,13 +182,17 @@ def evaluate_fill(tiles: Sequence[tuple[str, np.ndarray, dict]], generators: dic
     if not cuts:
         raise InputError(f"no tile is large and dense enough for {config.gap_size:g} m cuts "
                          f"with {config.min_removed} points")
-    rows, examples = [], []
+    rows, examples, skipped = [], [], []
     for i, cut in enumerate(tqdm(cuts, desc="cuts", disable=not progress)):
         # density over the part of the window inside the tile (a tile is much smaller than a file)
         left, removed, attributes = cut.xyz, cut.removed, cut.attributes
         footprint = tile_footprint(np.r_[left, removed][:, :2], fcfg.gaps.footprint_concavity)
-        ctx = build_context(left, cut.polygon, fcfg.context, attributes=attributes, footprint=footprint,
-                            rng=np.random.default_rng([config.seed, i]), gap_id=f"{cut.tile}#{i}")
+        try:
+            ctx = build_context(left, cut.polygon, fcfg.context, attributes=attributes, footprint=footprint,
+                                rng=np.random.default_rng([config.seed, i]), gap_id=f"{cut.tile}#{i}")
+        except InputError as exc:  # a cut where the survey is too sparse to fill from
+            skipped.append(exc.message)
+            continue
         cls = attributes.get("classification")
         ground = left[np.asarray(cls) == config.ground_class] if cls is not None else left[:0]
         near = np.abs(ground[:, :2] - np.asarray(cut.polygon.centroid.coords[0])).max(1) < 3 * config.gap_size
@@ -201,7 +213,9 @@ def evaluate_fill(tiles: Sequence[tuple[str, np.ndarray, dict]], generators: dic
             rows.append(row)
         if len(examples) < keep:
             examples.append({"cut": cut, "context": ctx, "fills": fills})
-    return rows, examples
+    if not rows:
+        raise InputError(f"no cut has enough points around it to fill from ({skipped[0]})")
+    return rows, examples, skipped
 
 
 def summarize(rows: list[dict], tau: Sequence[float]) -> dict:
@@ -354,23 +368,34 @@ def rows_to_json(rows, summary, config: EvalConfig, extra: dict | None = None) -
 def load_tiles(paths):
     """(name, xyz, attributes) of each file, the form :func:`evaluate_fill` cuts gaps from.
 
-    A file is named as ``pcgen tile`` names its source (``<folder>/ept.json`` for EPT); files of
+    Files whose CRSs are in different units (feet and metres) are refused: their distances
+    cannot share one table. A file is named as ``pcgen tile`` names its source (``<folder>/ept.json`` for EPT); files of
     one name from several folders become ``t.laz``, ``t-2.laz``... so each keeps its own rows.
     """
     import pcgen.io as pio
     from pcgen.data.tile_inputs import source_name, unique_stems
+    from pcgen.data.tiling import has_tile_buffer
 
     paths = [Path(p) for p in paths]
     names = [source_name(str(p)) for p in paths]
     stems = unique_stems(paths)
     names = [n if names.count(n) == 1 else f"{stem}{p.suffix}" for n, stem, p in zip(names, stems, paths)]
-    tiles = []
+    tiles, units = [], {}
     for p, name in zip(paths, names):
         cloud = pio.read(p)
+        unit = cloud.crs.axis_info[0].unit_name if cloud.crs is not None and cloud.crs.axis_info else None
+        if unit is not None:
+            units.setdefault(unit, name)
+        if len(units) > 1:  # one table of distances cannot pool feet and metres
+            first, other = list(units.items())[:2]
+            raise InputError(f"its CRS is in {other[0]}, that of {first[1]} in {first[0]}: "
+                             "evaluate files of different units separately", p)
         if len(cloud) < MIN_TILE_POINTS:
             raise InputError(f"{len(cloud)} points: too few to cut gaps from (at least {MIN_TILE_POINTS})", p)
         attrs = {k: cloud.attributes[k] for k in ("classification", "return_number", "number_of_returns")
                  if k in cloud.attributes}
+        if cloud.header is not None and has_tile_buffer(cloud.header):
+            attrs["buffer"] = cloud.attributes["buffer"]  # cuts stay in the core
         tiles.append((name, cloud.xyz, attrs))
     return tiles
 
@@ -387,10 +412,13 @@ def run_evaluation(tiles, out_dir, generators, cfg, fill_cfg, progress=False, ex
     from pcgen.atomic import atomic_dir
 
     with atomic_dir(out_dir, overwrite=overwrite) as tmp:
-        rows, examples = evaluate_fill(tiles, generators, cfg, fill_cfg, progress=progress)
+        rows, examples, skipped = evaluate_fill(tiles, generators, cfg, fill_cfg, progress=progress)
         summary = summarize(rows, cfg.tau)
         cmp = compare(rows, bootstrap=cfg.bootstrap, seed=cfg.seed)
         table = markdown_table(summary, cfg.tau) + comparison_text(cmp)
+        if skipped:
+            table += (f"{len(skipped)} cut(s) left out, too few points around them to fill from: "
+                      + "; ".join(skipped[:3]) + ("; ..." if len(skipped) > 3 else "") + "\n")
         sites = list(dict.fromkeys(r["tile"] for r in rows))
         by_site = {}
         if len(sites) > 1:
@@ -399,7 +427,8 @@ def run_evaluation(tiles, out_dir, generators, cfg, fill_cfg, progress=False, ex
                 by_site[site] = {"summary": summarize(mine, cfg.tau), "comparison": compare(mine, seed=cfg.seed)}
         per_site = "".join(f"\n### {site}\n\n" + markdown_table(v["summary"], cfg.tau) + comparison_text(v["comparison"])
                            for site, v in by_site.items())
-        report = rows_to_json(rows, summary, cfg, {"comparison": cmp, "by_tile": by_site, **(extra or {})})
+        report = rows_to_json(rows, summary, cfg, {"comparison": cmp, "by_tile": by_site,
+                                                   "skipped_cuts": skipped, **(extra or {})})
         (tmp / "eval_fill.json").write_text(json.dumps(report, indent=1, default=float))
         (tmp / "eval_fill.md").write_text(f"Gap filling on {len(sites)} held-out tiles, "
                                           f"{cfg.gap_size:g} m square cuts\n\n" + table +

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from pcgen.errors import ConfigError
-from pcgen.options import non_negative_int, positive_float, positive_int, seed
+from pcgen.options import int_range, non_negative_int, positive_float, positive_int, seed
 from pcgen.tasks.generators import AUTO_COPY, SOURCE_COPIES
 
 
@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-tiles", type=non_negative_int, default=None,
                         help="use at most this many tiles (0: all)")
     parser.add_argument("--seed", type=seed, default=None)
-    parser.add_argument("--samples", type=positive_int, default=None,
+    parser.add_argument("--samples", type=int_range(1, 1_000), default=None,
                         help="K draws per cut (default: what pcgen fill draws, the config's samples); "
                              "K > 1 also scores each method's uncertainty against its error")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

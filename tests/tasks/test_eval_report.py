@@ -84,3 +84,45 @@ def test_cuts_asked_beyond_what_fits_give_the_cuts_that_fit():
         assert a.tile_xyz is xyz  # cuts share the tile: no copy of it each
         assert len(a.removed) == 25 and len(a.xyz) == len(xyz) - 25
         assert not any(a.polygon.intersects(b.polygon) for b in cuts[i + 1:])
+
+
+def test_cuts_in_a_buffered_tile_stay_in_its_core(tmp_path):
+    """A buffer is a neighbour's core: scored as truth it counted the same ground twice."""
+    import numpy as np
+
+    from pcgen import datadir
+    from pcgen.data.tiling import TileOptions, tile_files
+    from pcgen.tasks.eval_fill import EvalConfig, cut_boxes, load_tiles
+
+    tile_files([datadir.lidar_file("MixedConifer.laz")], tmp_path / "t", TileOptions(size=40, buffer=8),
+               overview=False)
+    tiles = load_tiles(sorted((tmp_path / "t").glob("*.laz")))
+    cfg = EvalConfig(cuts_per_tile=4, gap_size=10.0)
+    rng = np.random.default_rng(0)
+    cuts = [c for name, xyz, attrs in tiles for c in cut_boxes(name, xyz, attrs, cfg, rng)]
+    assert len(cuts) >= 8 and all("buffer" in attrs for _, _, attrs in tiles)
+    for c in cuts:
+        assert not np.asarray(c.tile_attributes["buffer"])[c.inside].any()
+
+
+def test_a_cut_too_sparse_to_fill_from_is_left_out_not_the_run(tmp_path):
+    import numpy as np
+
+    from pcgen.tasks.baselines import MirrorFill
+    from pcgen.tasks.eval_fill import EvalConfig, evaluate_fill
+
+    rng = np.random.default_rng(0)
+    dense = rng.uniform(0, 60, (20_000, 2))  # a 60 m square, with a corner left almost empty
+    sparse = (dense[:, 0] > 30) & (dense[:, 1] > 30)
+    keep = ~sparse | (rng.uniform(size=len(dense)) < 0.002)
+    xy = dense[keep]
+    xyz = np.c_[xy, rng.uniform(0, 1, len(xy))]
+    cfg = EvalConfig(cuts_per_tile=6, gap_size=10.0, min_removed=1, seed=3)
+    from pcgen.tasks.fill import FillConfig
+
+    fcfg = FillConfig()
+    fcfg.context.min_half_size = 8.0  # a window that stays in the empty corner
+    fcfg.context.scale = 1.5
+    rows, _, skipped = evaluate_fill([("corner.laz", xyz, {})], {"mirror": MirrorFill()}, cfg, fcfg)
+    assert rows and skipped and all("points around it" in s for s in skipped)
+    assert len({r["cut"] for r in rows}) + len(skipped) == 6
