@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 
 import pcgen.io as pio
 from pcgen.data.sampling import resample_index
-from pcgen.data.tiling import BUFFER_DIM
+from pcgen.data.tiling import BUFFER_DIM, has_tile_buffer
 from pcgen.data.transforms import Augment, Normalization, NormalizeMode, normalize_mode
 from pcgen.errors import ConfigError, InputError
 
@@ -63,7 +63,9 @@ class TileDataset(Dataset):
         augment: an `Augment` (rotation about z, scaling, jitter) applied after
             normalization; ``center``/``scale`` then describe the normalization only.
         seed: base seed; item ``i`` in epoch ``e`` draws from ``(seed, i, e)``, so runs repeat.
-        core_only: drop tile buffer points (``buffer == 1``) before sampling.
+        core_only: drop the buffer points of ``pcgen tile``'s buffered tiles (``buffer == 1``:
+            copies of a neighbouring tile's core) before sampling; on by default, so no
+            point is trained on twice.
         classes: classes with their own one-hot channel.
     Items:
         ``points`` float32 (N, 3), ``features`` float32 (N, F), ``center`` float64 (3,),
@@ -73,7 +75,7 @@ class TileDataset(Dataset):
     def __init__(self, tile_dir, num_points: int = 2048,
                  sampling: Literal["fps", "random"] = "fps",
                  normalize: NormalizeMode = "sphere", features: Sequence[str] = (),
-                 augment: Augment | None = None, seed: int = 0, core_only: bool = False,
+                 augment: Augment | None = None, seed: int = 0, core_only: bool = True,
                  classes: Sequence[int] = DEFAULT_CLASSES):
         self.tile_dir = Path(tile_dir)
         if not self.tile_dir.is_dir():
@@ -119,7 +121,7 @@ class TileDataset(Dataset):
         """The tile's points (buffer dropped when ``core_only``)."""
         path = self.files[index]
         cloud = pio.read(path)
-        if self.core_only and BUFFER_DIM in cloud.attributes:
+        if self.core_only and cloud.header is not None and has_tile_buffer(cloud.header):
             cloud = cloud.select(cloud.attributes[BUFFER_DIM] == 0)
         if len(cloud) == 0:
             raise InputError("tile has no points", path)

@@ -84,13 +84,16 @@ def test_features(tile_dir):
 
 
 def test_small_tiles_are_padded_and_core_only(tile_dir):
-    ds = TileDataset(tile_dir, num_points=200_000, sampling="random", core_only=True)
+    ds = TileDataset(tile_dir, num_points=200_000, sampling="random")  # core only by default
     item = ds[0]
     tile = io.read(tile_dir / item["tile"])
     idx = item["index"].numpy()
     core = np.flatnonzero(tile.attributes["buffer"] == 0)
     assert len(idx) == 200_000
     assert set(np.unique(idx)) == set(range(len(core)))  # every core point, some repeated
+    assert (core == np.arange(len(core))).all()  # cores come first: index is into the tile too
+    with_buffer = TileDataset(tile_dir, num_points=200_000, sampling="random", core_only=False)
+    assert int(with_buffer[0]["index"].max()) == len(tile) - 1
 
 
 def test_augmentation_rotates_about_z(tile_dir):
