@@ -41,6 +41,8 @@ def resolve_sources(files: Sequence[str] | None) -> list[Path]:
 
     if not files:
         return datadir.lidar_files()
+    if isinstance(files, (str, Path)):  # data.files=a.laz: one file (it was read letter by letter)
+        files = [files]
     entries = [os.path.expanduser(str(entry)) for entry in files]
     paths = [Path(e) if os.sep in e else datadir.lidar_file(e) for e in entries]
     return [p.resolve() for p in list_inputs(paths)]
@@ -73,7 +75,7 @@ def ensure_tiles(sources: Sequence[Path], cache_dir: str | os.PathLike | None,
     return out
 
 
-def _known_keys(options: Mapping[str, Any] | None, target, prefix: str, data_first: bool = True,
+def known_keys(options: Mapping[str, Any] | None, target, prefix: str, data_first: bool = True,
                 taken: Sequence[str] = ()) -> dict:
     """``options`` as a dict once every key is a keyword of ``target`` (past its first, data
     argument with ``data_first``; none the module sets itself, ``taken``): a typo
@@ -120,10 +122,10 @@ class TileDataModule(L.LightningDataModule):
         from pcgen.data.holes import GapDataset
         from pcgen.data.tiling import TileOptions
 
-        self.tile_options = _known_keys(tile_options, TileOptions, "data.tile_options", data_first=False)
-        self.dataset_options = _known_keys(dataset, TileDataset, "data.dataset", taken=("seed",))
+        self.tile_options = known_keys(tile_options, TileOptions, "data.tile_options", data_first=False)
+        self.dataset_options = known_keys(dataset, TileDataset, "data.dataset", taken=("seed",))
         self.conditional = conditional
-        self.gap_options = _known_keys(gap, GapDataset, "data.gap")
+        self.gap_options = known_keys(gap, GapDataset, "data.gap")
         self.batch_size = int(batch_size)
         self.num_workers = int(num_workers)
         self.val_fraction = float(val_fraction)

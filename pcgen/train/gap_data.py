@@ -13,6 +13,7 @@ context to a fixed budget.
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Sequence
 
@@ -140,6 +141,26 @@ class GapExamples(Dataset):
                                self.thin_share, self.thin_min_density)
 
 
+def check_caches(caches) -> list[Path]:
+    """The ``data.caches`` paths, each an existing ``.npz`` (zip) file; one path given alone is
+    a list of one (it was read letter by letter).
+
+    Raises:
+        ConfigError: no list; InputError: a missing file, or one that is no zip archive.
+    """
+    if isinstance(caches, (str, Path)):
+        caches = [caches]
+    if not isinstance(caches, Sequence) or not caches:
+        raise ConfigError(f"data.caches must list gap example caches (.npz), got {caches!r}")
+    paths = [Path(str(c)) for c in caches]
+    for path in paths:
+        if not path.is_file():
+            raise InputError("gap example cache not found (cut it with datasets/train_default_fill.py)", path)
+        if not zipfile.is_zipfile(path):  # a .npz is a zip: a truncated or other file is not
+            raise InputError("not a gap example cache (an .npz of datasets/train_default_fill.py)", path)
+    return paths
+
+
 class GapDataModule(L.LightningDataModule):
     """Gap examples from ``.npz`` caches, shuffled with a fixed seed.
 
@@ -169,21 +190,27 @@ class GapDataModule(L.LightningDataModule):
         self.context_band = float(context_band)
         self.height_scale = check_height_scale(height_scale)
         self.site_balance = check_site_balance(site_balance)
-        self.caches = [Path(c) for c in caches]
+        self.caches = [Path(str(c)) for c in ([caches] if isinstance(caches, (str, Path)) else caches)]
         self.batch_size, self.max_context, self.max_points = batch_size, max_context, max_points
         self.seed, self.num_workers = seed, num_workers
         self.train_set: GapExamples | None = None
 
     def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
         examples, self.site_sizes = [], []
-        for path in self.caches:
-            if not path.is_file():
-                raise InputError("gap example cache not found (cut it with datasets/train_default_fill.py)", path)
-            site = load_examples(path)
+        for path in check_caches(self.caches):
+            try:
+                site = load_examples(path)
+            except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+                raise InputError(f"not a gap example cache ({str(exc).splitlines()[0][:120]})", path) from None
             examples += site
             self.site_sizes.append(len(site))
         if not examples:
             raise InputError("the gap example caches hold no examples")
+        if len(examples) < self.batch_size:  # with whole batches only, no step would run
+            raise InputError(f"{len(examples)} gap examples, fewer than data.batch_size ({self.batch_size}): "
+                             "lower data.batch_size")
         self.train_set = GapExamples(examples, self.seed, self.max_context, self.max_points,
                                      context_band=self.context_band, height_scale=self.height_scale,
                                      thin_share=self.thin_share, thin_min_density=self.thin_min_density)

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from pcgen.errors import CheckpointError, ConfigError
 from pcgen.options import MAX_SEED
 from pcgen.models.gap_head import GAP_KINDS
-from pcgen.train.datamodule import TileDataModule
+from pcgen.train.datamodule import TileDataModule, known_keys
 from pcgen.train.module import GANModule, HeadModule
 
 KINDS = ("vae", "gan", "diffusion", "flow_matching", *GAP_KINDS)
@@ -193,7 +193,28 @@ def validate_config(cfg: DictConfig) -> None:
     if kind in TWO_PLAYER_KINDS and accumulate != 1:
         raise ConfigError(f"trainer.accumulate_grad_batches must be 1 for model.kind={kind} (two "
                           f"optimizers stepped by hand), got {accumulate!r}")
+    _check_data_kind(cfg, kind)
     check_autoencoder(cfg)
+
+
+GAP_DATA = "pcgen.train.gap_data.GapDataModule"
+
+
+def _check_data_kind(cfg: DictConfig, kind: str | None) -> None:
+    """A gap head trains on cut gap examples (``data=gap_examples``, as ``experiment=gap_fill``
+    sets), every other head on tiles: a gap head on tiles failed mid-fit (``KeyError:
+    'source'``), after the run folder and its logs were made.
+
+    Raises:
+        ConfigError: a head and data of different kinds.
+    """
+    gap_data = OmegaConf.select(cfg, "data._target_", default=None) == GAP_DATA
+    if kind in GAP_KINDS and not gap_data:
+        raise ConfigError(f"model={kind} trains on cut gap examples: use experiment=gap_fill "
+                          "(or data=gap_examples data.caches=[...])")
+    if gap_data and kind not in GAP_KINDS:
+        raise ConfigError(f"data=gap_examples feeds the gap heads ({', '.join(GAP_KINDS)}), "
+                          f"not model.kind={kind}")
 
 
 CLIP_ALGORITHMS = ("norm", "value")  # Lightning's gradient_clip_algorithm choices
@@ -222,11 +243,12 @@ def _check_max_time(value: Any) -> None:
 
 def run_inputs(cfg: DictConfig) -> list[Path]:
     """The paths a run reads that its run folder must stay clear of: ``data.tile_dir``, the
-    source files of ``data.files`` (every shared file when neither is set) and the l-GAN's
-    ``model.autoencoder_ckpt``. A resume checkpoint is not one: it normally lies in the run folder.
+    source files of ``data.files`` (every shared file when neither is set) and the folders or
+    indexes it names, the gap example ``data.caches`` and the l-GAN's ``model.autoencoder_ckpt``.
+    A resume checkpoint is not one: it normally lies in the run folder.
 
     Raises:
-        InputError: a ``data.files`` entry that does not exist.
+        InputError: a ``data.files`` entry or a cache that does not exist.
     """
     from pcgen.train.datamodule import resolve_sources
 
@@ -235,7 +257,15 @@ def run_inputs(cfg: DictConfig) -> list[Path]:
     if data.get("tile_dir"):
         out.append(Path(os.path.expanduser(str(data.tile_dir))))
     elif "_target_" not in data:
-        out += resolve_sources(data.get("files"))
+        files = data.get("files")
+        out += resolve_sources(files)
+        named = [files] if isinstance(files, str) else list(files or [])
+        out += [Path(os.path.expanduser(str(f))) for f in named if os.sep in str(f)]  # a folder, an index
+    elif OmegaConf.select(cfg, "data.caches", default=None, throw_on_missing=False):
+        from pcgen.train.gap_data import check_caches
+
+        out += check_caches([os.path.expanduser(str(c)) for c in
+                             ([data.caches] if isinstance(data.caches, str) else data.caches)])
     ckpt = OmegaConf.select(cfg, "model.autoencoder_ckpt", default=None, throw_on_missing=False)
     if ckpt and ckpt != "???":
         out.append(Path(os.path.expanduser(str(ckpt))))
@@ -315,6 +345,13 @@ def build_datamodule(cfg: DictConfig) -> L.LightningDataModule:
     names its class (the gap examples), else it is the tile data module."""
     args = OmegaConf.to_container(cfg.data, resolve=True)
     args.pop("name", None)
+    if args.get("_target_") == GAP_DATA:
+        from pcgen.train.gap_data import GapDataModule
+
+        args.pop("dataset", None)  # tile sample settings (debug presets size them): not for gap examples
+        target = args.pop("_target_")
+        known_keys(args, GapDataModule, "data", data_first=False)
+        return instantiate({"_target_": target, **args})
     if "_target_" in args:
         return instantiate(args)
     return TileDataModule(seed=cfg.seed, **args)
@@ -460,6 +497,7 @@ def train(cfg: DictConfig, root: str | os.PathLike | None = None) -> dict[str, A
     module, datamodule, trainer = build(cfg, root)
     if resume is not None:
         check_resume(resume, ckpt, cfg, module)
+    datamodule.setup("fit")  # data refused (no tiles, a bad cache) before the loggers write a thing
     trainer.fit(module, datamodule=datamodule, ckpt_path=None if resume is None else str(resume))
     result: dict[str, Any] = {k: float(v) for k, v in trainer.callback_metrics.items()}
     for cb in trainer.checkpoint_callbacks:

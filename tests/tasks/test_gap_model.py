@@ -301,3 +301,54 @@ def test_recipe_script_reports_bad_settings_in_one_line_before_any_work(tmp_path
     err = capsys.readouterr().err.strip()
     assert err == "train_default_fill.py: error: data.batch_size must be positive, got 0"
     assert not (tmp_path / "w" / "examples").exists() and not (tmp_path / "o.ckpt").exists()
+
+
+@pytest.fixture(scope="module")
+def six_examples(tmp_path_factory):
+    """A cache of 6 gap examples cut from a synthetic slope with crowns."""
+    from pcgen.tasks.context import SortedCloud
+    from pcgen.tasks.gap_examples import cut_examples, save_examples
+
+    rng = np.random.default_rng(0)
+    gx, gy = np.meshgrid(np.arange(0.5, 80, 1.0), np.arange(0.5, 80, 1.0))
+    ground = np.c_[gx.ravel(), gy.ravel(), 0.05 * gx.ravel()]
+    crowns = np.c_[rng.uniform(0, 80, (4000, 2)), rng.uniform(5, 15, 4000)]
+    cls = np.r_[np.full(len(ground), 2), np.full(len(crowns), 5)]
+    path = tmp_path_factory.mktemp("ex") / "six.npz"
+    save_examples(cut_examples(SortedCloud(np.r_[ground, crowns], cls), 6, (5, 10), np.random.default_rng(1)), path)
+    return path
+
+
+@pytest.mark.parametrize("args, says", [
+    (["model=gap_offset", "data.tile_dir={tiles}"], "model=gap_offset trains on cut gap examples: use experiment=gap_fill"),
+    (["experiment=gap_fill", "model=vae", "loss=vae", "data.caches=[{six}]"], "data=gap_examples feeds the gap heads"),
+    (["experiment=gap_fill", "data.caches=[{tmp}/nope.npz]"], "nope.npz: gap example cache not found"),
+    (["experiment=gap_fill", "data.caches={tmp}/nope.npz"], "nope.npz: gap example cache not found"),  # not n, o, p...
+    (["experiment=gap_fill", "data.caches=[{tiles}/tile_index.geojson]"], "tile_index.geojson: not a gap example cache"),
+    (["experiment=gap_fill", "data.caches=[{six}]"], "6 gap examples, fewer than data.batch_size (8)"),  # trained nothing, exit 0
+    (["experiment=gap_fill", "data.caches=[{six}]", "+data.bogus=1"], "unknown key data.bogus"),
+])
+def test_gap_training_data_refused_in_one_line_leaving_no_run_folder(six_examples, tiny_tiles, tmp_path, monkeypatch,
+                                                                     capsys, args, says):
+    import logging
+
+    from pcgen.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    # an earlier in-process Hydra app left log handlers on a closed captured stream
+    monkeypatch.setattr(logging, "raiseExceptions", False)
+    argv = ["train", *[a.format(tiles=tiny_tiles, six=six_examples, tmp=tmp_path) for a in args],
+            "trainer.max_steps=2", "logger=csv"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and says in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_debug_tiny_trains_a_gap_head(six_examples, tmp_path):
+    """debug=tiny sizes tile samples (data.dataset), which gap examples do not take: it failed."""
+    from pcgen.cli import main
+
+    run = tmp_path / "run"
+    assert main(["train", "debug=tiny", "experiment=gap_fill", f"data.caches=[{six_examples}]",
+                 "trainer.max_steps=2", f"hydra.run.dir={run}"]) == 0
