@@ -124,6 +124,13 @@ class TileDataModule(L.LightningDataModule):
 
         self.tile_options = known_keys(tile_options, TileOptions, "data.tile_options", data_first=False)
         self.dataset_options = known_keys(dataset, TileDataset, "data.dataset", taken=("seed",))
+        augment = self.dataset_options.get("augment")
+        if isinstance(augment, Mapping):  # +data.dataset.augment={rotate_z:true,jitter:0.02}
+            from pcgen.data.transforms import Augment
+
+            options = {k: v for k, v in augment.items() if k != "_target_"}
+            self.dataset_options["augment"] = Augment(**known_keys(options, Augment, "data.dataset.augment",
+                                                                   data_first=False))
         self.conditional = conditional
         self.gap_options = known_keys(gap, GapDataset, "data.gap")
         self.batch_size = int(batch_size)
@@ -167,7 +174,10 @@ class TileDataModule(L.LightningDataModule):
 
             data = GapDataset(tiles, **self.gap_options)
         n_val = round(len(data) * self.val_fraction)
-        if n_val and len(data) - n_val > 0:
+        if self.val_fraction and not 0 < n_val < len(data):  # it was dropped without a word
+            raise ConfigError(f"data.val_fraction={self.val_fraction:g} of {len(data)} tiles leaves "
+                              f"{n_val} for validation and {len(data) - n_val} for training: both need one")
+        if n_val:
             order = torch.randperm(len(data), generator=torch.Generator().manual_seed(self.seed))
             self.val_set = Subset(data, order[:n_val].tolist())
             self.train_set = Subset(data, order[n_val:].tolist())

@@ -203,3 +203,25 @@ def test_refused_sweep_is_one_line_and_leaves_no_multirun_folder(tiny_tiles, tmp
     _one_line(capsys, ["train", "-m", "debug=tiny", f"data.tile_dir={tiny_tiles}", "trainer.max_steps=2",
                        *overrides], says)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_augmentation_is_set_from_the_config(tiny_tiles):
+    from pcgen.data.transforms import Augment
+    from pcgen.train.datamodule import TileDataModule
+
+    dm = TileDataModule(tile_dir=str(tiny_tiles), dataset={"num_points": 64, "augment": {
+        "_target_": "pcgen.data.Augment", "rotate_z": True, "scale": [0.8, 1.2], "jitter": 0.02}})
+    dm.setup("fit")
+    assert dm.tiles.augment == Augment(rotate_z=True, scale=[0.8, 1.2], jitter=0.02)
+    assert dm.train_set[0]["points"].shape == (64, 3)  # a dict here was called as a function mid-fit
+    with pytest.raises(ConfigError, match="unknown key data.dataset.augment.rotate"):
+        TileDataModule(tile_dir=str(tiny_tiles), dataset={"augment": {"rotate": True}})
+
+
+@pytest.mark.parametrize("fraction", [0.99, 0.01])
+def test_a_validation_share_that_leaves_one_side_empty_is_refused(tiny_tiles, fraction):
+    from pcgen.train.datamodule import TileDataModule
+
+    dm = TileDataModule(tile_dir=str(tiny_tiles), dataset={"num_points": 64}, val_fraction=fraction)
+    with pytest.raises(ConfigError, match=f"data.val_fraction={fraction:g} of .* tiles leaves"):
+        dm.setup("fit")  # validation was dropped without a word
