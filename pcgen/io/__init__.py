@@ -32,11 +32,25 @@ __all__ = ["PointCloud", "PointAttributes", "ChunkReader", "read", "write", "ope
 
 
 def _suffix(path, error) -> str:
+    if error is InputError and Path(path).is_dir():  # is_ept said no: no ept.json in it
+        raise InputError("a folder without ept.json; give a point-cloud file or an EPT dataset", path)
     suffix = Path(path).suffix.lower()
+    if error is InputError and not suffix and not Path(path).exists():  # a folder name mistyped
+        raise InputError("file or EPT dataset not found", path)
     if suffix not in SUFFIXES:
         raise error(f"unsupported file type {suffix or '(none)'!r}; "
                     f"expected one of {', '.join(SUFFIXES)}", path)
     return suffix
+
+
+def _once(bounds):
+    """Bounds as a tuple: they are read more than once, and an iterator gives its values once."""
+    if bounds is None or isinstance(bounds, (str, bytes)):
+        return bounds
+    try:
+        return tuple(bounds)
+    except TypeError:  # not a sequence: parse_bounds names it
+        return bounds
 
 
 def read(path, bounds=None, resolution: float | None = None) -> PointCloud:
@@ -52,6 +66,7 @@ def read(path, bounds=None, resolution: float | None = None) -> PointCloud:
         InputError: unreadable input, or bounds that miss the data.
         ConfigError: malformed bounds/resolution, or a resolution for a file without octree.
     """
+    bounds = _once(bounds)
     if is_ept(path):
         return read_ept(path, bounds, resolution)
     is_las = _suffix(path, InputError) in LAS_SUFFIXES
@@ -88,6 +103,7 @@ def open_chunks(path, chunk_size: int = 1_000_000, bounds=None) -> Iterator[Chun
         ...     for chunk in chunks:
         ...         print(len(chunk), chunk.xyz.mean(axis=0))
     """
+    bounds = _once(bounds)
     if is_ept(path):
         with open_ept_chunks(path, bounds) as reader:
             yield reader

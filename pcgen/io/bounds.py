@@ -18,6 +18,8 @@ def parse_bounds(bounds: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
     Raises:
         ConfigError: another length, non-numbers, non-finite values or a min above its max.
     """
+    if isinstance(bounds, (str, bytes)):  # "1234" read as (1, 2, 3, 4)
+        raise ConfigError(f"bounds must be numbers, got {bounds!r}")
     try:
         values = np.asarray([float(v) for v in bounds], dtype=np.float64)
     except (TypeError, ValueError):
@@ -36,7 +38,7 @@ def parse_bounds(bounds: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def bounds_text(bounds) -> str:
-    return "(" + ", ".join(f"{float(v):g}" for v in bounds) + ")"
+    return "(" + ", ".join(f"{float(v):.12g}" for v in bounds) + ")"  # :g made 203000.01 "203000"
 
 
 def in_bounds(xyz: np.ndarray, mins: np.ndarray, maxs: np.ndarray) -> np.ndarray:

@@ -81,7 +81,7 @@ def read_copc(path, bounds=None, resolution: float | None = None) -> PointCloud:
     if not path.is_file():
         raise InputError("file not found", path)
     if resolution is not None:
-        check_resolution(resolution)
+        resolution = check_resolution(resolution)  # "2" reached laspy as a string
     with open_copc(path) as reader:
         header = reader.header
         query = None

@@ -43,6 +43,9 @@ _BATCH_POINTS = 400_000
 _PREFETCH_PER_WORKER = 2
 
 
+MIN_RESOLUTION = 1e-9  # a nanometre: finer than any octree's deepest level
+
+
 def check_resolution(resolution) -> float:
     """``resolution`` as a positive float, else `ConfigError`."""
     try:
@@ -53,6 +56,8 @@ def check_resolution(resolution) -> float:
         raise ConfigError(f"resolution must be a number, got {resolution!r}") from None
     if not (math.isfinite(value) and value > 0):
         raise ConfigError(f"resolution must be > 0, got {resolution!r}")
+    if value < MIN_RESOLUTION:  # 1e-309: the octree depth it asks for overflowed
+        raise ConfigError(f"resolution must be >= {MIN_RESOLUTION:g} (CRS units), got {resolution!r}")
     return value
 
 
@@ -116,6 +121,9 @@ class EptDataset:
             self.data_type = str(meta["dataType"])
             hierarchy_type = str(meta.get("hierarchyType", "json"))
             self.srs = meta.get("srs") or {}
+            if not isinstance(self.srs, dict):
+                raise InputError(f'"srs" must be an object like {{"authority": "EPSG", "horizontal": '
+                                 f'"32605"}}, got {str(self.srs)[:60]!r}', self.path)
             self.schema = list(meta.get("schema") or [])
             conforming = meta.get("boundsConforming", meta["bounds"])
             conforming = np.asarray([float(v) for v in conforming], dtype=np.float64)
@@ -208,12 +216,17 @@ class EptDataset:
             else check_overlap(bounds, self.data_mins, self.data_maxs, self.path)
         depth_max = math.inf if resolution is None else self.max_depth(resolution)
         nodes: list[EptNode] = []
-        pending, loaded = ["0-0-0-0"], set()
+        pending, loaded, listed = ["0-0-0-0"], set(), {}
         while pending:
             name = pending.pop()
             loaded.add(name)
             for key, count in self._page(name).items():
                 node = self.node(key, count)
+                if key in listed and not (listed[key][0] == -1 and key == _parse_key(name)):
+                    # a page lists its own root again; any other repeat would read a node twice
+                    raise InputError(f"EPT hierarchy lists node {node.name} twice (pages {listed[key][1]} "
+                                     f"and {name})", self.root / "ept-hierarchy" / f"{name}.json")
+                listed[key] = (count, name)
                 if key[0] > depth_max or not overlaps(lo, hi, np.array(node.mins),
                                                        np.array(node.maxs)):
                     continue
@@ -317,8 +330,9 @@ class EptChunkReader:
             raise InputError(f"{what} hold no points in any EPT node", dataset.path)
         self._bounds = None if bounds is None else parse_bounds(bounds)
         self.point_count = sum(n.count for n in self.nodes)
-        self.crs = dataset.crs
         header, _ = _read_node(dataset, self.nodes[0], header_only=True)
+        # no srs in ept.json: the nodes' own CRS, as every chunk and the tile index then say
+        self.crs = dataset.crs if dataset.crs is not None else parse_crs(header)
         self.header = _dataset_header(header, self.crs, self.point_count)
         # the extent a caller plans with (tiling's overview raster): the data, cut by the box
         lo, hi = dataset.data_mins, dataset.data_maxs

@@ -297,3 +297,8 @@ def test_tiling_a_copc_file_whose_octree_lies_past_the_end_names_it(copc, tmp_pa
     with pytest.raises(InputError, match="bad.copc.laz.*not a readable COPC file"):
         tile_files([bad], tmp_path / "tiles", TileOptions(size=10, buffer=0), overview=False)
     assert not (tmp_path / "tiles").exists()
+
+
+def test_a_resolution_given_as_text_reaches_the_reader_as_a_number(copc):
+    path, las, _ = copc
+    assert len(pio.read(path, resolution="2")) == len(pio.read(path, resolution=2.0)) > 0

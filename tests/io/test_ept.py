@@ -340,3 +340,38 @@ def test_bounded_chunks_are_cropped_and_never_empty():
     xyz = np.concatenate([c.xyz for c in chunks])
     assert (xyz[:, 0] >= 202050).all() and (xyz[:, 0] <= 202051).all()
     assert len(xyz) == len(pio.read(EPT, bounds=box))
+
+
+def test_a_node_listed_on_two_pages_is_named(tmp_path):
+    """A bounded read got the node's points twice (1251 points, 1071 unique), without a word."""
+    full = _hierarchy()
+    root_page = dict(full)
+    root_page["2-0-0-2"] = -1
+    ds_root = _copy_dataset(tmp_path, hierarchy=root_page)
+    (ds_root / "ept-hierarchy" / "2-0-0-2.json").write_text(
+        json.dumps({"2-0-0-2": full["2-0-0-2"], "1-0-0-0": full["1-0-0-0"]}))
+    with pytest.raises(InputError, match=r"2-0-0-2\.json: EPT hierarchy lists node 1-0-0-0 twice"):
+        read_ept(ds_root, bounds=BOX)
+
+
+def test_an_srs_that_is_not_an_object_and_a_dataset_without_one(tmp_path):
+    bad = _copy_dataset(tmp_path / "bad", meta={"srs": "EPSG:32605"})
+    with pytest.raises(InputError, match=r'ept.json: "srs" must be an object'):
+        pio.read(bad, bounds=BOX)  # AttributeError before
+    none = _copy_dataset(tmp_path / "none", meta={"srs": {}})
+    with pio.open_chunks(none, bounds=BOX) as chunks:  # said None while every chunk said 32605
+        assert chunks.crs == CRS("EPSG:32605") and next(iter(chunks)).crs == chunks.crs
+
+
+def test_bounds_and_resolution_as_users_give_them():
+    small = (202000, 2184000, 202020, 2184020)
+    # an iterator is read once only: a first parse used it up ("got 0 values")
+    assert len(pio.read(EPT, bounds=iter(small))) == len(pio.read(EPT, bounds=small)) > 0
+    with pytest.raises(ConfigError, match="bounds must be numbers, got '1234'"):
+        pio.read(EPT, bounds="1234")  # was (1, 2, 3, 4)
+    with pytest.raises(ConfigError, match="resolution must be >= 1e-09"):
+        pio.read(EPT, bounds=BOX, resolution=1e-309)  # an OverflowError in the depth
+    with pytest.raises(InputError, match="a folder without ept.json"):
+        pio.read(EPT / "ept-data")
+    with pytest.raises(InputError, match="file or EPT dataset not found"):
+        pio.read(EPT.parent / "no_such_dataset")
