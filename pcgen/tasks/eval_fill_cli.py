@@ -50,7 +50,7 @@ def eval_config(args, fill_samples: int):
         cfg.gap_size = args.gap_size
     if args.tau:
         try:
-            cfg.tau = [positive_float(t) for t in args.tau.split(",")]
+            cfg.tau = sorted({positive_float(t) for t in args.tau.split(",")})  # 1,1: one F@1m column
         except argparse.ArgumentTypeError as exc:
             raise ConfigError(f"--tau wants comma-separated numbers > 0: {exc}") from None
     if args.seed is not None:
@@ -74,6 +74,12 @@ def run(args: argparse.Namespace) -> int:
     paths = list_inputs(args.tiles, suffixes=SUFFIXES)
     check_output(args.out, [*args.tiles, *paths, args.ckpt], folder=True, overwrite=args.overwrite,
                  overwrite_hint="--overwrite")
+    for item in args.set:  # fill settings an evaluation never reads: accepted, they changed nothing
+        key = item.split("=", 1)[0].lstrip("+~")
+        if key == "seed" or key.startswith("output."):
+            raise ConfigError(f"--set {item}: eval-fill does not use {key}"
+                              + (" (its cuts and draws follow --seed)" if key == "seed" else
+                                 " (it writes no filled file)"))
     fill_cfg = check_fill_config(load_fill_config(overrides=args.set))
     cfg = eval_config(args, fill_cfg.samples)
     generators = {}

@@ -126,3 +126,12 @@ def test_a_cut_too_sparse_to_fill_from_is_left_out_not_the_run(tmp_path):
     rows, _, skipped = evaluate_fill([("corner.laz", xyz, {})], {"mirror": MirrorFill()}, cfg, fcfg)
     assert rows and skipped and all("points around it" in s for s in skipped)
     assert len({r["cut"] for r in rows}) + len(skipped) == 6
+
+
+def test_repeated_thresholds_make_one_column():
+    import argparse
+
+    from pcgen.tasks.eval_fill_cli import eval_config
+
+    args = argparse.Namespace(cuts=None, gap_size=None, tau="1,1,0.5", seed=None, samples=None)
+    assert eval_config(args, 8).tau == [0.5, 1.0]  # "1,1" gave two F@1m columns
