@@ -77,7 +77,7 @@ def test_bad_header_fields(tmp_path, capsys, at, values, says):
     (["eval-fill", "{las}", "--out", "{out}/e", "--set", "=1"], "Config group override must be a string"),
     (["eval-fill", "{las}", "--out", "{out}/e", "--set", "seed=5"], "--set seed=5: eval-fill does not use seed"),
     (["eval-fill", "{las}", "--out", "{out}/e", "--set", "output.class_code=3"], "does not use output.class_code"),
-    (["eval-fill", "{metres}", "{feet}", "--out", "{out}/e"], "4_6_crop.las: its CRS is in US survey foot, that of"),
+    (["eval-fill", "{metres}", "{feet}", "--out", "{out}/e"], "4_6_crop.las: its CRS is in US ft, that of"),
     (["tile", "{las}", "{out}/t", "--max-memory", "nan"], "argument --max-memory: must be a finite number"),
     (["tile", "{las}", "{out}/t", "--dask", "notanaddress"], "argument --dask: not a Dask scheduler"),
     (["image", "sample", "--ckpt", "x", "--out", "{out}/s", "--guidance", "nan"], "argument --guidance"),

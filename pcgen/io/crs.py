@@ -108,6 +108,16 @@ def crs_label(name: str | None) -> str:
     return first[1] if len(first) > 2 else name[:40]
 
 
+UNIT_SYMBOLS = {"metre": "m", "foot": "ft", "US survey foot": "US ft"}
+
+
+def unit_symbol(crs) -> str:
+    """The symbol of a CRS's horizontal unit for tables of distances: ``m``, ``ft``, ``US ft``,
+    else pyproj's unit name; ``m`` without a CRS (pcgen's distances are in CRS units)."""
+    unit = crs.axis_info[0].unit_name if crs is not None and crs.axis_info else "metre"
+    return UNIT_SYMBOLS.get(unit, unit)
+
+
 def crs_member(crs) -> dict | None:
     """The GeoJSON 2008 ``crs`` member naming ``crs``, or None when there is no CRS to name.
 

@@ -120,7 +120,9 @@ def _demo(args, out: Path, source: Path, ckpt: Path, generator, t0: float) -> di
     print(f"[{time.time() - t0:5.0f} s] {tile.name}: cut {inside.sum()} points, filled "
           f"{len(result.cloud) - result.n_original} -> filled.laz", file=sys.stderr)
 
-    cfg = EvalConfig(cuts_per_tile=args.cuts, gap_size=args.gap_size, seed=args.seed, samples=fill_cfg.samples)
+    scored, unit = load_tiles(heldout)
+    cfg = EvalConfig(cuts_per_tile=args.cuts, gap_size=args.gap_size, seed=args.seed, samples=fill_cfg.samples,
+                     unit=unit)
     generators = {"pcgen": generator, **{name: make() for name, make in FILL_BASELINES.items()}}
-    return run_evaluation(load_tiles(heldout), out / "eval", generators, cfg, fill_cfg,
+    return run_evaluation(scored, out / "eval", generators, cfg, fill_cfg,
                           extra={"checkpoint": str(ckpt), "file": source.name})

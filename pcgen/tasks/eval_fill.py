@@ -50,6 +50,7 @@ class EvalConfig:
     seed: int = 0
     samples: int = 1              # K draws per cut and method; K > 1 scores the uncertainty
     bootstrap: int = 2000         # resamples of the cuts for the interval of a Chamfer difference
+    unit: str = "m"               # the files' distance unit, for the tables (load_tiles)
 
 
 @dataclass
@@ -180,7 +181,7 @@ def evaluate_fill(tiles: Sequence[tuple[str, np.ndarray, dict]], generators: dic
     rng = np.random.default_rng(config.seed)
     cuts = [c for name, xyz, attrs in tiles for c in cut_boxes(name, xyz, attrs, config, rng)]
     if not cuts:
-        raise InputError(f"no tile is large and dense enough for {config.gap_size:g} m cuts "
+        raise InputError(f"no tile is large and dense enough for {config.gap_size:g} {config.unit} cuts "
                          f"with {config.min_removed} points")
     rows, examples, skipped = [], [], []
     for i, cut in enumerate(tqdm(cuts, desc="cuts", disable=not progress)):
@@ -264,18 +265,18 @@ def compare(rows: list[dict], model: str = "pcgen", bootstrap: int = 2000, seed:
             "chamfer_diff": float(diff.mean()), "ci95": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))]}
 
 
-def comparison_text(cmp: dict | None, model: str = "pcgen") -> str:
+def comparison_text(cmp: dict | None, model: str = "pcgen", unit: str = "m") -> str:
     """One Markdown paragraph of :func:`compare`'s result."""
     if cmp is None:
         return ""
     lo, hi = cmp["ci95"]
     verdict = "better" if hi < 0 else "worse" if lo > 0 else "not distinguishable"
     return (f"\n{model} vs the strongest baseline ({cmp['baseline']}): Chamfer ratio {cmp['chamfer_ratio']:.3f}, "
-            f"mean difference {cmp['chamfer_diff']:+.3f} m (95% bootstrap interval {lo:+.3f} to {hi:+.3f} m: "
+            f"mean difference {cmp['chamfer_diff']:+.3f} {unit} (95% bootstrap interval {lo:+.3f} to {hi:+.3f} {unit}: "
             f"{verdict}); {model} best on {cmp['best_share']:.0%} of {cmp['cuts']} cuts.\n")
 
 
-def site_table(by_site: dict, tau: Sequence[float], model: str = "pcgen") -> str:
+def site_table(by_site: dict, tau: Sequence[float], model: str = "pcgen", unit: str = "m") -> str:
     """One Markdown row per site: the model against that site's strongest baseline, on what the
     fill goal asks of every site (Chamfer ratio and interval, best share, F-score at the τ
     nearest 1, |Δp95|); empty when no site has a comparison."""
@@ -283,8 +284,8 @@ def site_table(by_site: dict, tau: Sequence[float], model: str = "pcgen") -> str
     if not rows:
         return ""
     t = min(tau, key=lambda v: abs(v - 1.0))
-    out = [f"| site | cuts | baseline | Chamfer ratio ↓ | 95% interval of the difference m | {model} best on | "
-           f"F@{t:g}m {model} / baseline ↑ | \\|Δp95\\| m {model} / baseline ↓ |",
+    out = [f"| site | cuts | baseline | Chamfer ratio ↓ | 95% interval of the difference {unit} | {model} best on | "
+           f"F@{t:g}{_tight(unit)} {model} / baseline ↑ | \\|Δp95\\| {unit} {model} / baseline ↓ |",
            "|---|---:|---|---:|---|---:|---|---|"]
     for site, v in rows:
         c, s = v["comparison"], v["summary"]
@@ -296,11 +297,17 @@ def site_table(by_site: dict, tau: Sequence[float], model: str = "pcgen") -> str
     return "\n".join(out) + "\n"
 
 
-def markdown_table(summary: dict, tau: Sequence[float]) -> str:
-    """The summary as a Markdown table; ↓ lower is better, ↑ higher is better."""
-    cols = [("chamfer", "Chamfer m ↓"), ("emd", "EMD m ↓")] + \
-        [(f"fscore@{t:g}", f"F@{t:g}m ↑") for t in tau] + \
-        [("p50_err", r"\|Δp50\| m ↓"), ("p95_err", r"\|Δp95\| m ↓"), ("density_err", r"\|Δdensity\| /m² ↓")]
+def _tight(unit: str) -> str:
+    """A unit written after a number: ``1m``, ``1 US ft``."""
+    return f" {unit}" if " " in unit else unit
+
+
+def markdown_table(summary: dict, tau: Sequence[float], unit: str = "m") -> str:
+    """The summary as a Markdown table, distances in ``unit``; ↓ lower is better, ↑ higher is better."""
+    u = unit
+    cols = [("chamfer", f"Chamfer {u} ↓"), ("emd", f"EMD {u} ↓")] + \
+        [(f"fscore@{t:g}", f"F@{t:g}{_tight(u)} ↑") for t in tau] + \
+        [("p50_err", rf"\|Δp50\| {u} ↓"), ("p95_err", rf"\|Δp95\| {u} ↓"), ("density_err", rf"\|Δdensity\| /{u}² ↓")]
     lines = ["| method | cuts | " + " | ".join(c[1] for c in cols) + " |",
              "|---|---:|" + "---:|" * len(cols)]
     spear = any("uncertainty_spearman" in v for v in summary.values())
@@ -366,7 +373,8 @@ def rows_to_json(rows, summary, config: EvalConfig, extra: dict | None = None) -
 
 
 def load_tiles(paths):
-    """(name, xyz, attributes) of each file, the form :func:`evaluate_fill` cuts gaps from.
+    """(name, xyz, attributes) of each file, the form :func:`evaluate_fill` cuts gaps from, and
+    the symbol of their distance unit (:func:`pcgen.io.crs.unit_symbol`, for ``EvalConfig.unit``).
 
     Files whose CRSs are in different units (feet and metres) are refused: their distances
     cannot share one table. A file is named as ``pcgen tile`` names its source (``<folder>/ept.json`` for EPT); files of
@@ -374,6 +382,7 @@ def load_tiles(paths):
     """
     import pcgen.io as pio
     from pcgen.data.tile_inputs import source_name, unique_stems
+    from pcgen.io.crs import unit_symbol
     from pcgen.data.tiling import has_tile_buffer
 
     paths = [Path(p) for p in paths]
@@ -383,9 +392,8 @@ def load_tiles(paths):
     tiles, units = [], {}
     for p, name in zip(paths, names):
         cloud = pio.read(p)
-        unit = cloud.crs.axis_info[0].unit_name if cloud.crs is not None and cloud.crs.axis_info else None
-        if unit is not None:
-            units.setdefault(unit, name)
+        if cloud.crs is not None:
+            units.setdefault(unit_symbol(cloud.crs), name)
         if len(units) > 1:  # one table of distances cannot pool feet and metres
             first, other = list(units.items())[:2]
             raise InputError(f"its CRS is in {other[0]}, that of {first[1]} in {first[0]}: "
@@ -397,7 +405,7 @@ def load_tiles(paths):
         if cloud.header is not None and has_tile_buffer(cloud.header):
             attrs["buffer"] = cloud.attributes["buffer"]  # cuts stay in the core
         tiles.append((name, cloud.xyz, attrs))
-    return tiles
+    return tiles, next(iter(units), "m")
 
 
 def run_evaluation(tiles, out_dir, generators, cfg, fill_cfg, progress=False, extra=None,
@@ -415,7 +423,7 @@ def run_evaluation(tiles, out_dir, generators, cfg, fill_cfg, progress=False, ex
         rows, examples, skipped = evaluate_fill(tiles, generators, cfg, fill_cfg, progress=progress)
         summary = summarize(rows, cfg.tau)
         cmp = compare(rows, bootstrap=cfg.bootstrap, seed=cfg.seed)
-        table = markdown_table(summary, cfg.tau) + comparison_text(cmp)
+        table = markdown_table(summary, cfg.tau, cfg.unit) + comparison_text(cmp, unit=cfg.unit)
         if skipped:
             table += (f"{len(skipped)} cut(s) left out, too few points around them to fill from: "
                       + "; ".join(skipped[:3]) + ("; ..." if len(skipped) > 3 else "") + "\n")
@@ -425,14 +433,15 @@ def run_evaluation(tiles, out_dir, generators, cfg, fill_cfg, progress=False, ex
             for site in sites:
                 mine = [r for r in rows if r["tile"] == site]
                 by_site[site] = {"summary": summarize(mine, cfg.tau), "comparison": compare(mine, seed=cfg.seed)}
-        per_site = "".join(f"\n### {site}\n\n" + markdown_table(v["summary"], cfg.tau) + comparison_text(v["comparison"])
+        per_site = "".join(f"\n### {site}\n\n" + markdown_table(v["summary"], cfg.tau, cfg.unit)
+                           + comparison_text(v["comparison"], unit=cfg.unit)
                            for site, v in by_site.items())
         report = rows_to_json(rows, summary, cfg, {"comparison": cmp, "by_tile": by_site,
                                                    "skipped_cuts": skipped, **(extra or {})})
         (tmp / "eval_fill.json").write_text(json.dumps(report, indent=1, default=float))
         (tmp / "eval_fill.md").write_text(f"Gap filling on {len(sites)} held-out tiles, "
-                                          f"{cfg.gap_size:g} m square cuts\n\n" + table +
-                                          ("\n## Per tile\n\n" + site_table(by_site, cfg.tau) + per_site
+                                          f"{cfg.gap_size:g} {cfg.unit} square cuts\n\n" + table +
+                                          ("\n## Per tile\n\n" + site_table(by_site, cfg.tau, unit=cfg.unit) + per_site
                                            if per_site else ""))
         render_examples(examples, tmp / "eval_fill.png")
     return {"summary": summary, "table": table, "comparison": cmp}

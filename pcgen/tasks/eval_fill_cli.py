@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     generators.update({name: make() for name, make in FILL_BASELINES.items()})
     if args.max_tiles:
         paths = paths[: args.max_tiles]
-    tiles = load_tiles(paths)
+    tiles, cfg.unit = load_tiles(paths)
     result = run_evaluation(tiles, args.out, generators, cfg, fill_cfg,
                             progress=not args.quiet and sys.stderr.isatty(), overwrite=args.overwrite)
     print(result["table"], end="")

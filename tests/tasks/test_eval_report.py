@@ -62,7 +62,8 @@ def test_files_of_one_name_keep_their_own_rows(tmp_path):
     for sub in ("a", "b"):
         (tmp_path / sub).mkdir()
         (tmp_path / sub / "t.las").write_bytes(source.read_bytes())
-    tiles = load_tiles([tmp_path / "a" / "t.las", tmp_path / "b" / "t.las", source])
+    tiles, unit = load_tiles([tmp_path / "a" / "t.las", tmp_path / "b" / "t.las", source])
+    assert unit == "m"  # no CRS: CRS units, taken as metres
     assert [name for name, _, _ in tiles] == ["t.las", "t-2.las", "simple.las"]
 
 
@@ -96,7 +97,7 @@ def test_cuts_in_a_buffered_tile_stay_in_its_core(tmp_path):
 
     tile_files([datadir.lidar_file("MixedConifer.laz")], tmp_path / "t", TileOptions(size=40, buffer=8),
                overview=False)
-    tiles = load_tiles(sorted((tmp_path / "t").glob("*.laz")))
+    tiles, _ = load_tiles(sorted((tmp_path / "t").glob("*.laz")))
     cfg = EvalConfig(cuts_per_tile=4, gap_size=10.0)
     rng = np.random.default_rng(0)
     cuts = [c for name, xyz, attrs in tiles for c in cut_boxes(name, xyz, attrs, cfg, rng)]
@@ -135,3 +136,20 @@ def test_repeated_thresholds_make_one_column():
 
     args = argparse.Namespace(cuts=None, gap_size=None, tau="1,1,0.5", seed=None, samples=None)
     assert eval_config(args, 8).tau == [0.5, 1.0]  # "1,1" gave two F@1m columns
+
+
+def test_a_survey_in_feet_is_scored_in_feet(tmp_path):
+    """autzen_trim.laz is in Oregon Lambert feet: its tables said "m" for distances in feet."""
+    import json
+
+    from pcgen import datadir
+    from pcgen.cli import main
+
+    out = tmp_path / "e"
+    assert main(["eval-fill", str(datadir.lidar_file("autzen_trim.laz")), "--no-model", "--cuts", "2",
+                 "--samples", "1", "--out", str(out), "--quiet"]) == 0
+    md = (out / "eval_fill.md").read_text()
+    assert md.startswith("Gap filling on 1 held-out tiles, 10 ft square cuts")
+    assert "| method | cuts | Chamfer ft ↓ | EMD ft ↓ | F@0.5ft ↑ | F@1ft ↑ |" in md
+    assert r"\|Δdensity\| /ft² ↓" in md and " m ↓" not in md
+    assert json.loads((out / "eval_fill.json").read_text())["config"]["unit"] == "ft"
