@@ -99,6 +99,10 @@ class TileOptions:
     job_points: int = 20_000_000
 
     def validate(self) -> "TileOptions":
+        for name in ("size", "buffer", "voxel"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float, np.number))):
+                raise ConfigError(f"{name} must be a number, got {value!r}")
         if not (math.isfinite(self.size) and self.size > 0):
             raise ConfigError(f"tile size must be > 0, got {self.size:g}")
         if not (math.isfinite(self.buffer) and self.buffer >= 0):
@@ -106,15 +110,12 @@ class TileOptions:
         if self.buffer >= self.size:
             raise ConfigError(f"buffer ({self.buffer:g}) must be smaller than the tile size "
                               f"({self.size:g})")
-        if isinstance(self.min_points, bool) or not isinstance(self.min_points, (int, np.integer)) \
-                or self.min_points < 0:
-            raise ConfigError(f"min-points must be a whole number >= 0, got {self.min_points}")
         if self.voxel is not None and not (math.isfinite(self.voxel) and self.voxel > 0):
             raise ConfigError(f"voxel size must be > 0, got {self.voxel:g}")
-        if self.chunk_size <= 0:
-            raise ConfigError("chunk size must be > 0")
-        if self.job_points <= 0:
-            raise ConfigError(f"job points must be > 0, got {self.job_points}")
+        for name, low in (("min_points", 0), ("chunk_size", 1), ("job_points", 1), ("max_memory", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+                raise ConfigError(f"{name.replace('_', '-')} must be a whole number >= {low}, got {value!r}")
         return self
 
 

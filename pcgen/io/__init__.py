@@ -17,6 +17,8 @@ import contextlib
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
+
 from pcgen.errors import ConfigError, InputError, OutputError
 from pcgen.io.bounds import crop
 from pcgen.io.cloud import PointAttributes, PointCloud, concat, parse_crs
@@ -82,7 +84,18 @@ def read(path, bounds=None, resolution: float | None = None) -> PointCloud:
 
 
 def write(cloud: PointCloud, path) -> None:
-    """Write ``cloud`` by suffix (``.las``, ``.laz``, ``.ply``, ``.pcd``, ``.xyz``...), atomically."""
+    """Write ``cloud`` by suffix (``.las``, ``.laz``, ``.ply``, ``.pcd``, ``.xyz``...), atomically.
+
+    Raises:
+        TypeError: ``cloud`` is not a :class:`PointCloud`.
+        OutputError: coordinates that are NaN or infinite (:func:`read` refuses such a file, and
+            LAS cannot hold them), an unsupported suffix, or a file that cannot be written.
+    """
+    if not isinstance(cloud, PointCloud):
+        raise TypeError(f"write wants a pcgen.io.PointCloud, got {type(cloud).__name__}")
+    bad = int((~np.isfinite(cloud.xyz)).any(axis=1).sum())
+    if bad:
+        raise OutputError(f"{bad} of {len(cloud)} points have NaN or infinite coordinates", path)
     if _suffix(path, OutputError) in LAS_SUFFIXES:
         write_las(cloud, path)
     else:
@@ -103,6 +116,8 @@ def open_chunks(path, chunk_size: int = 1_000_000, bounds=None) -> Iterator[Chun
         ...     for chunk in chunks:
         ...         print(len(chunk), chunk.xyz.mean(axis=0))
     """
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
+        raise ConfigError(f"chunk_size must be a whole number >= 1, got {chunk_size!r}")
     bounds = _once(bounds)
     if is_ept(path):
         with open_ept_chunks(path, bounds) as reader:

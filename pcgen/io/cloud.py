@@ -126,7 +126,8 @@ class PointCloud:
             never came from LAS (one is made on LAS write).
         points: laspy point record in ``header``'s point format (the lossless path); a plain
             ``PackedPointRecord`` is taken to be in ``header``'s scales and offsets.
-        crs: pyproj CRS, when known already (else parsed from ``header`` on first use).
+        crs: the CRS, when known already (else parsed from ``header`` on first use): a pyproj
+            CRS or anything ``pyproj.CRS.from_user_input`` takes (``"EPSG:2992"``, 2992, WKT).
     """
 
     def __init__(self, xyz=None, attributes=None, header: laspy.LasHeader | None = None, *,
@@ -151,7 +152,7 @@ class PointCloud:
         self._xyz = xyz
         self._n = n
         self._descriptions: dict[str, str] = {}
-        self._crs, self._crs_parsed = crs, crs is not None
+        self._crs, self._crs_parsed = as_crs(crs), crs is not None
         self.attributes = PointAttributes(points, n)
         for name, value in (attributes or {}).items():
             self.attributes[name] = value
@@ -208,6 +209,7 @@ class PointCloud:
     def crs(self, value) -> None:
         from pcgen.io.crs import clear_crs, store_crs
 
+        value = as_crs(value)
         if self.header is not None:
             header = copy.deepcopy(self.header)
             if value is None:
@@ -383,6 +385,21 @@ def _copy_fields(dst: laspy.PackedPointRecord, src: laspy.PackedPointRecord) -> 
     for name in src.array.dtype.names:
         if name in names:
             dst.array[name] = src.array[name]
+
+
+def as_crs(value):
+    """``value`` as a ``pyproj.CRS`` (None stays None): a CRS, or what ``CRS.from_user_input``
+    takes; anything else is a :class:`~pcgen.errors.ConfigError`."""
+    if value is None:
+        return None
+    import pyproj
+
+    if isinstance(value, pyproj.CRS):
+        return value
+    try:
+        return pyproj.CRS.from_user_input(value)
+    except (pyproj.exceptions.CRSError, TypeError) as exc:
+        raise ConfigError(f"not a CRS: {value!r} ({str(exc).splitlines()[0][:120]})") from None
 
 
 def parse_crs(header: laspy.LasHeader | None):

@@ -115,11 +115,10 @@ class ChunkReader:
 
 @contextlib.contextmanager
 def open_las_chunks(path, chunk_size: int = 1_000_000) -> Iterator[ChunkReader]:
-    """Context manager yielding a `ChunkReader` over ``path`` (never the whole file in memory)."""
+    """Context manager yielding a `ChunkReader` over ``path`` (never the whole file in memory);
+    ``chunk_size`` is checked by :func:`pcgen.io.open_chunks`."""
     path = Path(path)
     _check_exists(path)
-    if chunk_size <= 0:
-        raise ValueError("chunk_size must be positive")
     try:
         reader = laspy.open(path)
     except BaseException as exc:  # noqa: BLE001

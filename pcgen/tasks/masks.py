@@ -21,6 +21,7 @@ from shapely.geometry import Polygon, shape
 from shapely.geometry.base import BaseGeometry
 
 from pcgen.errors import InputError
+from pcgen.io.cloud import as_crs
 from pcgen.io.crs import crs_label, crs_member, crs_name, read_crs_member
 from pcgen.options import MAX_EXTENT
 
@@ -62,7 +63,8 @@ def read_mask(path, crs=None, footprint: Polygon | None = None,
 
     Args:
         path: GeoJSON file (FeatureCollection, Feature or bare geometry; Polygon/MultiPolygon).
-        crs: the LAS file's pyproj CRS, or None when the file has none.
+        crs: the LAS file's CRS (a pyproj CRS or what :func:`pcgen.io.cloud.as_crs` takes), or
+            None when the file has none.
         footprint: the tile's area; polygons are clipped to it.
         drop_outside: leave out polygons outside the footprint (one mask over many tiles)
             instead of refusing them; refused only when none is left.
@@ -88,6 +90,7 @@ def read_mask(path, crs=None, footprint: Polygon | None = None,
     except (ValueError, KeyError, TypeError, AttributeError, GEOSException) as exc:
         raise InputError(f"not a GeoJSON mask ({str(exc).splitlines()[0][:120]})", path) from None
     mask_crs = read_crs_member(doc, path)
+    crs = as_crs(crs)
     if mask_crs is not None and crs is not None and not _same_horizontal(mask_crs, crs):
         raise MaskMiss(f"mask CRS {crs_label(crs_name(mask_crs))} differs from the file's CRS "
                          f"{crs_label(crs_name(crs))}; reproject the mask", path)

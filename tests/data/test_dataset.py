@@ -158,4 +158,15 @@ def test_tile_files_takes_one_path_and_refuses_bad_counts(tmp_path):
         tile_files([datadir.lidar_file("MixedConifer.laz")], tmp_path / "u", workers=float("nan"))
     with pytest.raises(ConfigError, match="min-points must be a whole number >= 0, got 2.5"):
         tile_files([datadir.lidar_file("MixedConifer.laz")], tmp_path / "u", TileOptions(min_points=2.5))
+    # 0.5 passed and was read as "truncated: header says 1065 points, file holds 0", blaming the file
+    with pytest.raises(ConfigError, match="chunk-size must be a whole number >= 1, got 0.5"):
+        tile_files([datadir.lidar_file("MixedConifer.laz")], tmp_path / "u", TileOptions(chunk_size=0.5))
+    with pytest.raises(ConfigError, match="size must be a number, got '50'"):
+        tile_files([datadir.lidar_file("MixedConifer.laz")], tmp_path / "u", TileOptions(size="50"))
+    with pytest.raises(ConfigError, match="max-memory must be a whole number >= 0, got -1"):
+        tile_files([datadir.lidar_file("MixedConifer.laz")], tmp_path / "u", TileOptions(max_memory=-1))
     assert not (tmp_path / "u").exists()
+    for bad in (0, 0.5, True, "400"):
+        with pytest.raises(ConfigError, match=f"chunk_size must be a whole number >= 1, got {bad!r}"):
+            with io.open_chunks(datadir.lidar_file("simple.las"), bad):
+                pass

@@ -58,6 +58,30 @@ def test_coordinates_beyond_the_integer_grid_are_refused(tmp_path):
     assert not (tmp_path / "far.las").exists()
 
 
+@pytest.mark.parametrize("suffix", [".las", ".ply", ".xyz"])
+def test_nan_coordinates_are_refused_before_a_file_is_written(tmp_path, suffix):
+    """.ply and .xyz took them, and read refused the file it had just written."""
+    cloud = io.PointCloud(np.array([[1.0, 2.0, 3.0], [np.nan, 1.0, 1.0], [np.inf, 0.0, 0.0]]))
+    with pytest.raises(OutputError, match=r"n\.\w+: 2 of 3 points have NaN or infinite coordinates"):
+        io.write(cloud, tmp_path / f"n{suffix}")
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(TypeError, match="write wants a pcgen.io.PointCloud, got ndarray"):
+        io.write(np.zeros((3, 3)), tmp_path / "a.laz")
+
+
+def test_a_crs_can_be_given_as_text_or_a_code(tmp_path):
+    from pcgen.errors import ConfigError
+
+    cloud = io.read(_las(tmp_path))
+    cloud.crs = "EPSG:2992"  # was an AttributeError at write
+    io.write(cloud, tmp_path / "c.laz")
+    assert io.read(tmp_path / "c.laz").crs.to_epsg() == 2992
+    assert io.PointCloud(np.zeros((1, 3)), crs=32617).crs.to_epsg() == 32617
+    with pytest.raises(ConfigError, match="not a CRS: 'EPSG:99999999'"):
+        cloud.crs = "EPSG:99999999"
+    assert cloud.crs.to_epsg() == 2992  # unchanged
+
+
 def test_extra_dimension_is_packed_with_its_description(tmp_path):
     cloud = io.read(datadir.lidar_file("Megaplot.laz"))
     raw = cloud.to_record().array.copy()
