@@ -33,6 +33,8 @@ def _reduce_points(d, mask, w, how):
     if how == "mean":
         return d.sum(1) / denom.clamp_min(1e-12 if w is not None else 1)
     if how == "max":
+        if d.shape[1] == 0:  # no points on this side: nothing is far
+            return d.new_zeros(d.shape[0])
         return d.masked_fill(mask == 0, float("-inf")).amax(1).clamp_min(0)
     raise ConfigError(f"point_reduction must be 'mean', 'sum', 'max' or None, got {how!r}")
 
@@ -59,7 +61,9 @@ def chamfer(x: torch.Tensor, y: torch.Tensor, x_lengths=None, y_lengths=None, we
             ``(x_terms (B, N), y_terms (B, M) or None)``; needs batch_reduction None).
         batch_reduction: "mean", "sum" or None (per-cloud (B,) loss).
     Returns:
-        ChamferOutput(loss, x_nearest (B, N), y_nearest (B, M) or None).
+        ChamferOutput(loss, x_nearest (B, N), y_nearest (B, M) or None). A cloud with points
+        against an empty one (length 0) has an infinite loss (pytorch3d gives 0, a perfect
+        match); two empty clouds give 0.
     """
     check_pair(x, y, ("x", "y"))
     xl = as_lengths("x_lengths", x_lengths, x)
@@ -93,7 +97,9 @@ def chamfer(x: torch.Tensor, y: torch.Tensor, x_lengths=None, y_lengths=None, we
             # clamp keeps the gradient finite (zero) for coincident points
             d = d.clamp_min(1e-30).sqrt() * (idx >= 0).to(d.dtype)
         mask = (torch.arange(a.shape[1], device=a.device)[None] < al[:, None]).to(d.dtype)
-        return d * mask, idx, mask
+        # a point of a cloud whose partner is empty has no nearest point: infinitely far, not 0
+        d = torch.where((idx < 0) & (mask > 0), torch.full_like(d, float("inf")), d * mask)
+        return d, idx, mask
 
     dx, ix, mx = one_side(x, y, xl, yl, wx)
     if single_directional:

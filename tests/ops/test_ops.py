@@ -108,6 +108,20 @@ def test_chamfer_hand_computed():
     assert w.loss.tolist() == pytest.approx([(1 + 6) / 4 + 1, 2.0])
 
 
+def test_a_cloud_against_an_empty_one_is_infinitely_far_not_a_perfect_match():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(2, 5, 3, generator=g), torch.rand(2, 6, 3, generator=g)
+    ly = torch.tensor([0, 6])
+    for reduction in ("mean", "sum", "max"):
+        loss = chamfer(x, y, y_lengths=ly, point_reduction=reduction, batch_reduction=None).loss
+        assert loss[0].item() == float("inf")  # was 0: five points matched by nothing
+        assert loss[1].item() == pytest.approx(chamfer(x[1:], y[1:], point_reduction=reduction).loss.item())
+    assert chamfer(x, y, y_lengths=ly, squared=False, batch_reduction=None).loss[0].item() == float("inf")
+    both = chamfer(x, y, x_lengths=torch.tensor([0, 5]), y_lengths=ly, batch_reduction=None).loss
+    assert both[0].item() == 0.0  # two empty clouds
+    assert chamfer(x[:, :0], y[:, :0], point_reduction="max").loss.item() == 0.0  # was an amax IndexError
+
+
 def test_chamfer_gradient_direction():
     """Moving x towards its nearest y lowers the loss: the gradient points away from y."""
     x = torch.tensor([[[0.0, 0.0, 0.0]]], requires_grad=True)
