@@ -204,11 +204,15 @@ def fill_points(xyz: np.ndarray, gaps: Sequence[Gap], generator, *, attributes: 
         list of GapResult).
     Raises:
         InputError: a gap has too few points around it.
+        ConfigError: a setting out of range (:func:`pcgen.tasks.config_checks.check_fill_config`).
     """
     from tqdm.auto import tqdm
 
+    from pcgen.tasks.config_checks import check_fill_config
+
     cfg = config or FillConfig()
     check_samples(cfg.samples)
+    check_fill_config(cfg)  # a FillConfig built or changed in Python never met the command line's checks
     bar = tqdm(total=len(gaps), desc=desc, unit="gap", disable=not progress, leave=False)
     try:
         if workers > 1 and spec is not None and len(gaps) > 1:
@@ -313,9 +317,11 @@ def fill_cloud(cloud, gaps: Sequence[Gap], generator, config: FillConfig | None 
         ``generated`` (and with K > 1 ``uncertainty``) extra-bytes dimensions.
     """
     from pcgen.io import concat
+    from pcgen.tasks.config_checks import check_fill_config
 
     cfg = config or FillConfig()
     check_samples(cfg.samples)
+    check_fill_config(cfg)
     xyz = cloud.xyz
     attrs = {k: cloud.attributes[k] for k in ("classification", "return_number", "number_of_returns")
              if k in cloud.attributes}

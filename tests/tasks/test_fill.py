@@ -112,6 +112,19 @@ def test_bad_config_values_are_config_errors():
         fill_cloud(None, [], MirrorFill(), FillConfig(samples=0))
 
 
+def test_a_config_changed_in_python_is_checked_like_the_command_line(holed_tile):
+    path, hole, _ = holed_tile
+    cloud = pio.read(path)
+    cfg = FillConfig()
+    cfg.output.class_code = 300  # was numpy's OverflowError for uint8 mid-fill
+    with pytest.raises(ConfigError, match="output.class_code must be 0..255, got 300"):
+        fill_cloud(cloud, mask_gaps(cloud, [hole]), MirrorFill(), cfg)
+    cfg = FillConfig()
+    cfg.gaps.density_ratio = -1.0
+    with pytest.raises(ConfigError, match="gaps.density_ratio"):
+        fill_cloud(cloud, mask_gaps(cloud, [hole]), MirrorFill(), cfg)
+
+
 def test_the_medoid_draw_is_written():
     from pcgen.tasks.fill import representative
 
