@@ -78,6 +78,12 @@ def fit_ground(xyz: np.ndarray, percentile: float, base_cell: float) -> GroundMo
     The cell grows with sparse data (about 4 candidates per cell) and is capped at
     ``MAX_CELLS`` cells.
     """
+    if not 0 <= percentile <= 100:  # numpy's percentile takes -50 as "another cell's z"
+        raise ValueError(f"percentile must be in [0, 100], got {percentile!r}")
+    if not (np.isfinite(base_cell) and base_cell > 0):
+        raise ValueError(f"base_cell must be > 0, got {base_cell!r}")
+    if len(xyz) == 0:
+        raise ValueError("no ground candidates to fit a surface to")
     # imported here: only needed with --ground-normalize, and they cost a second to import
     from matplotlib.tri import LinearTriInterpolator, Triangulation
     from scipy import ndimage

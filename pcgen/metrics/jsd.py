@@ -45,7 +45,18 @@ def _entropy_bits(p: torch.Tensor) -> torch.Tensor:
 
 
 def jensen_shannon_divergence(p: torch.Tensor, q: torch.Tensor) -> float:
-    """JSD in bits between two histograms (normalized here). Returns a float in [0, 1]."""
+    """JSD in bits between two histograms (normalized here). Returns a float in [0, 1].
+
+    Raises:
+        ValueError: histograms of different shapes, or one with a negative, NaN or infinite
+            count or no count at all (it normalizes to nothing: it was read as identical).
+    """
+    if p.shape != q.shape:
+        raise ValueError(f"histograms must have one shape, got {tuple(p.shape)} and {tuple(q.shape)}")
+    for name, h in (("p", p), ("q", q)):
+        h = h.double()
+        if not bool(torch.isfinite(h).all()) or bool((h < 0).any()) or not float(h.sum()) > 0:
+            raise ValueError(f"histogram {name} must hold finite counts >= 0, not all zero")
     p, q = p.double() / p.sum(), q.double() / q.sum()
     m = (p + q) / 2
     return float((_entropy_bits(m) - (_entropy_bits(p) + _entropy_bits(q)) / 2).clamp_min(0))

@@ -69,7 +69,12 @@ def precision_recall(d_gg: torch.Tensor, d_gr: torch.Tensor, d_rr: torch.Tensor,
         d_gg: (G, G), d_gr: (G, R), d_rr: (R, R); k: neighbours (self excluded).
     Returns:
         (precision, recall), floats in [0, 1].
+    Raises:
+        ValueError: ``k`` is not a whole number >= 1 (k = 0 gave balls of radius 0: (0, 0)).
     """
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be a whole number >= 1, got {k!r}")
+
     def radii(d):
         d = d.double().clone()
         d.fill_diagonal_(float("inf"))

@@ -380,7 +380,16 @@ def is_filled_file(path) -> bool:
 
 
 def mask_gaps(cloud, polygons: Sequence[Polygon]) -> list[Gap]:
-    """User-drawn polygons as :class:`Gap` objects (density is measured later, per window)."""
+    """User-drawn polygons as :class:`Gap` objects (density is measured later, per window).
+
+    Raises:
+        ConfigError: a polygon that is not a valid shapely Polygon (a self-crossing bow-tie,
+            an empty one), which would fail deep in the geometry library mid-fill.
+    """
+    for i, p in enumerate(polygons):
+        if not isinstance(p, Polygon) or p.is_empty or not p.is_valid or not p.area > 0:
+            why = shapely.is_valid_reason(p) if isinstance(p, Polygon) and not p.is_empty else "empty or not a Polygon"
+            raise ConfigError(f"gap polygon {i} cannot be filled: {why}")
     return [Gap(id=i, polygon=p, density_around=float("nan"), n_cells=0, properties={"source": "mask"})
             for i, p in enumerate(polygons)]
 

@@ -92,6 +92,23 @@ def test_jsd_known_values():
     assert occupancy_jsd(a, a.clone()) == pytest.approx(0.0)
 
 
+@pytest.mark.parametrize("p, q, says", [
+    ([0.0, 0, 0, 0], [1.0, 1, 1, 1], "histogram p must hold finite counts >= 0, not all zero"),  # was 0.0
+    ([1.0, -1, 1, 1], [1.0, 1, 1, 1], "histogram p must hold"),
+    ([1.0, 1, 1], [1.0, 1, 1, 1], r"one shape, got \(3,\) and \(4,\)"),
+])
+def test_jsd_of_histograms_it_cannot_compare_is_an_error(p, q, says):
+    with pytest.raises(ValueError, match=says):
+        jensen_shannon_divergence(torch.tensor(p), torch.tensor(q))
+
+
+def test_precision_recall_wants_at_least_one_neighbour():
+    d = torch.rand(4, 4)
+    for k in (0, -1, 1.5):
+        with pytest.raises(ValueError, match=f"k must be a whole number >= 1, got {k!r}"):
+            precision_recall(d, d, d, k=k)  # k = 0 returned (0.0, 0.0)
+
+
 def test_scores_on_small_matrices():
     d_gr = torch.tensor([[0.1, 5.0, 5.0], [0.2, 5.0, 5.0]], dtype=torch.float64)
     assert minimum_matching_distance(d_gr) == pytest.approx((0.1 + 5 + 5) / 3)

@@ -213,3 +213,15 @@ def test_gaps_spread_over_processes_fill_the_same_points(holed_tile):
     assert [g.n_generated for g in two.gaps] == [g.n_generated for g in one.gaps]
     other = fill_cloud(cloud, gaps, make_generator(spec), FillConfig(samples=2, seed=6))
     assert not np.array_equal(other.cloud.xyz[n:n + 50], one.cloud.xyz[n:n + 50])
+
+
+def test_a_self_crossing_gap_polygon_is_refused_before_filling(holed_tile):
+    path, _, _ = holed_tile
+    cloud = pio.read(path)
+    x, y = cloud.xyz[:, :2].mean(0)
+    bowtie = Polygon([(x, y), (x + 10, y + 10), (x + 10, y), (x, y + 10)])  # was a GEOS TopologyException mid-fill
+    with pytest.raises(ConfigError, match="gap polygon 0 cannot be filled: Self-intersection"):
+        mask_gaps(cloud, [bowtie])
+    with pytest.raises(ConfigError, match="gap polygon 1 cannot be filled: empty or not a Polygon"):
+        mask_gaps(cloud, [Point(x, y).buffer(3), Polygon()])
+
