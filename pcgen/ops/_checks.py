@@ -6,6 +6,9 @@ scalar option such as ``k`` is a configuration value (:class:`~pcgen.errors.Conf
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import torch
 
 from pcgen.errors import ConfigError, ShapeError
@@ -48,7 +51,7 @@ def as_lengths(name: str, lengths, p: torch.Tensor) -> torch.Tensor:
     if lengths is None:
         return torch.full((B,), N, dtype=torch.int64, device=p.device)
     lengths = torch.as_tensor(lengths, device=p.device)
-    if lengths.shape != (B,) or lengths.dtype.is_floating_point:
+    if lengths.shape != (B,) or lengths.dtype.is_floating_point or lengths.dtype == torch.bool:
         raise ShapeError(f"{name} must be an integer (B,) = ({B},) tensor, got {tuple(lengths.shape)} "
                          f"{lengths.dtype}")
     lengths = lengths.to(torch.int64)
@@ -57,7 +60,21 @@ def as_lengths(name: str, lengths, p: torch.Tensor) -> torch.Tensor:
     return lengths
 
 
+def whole_number(name: str, value, low: int) -> int:
+    """``value`` as an int when it is a whole number >= ``low`` (an int, a numpy integer or an
+    integral float; not a bool or a string), else a ConfigError naming ``name``."""
+    ok = not isinstance(value, (bool, np.bool_)) and isinstance(value, (int, float, np.integer, np.floating))
+    if not ok or not math.isfinite(value) or int(value) != value or value < low:
+        raise ConfigError(f"{name} must be a whole number >= {low}, got {value!r}")
+    return int(value)
+
+
 def check_k(k: int) -> int:
-    if int(k) != k or k < 1:
-        raise ConfigError(f"k must be a positive integer, got {k}")
-    return int(k)
+    return whole_number("k", k, 1)
+
+
+def check_radius(radius) -> float:
+    ok = not isinstance(radius, (bool, np.bool_)) and isinstance(radius, (int, float, np.integer, np.floating))
+    if not ok or not math.isfinite(radius) or not radius > 0:
+        raise ConfigError(f"radius must be a finite number > 0, got {radius!r}")
+    return float(radius)

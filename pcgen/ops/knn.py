@@ -6,9 +6,9 @@ from typing import NamedTuple
 
 import torch
 
-from pcgen.errors import ConfigError
+from pcgen.errors import ShapeError
 from pcgen.ops import _ext, reference
-from pcgen.ops._checks import as_lengths, check_k, check_pair
+from pcgen.ops._checks import as_lengths, check_k, check_pair, check_points, check_radius
 
 
 _MAX_INDEXED_DIM = 3  # the CPU kernel's grid covers D <= 3; above it BLAS wins
@@ -85,8 +85,7 @@ def ball_query(p1: torch.Tensor, p2: torch.Tensor, radius: float, k: int, length
     """
     check_pair(p1, p2)
     k = check_k(k)
-    if not radius > 0:
-        raise ConfigError(f"radius must be positive, got {radius}")
+    radius = check_radius(radius)
     l1 = as_lengths("lengths1", lengths1, p1)
     l2 = as_lengths("lengths2", lengths2, p2)
     if _ext.has_op("ball_query", p1.device):
@@ -106,4 +105,12 @@ def knn_gather(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     Returns:
         (B, N, k, C), zeros where idx is -1.
     """
+    check_points("x", x)
+    if not isinstance(idx, torch.Tensor) or idx.dim() != 3 or idx.dtype not in (torch.int32, torch.int64):
+        shape = f"{tuple(idx.shape)} {idx.dtype}" if isinstance(idx, torch.Tensor) else type(idx).__name__
+        raise ShapeError(f"idx must be an integer (B, N, k) tensor, got {shape}")
+    if idx.shape[0] != x.shape[0] or idx.device != x.device:
+        raise ShapeError(f"idx {tuple(idx.shape)} and x {tuple(x.shape)} must share batch size and device")
+    if idx.numel() and not torch.compiler.is_compiling() and (int(idx.min()) < -1 or int(idx.max()) >= x.shape[1]):
+        raise ShapeError(f"idx must lie in [-1, {x.shape[1] - 1}] (-1 marks padding)")
     return reference.gather_points(x, idx)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from pcgen.errors import ConfigError
 from pcgen.ops import _ext, reference
-from pcgen.ops._checks import as_lengths, check_points
+from pcgen.ops._checks import as_lengths, check_points, whole_number
 
 
 def farthest_point_sample(points: torch.Tensor, n: int, lengths=None, random_start: bool = False,
@@ -23,9 +22,7 @@ def farthest_point_sample(points: torch.Tensor, n: int, lengths=None, random_sta
         (B, n) int64 indices into ``points``; -1 past a cloud's length when n > lengths[b].
     """
     check_points("points", points)
-    if int(n) != n or n < 0:
-        raise ConfigError(f"n must be a non-negative integer, got {n}")
-    n = int(n)
+    n = whole_number("n", n, 0)
     lengths = as_lengths("lengths", lengths, points)
     B = points.shape[0]
     if random_start:

@@ -125,6 +125,11 @@ def test_bad_inputs():
         emd(x, y, eps=0.0)
     with pytest.raises(ConfigError):
         emd(x, y, scaling=1.0)
+    with pytest.raises(ConfigError, match="auction scaling must be >= 1.5, got 1.0001"):
+        emd(x, y, scaling=1.0001)  # ran 30 s on 300 points
+    for bad in (0, -5, 2.5):
+        with pytest.raises(ConfigError, match=f"per_cell must be a whole number >= 1, got {bad!r}"):
+            emd(x, y, per_cell=bad)  # 0 and -5 were taken
 
 
 @pytest.mark.parametrize("method", ["auction", "sinkhorn"])

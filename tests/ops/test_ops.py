@@ -122,6 +122,30 @@ def test_a_cloud_against_an_empty_one_is_infinitely_far_not_a_perfect_match():
     assert chamfer(x[:, :0], y[:, :0], point_reduction="max").loss.item() == 0.0  # was an amax IndexError
 
 
+def test_scalar_options_and_gather_indices_are_checked():
+    from pcgen.ops import knn_gather
+
+    x, y = torch.rand(1, 4, 3), torch.rand(1, 6, 3)
+    for bad in (None, "2", 0, 1.5, True):
+        with pytest.raises(ConfigError, match=f"k must be a whole number >= 1, got {bad!r}"):
+            knn(x, y, bad)  # None was int()'s TypeError; "2" was "got 2"
+    for bad in (None, "0.1", 0.0, float("nan")):
+        with pytest.raises(ConfigError, match="radius must be a finite number > 0"):
+            ball_query(x, y, bad, 2)
+    with pytest.raises(ConfigError, match="n must be a whole number >= 0, got None"):
+        farthest_point_sample(x, None)
+    with pytest.raises(ShapeError, match="lengths2 must be an integer"):
+        knn(x, y, 1, lengths2=torch.tensor([True]))  # was read as 1
+    feats = torch.rand(1, 6, 5)
+    idx = knn(x, y, 2).idx
+    assert knn_gather(feats, idx).shape == (1, 4, 2, 5)
+    for bad, says in ((idx + 10, r"idx must lie in \[-1, 5\]"), (idx - 3, r"idx must lie in \[-1, 5\]"),
+                      (idx.float(), "idx must be an integer"), (idx[0], "idx must be an integer"),
+                      (torch.cat([idx, idx]), "must share batch size")):
+        with pytest.raises(ShapeError, match=says):
+            knn_gather(feats, bad)  # -2 was zero-filled silently, 99 a torch index error
+
+
 def test_chamfer_gradient_direction():
     """Moving x towards its nearest y lowers the loss: the gradient points away from y."""
     x = torch.tensor([[[0.0, 0.0, 0.0]]], requires_grad=True)
