@@ -36,6 +36,8 @@ def knn(p1: torch.Tensor, p2: torch.Tensor, k: int, lengths1=None, lengths2=None
     D > 3 (feature-space kNN) blocked matrix products + topk, in the input dtype, so exact
     near-ties may order differently and, without autograd, ``dists`` carry the rounding of
     |a|^2 + |b|^2 - 2ab (~1e-5 relative in float32). Never builds the full (B, N, M) matrix.
+    Coordinates must be finite: NaN gives meaningless neighbours. That is not checked here (a
+    check is a device sync on every call inside training loops); pcgen's readers refuse NaN.
 
     Args:
         p1: (B, N, D) query points, float32 or float64.
