@@ -251,10 +251,23 @@ class PointCloud:
             dtype: numpy dtype of the stored values, e.g. ``"u4"``, ``np.float32``.
             values: (N,) values.
             description: short text kept in the extra-bytes VLR (max 31 chars).
+        Raises:
+            ValueError: the name exists, or the count is not N.
+            ConfigError: values an integer ``dtype`` would wrap or truncate.
         """
         if name in self.attributes or name.lower() in ("x", "y", "z"):
             raise ValueError(f"dimension {name!r} already exists")
-        values = np.asarray(values).astype(dtype, copy=False)
+        raw, target = np.asarray(values), np.dtype(dtype)
+        if target.kind in "iu" and raw.dtype.kind in "iuf" and raw.size:  # numpy wraps 300 to 44 in u1
+            if raw.dtype.kind == "f" and (~np.isfinite(raw) | (raw != np.round(raw))).any():
+                bad = raw[~np.isfinite(raw) | (raw != np.round(raw))].flat[0]
+                raise ConfigError(f"dimension {name!r} holds {bad:g}, not an integer {target} can store")
+            info = np.iinfo(target)
+            if raw.min() < info.min or raw.max() > info.max:
+                worst = raw.min() if raw.min() < info.min else raw.max()
+                raise ConfigError(f"dimension {name!r} holds {worst:g}, outside the "
+                                  f"{info.min}..{info.max} of {target}")
+        values = raw.astype(target, copy=False)
         if values.shape[:1] != (self._n,):
             raise ValueError(f"{name!r} has {values.shape[:1]} values for {self._n} points")
         self.attributes[name] = values

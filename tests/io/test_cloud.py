@@ -82,6 +82,20 @@ def test_a_crs_can_be_given_as_text_or_a_code(tmp_path):
     assert cloud.crs.to_epsg() == 2992  # unchanged
 
 
+def test_an_extra_dimension_refuses_values_its_type_would_wrap():
+    from pcgen.errors import ConfigError
+
+    cloud = io.PointCloud(np.zeros((3, 3)))
+    with pytest.raises(ConfigError, match=r"'foo' holds 300, outside the 0..255 of uint8"):
+        cloud.add_extra_dimension("foo", "u1", np.array([300, 5, 0]))  # was stored as [44, 5, 0]
+    with pytest.raises(ConfigError, match=r"'foo' holds -1, outside the 0..255 of uint8"):
+        cloud.add_extra_dimension("foo", "u1", np.array([3, -1, 0]))  # was 255
+    with pytest.raises(ConfigError, match="'foo' holds 1.5, not an integer int16 can store"):
+        cloud.add_extra_dimension("foo", "i2", np.array([1.5, 0.0, 1.0]))
+    cloud.add_extra_dimension("foo", "u1", np.array([255.0, 0.0, 7.0]))
+    assert cloud.attributes["foo"].tolist() == [255, 0, 7]
+
+
 def test_extra_dimension_is_packed_with_its_description(tmp_path):
     cloud = io.read(datadir.lidar_file("Megaplot.laz"))
     raw = cloud.to_record().array.copy()
