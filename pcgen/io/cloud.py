@@ -229,6 +229,11 @@ class PointCloud:
         if isinstance(index, slice):
             index = np.arange(self._n)[index]  # a copy, never a view shared with this cloud
         index = np.asarray(index)
+        if index.size == 0 and index.dtype != bool:
+            index = index.astype(np.int64)  # [] is a float array to numpy: no points, not an error
+        if index.ndim != 1 or index.dtype.kind not in "biu":
+            raise ValueError(f"index must be a 1-D integer array, boolean mask or slice, got {index.dtype} "
+                             f"{index.shape}")
         if index.dtype == bool and len(index) != self._n:
             raise ValueError(f"mask has {len(index)} entries for {self._n} points")
         xyz = None if self._xyz is None else self._xyz[index]

@@ -96,6 +96,14 @@ def test_an_extra_dimension_refuses_values_its_type_would_wrap():
     assert cloud.attributes["foo"].tolist() == [255, 0, 7]
 
 
+def test_selecting_no_points_gives_an_empty_cloud(tmp_path):
+    cloud = io.read(_las(tmp_path))
+    empty = cloud.select([])  # was numpy's "arrays used as indices must be of integer type"
+    assert len(empty) == 0 and empty.attributes["classification"].shape == (0,)
+    with pytest.raises(ValueError, match="index must be a 1-D integer array"):
+        cloud.select([0.5, 1.0])
+
+
 def test_extra_dimension_is_packed_with_its_description(tmp_path):
     cloud = io.read(datadir.lidar_file("Megaplot.laz"))
     raw = cloud.to_record().array.copy()
