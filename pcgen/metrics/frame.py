@@ -77,8 +77,12 @@ class MetricFrame:
             than one square (less ``EDGE_TOLERANCE``) gives none.
         """
         xy = np.asarray(xy, dtype=np.float64)
+        if xy.ndim != 2 or xy.shape[1] != 2:
+            raise ValueError(f"xy must be (N, 2), got {xy.shape}")
         if len(xy) == 0:
             return []
+        if not np.isfinite(xy).all():
+            raise ValueError("xy holds NaN or infinite coordinates")
         lo, hi = xy.min(0), xy.max(0)
         counts = np.floor((hi - lo) / self.tile_size + EDGE_TOLERANCE).astype(np.int64)
         if (counts < 1).any():
@@ -89,12 +93,14 @@ class MetricFrame:
         members = np.nonzero(inside)[0]
         key = cell[inside, 1] * counts[0] + cell[inside, 0]
         order = np.argsort(key, kind="stable")
-        edges = np.searchsorted(key[order], np.arange(counts[0] * counts[1] + 1))
+        # only the occupied squares: a sparse, huge extent has more empty ones than memory holds
+        occupied, first = np.unique(key[order], return_index=True)
+        edges = np.r_[first, len(order)]
         out = []
-        for k in range(int(counts[0] * counts[1])):
-            if edges[k + 1] - edges[k] >= self.min_points:
+        for j, k in enumerate(occupied):
+            if edges[j + 1] - edges[j] >= self.min_points:
                 center = start + (np.array([k % counts[0], k // counts[0]]) + 0.5) * self.tile_size
-                out.append((center, members[order[edges[k]:edges[k + 1]]]))
+                out.append((center, members[order[edges[j]:edges[j + 1]]]))
         return out
 
     def subsample(self, n: int, rng: np.random.Generator) -> np.ndarray:

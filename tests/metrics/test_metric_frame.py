@@ -84,6 +84,20 @@ def test_squares_are_whole_tiles_of_the_stated_size():
     assert MetricFrame(tile_size=40.0).squares(xy * 0.3) == []  # 37.5 x 23.6 m: no whole tile
 
 
+def test_squares_of_a_sparse_huge_extent_are_found_without_a_grid_of_every_square():
+    import time
+
+    xy = np.r_[np.random.default_rng(0).uniform(0, 40, (100, 2)), [[1e9, 1e9]]]
+    start = time.perf_counter()
+    squares = MetricFrame(tile_size=40.0, min_points=1).squares(xy)  # was a MemoryError of 71 PiB
+    assert time.perf_counter() - start < 10
+    assert len(squares) == 2 and sorted(len(i) for _, i in squares) == [1, 100]
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        MetricFrame(tile_size=40.0).squares(np.r_[xy, [[np.nan, 0.0]]])  # every square was lost, silently
+    with pytest.raises(ValueError, match=r"xy must be \(N, 2\)"):
+        MetricFrame(tile_size=40.0).squares(np.zeros((5, 3)))
+
+
 def test_frame_rejects_bad_settings():
     with pytest.raises(ConfigError, match="tile size"):
         MetricFrame(tile_size=0)
