@@ -29,7 +29,7 @@ import numpy as np
 
 from pcgen.data.sampling import resample_index
 from pcgen.tasks.context import GapContext
-from pcgen.tasks.frame import GroundSurface, ground_points, lowest_per_cell
+from pcgen.tasks.frame import GroundSurface, filtered_lowest, ground_points
 
 
 def mirror_pool(ctx: GapContext) -> tuple[np.ndarray, np.ndarray]:
@@ -140,8 +140,11 @@ class CanopyFill:
     name = "canopy"
 
     def __init__(self, min_canopy: float = 2.0, share_range: tuple[float, float] = (-0.5, 1.3)):
-        self.min_canopy = float(min_canopy)
-        self.share_range = (float(share_range[0]), float(share_range[1]))
+        from pcgen.options import check_range
+
+        self.min_canopy = check_range("min_canopy", min_canopy, 0, 1e4)
+        low = check_range("share_range[0]", share_range[0], -1e3, 1e3)
+        self.share_range = (low, check_range("share_range[1]", share_range[1], low, 1e3))  # clip(lo > hi) gave hi everywhere
 
     def generate(self, ctx: GapContext, n: int, rng: np.random.Generator) -> np.ndarray:
         return self.generate_with_source(ctx, n, rng)[0]
@@ -202,8 +205,8 @@ class SurfaceFill:
         cls = None if cls is None else np.asarray(cls)[near]
         ret = None if ret is None else np.asarray(ret)[near]
         ground = np.asarray(cls) == self.ground_class if cls is not None else np.zeros(len(p), bool)
-        if ground.sum() < 3:  # no ground class: the lowest point of each 2 m cell stands in
-            ground = lowest_per_cell(p)
+        if ground.sum() < 3:  # no ground class: the filtered lowest points stand in (as in the frame)
+            ground = filtered_lowest(p)
         first = (np.asarray(ret) == 1) & ~ground if ret is not None else ~ground
         frac_ground = ground.mean()
         zg = GroundSurface.of(p[ground], power=self.idw_power)(xy)

@@ -9,7 +9,7 @@ from shapely.geometry import box
 from pcgen.models.gap_head import clamp_to_gap, context_floor
 from pcgen.tasks.baselines import FILL_BASELINES, CanopyFill, HybridFill, MirrorFill, SurfaceFill
 from pcgen.tasks.context import ContextConfig, SortedCloud, build_context
-from pcgen.tasks.frame import GapFrame, GroundSurface, ground_heights, lowest_per_cell
+from pcgen.tasks.frame import GapFrame, GroundSurface, filtered_lowest, ground_heights, ground_points, lowest_per_cell
 from pcgen.tasks.gap_examples import context_subset, cut_examples, frame_example
 from pcgen.tasks.generators import BASELINES, make_generator
 
@@ -45,6 +45,48 @@ def test_ground_falls_back_to_lowest_point_per_cell():
     np.testing.assert_array_equal(lowest_per_cell(pts, 2.0), [False, True, True, False])
     # IDW at a ground point returns its own height
     assert abs(ground_heights(pts[[1, 2]], np.array([[0.6, 0.4]]))[0] - 1.0) < 1e-5
+
+
+def crowned_slope(rng, slope=0.3):
+    """Unclassified returns on the plane z = 100 + slope * x (60 m square, 1 m grid) with two dense
+    crowns 10 m high whose cells hold no ground return: a 12 m disc and an 8 m disc."""
+    gx, gy = np.meshgrid(np.arange(0.5, 60, 1.0), np.arange(0.5, 60, 1.0))
+    xy = np.c_[gx.ravel(), gy.ravel()]
+    crowns = [((20.0, 30.0), 6.0), ((45.0, 15.0), 4.0)]
+    under = np.zeros(len(xy), bool)
+    for c, r in crowns:
+        under |= np.hypot(*(xy - c).T) < r + 1.5  # the crown's shadow: no return reaches the ground
+    ground = np.c_[xy[~under], 100 + slope * xy[~under, 0]]
+    tops = []
+    for c, r in crowns:
+        a, d = rng.uniform(0, 2 * np.pi, 800), r * np.sqrt(rng.uniform(0, 1, 800))
+        cxy = np.c_[c[0] + d * np.cos(a), c[1] + d * np.sin(a)]
+        tops.append(np.c_[cxy, 100 + slope * cxy[:, 0] + 10 - 4 * (d / r) ** 2 + rng.uniform(-1, 0, 800)])
+    return np.r_[ground, *tops], len(ground)
+
+
+def test_unclassified_ground_drops_the_lowest_points_that_are_crowns():
+    rng = np.random.default_rng(0)
+    xyz, n_ground = crowned_slope(rng)
+    low = lowest_per_cell(xyz)
+    assert low[n_ground:].sum() >= 20  # under a crown the lowest return of a cell is the crown
+    kept = filtered_lowest(xyz)
+    assert kept[n_ground:].sum() == 0  # ... and the filter drops every one of them
+    assert kept[:n_ground].sum() == low[:n_ground].sum()  # while the 0.3 slope keeps all its cells
+    np.testing.assert_array_equal(ground_points(xyz), xyz[kept])  # the frame's ground without class 2
+    at = np.array([[20.0, 30.0], [45.0, 15.0]])  # the crowns' centres
+    truth = 100 + 0.3 * at[:, 0]
+    assert np.abs(GroundSurface(xyz[kept])(at) - truth).max() < 0.05
+    assert np.abs(GroundSurface(xyz[low])(at) - truth).min() > 5  # the lowest points bent into the crowns
+
+
+def test_unclassified_ground_keeps_a_few_points_and_a_plane_as_they_are():
+    pts = np.array([[0.5, 0.5, 3.0], [0.6, 0.4, 1.0], [2.5, 0.5, 7.0], [2.6, 0.7, 9.0]])
+    np.testing.assert_array_equal(filtered_lowest(pts), lowest_per_cell(pts))  # under 3 cells: nothing to open
+    g = np.arange(0.5, 200, 1.0)
+    plane = np.c_[np.repeat(g, 5), np.tile(np.arange(0.5, 10, 2.0), len(g)), np.zeros(5 * len(g))]
+    plane[:, 2] = 0.5 * plane[:, 0]  # a 27° slope, 200 m long
+    np.testing.assert_array_equal(filtered_lowest(plane), lowest_per_cell(plane))
 
 
 def test_surface_power_weighs_the_nearest_returns_outside_the_triangulation():
