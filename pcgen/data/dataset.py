@@ -145,6 +145,9 @@ class TileDataset(Dataset):
         return pool[idx]
 
     def __getitem__(self, index: int) -> dict:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"tile {index} of a dataset of {len(self)}")
+        index = int(index) % len(self)  # d[-1] is the last tile, as for a list
         rng = np.random.default_rng([self.seed, int(index), self.epoch])
         cloud = self.read_tile(index)
         idx = self.sample_indices(cloud.xyz, rng)

@@ -103,7 +103,7 @@ class Augment:
         from pcgen.options import check_range
 
         if self.scale is not None:
-            if len(self.scale) != 2:
+            if not isinstance(self.scale, (tuple, list)) or len(self.scale) != 2:
                 raise ConfigError(f"scale must be (low, high), got {self.scale!r}")
             low = check_range("scale[0]", self.scale[0], 0, 1e6, open_low=True)
             check_range("scale[1]", self.scale[1], low, 1e6)

@@ -172,6 +172,8 @@ def combine_draws(draws: list[np.ndarray], how: str = "consensus",
     """
     if how not in COMBINE:
         raise ConfigError(f"combine must be one of {', '.join(COMBINE)}, got {how!r}")
+    if not draws:
+        raise ValueError("combine_draws needs at least one draw")
     k = representative(draws)
     if how == "medoid" or len(draws) < 2:
         return draws[k], k

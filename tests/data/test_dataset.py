@@ -170,3 +170,16 @@ def test_tile_files_takes_one_path_and_refuses_bad_counts(tmp_path):
         with pytest.raises(ConfigError, match=f"chunk_size must be a whole number >= 1, got {bad!r}"):
             with io.open_chunks(datadir.lidar_file("simple.las"), bad):
                 pass
+
+
+def test_a_negative_index_is_a_tile_from_the_end(tmp_path):
+    tile_files([datadir.lidar_file("MixedConifer.laz")], tmp_path / "t", TileOptions(size=50, buffer=0),
+               overview=False)
+    ds = TileDataset(tmp_path / "t", num_points=256)
+    last = ds[len(ds) - 1]
+    torch.testing.assert_close(ds[-1]["points"], last["points"])  # was numpy's "expected non-negative integer"
+    with pytest.raises(IndexError, match=f"tile {len(ds)} of a dataset of {len(ds)}"):
+        ds[len(ds)]
+    with pytest.raises(ConfigError, match=r"scale must be \(low, high\), got 1.0"):
+        Augment(scale=1.0)  # was "object of type 'float' has no len()"
+

@@ -225,3 +225,15 @@ def test_a_self_crossing_gap_polygon_is_refused_before_filling(holed_tile):
     with pytest.raises(ConfigError, match="gap polygon 1 cannot be filled: empty or not a Polygon"):
         mask_gaps(cloud, [Point(x, y).buffer(3), Polygon()])
 
+
+def test_fill_building_blocks_refuse_what_they_cannot_use():
+    from pcgen.tasks.baselines import CanopyFill
+    from pcgen.tasks.fill import combine_draws
+
+    with pytest.raises(ConfigError, match=r"share_range\[1\] must be >= 2"):
+        CanopyFill(share_range=(2, 1))  # every share was clipped to 1, silently
+    with pytest.raises(ConfigError, match="min_canopy must be a number"):
+        CanopyFill(min_canopy="2")
+    with pytest.raises(ValueError, match="at least one draw"):
+        combine_draws([])  # was an IndexError
+
