@@ -12,7 +12,7 @@ from typing import Literal
 
 import torch
 
-from pcgen.errors import ConfigError
+from pcgen.errors import ConfigError, ShapeError
 from pcgen.ops import chamfer
 from pcgen.ops.emd import emd
 
@@ -56,9 +56,12 @@ def pairwise_distances(a: torch.Tensor, b: torch.Tensor, metric: Metric = "chamf
     Returns:
         (K, L) float64 on CPU.
     """
-    if chunk < 1:
-        raise ConfigError(f"chunk must be >= 1, got {chunk}")
+    from pcgen.options import check_range
+
+    check_range("chunk", chunk, 1, 10**9, integer=True)
     K, L = a.shape[0], b.shape[0]
+    if symmetric and K != L:
+        raise ShapeError(f"symmetric distances need a to be b, got {K} and {L} clouds")
     out = torch.zeros(K, L, dtype=torch.float64)
     if symmetric:
         rows, cols = torch.triu_indices(K, L, offset=1)

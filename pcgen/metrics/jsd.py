@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import torch
 
-from pcgen.errors import ConfigError
+from pcgen.errors import ConfigError, ShapeError
+
+MAX_RESOLUTION = 256  # voxels per axis: 256³ float64 counts are 134 MB a set
 
 
 def occupancy(clouds: torch.Tensor, resolution: int = 28, bounds=None) -> torch.Tensor:
@@ -24,8 +26,14 @@ def occupancy(clouds: torch.Tensor, resolution: int = 28, bounds=None) -> torch.
     Returns:
         (resolution**3,) float64 counts.
     """
-    if resolution < 1:
-        raise ConfigError(f"jsd resolution must be >= 1, got {resolution}")
+    from pcgen.options import check_range
+
+    check_range("jsd resolution", resolution, 1, MAX_RESOLUTION, integer=True)  # 10**6 asked for 8e18 bytes
+    if not isinstance(clouds, torch.Tensor) or clouds.dim() != 3 or clouds.shape[-1] != 3:
+        raise ShapeError(f"clouds must be a (K, N, 3) tensor, got "
+                         f"{tuple(clouds.shape) if isinstance(clouds, torch.Tensor) else type(clouds).__name__}")
+    if not bool(torch.isfinite(clouds).all()):
+        raise ShapeError("clouds hold NaN or infinite coordinates (they would be counted in an edge voxel)")
     lo, hi = (-1.0, 1.0) if bounds is None else bounds
     lo = torch.as_tensor(lo, dtype=torch.float64).expand(3)
     hi = torch.as_tensor(hi, dtype=torch.float64).expand(3)

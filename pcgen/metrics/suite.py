@@ -8,7 +8,7 @@ import torch
 
 from pcgen.errors import ShapeError
 from pcgen.metrics.distances import Metric, pairwise_distances
-from pcgen.metrics.jsd import occupancy_jsd
+from pcgen.metrics.jsd import MAX_RESOLUTION, occupancy_jsd
 from pcgen.metrics.normalize import Normalize, normalize_clouds
 from pcgen.metrics.scores import coverage, minimum_matching_distance, one_nn_accuracy, precision_recall
 from pcgen.ops._checks import check_finite
@@ -21,7 +21,7 @@ def check_metric_settings(chunk, emd_eps, emd_squared, jsd_resolution, pr_k) -> 
     check_range("chunk", chunk, 1, 1_000_000, integer=True)
     check_range("emd_eps", emd_eps, 0.0, 1.0, open_low=True)
     check_flag("emd_squared", emd_squared)
-    check_range("jsd_resolution", jsd_resolution, 2, 256, integer=True)  # 256³ cells: 134 MB a set
+    check_range("jsd_resolution", jsd_resolution, 2, MAX_RESOLUTION, integer=True)
     check_range("pr_k", pr_k, 1, 1000, integer=True)
 
 

@@ -221,3 +221,23 @@ def test_evaluate_sets_checks_its_settings(setting, needle):
     """pr_k=0 reported precision and recall of zero; the CLI refused it, the library did not."""
     with pytest.raises(ConfigError, match=needle):
         evaluate_sets(_random_sets(), _random_sets(5), metrics=("chamfer",), **setting)
+
+
+def test_occupancy_and_pairwise_distances_check_what_they_are_given():
+    from pcgen.metrics import pairwise_distances
+    from pcgen.metrics.jsd import occupancy
+
+    c = torch.rand(2, 10, 3) * 2 - 1
+    with pytest.raises(ConfigError, match="jsd resolution must be >= 1 and <= 256, got 1000000"):
+        occupancy(c, 10**6)  # asked numpy for 8e18 bytes
+    with pytest.raises(ConfigError, match="jsd resolution must be an integer, got 2.5"):
+        occupancy(c, 2.5)
+    with pytest.raises(ShapeError, match="NaN or infinite"):
+        occupancy(torch.full((1, 2, 3), float("nan")))  # was counted in a voxel
+    with pytest.raises(ShapeError, match=r"\(K, N, 3\)"):
+        occupancy(torch.rand(2, 10, 2))
+    with pytest.raises(ShapeError, match="symmetric distances need a to be b, got 4 and 5 clouds"):
+        pairwise_distances(torch.rand(4, 8, 3), torch.rand(5, 8, 3), symmetric=True)  # was an IndexError
+    with pytest.raises(ConfigError, match="chunk must be an integer, got 2.5"):
+        pairwise_distances(c, c, chunk=2.5)
+
