@@ -24,7 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="an override as for the other commands (repeatable)")
     parser.add_argument("--config-dir", default=None,
-                        help="a folder with your own config.yaml, searched before the packaged one")
+                        help="a folder with your own config.yaml, which replaces the packaged one whole "
+                             "(copy pcgen/conf/evaluate/config.yaml and edit it)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing report that pcgen evaluate wrote (never another file)")
 
