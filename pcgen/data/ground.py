@@ -5,6 +5,8 @@ points (a low percentile per cell, which sits on the terrain under sparse cover)
 inside the data are filled by linear interpolation over a Delaunay triangulation of the
 filled cells (scipy), cells outside its hull by the nearest filled cell. Points then read
 the surface by bilinear interpolation, so millions of points cost a few array operations.
+:func:`morphological_ground` tells ground from crowns among the lowest returns of a grid (the
+gap frame's ground without a ground class, :func:`pcgen.tasks.frame.filtered_lowest`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,10 @@ import numpy as np
 GROUND_CLASS = 2
 MAX_CELLS = 4_000_000
 MAX_SAMPLES = 4_000_000
+MORPH_WINDOWS = (2.0, 4.0, 8.0, 16.0)  # half-widths of morphological_ground's openings, CRS units
+MORPH_SLOPE = 0.3      # rise allowed per unit of window half-width
+MORPH_BASE = 0.3
+MORPH_MAX_RISE = 3.0
 
 
 @dataclass
@@ -72,11 +78,68 @@ class GroundCollector:
         return fit_ground(np.concatenate(self._all), percentile=5.0, base_cell=5.0)
 
 
+def morphological_ground(z: np.ndarray, cell: float, xy: np.ndarray | None = None, windows=MORPH_WINDOWS,
+                         slope: float = MORPH_SLOPE, base: float = MORPH_BASE,
+                         max_rise: float = MORPH_MAX_RISE) -> np.ndarray:
+    """Bool mask of the cells of a grid of low heights (NaN: no return) that a progressive
+    morphological filter (Zhang et al., 2003) keeps as ground.
+
+    Without a ground class the lowest return of a cell under a crown is often a branch. The
+    grid is opened (grey erosion, then dilation, scipy.ndimage) with windows of growing
+    half-width ``w``; a cell more than ``min(base + slope * w, max_rise)`` above the opened
+    surface is not ground, and takes the opened height for the next, wider window. It runs on
+    heights above the terrain's plane (:func:`_low_plane`): an opening leaves a plane as it is,
+    except where the data ends and the window is cut short (it would take the top edge of a
+    slope for a crown). PDAL has this filter, but is not a dependency; scipy's morphology does
+    the work here.
+
+    Args:
+        z: (A, B) heights, NaN where a cell holds no return.
+        cell: the side of a cell, in the units of ``windows``.
+        xy: (A, B, 2) where each height lies (for the plane); None: the cells' corners.
+    """
+    from scipy import ndimage
+
+    known = np.isfinite(z)
+    keep = known.copy()
+    if known.sum() < 3:
+        return keep
+    a, b = np.nonzero(known)
+    where = np.c_[a * cell, b * cell] if xy is None else xy[known]
+    grid = np.full(z.shape, np.inf)  # empty cells neither lower an erosion nor raise a dilation
+    grid[known] = z[known] - _low_plane(np.c_[where, z[known]])
+    surface = grid.copy()
+    for w in windows:
+        size = 2 * max(1, int(round(w / cell))) + 1
+        eroded = ndimage.grey_erosion(surface, size=(size, size), mode="nearest")
+        opened = ndimage.grey_dilation(np.where(np.isfinite(eroded), eroded, -np.inf), size=(size, size),
+                                       mode="nearest")
+        above = known & np.isfinite(opened)
+        above[above] = grid[above] - opened[above] > min(base + slope * w, max_rise)
+        keep &= ~above
+        surface = np.where(above, opened, surface)
+    return keep
+
+
+def _low_plane(p: np.ndarray) -> np.ndarray:
+    """(G,) heights of a plane through the lower half of (G, 3) points: the trend of the terrain.
+    A least-squares plane, fitted again to the points under it, so crowns barely tilt it."""
+    a = np.c_[np.ones(len(p)), p[:, :2] - p[:, :2].mean(0)]
+    coef = np.linalg.lstsq(a, p[:, 2], rcond=None)[0]
+    under = p[:, 2] <= a @ coef
+    if under.sum() >= 3:
+        coef = np.linalg.lstsq(a[under], p[under, 2], rcond=None)[0]
+    return a @ coef
+
+
 def fit_ground(xyz: np.ndarray, percentile: float, base_cell: float) -> GroundModel:
     """Grid the per-cell ``percentile`` of z over (N, 3) candidates and fill the gaps (TIN).
 
     The cell grows with sparse data (about 4 candidates per cell) and is capped at
-    ``MAX_CELLS`` cells.
+    ``MAX_CELLS`` cells. Unclassified candidates are not filtered with
+    :func:`morphological_ground` here: on 5 m cells of the 5th percentile it helped a rural
+    site with buildings (lastools_fusa: mean error against its class-2 ground 0.58 to 0.16-0.38 m)
+    and cost the forests (hawaii_ept 0.37 to 0.38-0.41 m, Topography 0.30 to up to 0.37 m).
     """
     if not 0 <= percentile <= 100:  # numpy's percentile takes -50 as "another cell's z"
         raise ValueError(f"percentile must be in [0, 100], got {percentile!r}")

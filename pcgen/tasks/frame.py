@@ -24,11 +24,7 @@ GROUND_CLASS = 2
 BUILDING_CLASS = 6
 LOWEST_CELL = 2.0      # m; cell of the lowest-point ground fallback
 IDW_NEIGHBOURS = 8
-MORPH_WINDOWS = (2.0, 4.0, 8.0, 16.0)  # m, half-widths of filtered_lowest's openings
-MORPH_SLOPE = 0.3      # rise allowed per metre of window half-width
-MORPH_BASE = 0.3       # m
-MORPH_MAX_RISE = 3.0   # m
-MORPH_MAX_CELLS = 4_000_000
+MORPH_MAX_CELLS = 4_000_000  # filtered_lowest's grid
 
 
 def lowest_per_cell(xyz: np.ndarray, cell: float = LOWEST_CELL) -> np.ndarray:
@@ -46,63 +42,34 @@ def lowest_per_cell(xyz: np.ndarray, cell: float = LOWEST_CELL) -> np.ndarray:
     return mask
 
 
-def filtered_lowest(xyz: np.ndarray, cell: float = LOWEST_CELL, windows=MORPH_WINDOWS,
-                    slope: float = MORPH_SLOPE, base: float = MORPH_BASE, max_rise: float = MORPH_MAX_RISE) -> np.ndarray:
+def filtered_lowest(xyz: np.ndarray, cell: float = LOWEST_CELL) -> np.ndarray:
     """(N,) bool mask of the ground among (N, 3) unclassified returns: the lowest point per cell
-    that a progressive morphological filter (Zhang et al., 2003) keeps.
+    that a progressive morphological filter keeps (:func:`pcgen.data.ground.morphological_ground`).
 
     Under a crown the lowest return of a 2 m cell is often a branch, and the surface through
-    such points bends up into the canopy. The lowest points are gridded and opened (grey
-    erosion, then dilation, scipy.ndimage) with windows of growing half-width ``w``; a cell
-    more than ``min(base + slope * w, max_rise)`` above the opened surface is not ground, and
-    takes the opened height for the next, wider window. The filter runs on heights above the
-    terrain's plane (:func:`_low_plane`): an opening leaves a plane as it is, except where the
-    data ends and the window is cut short (it would take the top edge of a slope for a crown). On the training sites' class-2 ground (40 m windows, 5 m holes cut), the
-    mean error of the interpolated ground fell from 0.16 to 0.08 m (Topography.laz), 0.10 to
-    0.04 m (lastools_fusa.laz) and stayed 0.09 m where the lowest points were ground already
-    (hawaii_ept). A grid over :data:`MORPH_MAX_CELLS` cells (a sparse, huge extent) keeps the
-    lowest points as they are.
+    such points bends up into the canopy. On the training sites' class-2 ground (40 m windows,
+    5 m holes cut), the filter took the mean error of the interpolated ground from 0.16 to
+    0.09 m (Topography.laz) and 0.10 to 0.04 m (lastools_fusa.laz); it stayed 0.09 m where the
+    lowest points were ground already (hawaii_ept). A grid over :data:`MORPH_MAX_CELLS` cells
+    (a sparse, huge extent) keeps the lowest points as they are.
     """
-    from scipy import ndimage
+    from pcgen.data.ground import morphological_ground
 
     low = lowest_per_cell(xyz, cell)
     p = xyz[low]
     if len(p) < 3:
         return low
-    ij = np.floor((p[:, :2] - p[:, :2].min(0)) / cell).astype(np.int64)
+    ij = np.floor(p[:, :2] / cell).astype(np.int64)  # lowest_per_cell's cells: one point each
+    ij -= ij.min(0)
     shape = ij.max(0) + 1
     if shape[0] * shape[1] > MORPH_MAX_CELLS:
         return low
-    grid = np.full(shape, np.inf)
-    z = p[:, 2] - _low_plane(p)  # openings truncated at the data's edge cut the top of a slope
-    grid[ij[:, 0], ij[:, 1]] = z
-    surface = grid.copy()
-    ground = np.ones(len(p), bool)
-    for w in windows:
-        size = 2 * max(1, int(round(w / cell))) + 1
-        eroded = ndimage.grey_erosion(surface, size=(size, size), mode="nearest")
-        opened = ndimage.grey_dilation(np.where(np.isfinite(eroded), eroded, -np.inf), size=(size, size),
-                                       mode="nearest")
-        opened = np.where(np.isfinite(opened), opened, np.inf)  # windows with no return at all
-        rise = min(base + slope * w, max_rise)
-        ground &= z - opened[ij[:, 0], ij[:, 1]] <= rise
-        above = np.isfinite(grid) & np.isfinite(opened)
-        above[above] = grid[above] - opened[above] > rise
-        surface = np.where(above, opened, surface)
+    grid, xy = np.full(shape, np.nan), np.zeros((*shape, 2))
+    grid[ij[:, 0], ij[:, 1]], xy[ij[:, 0], ij[:, 1]] = p[:, 2], p[:, :2]
+    keep = morphological_ground(grid, cell, xy)
     out = np.zeros(len(xyz), bool)
-    out[np.flatnonzero(low)[ground]] = True
+    out[np.flatnonzero(low)[keep[ij[:, 0], ij[:, 1]]]] = True
     return out
-
-
-def _low_plane(p: np.ndarray) -> np.ndarray:
-    """(G,) heights of a plane through the lower half of (G, 3) points: the trend of the terrain.
-    A least-squares plane, fitted again to the points under it, so crowns barely tilt it."""
-    a = np.c_[np.ones(len(p)), p[:, :2] - p[:, :2].mean(0)]
-    coef = np.linalg.lstsq(a, p[:, 2], rcond=None)[0]
-    under = p[:, 2] <= a @ coef
-    if under.sum() >= 3:
-        coef = np.linalg.lstsq(a[under], p[under, 2], rcond=None)[0]
-    return a @ coef
 
 
 def ground_points(xyz: np.ndarray, classification=None) -> np.ndarray:
