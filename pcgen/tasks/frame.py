@@ -51,8 +51,14 @@ def filtered_lowest(xyz: np.ndarray, cell: float = LOWEST_CELL) -> np.ndarray:
     5 m holes cut), the filter took the mean error of the interpolated ground from 0.16 to
     0.09 m (Topography.laz) and 0.10 to 0.04 m (lastools_fusa.laz); it stayed 0.09 m where the
     lowest points were ground already (hawaii_ept). A grid over :data:`MORPH_MAX_CELLS` cells
-    (a sparse, huge extent) keeps the lowest points as they are.
+    (a sparse, huge extent) keeps the lowest points as they are. The last few results are kept:
+    a gap's K draws ask three times each for the same context's ground.
     """
+    xyz = np.ascontiguousarray(xyz, dtype=np.float64)
+    return _FILTERED.get(float(cell), xyz, lambda pts: _filtered_lowest(pts, cell)).copy()
+
+
+def _filtered_lowest(xyz: np.ndarray, cell: float) -> np.ndarray:
     from pcgen.data.ground import morphological_ground
 
     low = lowest_per_cell(xyz, cell)
@@ -126,18 +132,7 @@ class GroundSurface:
         it is built, so the last few are kept and handed out again when the returns are equal.
         """
         ground = np.ascontiguousarray(ground, dtype=np.float64).reshape(-1, 3)
-        key = (float(power), len(ground), hash(ground.tobytes()))
-        with _SURFACES_LOCK:
-            hit = _SURFACES.get(key)
-            if hit is not None and np.array_equal(hit.ground, ground):
-                _SURFACES.move_to_end(key)
-                return hit
-        surface = cls(ground, power)
-        with _SURFACES_LOCK:
-            _SURFACES[key] = surface
-            while len(_SURFACES) > _SURFACES_KEPT:
-                _SURFACES.popitem(last=False)
-        return surface
+        return _SURFACES.get(float(power), ground, lambda g: cls(g, power))
 
     def __call__(self, xy: np.ndarray) -> np.ndarray:
         """(P,) surface elevation at (P, 2) ``xy``; zeros when there are no returns at all."""
@@ -158,10 +153,32 @@ class GroundSurface:
         return z
 
 
-# the surfaces GroundSurface.of built last (a gap's few, kept while its K draws are made)
-_SURFACES: OrderedDict = OrderedDict()
-_SURFACES_KEPT = 8
-_SURFACES_LOCK = threading.Lock()
+class _LastFew:
+    """The last few results of a pure function of a float64 array, handed out again when it is
+    called with an equal array: a gap's K draws fit the same grounds and surfaces K times."""
+
+    def __init__(self, kept: int = 8):
+        self.kept = kept
+        self._items: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, tag, array: np.ndarray, make):
+        key = (tag, array.shape, hash(array.tobytes()))
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None and np.array_equal(hit[0], array):
+                self._items.move_to_end(key)
+                return hit[1]
+        value = make(array)
+        with self._lock:
+            self._items[key] = (array.copy(), value)
+            while len(self._items) > self.kept:
+                self._items.popitem(last=False)
+        return value
+
+
+_SURFACES = _LastFew()  # GroundSurface.of: a gap's few surfaces, kept while its K draws are made
+_FILTERED = _LastFew()  # filtered_lowest: the frame's and the copies' ground of a gap's context
 
 
 def ground_heights(ground: np.ndarray, xy: np.ndarray) -> np.ndarray:

@@ -80,6 +80,23 @@ def test_unclassified_ground_drops_the_lowest_points_that_are_crowns():
     assert np.abs(GroundSurface(xyz[low])(at) - truth).min() > 5  # the lowest points bent into the crowns
 
 
+def test_unclassified_ground_is_worked_out_once_per_context_and_handed_out_as_a_copy():
+    from pcgen.tasks import frame
+
+    xyz, _ = crowned_slope(np.random.default_rng(1))
+    first = filtered_lowest(xyz)
+    first[:] = False  # a caller's edit does not reach the kept result
+    calls = []
+    real = frame._filtered_lowest
+    frame._filtered_lowest = lambda pts, cell: calls.append(1) or real(pts, cell)
+    try:
+        again = filtered_lowest(xyz.copy())  # equal points, another array
+    finally:
+        frame._filtered_lowest = real
+    assert calls == [] and again.sum() > 500
+    np.testing.assert_array_equal(again, frame._filtered_lowest(xyz, 2.0))
+
+
 def test_unclassified_ground_keeps_a_few_points_and_a_plane_as_they_are():
     pts = np.array([[0.5, 0.5, 3.0], [0.6, 0.4, 1.0], [2.5, 0.5, 7.0], [2.6, 0.7, 9.0]])
     np.testing.assert_array_equal(filtered_lowest(pts), lowest_per_cell(pts))  # under 3 cells: nothing to open
