@@ -14,7 +14,7 @@ from typing import Literal
 
 import torch
 
-from pcgen.errors import ConfigError
+from pcgen.errors import ConfigError, ShapeError
 
 Normalize = Literal["box", "sphere", "none"]
 
@@ -28,7 +28,12 @@ def normalize_clouds(clouds: torch.Tensor, mode: Normalize = "box") -> torch.Ten
     Returns:
         (K, N, 3), same dtype; a cloud of one repeated point is only centered.
     """
-    if mode == "none":
+    if not isinstance(clouds, torch.Tensor) or clouds.dim() != 3 or not clouds.dtype.is_floating_point:
+        what = f"{tuple(clouds.shape)} {clouds.dtype}" if isinstance(clouds, torch.Tensor) else type(clouds).__name__
+        raise ShapeError(f"clouds must be a floating-point (K, N, D) tensor, got {what}")
+    if mode not in ("box", "sphere", "none"):
+        raise ConfigError(f"normalize must be 'box', 'sphere' or 'none', got {mode!r}")
+    if mode == "none" or clouds.shape[1] == 0:  # no point to centre or scale
         return clouds
     if mode == "box":
         lo, hi = clouds.amin(1, keepdim=True), clouds.amax(1, keepdim=True)

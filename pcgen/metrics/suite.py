@@ -49,8 +49,8 @@ def evaluate_sets(generated: torch.Tensor, reference: torch.Tensor,
         "1nna", "precision", "recall"}, "emd": {...}}``.
     """
     for name, t in (("generated", generated), ("reference", reference)):
-        if t.dim() != 3 or t.shape[-1] != 3 or t.shape[0] < 2:
-            raise ShapeError(f"{name} clouds must be (K >= 2, N, 3), got {tuple(t.shape)}")
+        if t.dim() != 3 or t.shape[-1] != 3 or t.shape[0] < 2 or t.shape[1] < 1:
+            raise ShapeError(f"{name} clouds must be (K >= 2, N >= 1, 3), got {tuple(t.shape)}")
     if "emd" in metrics and generated.shape[1] != reference.shape[1]:
         raise ShapeError(f"EMD needs clouds of equal size: generated have {generated.shape[1]} "
                          f"points, reference {reference.shape[1]}")

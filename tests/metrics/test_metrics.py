@@ -241,3 +241,15 @@ def test_occupancy_and_pairwise_distances_check_what_they_are_given():
     with pytest.raises(ConfigError, match="chunk must be an integer, got 2.5"):
         pairwise_distances(c, c, chunk=2.5)
 
+
+def test_sets_without_points_or_of_integers_are_named_errors():
+    from pcgen.metrics import normalize_clouds
+
+    with pytest.raises(ShapeError, match=r"generated clouds must be \(K >= 2, N >= 1, 3\), got \(4, 0, 3\)"):
+        evaluate_sets(torch.rand(4, 0, 3), torch.rand(5, 0, 3))  # was an amin() IndexError
+    assert normalize_clouds(torch.zeros(2, 0, 3)).shape == (2, 0, 3)
+    with pytest.raises(ShapeError, match="floating-point"):
+        normalize_clouds(torch.zeros(2, 5, 3, dtype=torch.int64), "sphere")  # was a torch mean() error
+    with pytest.raises(ConfigError, match="normalize must be"):
+        normalize_clouds(torch.zeros(2, 0, 3), "cube")
+
