@@ -188,8 +188,8 @@ def write_las(cloud: PointCloud, path, *, compress: bool | None = None) -> None:
             raise OutputError(str(exc), path) from None
     try:
         record = cloud.to_record(header)
-    except ConfigError as exc:
-        raise OutputError(str(exc), path) from None
+    except (ConfigError, OutputError) as exc:  # the record knows no path: name the file
+        raise OutputError(exc.message, path) from None
     if compress is None:
         compress = path.suffix.lower() == ".laz"
     evlrs = header.evlrs if header.evlrs is not None else []
