@@ -38,6 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gaps-only", action="store_true",
                         help="only detect and report the gaps (GeoJSON), so they can be checked "
                              "or edited and passed back with --mask")
+    parser.add_argument("--png", action="store_true",
+                        help="also draw each filled file (OUT with .png): from above, new points in red, "
+                             "and from the side through its largest gap")
     parser.add_argument("--config", type=yaml_mapping_file, default=None,
                         help="fill YAML setting some keys over the packaged pcgen/conf/task/fill.yaml")
     parser.add_argument("--config-dir", default=None, metavar="DIR",
@@ -80,11 +83,12 @@ def _config(args):
     return check_fill_config(cfg)
 
 
-def _guard(args, pairs, single: bool) -> tuple[Path, str | None]:
+def _guard(args, pairs, single: bool) -> tuple[Path, str | None, str | None]:
     """Check every output location against every input before anything is read."""
     from pcgen.outputs import check_output
 
     from pcgen.tasks.fill import is_filled_file
+    from pcgen.tasks.fill_render import is_fill_png
     from pcgen.tasks.gaps import is_gap_report
 
     inputs = [args.input, args.mask, args.config, args.ckpt] + [s for s, _ in pairs]
@@ -99,11 +103,15 @@ def _guard(args, pairs, single: bool) -> tuple[Path, str | None]:
         if report is not None:
             check_output(report, inputs + ([] if args.gaps_only else [dst]), folder=False,
                          overwrite=args.overwrite, overwrite_hint="--overwrite", ours=is_gap_report)
-        return dst, report
+        png = str(dst.with_suffix("")) + ".png" if args.png else None
+        if png is not None:
+            check_output(png, inputs + [dst, report], folder=False, overwrite=args.overwrite,
+                         overwrite_hint="--overwrite", ours=is_fill_png)
+        return dst, report, png
     if args.gaps:
         raise ConfigError("--gaps names one report; with several inputs each report goes beside its output")
     return check_output(args.output, inputs, folder=True, overwrite=args.overwrite,
-                        overwrite_hint="--overwrite"), None
+                        overwrite_hint="--overwrite"), None, None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -116,11 +124,13 @@ def run(args: argparse.Namespace) -> int:
         fill_only = [flag for flag, value in (("--samples", args.samples), ("--baseline", args.baseline),
                                              ("--source-copy", args.source_copy), ("--class-code", args.class_code),
                                              ("--ckpt", args.ckpt)) if value is not None]
+        if args.png:
+            fill_only.append("--png")
         if fill_only:
             raise ConfigError(f"{fill_only[0]} sets how gaps are filled; --gaps-only fills none")
     pairs = expand_inputs(args.input, args.output)
     single = len(pairs) == 1 and (not Path(args.input).is_dir() or is_ept(args.input))
-    dst, report = _guard(args, pairs, single)
+    dst, report, png = _guard(args, pairs, single)
     cfg = _config(args)
     if args.baseline and args.source_copy:
         raise ConfigError("--source-copy sets the model's start; a --baseline fill has none")
@@ -132,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     progress = not args.quiet and sys.stderr.isatty()
     if single:
         jobs = [FillJob(str(pairs[0][0]), str(dst), spec, cfg, args.mask, report, True, progress, args.gaps_only,
-                        gap_workers=1 if args.dask else args.workers)]
+                        gap_workers=1 if args.dask else args.workers, png=png)]
         results = run_jobs(jobs, 1, args.dask, progress)
     else:
         # Several files: write into a staging folder; only pcgen's own files move into OUT at the end.
@@ -140,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
         with atomic_dir(out_dir, overwrite=args.overwrite) as stage:
             jobs = [FillJob(str(s), str(stage / d.name), spec, cfg, args.mask,
                             str(stage / (Path(d.name).stem + ".gaps.geojson")), False, False,
-                            args.gaps_only)
+                            args.gaps_only, png=str(stage / (Path(d.name).stem + ".png")) if args.png else None)
                     for s, d in pairs]
             results = run_jobs(jobs, args.workers, args.dask, progress)
             if args.mask and all(r.skipped for r in results):  # a wrong CRS or a wrong mask

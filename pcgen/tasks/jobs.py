@@ -33,6 +33,7 @@ class FillJob:
     progress: bool = False
     gaps_only: bool = False  # detect and report, write no LAS
     gap_workers: int = 1  # processes over this file's gaps (one big file on several cores)
+    png: str | None = None  # where to draw the filled file (pcgen.tasks.fill_render)
 
     def absolute(self) -> "FillJob":
         """The same job with every path absolute, as a Dask worker (whose folder is not the
@@ -44,7 +45,8 @@ class FillJob:
         if spec[0] == "model" and spec[1] is not None:
             spec = (spec[0], absolute(spec[1]), *spec[2:])
         return replace(self, src=absolute(self.src), dst=absolute(self.dst), generator=spec,
-                                   mask=absolute(self.mask), gaps_report=absolute(self.gaps_report))
+                                   mask=absolute(self.mask), gaps_report=absolute(self.gaps_report),
+                                   png=absolute(self.png))
 
 
 @dataclass
@@ -106,6 +108,10 @@ def _run_job(job: FillJob) -> JobResult:
         gaps = [g if g.density_around == g.density_around else
                 replace(g, density_around=measured.get(g.id, g.density_around)) for g in gaps]
         _write_report(job.gaps_report, gaps, cloud.crs)
+    if job.png:
+        from pcgen.tasks.fill_render import render_fill
+
+        render_fill(result.cloud.xyz, result.n_original, [g.polygon for g in gaps], job.png, Path(job.src).name)
     return JobResult(job.src, job.dst, result.n_original, len(result.cloud) - result.n_original,
                      [asdict(g) for g in result.gaps])
 

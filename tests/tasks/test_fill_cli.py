@@ -332,3 +332,35 @@ def test_a_thin_diagonal_strip_gets_its_whole_budget(holed_tile, tmp_path, capsy
     assert main(["fill", str(cut), str(tmp_path / "o.laz"), "--mask", str(mask), "--baseline", "mirror"]) == 0
     (gap,) = json.loads(capsys.readouterr().out)[0]["gaps"]
     assert gap["n_target"] > 100 and gap["n_generated"] == gap["n_target"]
+
+
+def test_png_draws_the_fill_and_replaces_only_a_png_it_drew(holed_tile, tmp_path, capsys):
+    from PIL import Image
+
+    from pcgen.tasks.fill_render import PNG_MARK, is_fill_png
+
+    path, hole, _ = holed_tile
+    out = tmp_path / "out"
+    out.mkdir()
+    mask = _mask(tmp_path, [hole])
+    fill = ["fill", str(path), str(out / "a.laz"), "--mask", str(mask), "--baseline", "mirror", "--png", "-q"]
+    assert main(fill) == 0
+    png = out / "a.png"
+    assert is_fill_png(png) and Image.open(png).info.get("Software") == PNG_MARK
+    assert Image.open(png).size == (1320, 616)  # 12 x 5.6 inches at 110 dpi: above and side by side
+    (out / "d.png").write_bytes(png.read_bytes())  # a drawing of an earlier fill, where d.laz's would go
+    _fails(capsys, [a.replace("a.laz", "d.laz") for a in fill[:-1]], out,
+           "d.png: output file exists (pass --overwrite to replace it)")
+    assert main(fill + ["--overwrite"]) == 0
+    theirs = out / "b.png"
+    theirs.write_bytes(b"\x89PNG\r\n\x1a\n" + b"a picture of the user's")
+    _fails(capsys, ["fill", str(path), str(out / "b.laz"), "--mask", str(mask), "--baseline", "mirror", "--png",
+                    "--overwrite"], out, "pcgen did not write it")
+    _fails(capsys, ["fill", str(path), str(out / "c.laz"), "--gaps-only", "--png"], out,
+           "--png sets how gaps are filled; --gaps-only fills none")
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "t1.laz").write_bytes(path.read_bytes())
+    assert main(["fill", str(src), str(tmp_path / "many"), "--mask", str(mask), "--baseline", "mirror",
+                 "--png", "-q"]) == 0
+    assert is_fill_png(tmp_path / "many" / "t1.png")
