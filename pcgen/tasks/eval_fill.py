@@ -10,7 +10,9 @@ Every generator (the model and the baselines) fills the same cuts with the same 
 * F-score at τ (metres): precision = share of generated points within τ of a true point, recall
   the converse, F = 2PR / (P + R);
 * vegetation structure: height above the local ground (interpolated from the surrounding class-2
-  points) p50 / p95, and points per m², each as absolute error against the truth;
+  points; in a file without a ground class, from the lowest returns the gap frame keeps,
+  :func:`pcgen.tasks.frame.filtered_lowest`) p50 / p95, and points per m², each as absolute
+  error against the truth;
 * with K > 1 draws, the Spearman correlation, pooled over every cut, between a point's
   uncertainty (its mean distance to the other draws, as ``pcgen fill --samples K`` writes it)
   and its distance to the nearest true point.
@@ -32,7 +34,7 @@ from shapely.geometry import box as shapely_box
 from pcgen.errors import InputError
 from pcgen.tasks.context import build_context, generate_in_gap
 from pcgen.tasks.fill import FillConfig, combine_draws, draw_spread
-from pcgen.tasks.frame import GroundSurface
+from pcgen.tasks.frame import GroundSurface, filtered_lowest
 from pcgen.tasks.gaps import MIN_TILE_POINTS, tile_footprint
 
 
@@ -194,9 +196,7 @@ def evaluate_fill(tiles: Sequence[tuple[str, np.ndarray, dict]], generators: dic
         except InputError as exc:  # a cut where the survey is too sparse to fill from
             skipped.append(exc.message)
             continue
-        cls = attributes.get("classification")
-        ground = left[np.asarray(cls) == config.ground_class] if cls is not None else left[:0]
-        near = np.abs(ground[:, :2] - np.asarray(cut.polygon.centroid.coords[0])).max(1) < 3 * config.gap_size
+        ground = _ground_near(left, attributes.get("classification"), cut.polygon, config)
         fills = {}
         for name, gen in generators.items():
             grng = np.random.default_rng([config.seed, i, 7])  # same stream for every method
@@ -206,7 +206,7 @@ def evaluate_fill(tiles: Sequence[tuple[str, np.ndarray, dict]], generators: dic
             fills[name] = pts
             row = {"tile": cut.tile, "cut": i, "method": name, "area": float(cut.polygon.area),
                    "density_around": ctx.density}
-            row.update(fill_metrics(pts, removed, cut.polygon.area, ground[near], config.tau,
+            row.update(fill_metrics(pts, removed, cut.polygon.area, ground, config.tau,
                                     config.emd_points, np.random.default_rng([config.seed, i, 11])))
             if len(draws) > 1 and len(pts):
                 row["_uncertainty"] = draw_spread(draws)
@@ -217,6 +217,16 @@ def evaluate_fill(tiles: Sequence[tuple[str, np.ndarray, dict]], generators: dic
     if not rows:
         raise InputError(f"no cut has enough points around it to fill from ({skipped[0]})")
     return rows, examples, skipped
+
+
+def _ground_near(left: np.ndarray, cls, polygon, config: EvalConfig) -> np.ndarray:
+    """The ground returns within 3 gap sides of a cut, that its heights above ground are read
+    from: class 2, or in a file without a ground class (heights were then measured from z = 0)
+    the lowest returns the gap frame keeps."""
+    near = np.abs(left[:, :2] - np.asarray(polygon.centroid.coords[0])).max(1) < 3 * config.gap_size
+    if cls is not None and (np.asarray(cls) == config.ground_class).sum() >= 3:
+        return left[near & (np.asarray(cls) == config.ground_class)]
+    return left[near][filtered_lowest(left[near])]
 
 
 def summarize(rows: list[dict], tau: Sequence[float]) -> dict:

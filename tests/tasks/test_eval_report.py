@@ -153,3 +153,23 @@ def test_a_survey_in_feet_is_scored_in_feet(tmp_path):
     assert "| method | cuts | Chamfer ft ↓ | EMD ft ↓ | F@0.5ft ↑ | F@1ft ↑ |" in md
     assert r"\|Δdensity\| /ft² ↓" in md and " m ↓" not in md
     assert json.loads((out / "eval_fill.json").read_text())["config"]["unit"] == "ft"
+
+
+def test_heights_in_a_file_without_a_ground_class_are_above_its_filtered_ground():
+    """Without class 2 the heights of |Δp50| and |Δp95| were measured from z = 0."""
+    import numpy as np
+    from shapely.geometry import box
+
+    from pcgen.tasks.eval_fill import EvalConfig, _ground_near
+
+    from .test_gap_frame import crowned_slope
+
+    xyz, n_ground = crowned_slope(np.random.default_rng(0))
+    cfg = EvalConfig(gap_size=10.0)
+    ground = _ground_near(xyz, None, box(15, 25, 25, 35), cfg)  # a cut under the large crown
+    assert len(ground) > 50
+    np.testing.assert_allclose(ground[:, 2], 100 + 0.3 * ground[:, 0], atol=1e-9)  # on the plane, no crown
+    cls = np.r_[np.full(n_ground, 2), np.full(len(xyz) - n_ground, 5)]
+    classed = _ground_near(xyz, cls, box(15, 25, 25, 35), cfg)
+    near = np.abs(xyz[:n_ground, :2] - [20, 30]).max(1) < 30
+    np.testing.assert_array_equal(classed, xyz[:n_ground][near])  # class 2, as before
