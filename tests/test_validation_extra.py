@@ -131,6 +131,30 @@ def test_evaluate_replaces_only_its_own_report(tmp_path, capsys):
     assert json.loads(out.read_text())["generator"] == "pcgen evaluate"
 
 
+def test_evaluate_config_dir_wants_a_whole_config(tmp_path, capsys):
+    """A partial DIR/config.yaml failed as "Could not override 'generated'"."""
+    import numpy as np
+
+    from pcgen.tasks import eval_generation
+
+    rng = np.random.default_rng(0)
+    g, r = tmp_path / "g.npy", tmp_path / "r.npy"
+    np.save(g, rng.normal(size=(4, 16, 3)).astype("f4"))
+    np.save(r, rng.normal(size=(5, 16, 3)).astype("f4"))
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "config.yaml").write_text("metrics: [chamfer]\n")
+    _one_line(capsys, ["evaluate", "--config-dir", str(mine), f"generated={g}", f"reference={r}",
+                       f"out={tmp_path / 'o.json'}"],
+              "mine/config.yaml: it replaces pcgen's evaluate config whole and lacks generated, reference")
+    assert not (tmp_path / "o.json").exists()
+    packaged = Path(eval_generation.__file__).parents[1] / "conf" / "evaluate" / "config.yaml"
+    (mine / "config.yaml").write_text(packaged.read_text().replace("metrics: [chamfer, emd]", "metrics: [chamfer]"))
+    assert main(["evaluate", "--config-dir", str(mine), f"generated={g}", f"reference={r}",
+                 f"out={tmp_path / 'o.json'}"]) == 0
+    assert "emd" not in json.loads((tmp_path / "o.json").read_text())
+
+
 @pytest.mark.parametrize("override, says", [
     ("trainer.precision=foo", "trainer settings refused: Precision 'foo' is invalid"),
     ("trainer.devices=0", "trainer settings refused: `Trainer(devices=0)` value is not a valid input"),

@@ -35,6 +35,25 @@ CLOUD_SUFFIXES = (".npy", *LAS_SUFFIXES, ".ply")
 CONFIG_MODULE = "pcgen.conf.evaluate"
 
 
+def _check_whole(config_dir) -> None:
+    """A user's ``config.yaml`` replaces the packaged one whole: one that leaves keys out failed
+    later as "Could not override 'generated'", naming neither the file nor the fix."""
+    from pcgen.conf import compose, user_config_dir
+
+    path = user_config_dir(config_dir) / "config.yaml"
+    if not path.is_file():
+        return
+    try:
+        theirs = OmegaConf.load(path)
+    except Exception as exc:  # noqa: BLE001 - any parse failure is the file's
+        raise ConfigError(f"cannot read it: {str(exc).splitlines()[0]}", path) from None
+    packaged = compose("config", module=CONFIG_MODULE)
+    missing = [k for k in packaged if not (isinstance(theirs, dict) or OmegaConf.is_dict(theirs)) or k not in theirs]
+    if missing:
+        raise ConfigError(f"it replaces pcgen's evaluate config whole and lacks {', '.join(missing)}: "
+                          "copy pcgen/conf/evaluate/config.yaml there and edit it", path)
+
+
 def load_config(overrides: Sequence[str] = (), config_dir: str | os.PathLike | None = None) -> dict:
     """Compose the evaluation settings with Hydra-style ``key=value`` overrides, then check them.
 
@@ -46,6 +65,8 @@ def load_config(overrides: Sequence[str] = (), config_dir: str | os.PathLike | N
     bad = [a for a in overrides if "=" not in a or a.startswith("=")]
     if bad:
         raise ConfigError(f"arguments must be key=value, got {bad[0]!r}")
+    if config_dir is not None:
+        _check_whole(config_dir)
     cfg = OmegaConf.to_container(compose("config", overrides, config_dir=config_dir,
                                          module=CONFIG_MODULE), resolve=True)
     if isinstance(cfg["metrics"], str):
