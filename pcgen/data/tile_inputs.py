@@ -14,13 +14,14 @@ import laspy
 import pcgen.io as pio
 from pcgen.errors import InputError
 from pcgen.io.ept import EPT_NAME, is_ept
-from pcgen.io.las import COPC_SUFFIX, check_header
+from pcgen.io.las import COPC_SUFFIX, check_header, check_records
 
 
 def read_headers(files: list[Path]) -> list[laspy.LasHeader]:
     """Open and check every header up front so a bad file fails the run before anything is
     written: scales, offsets and bounds go through `pcgen.io.las.check_header`, the one check
-    every reader applies (a 0 or NaN scale collapses every X; NaN bounds break the grid).
+    every reader applies (a 0 or NaN scale collapses every X; NaN bounds break the grid), and
+    records the header miscounts through `pcgen.io.las.check_records`.
 
     An EPT dataset's header is its first node's, with the dataset's point count and extent.
     """
@@ -40,6 +41,7 @@ def read_headers(files: list[Path]) -> list[laspy.LasHeader]:
                 from None
         if header.point_count == 0:
             raise InputError("contains no points", f)
+        check_records(f)
         headers.append(check_header(header, f))
     return headers
 

@@ -69,10 +69,86 @@ def check_header(header: laspy.LasHeader, path) -> laspy.LasHeader:
     return header
 
 
+EVLR_HEADER_SIZE = 60  # bytes of an extended VLR's header (LAS 1.4)
+
+
+def check_records(path) -> None:
+    """Refuse a file whose point records disagree with its header where laspy reads on silently.
+
+    laspy reads as many records as the header counts: extra records are dropped without a
+    word (a fill written from such a file would lose them), and extended VLRs cut off the end
+    (an interrupted download of a LAS 1.4 or COPC file) read as none. Compressed files are
+    counted from their chunk table; a LAZ file without one is left to the reader.
+
+    Raises:
+        InputError: the extended VLRs run past the end of the file, or the file holds more
+            point records than the header says.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        try:
+            header = laspy.LasHeader.read_from(fh)
+        except BaseException as exc:  # noqa: BLE001 - the reader names what is wrong
+            _reraise(exc, path)
+        end = size
+        evlrs = int(getattr(header, "number_of_evlrs", 0) or 0)
+        if evlrs:
+            end = int(header.start_of_first_evlr)
+            if _evlrs_end(fh, end, evlrs, size) > size:
+                raise InputError(f"truncated: its {evlrs} extended VLR(s) from byte {end} run past the "
+                                 f"end of the file ({size} bytes)", path)
+        count = int(header.point_count)
+        if header.are_points_compressed:
+            held = _laz_records(fh, header)
+        else:
+            held = (end - header.offset_to_point_data) // header.point_format.size
+    if held is not None and held > count:
+        more = "at least " if header.are_points_compressed else ""
+        raise InputError(f"the header says {count} points but the file holds {more}{held} point records; "
+                         f"readers would drop the rest, so fix the header's point count first", path)
+
+
+def _evlrs_end(fh, start: int, count: int, size: int) -> int:
+    """The byte after the last of ``count`` extended VLRs from ``start`` (past ``size``: cut off)."""
+    import struct
+
+    at = start
+    for _ in range(count):
+        if at + EVLR_HEADER_SIZE > size:
+            return at + EVLR_HEADER_SIZE
+        fh.seek(at + 20)  # reserved (2), user id (16), record id (2), then the record's length
+        at += EVLR_HEADER_SIZE + struct.unpack("<Q", fh.read(8))[0]
+    return at
+
+
+def _laz_records(fh, header: laspy.LasHeader) -> int | None:
+    """How many records a LAZ file's chunk table holds at least (None: no readable table)."""
+    import lazrs
+
+    zips = [v for v in header.vlrs if isinstance(v, laspy.vlrs.known.LasZipVlr)]
+    if not zips:
+        return None
+    try:
+        vlr = lazrs.LazVlr(zips[0].record_data_bytes())
+        fh.seek(header.offset_to_point_data)
+        table = lazrs.read_chunk_table(fh, vlr)
+    except BaseException as exc:  # noqa: BLE001 - streamed LAZ has no table; lazrs panics
+        if isinstance(exc, (KeyboardInterrupt, SystemExit, MemoryError)):
+            raise
+        return None
+    if not table:
+        return None
+    # a fixed-size table lists the full chunk size for the last chunk too: it holds at least one
+    last = int(table[-1][0]) if vlr.uses_variable_size_chunks() else 1
+    return sum(int(n) for n, _ in table[:-1]) + last
+
+
 def read_las(path) -> PointCloud:
     """Read a whole LAS/LAZ file. Raises `InputError` for corrupt, truncated or non-LAS files."""
     path = Path(path)
     _check_exists(path)
+    check_records(path)
     try:
         with laspy.open(path) as reader:
             header = reader.header
@@ -119,6 +195,7 @@ def open_las_chunks(path, chunk_size: int = 1_000_000) -> Iterator[ChunkReader]:
     ``chunk_size`` is checked by :func:`pcgen.io.open_chunks`."""
     path = Path(path)
     _check_exists(path)
+    check_records(path)
     try:
         reader = laspy.open(path)
     except BaseException as exc:  # noqa: BLE001

@@ -110,6 +110,10 @@ def _bad_file(tmp_path, kind):
         io.write(cloud.select(np.zeros(len(cloud), bool)), path)
     elif kind == "header_only.las":
         path.write_bytes(datadir.lidar_file("simple.las").read_bytes()[:300])
+    elif kind == "undercounted.las":  # ten records the header does not count: read, they were lost
+        data = bytearray(datadir.lidar_file("simple.las").read_bytes())
+        data[107:111] = (1055).to_bytes(4, "little")
+        path.write_bytes(bytes(data))
     elif kind == "own_buffer.las":  # a user's float dimension named like pcgen's buffer flag
         las = laspy.read(datadir.lidar_file("simple.las"))
         las.add_extra_dim(laspy.ExtraBytesParams("buffer", "f4"))
@@ -125,6 +129,7 @@ def _bad_file(tmp_path, kind):
     ("empty.las", "contains no points"),
     ("header_only.las", "not a readable LAS/LAZ file"),
     ("own_buffer.las", "has a dimension 'buffer' of its own"),
+    ("undercounted.las", "header says 1055 points but the file holds 1065 point records"),
 ])
 def test_bad_input_files(tmp_path, capsys, kind, problem):
     bad = _bad_file(tmp_path, kind)

@@ -302,3 +302,16 @@ def test_tiling_a_copc_file_whose_octree_lies_past_the_end_names_it(copc, tmp_pa
 def test_a_resolution_given_as_text_reaches_the_reader_as_a_number(copc):
     path, las, _ = copc
     assert len(pio.read(path, resolution="2")) == len(pio.read(path, resolution=2.0)) > 0
+
+
+def test_a_copc_file_cut_off_in_its_hierarchy_is_named_even_read_whole(copc, tmp_path):
+    """An interrupted download keeps every point but loses the octree at the end: the whole
+    read (which never needs the octree) read it as a good file."""
+    path, _, _ = copc
+    cut = tmp_path / "cut.copc.laz"
+    cut.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(InputError, match=r"cut.copc.laz: truncated: its 1 extended VLR\(s\) from byte \d+ run past"):
+        pio.read(cut)
+    with pytest.raises(InputError, match="truncated"):
+        with pio.open_chunks(cut, 10_000) as chunks:
+            list(chunks)
