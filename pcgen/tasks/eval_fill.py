@@ -204,8 +204,9 @@ def evaluate_fill(tiles: Sequence[tuple[str, np.ndarray, dict]], generators: dic
             pts, k = combine_draws(draws, fcfg.combine, cut.polygon)  # as pcgen fill --samples K writes it
             draws = [pts] + draws[:k] + draws[k + 1:]
             fills[name] = pts
-            row = {"tile": cut.tile, "cut": i, "method": name, "area": float(cut.polygon.area),
-                   "density_around": ctx.density}
+            centre = cut.polygon.centroid
+            row = {"tile": cut.tile, "cut": i, "method": name, "x": centre.x, "y": centre.y,
+                   "area": float(cut.polygon.area), "density_around": ctx.density}
             row.update(fill_metrics(pts, removed, cut.polygon.area, ground, config.tau,
                                     config.emd_points, np.random.default_rng([config.seed, i, 11])))
             if len(draws) > 1 and len(pts):

@@ -127,6 +127,9 @@ def test_a_cut_too_sparse_to_fill_from_is_left_out_not_the_run(tmp_path):
     rows, _, skipped = evaluate_fill([("corner.laz", xyz, {})], {"mirror": MirrorFill()}, cfg, fcfg)
     assert rows and skipped and all("points around it" in s for s in skipped)
     assert len({r["cut"] for r in rows}) + len(skipped) == 6
+    for r in rows:  # each row says where its cut is: the centre of a 10 m box that removed points
+        inside = (np.abs(xyz[:, 0] - r["x"]) <= 5) & (np.abs(xyz[:, 1] - r["y"]) <= 5)
+        assert 5 <= r["x"] <= 55 and 5 <= r["y"] <= 55 and inside.sum() == r["n_true"]
 
 
 def test_repeated_thresholds_make_one_column():
