@@ -72,6 +72,9 @@ class GroundCollector:
             self._ground.append(xyz[is_ground & take] if self.stride > 1 else xyz[is_ground])
 
     def fit(self) -> GroundModel:
+        """The ground of the points added so far. Raises ValueError when none were added."""
+        if not self._seen:
+            raise ValueError("GroundCollector.fit: no points were added")
         if self._ground and sum(len(g) for g in self._ground) >= 3:
             pts = np.concatenate(self._ground)
             return fit_ground(pts, percentile=50.0, base_cell=1.0)

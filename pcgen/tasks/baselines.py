@@ -238,8 +238,15 @@ class JitterResample:
     name = "jitter"
 
     def __init__(self, tiles: Sequence[np.ndarray], sigma: float = 0.01):
+        from pcgen.errors import ConfigError
+        from pcgen.options import check_range
+
         self.tiles = [np.asarray(t, dtype=np.float32) for t in tiles]
-        self.sigma = sigma
+        bad = [i for i, t in enumerate(self.tiles) if t.ndim != 2 or t.shape[1] != 3 or len(t) == 0]
+        if not self.tiles or bad:  # sample() failed on them with numpy's words, tiles later
+            raise ConfigError("JitterResample needs at least one tile of (N, 3) points, N >= 1"
+                              + (f"; tile {bad[0]} has shape {self.tiles[bad[0]].shape}" if bad else ""))
+        self.sigma = check_range("sigma", sigma, 0, 1e6)
 
     def sample(self, n_tiles: int, n_points: int, rng: np.random.Generator) -> list[np.ndarray]:
         out = []

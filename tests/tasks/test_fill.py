@@ -237,3 +237,19 @@ def test_fill_building_blocks_refuse_what_they_cannot_use():
     with pytest.raises(ValueError, match="at least one draw"):
         combine_draws([])  # was an IndexError
 
+
+def test_augmentation_and_ground_building_blocks_refuse_what_they_cannot_use():
+    from pcgen.data.ground import GroundCollector
+    from pcgen.tasks.baselines import JitterResample
+
+    with pytest.raises(ConfigError, match="at least one tile"):
+        JitterResample([])  # sample() failed later: "high <= 0"
+    with pytest.raises(ConfigError, match=r"tile 1 has shape \(0, 3\)"):
+        JitterResample([np.zeros((5, 3)), np.zeros((0, 3))])
+    with pytest.raises(ConfigError, match="sigma must be >= 0"):
+        JitterResample([np.zeros((5, 3))], sigma=-0.1)
+    tiles = JitterResample([np.ones((5, 3))], sigma=0.0).sample(2, 7, np.random.default_rng(0))
+    assert [t.shape for t in tiles] == [(7, 3), (7, 3)] and np.all(tiles[0] == 1)
+    with pytest.raises(ValueError, match="no points were added"):
+        GroundCollector(0).fit()  # was numpy's "need at least one array to concatenate"
+
