@@ -64,14 +64,32 @@ def read_index(path) -> dict:
     return json.loads(Path(path).read_text())
 
 
-def tile_core(tile) -> tuple[str, tuple[float, float, float, float]] | None:
+def tile_core(tile, cloud=None) -> tuple[str, tuple[float, float, float, float]] | None:
     """(buffer dimension, core bounds ``[xmin, xmax) x [ymin, ymax)``) of a tile ``pcgen tile``
-    wrote, from the index beside it; None for a file no index there lists.
+    wrote, from the index beside it; None for a file no index there lists and that carries no
+    buffer flag.
 
     Points added to a tile later (``pcgen fill``) belong to its core or its buffer by where they
-    land, and only the index knows the core: the tile's own points may stop short of its edges.
+    land, and only the index knows the core exactly: the tile's own points may stop short of its
+    edges. A tile moved away from its index (``cloud``, its points, given) takes the box of its
+    core points: a new point lands in the buffer when it lies beyond every core point.
     """
-    tile = Path(tile)
+    found = _indexed_core(Path(tile))
+    if found is not None or cloud is None:
+        return found
+    from pcgen.data.tiling import BUFFER_DIM, has_tile_buffer
+
+    if cloud.header is None or not has_tile_buffer(cloud.header):
+        return None
+    core = cloud.xyz[np.asarray(cloud.attributes[BUFFER_DIM]) == 0, :2]
+    if len(core) == 0:
+        return None
+    (xmin, ymin), (xmax, ymax) = core.min(0), np.nextafter(core.max(0), np.inf)  # the last core point is in
+    return BUFFER_DIM, (float(xmin), float(ymin), float(xmax), float(ymax))
+
+
+def _indexed_core(tile: Path):
+    """:func:`tile_core` from the index beside ``tile``, or None."""
     try:
         index = read_index(tile.parent / INDEX_NAME)
         dim = index["properties"]["buffer_dimension"]

@@ -100,7 +100,7 @@ def _run_job(job: FillJob) -> JobResult:
             _write_report(job.gaps_report, gaps, cloud.crs)
         return JobResult(job.src, None, len(cloud), gaps=[{"id": g.id, "area": round(g.area, 3)} for g in gaps])
     result = fill_cloud(cloud, gaps, generator, job.config, progress=job.progress,
-                        desc=Path(job.src).name, core=tile_core(job.src),
+                        desc=Path(job.src).name, core=tile_core(job.src, cloud),
                         workers=job.gap_workers, spec=job.generator)
     pio.write(result.cloud, job.dst)
     if job.gaps_report:  # written after the fill succeeds: a failed run leaves nothing behind

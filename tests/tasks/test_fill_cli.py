@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import os
 
 import laspy
@@ -252,6 +253,21 @@ def test_new_points_in_tiles_are_core_or_buffer_by_where_they_land(holed_tile, t
         assert np.array_equal(np.asarray(out.buffer) == 1, ~in_core), name  # originals and new points
         flags += list(np.asarray(out.buffer)[np.asarray(out.generated) == 1])
     assert 0 < np.mean(flags) < 1  # the square's points landed in cores and in buffers
+    # the same tiles copied away from their index: the core is the box of the core points
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    for name in filled:
+        shutil.copyfile(tmp_path / "tiles" / name, moved / name)
+    assert main(["fill", str(moved), str(tmp_path / "out2"), "--mask", str(mask), "--baseline", "mirror",
+                 "-q"]) == 0
+    for name in filled:
+        indexed, out = laspy.read(tmp_path / "out" / name), laspy.read(tmp_path / "out2" / name)
+        assert np.array_equal(indexed.xyz, out.xyz)  # the same fill
+        new, flag = np.asarray(out.generated) == 1, np.asarray(out.buffer)
+        core = out.xyz[~new & (flag == 0), :2]
+        beyond = np.any((out.xyz[new, :2] < core.min(0)) | (out.xyz[new, :2] > core.max(0)), axis=1)
+        assert np.array_equal(flag[new] == 1, beyond), name  # was each source point's flag
+        assert np.mean(flag[new] == np.asarray(indexed.buffer)[new]) > 0.95, name
 
 
 def test_one_mask_over_a_folder_of_tiles_fills_each_tile_where_it_reaches(holed_tile, tmp_path, capsys):
