@@ -36,9 +36,12 @@ def resample_index(n: int, count: int, rng: np.random.Generator) -> np.ndarray:
         (count,) int64 array of values in ``[0, n)``.
 
     Raises:
-        ShapeError: ``count < 0``, or ``count > 0`` rows wanted from an empty set (callers
-            that read user data check for empty inputs first and report them as input errors).
+        ShapeError: ``count < 0`` or not a whole number, or ``count > 0`` rows wanted from an
+            empty set (callers that read user data check for empty inputs first and report
+            them as input errors).
     """
+    if any(isinstance(v, (bool, np.bool_)) or not float(v).is_integer() for v in (n, count)):
+        raise ShapeError(f"cannot draw {count!r} indices from {n!r} rows: whole numbers only")  # int() cut 2.5 to 2
     n, count = int(n), int(count)
     if count < 0 or n < 0:
         raise ShapeError(f"cannot draw {count} indices from {n} rows")

@@ -40,3 +40,6 @@ def test_empty_and_negative():
         resample_index(0, 3, np.random.default_rng(0))
     with pytest.raises(ShapeError):
         resample_index(5, -1, np.random.default_rng(0))
+    with pytest.raises(ShapeError, match="whole numbers"):
+        resample_index(5, 2.5, np.random.default_rng(0))  # gave 2 indices
+    assert resample_index(np.int64(5), 3.0, np.random.default_rng(0)).shape == (3,)
