@@ -126,6 +126,7 @@ def test_a_file_without_points(tmp_path, capsys, argv, says):
     ("gaps.min_gap_cells=-1", "gaps.min_gap_cells must be >= 1"),
     ("context.scale=inf", "context.scale"),
     ("context.max_points=8", "context.max_points (8) must be >= context.min_points"),
+    ("density_ratio=0.1", "no key 'density_ratio' to override; did you mean gaps.density_ratio?"),
 ])
 def test_bad_gap_detection_settings(tmp_path, capsys, setting, says):
     las = datadir.lidar_file("simple.las")

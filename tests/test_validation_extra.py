@@ -37,7 +37,9 @@ def _one_line(capsys, argv, says):
     ("trainer.max_steps=2.5", "trainer.max_steps must be an integer, got 2.5"),
     ("data.dataset.num_points=-1", "data.dataset.num_points must be positive, got -1"),
     ("data.batch_size=0", "data.batch_size must be positive, got 0"),
-    ("data.num_points=-1", "Could not override 'data.num_points'"),
+    ("data.num_points=-1", "no key 'data.num_points' to override; did you mean data.dataset.num_points?"),
+    ("optim.lr=1e-3", "no key 'optim.lr' to override; did you mean model.optimizer.lr?"),  # was "Could not override"
+    ("model.head.bogus=1", "no key 'model.head.bogus' to override"),
     ("seed=-1", "seed must be 0..4294967295, got -1"),
     ("seed=nan", "seed must be an integer, got nan"),
     ("trainer.gradient_clip_val=nan", "trainer.gradient_clip_val must be a number, got nan"),

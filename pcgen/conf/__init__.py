@@ -95,8 +95,49 @@ def compose(config_name: str, overrides: Sequence[str] = (),
     except (HydraException, OmegaConfBaseException, ValueError) as exc:  # ValueError: `--set =1`
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         where = f"{overlay} over {config_name!r}" if overlay is not None else repr(config_name)
+        unknown = _unknown_key(first, exc.__cause__)
+        if unknown is not None:  # Hydra's line named neither the missing key nor the right one
+            first = _unknown_key_text(unknown, overrides, lambda rest: compose(
+                config_name, rest, config_dir=config_dir, module=module, overlay=overlay))
         raise ConfigError(f"config {where}: {first}") from None
     return _unnest(cfg, config_name)
+
+
+def _unknown_key(first: str, cause) -> str | None:
+    """The override whose key is not in the config, from Hydra's "Could not override" error."""
+    import re
+
+    match = re.match(r"Could not override '([^']+)'", first)
+    if match is None or "is not in struct" not in str(cause):
+        return None
+    return match.group(1)
+
+
+def _unknown_key_text(key: str, overrides: Sequence[str], compose_rest) -> str:
+    """One line for an override of a key the config lacks, naming the keys it may have meant
+    (those ending in its last part, found by composing the config without it)."""
+    from omegaconf import OmegaConf
+
+    rest = [a for a in overrides if a.split("=", 1)[0].lstrip("+~") != key]
+    leaf = key.rsplit(".", 1)[-1]
+    try:
+        paths = _key_paths(OmegaConf.to_container(compose_rest(rest), resolve=False))
+    except Exception:  # noqa: BLE001 - another override is bad too: name this one alone
+        paths = []
+    near = [p for p in paths if p.rsplit(".", 1)[-1] == leaf][:3]
+    hint = f"; did you mean {' or '.join(near)}?" if near else ""
+    return f"no key {key!r} to override{hint}"
+
+
+def _key_paths(node, prefix: str = "") -> list[str]:
+    """Dotted paths of every leaf and branch of a plain config container."""
+    out = []
+    if isinstance(node, dict):
+        for name, value in node.items():
+            path = f"{prefix}{name}"
+            out.append(path)
+            out += _key_paths(value, path + ".")
+    return out
 
 
 def _write_overlay(path: Path, base: str, out: Path) -> None:
