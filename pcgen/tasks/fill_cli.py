@@ -169,6 +169,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(f"{r.src} -> {r.dst}: {len(r.gaps)} gaps, {r.n_generated} new points "
                   f"(+{r.n_original} original)", file=sys.stderr)
+    if sys.stdout.isatty():  # a person reading: the JSON of a survey's 1000 gaps would scroll for pages;
+        return 0             # each gap report holds them, and a pipe or a file still gets them
     print(json.dumps([{"input": r.src, "output": r.dst, "generated": r.n_generated,
                        "gaps": r.gaps} for r in results], indent=1))
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import os
 
 import laspy
@@ -53,7 +54,7 @@ def test_fill_draws_eight_times_by_default(holed_tile, tmp_path, capsys):
     spread = np.asarray(k4.uncertainty)
     assert new.any() and (spread[new] > 0).all() and (spread[~new] == 0).all()
 
-def test_fill_file_with_mask_and_auto(holed_tile, tmp_path, capsys):
+def test_fill_file_with_mask_and_auto(holed_tile, tmp_path, capsys, monkeypatch):
     path, hole, removed = holed_tile
     out_dir = tmp_path / "out"
     mask = _mask(tmp_path, [hole], "EPSG:2949")
@@ -66,6 +67,12 @@ def test_fill_file_with_mask_and_auto(holed_tile, tmp_path, capsys):
     las = laspy.read(out_dir / "a.laz")
     assert {"generated", "uncertainty"} <= set(las.point_format.extra_dimension_names)
     assert (out_dir / "a.gaps.geojson").is_file()
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)  # on a terminal: the summary line only
+    assert main(["fill", str(path), str(out_dir / "t.laz"), "--mask", str(mask), "--baseline", "mirror"]) == 0
+    printed = capsys.readouterr()
+    assert printed.out == "" and printed.err.strip().endswith(f"{report[0]['generated']} new points "
+                                                               f"(+{len(laspy.read(path).points)} original)")
+    monkeypatch.undo()
 
     assert main(["fill", str(path), str(out_dir / "b.laz"), "--gaps-only", "-q"]) == 0
     assert not (out_dir / "b.laz").exists()
