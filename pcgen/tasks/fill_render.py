@@ -16,7 +16,7 @@ MAX_DRAWN = 200_000  # points per panel; more only slows matplotlib down
 
 
 def render_fill(xyz: np.ndarray, n_original: int, polygons, path: str | os.PathLike, title: str = "",
-                dpi: int = 110) -> None:
+                dpi: int = 110, unit: str = "units") -> None:
     """Write the plan view and a side view through the largest gap of a filled cloud to ``path``.
 
     Args:
@@ -25,6 +25,8 @@ def render_fill(xyz: np.ndarray, n_original: int, polygons, path: str | os.PathL
         polygons: the gaps filled (shapely polygons, the file's CRS).
         path: the PNG, written atomically and marked with :data:`PNG_MARK`.
         title: the figure's title (the file's name).
+        unit: the symbol of the CRS's distance unit (``m``, ``ft``); ``units`` without a CRS.
+    The panel titles are also the PNG's ``Description`` text, for readers that cannot see it.
     """
     import matplotlib
 
@@ -49,7 +51,8 @@ def render_fill(xyz: np.ndarray, n_original: int, polygons, path: str | os.PathL
     for poly in polygons:
         top.plot(*poly.exterior.xy, color="black", lw=0.6)
     top.set_aspect("equal")
-    top.set_title(f"from above: {len(polygons)} gaps", fontsize=9)
+    captions = [f"from above: {len(polygons)} gap{'' if len(polygons) == 1 else 's'}, {len(new)} new points"]
+    top.set_title(captions[0].split(",")[0], fontsize=9)
     top.legend(loc="upper right", fontsize=8, markerscale=4)
     top.tick_params(labelsize=7)
     top.ticklabel_format(useOffset=False, style="plain")
@@ -62,9 +65,10 @@ def render_fill(xyz: np.ndarray, n_original: int, polygons, path: str | os.PathL
             side.scatter(sel[:, 0], sel[:, 2], linewidths=0, **style)
         side.axvline(x0, color="black", lw=0.5), side.axvline(x1, color="black", lw=0.5)
         side.set_xlim(x0 - pad, x1 + pad)
-        side.set_title(f"from the side: the largest gap ({big.area:.0f} units²) and {pad:.0f} units "
-                       "either side", fontsize=9)
-        side.set_xlabel("x", fontsize=8), side.set_ylabel("z", fontsize=8)
+        captions.append(f"from the side: the largest gap ({big.area:.0f} {unit}²) and {pad:.0f} {unit} "
+                        "either side")
+        side.set_title(captions[-1], fontsize=9)
+        side.set_xlabel(f"x ({unit})", fontsize=8), side.set_ylabel(f"z ({unit})", fontsize=8)
         side.tick_params(labelsize=7)
         side.ticklabel_format(useOffset=False, style="plain")
     else:
@@ -74,7 +78,8 @@ def render_fill(xyz: np.ndarray, n_original: int, polygons, path: str | os.PathL
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, format="png", metadata={"Software": PNG_MARK})
+        fig.savefig(tmp, dpi=dpi, format="png",
+                    metadata={"Software": PNG_MARK, "Title": title, "Description": "; ".join(captions)})
     plt.close(fig)
 
 

@@ -109,9 +109,12 @@ def _run_job(job: FillJob) -> JobResult:
                 replace(g, density_around=measured.get(g.id, g.density_around)) for g in gaps]
         _write_report(job.gaps_report, gaps, cloud.crs)
     if job.png:
+        from pcgen.data.tile_inputs import source_name
+        from pcgen.io.crs import unit_symbol
         from pcgen.tasks.fill_render import render_fill
 
-        render_fill(result.cloud.xyz, result.n_original, [g.polygon for g in gaps], job.png, Path(job.src).name)
+        render_fill(result.cloud.xyz, result.n_original, [g.polygon for g in gaps], job.png,
+                    source_name(job.src), unit=unit_symbol(cloud.crs) if cloud.crs is not None else "units")
     return JobResult(job.src, job.dst, result.n_original, len(result.cloud) - result.n_original,
                      [asdict(g) for g in result.gaps])
 

@@ -371,6 +371,10 @@ def test_png_draws_the_fill_and_replaces_only_a_png_it_drew(holed_tile, tmp_path
     png = out / "a.png"
     assert is_fill_png(png) and Image.open(png).info.get("Software") == PNG_MARK
     assert Image.open(png).size == (1320, 616)  # 12 x 5.6 inches at 110 dpi: above and side by side
+    new = int((laspy.read(out / "a.laz").generated == 1).sum())
+    assert Image.open(png).info["Title"] == "holed.laz"  # the panels' words, for a reader who cannot see them:
+    assert Image.open(png).info["Description"] == (  # in the file's CRS unit (EPSG:2949: metres, was "units")
+        f"from above: 1 gap, {new} new points; from the side: the largest gap (314 m²) and 20 m either side")
     (out / "d.png").write_bytes(png.read_bytes())  # a drawing of an earlier fill, where d.laz's would go
     _fails(capsys, [a.replace("a.laz", "d.laz") for a in fill[:-1]], out,
            "d.png: output file exists (pass --overwrite to replace it)")
