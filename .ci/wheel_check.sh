@@ -55,7 +55,7 @@ pcgen=$work/venv/bin/pcgen
 
 step "pcgen demo demo_out"
 "$pcgen" demo demo_out
-for f in filled.laz eval/eval_fill.md eval/eval_fill.png; do
+for f in filled.laz filled.png eval/eval_fill.md eval/eval_fill.png; do
     [ -s "demo_out/$f" ] || { echo "wheel check: pcgen demo wrote no demo_out/$f" >&2; exit 1; }
 done
 

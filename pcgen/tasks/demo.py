@@ -3,7 +3,8 @@
 1. tile a real LAZ from the sample data (``pcgen.datadir``) into 40 m tiles;
 2. load the shipped checkpoint (or ``--ckpt``), whose sidecar names the sites it never saw; the
    file must be one of them (Megaplot.laz is);
-3. cut a 10 m gap out of its densest tile, write it (``cut.laz``), fill it (``filled.laz``);
+3. cut a 10 m gap out of its densest tile, write it (``cut.laz``), fill it (``filled.laz``) and
+   draw the fill as ``pcgen fill --png`` does (``filled.png``: from above and from the side);
 4. evaluate pcgen against the fill baselines (mirror, hybrid, canopy, surface) on cuts of every tile:
    ``eval/eval_fill.md`` / ``.json`` and the before/after ``eval/eval_fill.png``.
 """
@@ -24,7 +25,7 @@ from pcgen.options import positive_float, positive_int, seed
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("out", help="output folder (tiles, cut.laz, filled.laz, eval/)")
+    parser.add_argument("out", help="output folder (tiles, cut.laz, filled.laz, filled.png, eval/)")
     parser.add_argument("--file", default="Megaplot.laz",
                         help="LiDAR file to demo on: a path, or the name of a sample file")
     parser.add_argument("--ckpt", default=None, help="conditional checkpoint (default: the shipped one)")
@@ -89,7 +90,9 @@ def _demo(args, out: Path, source: Path, ckpt: Path, generator, t0: float) -> di
     from pcgen.data.tiling import NoTilesKept, TileOptions
     from pcgen.tasks.baselines import FILL_BASELINES
     from pcgen.tasks.eval_fill import EvalConfig, load_tiles, run_evaluation
+    from pcgen.io.crs import unit_symbol
     from pcgen.tasks.fill import fill_cloud, load_fill_config, mask_gaps
+    from pcgen.tasks.fill_render import render_fill
 
     tiles_dir = out / "tiles"
     try:
@@ -117,6 +120,8 @@ def _demo(args, out: Path, source: Path, ckpt: Path, generator, t0: float) -> di
     fill_cfg = load_fill_config(overrides=[f"seed={args.seed}"])  # what pcgen fill does by default
     result = fill_cloud(cut, mask_gaps(cut, [gap]), generator, fill_cfg)
     pio.write(result.cloud, out / "filled.laz")
+    render_fill(result.cloud.xyz, result.n_original, [gap], out / "filled.png", f"{tile.name}, filled",
+                unit=unit_symbol(cut.crs) if cut.crs is not None else "units")
     print(f"[{time.time() - t0:5.0f} s] {tile.name}: cut {inside.sum()} points, filled "
           f"{len(result.cloud) - result.n_original} -> filled.laz", file=sys.stderr)
 
