@@ -1,6 +1,6 @@
 """``pcgen image train|sample|explain|rasterize``: the image track from the command line.
 
-    pcgen image rasterize plots/*.laz rasters/ --res 0.5 --kind chm
+    pcgen image rasterize plots/*.laz rasters/ --kind chm
     pcgen image train --images rasters/ --out runs/chm --preset tiny
     pcgen image sample --ckpt runs/chm/ldm.ckpt --images rasters/ --out samples/
     pcgen image explain --ckpt runs/chm/ldm.ckpt --images rasters/ --samples 4 --out report/
@@ -73,7 +73,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("rasterize", help="LiDAR files → CHM/DSM PNG tiles for the image LDM")
     p.add_argument("inputs", nargs="+", metavar="IN", help="LAS/LAZ (or PLY, ...) files")
     p.add_argument("out_dir", metavar="OUT_DIR", help="folder of PNG tiles and index.json")
-    p.add_argument("--res", type=float_range(0.001, 1e6), default=0.5, help="cell size in file units (default 0.5)")
+    p.add_argument("--res", type=_res, default="auto",
+                   help="cell size in file units, or auto (default): the finest of 0.25, 0.5, 1, 2, 5... "
+                        "at which a cell of the sparsest input expects 3 points")
     p.add_argument("--kind", choices=("chm", "dsm"), default="chm")
     p.add_argument("--channels", type=int, choices=(1, 3), default=1,
                    help="1: height; 3: height, point density, z std-dev")
@@ -218,14 +220,29 @@ def _explain(args) -> int:
     return 0
 
 
+def _res(text: str):
+    """``--res``: ``auto`` or a cell size from 0.001 to 1e6 file units."""
+    if text == "auto":
+        return text
+    try:
+        return float_range(0.001, 1e6)(text)
+    except argparse.ArgumentTypeError as exc:
+        if "wants a number" in str(exc):  # name the word it also takes
+            raise argparse.ArgumentTypeError(f"wants a number or auto, got {text!r}") from None
+        raise
+
+
 def _rasterize(args) -> int:
     from pcgen.image.rasterize import rasterize_files
 
     counts: list[int] = []  # PNGs per input, by position (one file named twice counts twice)
+    chosen: list[float] = []
     written = rasterize_files(args.inputs, args.out_dir, res=args.res, kind=args.kind, channels=args.channels,
                               tile=args.tile, max_height=args.max_height, min_valid=args.min_valid,
                               pit_depth=None if args.no_pit_fill else args.pit_depth,
-                              overwrite=args.overwrite, counts=counts)
+                              overwrite=args.overwrite, counts=counts, chosen=chosen)
+    if args.res == "auto":
+        print(f"pcgen image rasterize: --res auto: {chosen[0]:g} file units a cell", file=sys.stderr)
     for path, count in zip(args.inputs, counts):  # a file with no tile dense enough is left out: say so
         if not count:
             print(f"pcgen image rasterize: {path}: no tile with {args.min_valid:.0%} of its cells holding "

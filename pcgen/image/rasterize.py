@@ -1,6 +1,7 @@
 """LiDAR → PNG rasters (canopy height model or digital surface model) the image LDM can train on.
 
-Per cell of ``res`` file units: the highest return (DSM), minus the ground surface for a CHM
+Per cell of ``res`` file units (by default the finest that the sparsest input fills, see
+:func:`auto_res`): the highest return (DSM), minus the ground surface for a CHM
 (pcgen's ground model: class-2 points when present, else a low percentile of all points), with
 single-cell pits (ground-only cells inside crowns) filled by default.
 A 3-channel raster adds point density and the standard deviation of z per cell (vertical
@@ -25,7 +26,10 @@ from pcgen.atomic import atomic_dir
 from pcgen.errors import ConfigError, InputError, ShapeError
 from pcgen.options import MAX_EXTENT
 
-__all__ = ["Raster", "fill_pits", "rasterize_points", "rasterize_files"]
+__all__ = ["Raster", "auto_res", "fill_pits", "rasterize_points", "rasterize_files"]
+
+AUTO_POINTS_PER_CELL = 3.0  # expected points in a cell at the auto resolution: e^-3, 5% empty where even
+NICE_RES = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0)  # what ``res="auto"`` picks from
 
 
 @dataclass
@@ -52,11 +56,33 @@ def fill_pits(height: np.ndarray, depth: float) -> np.ndarray:
     return np.where(height < med - depth, med, height)
 
 
-def _check_raster(res, kind: str, channels: int, pit_depth) -> None:
-    """The settings of one raster, checked once for :func:`rasterize_points` and :func:`rasterize_files`."""
+def point_density(xy: np.ndarray) -> float:
+    """Points per unit² over the area the points cover (not their bounding box, which a plot that
+    is not a rectangle, or a survey with holes, leaves partly empty): cells holding about 50
+    points each on average, and the area of those that hold any."""
+    lo, hi = xy.min(0), xy.max(0)
+    span = np.maximum(hi - lo, 1e-9)
+    cell = max(float(np.sqrt(50.0 * np.prod(span) / len(xy))), 1e-6)
+    occupied = np.unique(np.floor((xy - lo) / cell).astype(np.int64), axis=0)
+    sides = np.clip(span - occupied * cell, 0.0, cell)  # the last row and column end at the points' edge
+    return len(xy) / max(float(np.prod(sides, axis=1).sum()), 1e-12)
+
+
+def auto_res(density: float) -> float:
+    """The finest of :data:`NICE_RES` at which a cell expects :data:`AUTO_POINTS_PER_CELL` points
+    of a cloud of ``density`` points per unit²: 0.5 for 12 points/m², 2 for 1.5 (a fixed 0.5
+    left most cells of a 1-2 points/m² survey empty, and every tile was dropped)."""
+    need = float(np.sqrt(AUTO_POINTS_PER_CELL / density))
+    return next((r for r in NICE_RES if r >= need * (1 - 1e-9)), float(np.ceil(need)))
+
+
+def _check_raster(res, kind: str, channels: int, pit_depth, auto: bool = False) -> None:
+    """The settings of one raster, checked once for :func:`rasterize_points` and :func:`rasterize_files`
+    (``auto``: ``res`` may be ``"auto"``)."""
     from pcgen.options import check_range
 
-    check_range("res", res, 0.0, 1e6, open_low=True)
+    if not (auto and res == "auto"):
+        check_range("res", res, 0.0, 1e6, open_low=True)
     if kind not in ("chm", "dsm"):
         raise ConfigError(f"kind must be chm or dsm, got {kind!r}")
     if channels not in (1, 3) or isinstance(channels, bool):
@@ -146,15 +172,27 @@ def _ground_model(cloud):
     return collector.fit()
 
 
+def _density(cloud, path) -> float:
+    """:func:`point_density` of a cloud read from ``path`` (named when it cannot be measured)."""
+    xy = np.asarray(cloud.xyz)[:, :2]
+    if len(xy) == 0:
+        raise InputError("file holds no points", path)
+    if not np.isfinite(xy).all():
+        raise InputError("points with NaN or infinite coordinates cannot be rasterized", path)
+    return point_density(xy)
+
+
 def rasterize_files(paths: Sequence[str | os.PathLike] | str | os.PathLike, out_dir: str | os.PathLike,
-                    res: float = 0.5, kind: Literal["chm", "dsm"] = "chm", channels: int = 1, tile: int = 256,
-                    max_height: float = 40.0, min_valid: float = 0.5, pit_depth: float | None = 2.0, *,
-                    overwrite: bool = False, counts: list[int] | None = None) -> list[Path]:
+                    res: float | str = "auto", kind: Literal["chm", "dsm"] = "chm", channels: int = 1,
+                    tile: int = 256, max_height: float = 40.0, min_valid: float = 0.5,
+                    pit_depth: float | None = 2.0, *, overwrite: bool = False,
+                    counts: list[int] | None = None, chosen: list[float] | None = None) -> list[Path]:
     """Rasterize LAS/LAZ (or any ``pcgen.io`` format) files into PNG tiles under ``out_dir``.
 
     Args:
         paths: input point clouds, or one of them.
-        res: cell size in file units (metres or feet, as the file's CRS).
+        res: cell size in file units (metres or feet, as the file's CRS), or ``"auto"``: one size
+            for every input, :func:`auto_res` of the sparsest (:func:`point_density`).
         kind: ``"chm"`` or ``"dsm"``.
         channels: 1 (grayscale PNG) or 3 (RGB PNG: height, density, z std).
         tile: tile side in cells (a whole number, 0 to 65536); 0 writes each raster whole.
@@ -164,6 +202,7 @@ def rasterize_files(paths: Sequence[str | os.PathLike] | str | os.PathLike, out_
         overwrite: write into a non-empty ``out_dir`` (replacing only files pcgen wrote there).
         counts: if given, the number of PNGs written from each input is appended to it, in input
             order (0 for an input with no tile dense enough).
+        chosen: if given, the cell size used is appended to it (what ``"auto"`` picked).
     Returns:
         The written PNG paths (inside ``out_dir``), after the folder is complete.
 
@@ -178,7 +217,7 @@ def rasterize_files(paths: Sequence[str | os.PathLike] | str | os.PathLike, out_
     from pcgen.outputs import check_output
     from pcgen.options import check_range
 
-    _check_raster(res, kind, channels, pit_depth)
+    _check_raster(res, kind, channels, pit_depth, auto=True)
     check_range("tile", tile, 0, 65_536, integer=True)
     check_range("max_height", max_height, 0.0, MAX_EXTENT, open_low=True)
     check_range("min_valid", min_valid, 0.0, 1.0)
@@ -187,6 +226,10 @@ def rasterize_files(paths: Sequence[str | os.PathLike] | str | os.PathLike, out_
         raise InputError("no input point clouds given")
     check_output(out_dir, paths, folder=True, overwrite=overwrite, overwrite_hint="overwrite=True")
     out_dir = Path(out_dir)
+    if res == "auto":  # one cell size for all, so every raster shows the same ground distance per pixel
+        res = auto_res(min(_density(read(path), path) for path in paths))
+    if chosen is not None:
+        chosen.append(res)
     written, index, per_input = [], [], []
     with atomic_dir(out_dir, overwrite=overwrite) as tmp:
         for path, stem in zip(paths, unique_stems(paths)):  # x.las twice: x_..., x-2_...

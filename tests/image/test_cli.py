@@ -138,6 +138,23 @@ def test_rasterize_names_a_file_too_sparse_for_any_tile(lidar_dir, tmp_path, cap
                            "cells holding points, none written (a coarser --res or a smaller --tile may help)")
 
 
+def test_rasterize_picks_one_cell_size_that_the_sparsest_input_fills(lidar_dir, tmp_path, capsys):
+    """A fixed 0.5 left most cells of a 1-2 points/m² survey empty: Megaplot gave no raster."""
+    from pcgen.image.rasterize import auto_res, point_density
+
+    rc, out, err = run_cli(capsys, "rasterize", lidar_dir / "MixedConifer.laz", lidar_dir / "Megaplot.laz",
+                           tmp_path / "r")
+    assert rc == 0, err
+    assert err.strip() == "pcgen image rasterize: --res auto: 2 file units a cell"  # Megaplot: 1.5 points/m²
+    assert out.strip() == f"2 rasters from 2 of 2 files: {tmp_path / 'r'}"
+    assert {e["res"] for e in json.loads((tmp_path / "r" / "index.json").read_text())} == {2.0}
+    assert [auto_res(d) for d in (100.0, 12.0, 4.4, 1.5, 0.28, 1e-6)] == [0.25, 0.5, 1.0, 2.0, 5.0, 1733.0]
+    g = np.arange(0.5, 100, 1.0)  # one point per unit² over a 100 x 100 square, and half of it empty
+    grid = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
+    assert point_density(grid) == pytest.approx(1.0, rel=0.05)
+    assert point_density(grid[grid[:, 0] < 50]) == pytest.approx(1.0, rel=0.05)  # not 0.5: the covered area
+
+
 def test_explain_with_checkpoint_of_other_architecture(tiny_run, few_photos, tmp_path, capsys):
     ckpt = torch.load(tiny_run["ldm"], weights_only=True)
     ckpt["pcgen_image"]["config"]["unet"]["block_out_channels"] = [48, 64]
