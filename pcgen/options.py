@@ -96,6 +96,19 @@ def yaml_mapping_file(text: str) -> str:
     return text
 
 
+def bounds_box(text: str) -> tuple[float, ...]:
+    """``XMIN,YMIN,XMAX,YMAX`` (or with ZMIN/ZMAX: ``XMIN,YMIN,ZMIN,XMAX,YMAX,ZMAX``), finite, min <= max."""
+    from pcgen.io.bounds import parse_bounds
+
+    try:
+        values = tuple(_number(v) for v in text.split(","))
+        parse_bounds(values)
+    except (argparse.ArgumentTypeError, ConfigError) as exc:
+        raise argparse.ArgumentTypeError(f"wants XMIN,YMIN,XMAX,YMAX (or XMIN,YMIN,ZMIN,XMAX,YMAX,ZMAX) "
+                                         f"in the data's CRS units, got {text!r} ({exc})") from None
+    return values
+
+
 def dask_address(text: str) -> str:
     """A Dask scheduler address (``tcp://host:8786``, ``host:8786``, ``inproc://...``)."""
     import re

@@ -10,6 +10,10 @@ import numpy as np
 from pcgen.errors import ConfigError, InputError
 
 
+class BoundsMiss(InputError):
+    """The query box misses the data's extent (a job over many files may skip such a file)."""
+
+
 def parse_bounds(bounds: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
     """``(xmin, ymin, xmax, ymax)`` or ``(xmin, ymin, zmin, xmax, ymax, zmax)`` -> mins, maxs (3,).
 
@@ -56,7 +60,7 @@ def check_overlap(bounds, data_mins, data_maxs, path) -> tuple[np.ndarray, np.nd
     lo, hi = parse_bounds(bounds)
     if not overlaps(lo, hi, data_mins, data_maxs):
         extent = bounds_text([*data_mins, *data_maxs])
-        raise InputError(f"bounds {bounds_text(bounds)} miss the data {extent}", path)
+        raise BoundsMiss(f"bounds {bounds_text(bounds)} miss the data {extent}", path)
     return lo, hi
 
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from pcgen.errors import ConfigError, InputError
-from pcgen.options import dask_address, seed, workers, yaml_mapping_file
+from pcgen.options import bounds_box, dask_address, seed, workers, yaml_mapping_file
 from pcgen.tasks.generators import AUTO_COPY, BASELINES, SOURCE_COPIES
 
 
@@ -21,6 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--mask", default=None, help="GeoJSON polygons, in the file's CRS, to fill")
     where.add_argument("--auto", action="store_true", help="detect gaps automatically (the default)")
+    parser.add_argument("--bounds", type=bounds_box, default=None, metavar="XMIN,YMIN,XMAX,YMAX",
+                        help="fill only the points in this box (the data's CRS units): OUT holds them "
+                             "and the new points; an EPT dataset or COPC file reads only the nodes it meets")
     parser.add_argument("--samples", "-k", type=int, default=None,
                         help="K draws per gap, written as their consensus (default: the config's samples, 8); "
                              "K > 1 adds a per-point 'uncertainty' dimension")
@@ -142,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
     progress = not args.quiet and sys.stderr.isatty()
     if single:
         jobs = [FillJob(str(pairs[0][0]), str(dst), spec, cfg, args.mask, report, True, progress, args.gaps_only,
-                        gap_workers=1 if args.dask else args.workers, png=png)]
+                        gap_workers=1 if args.dask else args.workers, png=png, bounds=args.bounds)]
         results = run_jobs(jobs, 1, args.dask, progress)
     else:
         # Several files: write into a staging folder; only pcgen's own files move into OUT at the end.
@@ -150,22 +153,24 @@ def run(args: argparse.Namespace) -> int:
         with atomic_dir(out_dir, overwrite=args.overwrite) as stage:
             jobs = [FillJob(str(s), str(stage / d.name), spec, cfg, args.mask,
                             str(stage / (Path(d.name).stem + ".gaps.geojson")), False, False,
-                            args.gaps_only, png=str(stage / (Path(d.name).stem + ".png")) if args.png else None)
+                            args.gaps_only, png=str(stage / (Path(d.name).stem + ".png")) if args.png else None,
+                            bounds=args.bounds)
                     for s, d in pairs]
             results = run_jobs(jobs, args.workers, args.dask, progress)
-            if args.mask and all(r.skipped for r in results):  # a wrong CRS or a wrong mask
-                raise InputError(f"the mask reaches none of the {len(results)} inputs "
-                                 f"(first: {results[0].skipped})", args.mask)
+            if all(r.skipped for r in results):  # a wrong CRS, a wrong mask or box
+                what, where = ("the mask", args.mask) if args.mask else ("--bounds", args.input)
+                raise InputError(f"{what} reaches none of the {len(results)} inputs "
+                                 f"(first: {results[0].skipped})", where)
         for r in results:
             if r.dst:
                 r.dst = str(out_dir / Path(r.dst).name)
     if args.quiet:
         return 0
     for r in results:
-        if args.gaps_only:
-            print(f"{r.src}: {len(r.gaps)} gaps", file=sys.stderr)
-        elif r.skipped:
+        if r.skipped:
             print(f"{r.src}: skipped ({r.skipped})", file=sys.stderr)
+        elif args.gaps_only:
+            print(f"{r.src}: {len(r.gaps)} gaps", file=sys.stderr)
         else:
             print(f"{r.src} -> {r.dst}: {len(r.gaps)} gaps, {r.n_generated} new points "
                   f"(+{r.n_original} original)", file=sys.stderr)

@@ -34,6 +34,7 @@ class FillJob:
     gaps_only: bool = False  # detect and report, write no LAS
     gap_workers: int = 1  # processes over this file's gaps (one big file on several cores)
     png: str | None = None  # where to draw the filled file (pcgen.tasks.fill_render)
+    bounds: tuple | None = None  # read, fill and write only the points in this box (pcgen.io.read)
 
     def absolute(self) -> "FillJob":
         """The same job with every path absolute, as a Dask worker (whose folder is not the
@@ -75,12 +76,18 @@ def run_job(job: FillJob) -> JobResult:
 def _run_job(job: FillJob) -> JobResult:
     import pcgen.io as pio
     from pcgen.data.tile_index import tile_core
+    from pcgen.io.bounds import BoundsMiss
     from pcgen.tasks.gaps import MIN_TILE_POINTS, tile_footprint
     from pcgen.tasks.generators import make_generator
     from pcgen.tasks.masks import MaskMiss, read_mask
 
     generator = None if job.gaps_only else make_generator(job.generator)
-    cloud = pio.read(job.src)
+    try:
+        cloud = pio.read(job.src, bounds=job.bounds)
+    except BoundsMiss as exc:
+        if job.mask_must_hit:  # the one input: the box is wrong
+            raise
+        return JobResult(job.src, None, 0, skipped=exc.message)  # one tile of many, outside the box
     if len(cloud) < MIN_TILE_POINTS:
         raise InputError(f"{len(cloud)} points: nothing around any gap", job.src)
     if job.mask:

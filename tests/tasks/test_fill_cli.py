@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
-import os
 
 import laspy
 import numpy as np
@@ -391,3 +391,53 @@ def test_png_draws_the_fill_and_replaces_only_a_png_it_drew(holed_tile, tmp_path
     assert main(["fill", str(src), str(tmp_path / "many"), "--mask", str(mask), "--baseline", "mirror",
                  "--png", "-q"]) == 0
     assert is_fill_png(tmp_path / "many" / "t1.png")
+
+
+def test_bounds_fill_only_the_box_and_skip_the_tiles_it_misses(holed_tile, tmp_path, capsys):
+    """A user's area of interest in a larger survey: only its points are read, filled and written."""
+    import pcgen.io as pio
+
+    path, hole, _ = holed_tile
+    las = laspy.read(path)
+    c = hole.centroid
+    text = ",".join(f"{v:.3f}" for v in (c.x - 30, c.y - 30, c.x + 30, c.y + 30))
+    x0, y0, x1, y1 = (float(v) for v in text.split(","))
+    mask = _mask(tmp_path, [hole], "EPSG:2949")
+    out = tmp_path / "out"
+    assert main(["fill", str(path), str(out / "a.laz"), "--bounds", text, "--mask", str(mask),
+                 "--baseline", "mirror", "-q"]) == 0
+    filled = laspy.read(out / "a.laz")
+    inside = (las.x >= x0) & (las.x <= x1) & (las.y >= y0) & (las.y <= y1)
+    assert 0 < inside.sum() < len(las.points)
+    old = np.asarray(filled.generated) == 0
+    for name in las.points.array.dtype.names:  # the box's originals, field by field, exact
+        assert np.array_equal(filled.points.array[name][old], las.points.array[name][inside]), name
+    assert (~old).sum() > 100 and np.all(np.hypot(filled.x[~old] - c.x, filled.y[~old] - c.y) <= 10.5)
+    _fails(capsys, ["fill", str(path), str(out / "b.laz"), "--bounds", "0,0,1,1", "--baseline", "mirror"], out,
+           "bounds (0, 0, 1, 1) miss the data")
+    # a folder: the tile the box misses is skipped, a box that misses every tile is refused
+    cloud = pio.read(path)
+    tiles = tmp_path / "tiles"
+    tiles.mkdir()
+    west = cloud.xyz[:, 0] < c.x + 25
+    pio.write(cloud.select(west), tiles / "west.laz")
+    pio.write(cloud.select(~west), tiles / "east.laz")
+    w = cloud.xyz[west]
+    box_w = f"{w[:, 0].min():.3f},{w[:, 1].min():.3f},{c.x + 20:.3f},{w[:, 1].max():.3f}"
+    assert main(["fill", str(tiles), str(tmp_path / "filled"), "--bounds", box_w, "--baseline", "mirror"]) == 0
+    err = capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "filled").glob("*.laz")) == ["west.laz"]
+    assert f"east.laz: skipped (bounds (" in err and "miss the data" in err
+    _fails(capsys, ["fill", str(tiles), str(tmp_path / "none"), "--bounds", "0,0,1,1", "--baseline", "mirror"],
+           tmp_path, "--bounds reaches none of the 2 inputs")
+
+
+@pytest.mark.parametrize("text, says", [
+    ("1,2,3", "got 3 values"),
+    ("1,2,x,4", "wants a number, got 'x'"),
+    ("5,0,1,9", "must be finite with min <= max"),
+])
+def test_bad_bounds_are_named(holed_tile, tmp_path, capsys, text, says):
+    path, _, _ = holed_tile
+    _fails(capsys, ["fill", str(path), str(tmp_path / "o.laz"), "--bounds", text], tmp_path, says)
+
