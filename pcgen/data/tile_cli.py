@@ -6,8 +6,8 @@ import argparse
 import sys
 
 from pcgen.data.tiling import TileOptions, tile_files
-from pcgen.options import (dask_address, float_range, non_negative_float, non_negative_int, positive_float,
-                           positive_int, workers)
+from pcgen.options import (bounds_box, dask_address, float_range, non_negative_float, non_negative_int,
+                           positive_float, positive_int, workers)
 from pcgen.outputs import check_output
 
 # Tile names print corners to 3 decimals, and tile keys are int64 products of the two axes'
@@ -25,6 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=TILE_SIZE, default=50.0, help="tile side in file units (50)")
     parser.add_argument("--buffer", type=non_negative_float, default=5.0,
                         help="buffer width, written with buffer=1 (5; 0 for none)")
+    parser.add_argument("--bounds", type=bounds_box, default=None, metavar="XMIN,YMIN,XMAX,YMAX",
+                        help="tile only the points in this box (the data's CRS units); EPT datasets "
+                             "and COPC files read only the nodes it meets")
     parser.add_argument("--ground-normalize", action="store_true",
                         help="replace Z by height above ground (class 2, else a low percentile)")
     parser.add_argument("--min-points", type=non_negative_int, default=0, metavar="K",
@@ -57,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
     options = TileOptions(size=args.size, buffer=args.buffer, min_points=args.min_points,
                           ground_normalize=args.ground_normalize, voxel=args.voxel,
                           chunk_size=args.chunk_size, job_points=args.job_points,
-                          max_memory=int(args.max_memory * 1024 ** 3), compress=not args.las)
+                          max_memory=int(args.max_memory * 1024 ** 3), compress=not args.las,
+                          bounds=args.bounds)
     index = tile_files(args.inputs, args.out_dir, options, workers=args.workers,
                        dask_address=args.dask, overwrite=args.overwrite,
                        progress=not args.quiet and sys.stderr.isatty(), overview=not args.no_overview)

@@ -38,6 +38,7 @@ This module runs the pipeline; its parts live beside it: input discovery and hea
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import tempfile
@@ -62,6 +63,7 @@ from pcgen.inputs import list_inputs
 from pcgen.io.copc import strip_copc_vlrs
 from pcgen.io.crs import crs_name
 from pcgen.io.ept import EptDataset, is_ept
+from pcgen.io.bounds import BoundsMiss, bounds_text, parse_bounds
 from pcgen.io.cloud import add_extra_dims
 from pcgen.io.las import writable_header
 
@@ -86,6 +88,9 @@ class TileOptions:
         compress: write LAZ (True) or LAS.
         job_points: an EPT dataset or COPC file with more points is tiled as strips of
             about this many, each a job of its own (`pcgen.data.tile_strips`).
+        bounds: tile only the points in this box, ``(xmin, ymin, xmax, ymax)`` or with z
+            (`pcgen.io.bounds.parse_bounds`); EPT datasets and COPC files read only the
+            octree nodes it meets, an input it misses gives no tiles.
     """
 
     size: float = 50.0
@@ -97,6 +102,7 @@ class TileOptions:
     max_memory: int = 2 * 1024 ** 3
     compress: bool = True
     job_points: int = 20_000_000
+    bounds: tuple | None = None
 
     def validate(self) -> "TileOptions":
         for name in ("size", "buffer", "voxel"):
@@ -116,6 +122,8 @@ class TileOptions:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
                 raise ConfigError(f"{name.replace('_', '-')} must be a whole number >= {low}, got {value!r}")
+        if self.bounds is not None:
+            parse_bounds(self.bounds)
         return self
 
 
@@ -233,13 +241,23 @@ def tile_file(path, out_dir, options: TileOptions, raster: RasterSpec | None = N
     options = options.validate()
     stem = stem or input_stem(path)
     S, B = float(options.size), float(options.buffer)
-    if strip is not None and is_ept(path) and not EptDataset(path).select(strip.box):
-        return FileResult(source=str(path), points=0)  # a strip over a hole in the data
-    with pio.open_chunks(path, options.chunk_size,
-                         bounds=None if strip is None else strip.box) as reader:
+    box = _read_box(path, strip, options.bounds)
+    try:
+        if box is False or (strip is not None and is_ept(path) and not EptDataset(path).select(box)):
+            return FileResult(source=str(path), points=0)  # a strip over a hole in the data, or off the box
+    except BoundsMiss:
+        return FileResult(source=str(path), points=0)
+    # every chunk keeps the points in the box, half-open in x and y as the tiles' cores are (a
+    # box ending on a tile edge makes no sliver tiles of the points on that edge)
+    keep_box = None if options.bounds is None else parse_bounds(options.bounds)
+    with contextlib.ExitStack() as stack:
+        try:
+            reader = stack.enter_context(pio.open_chunks(path, options.chunk_size, bounds=box))
+        except BoundsMiss:  # the box misses this input (tile_files refuses a box that misses them all)
+            return FileResult(source=str(path), points=0)
         header = reader.header
         if reader.point_count == 0:
-            if strip is not None:
+            if strip is not None or options.bounds is not None:
                 return FileResult(source=str(path), points=0)
             raise InputError("contains no points", path)
         fmt = header.point_format
@@ -263,6 +281,10 @@ def tile_file(path, out_dir, options: TileOptions, raster: RasterSpec | None = N
                     progress(len(rows))
                 if retile:
                     rows = take_records(rows, rows[BUFFER_DIM] == 0)
+                if keep_box is not None:
+                    rows = take_records(rows, _in_tile_box(rows, scales, offsets, *keep_box))
+                    if len(rows) == 0:
+                        continue
                 x, y = decode_coords(rows, scales, offsets)
                 ix = np.floor(x / S).astype(np.int64)
                 if strip is not None:
@@ -308,6 +330,34 @@ def tile_file(path, out_dir, options: TileOptions, raster: RasterSpec | None = N
         finally:
             store.close()
     return result
+
+
+def _in_tile_box(rows, scales, offsets, lo, hi) -> np.ndarray:
+    """Which raw ``rows`` lie in the box ``[lo, hi)`` in x and y, ``[lo, hi]`` in z."""
+    x, y = decode_coords(rows, scales, offsets)
+    inside = (x >= lo[0]) & (x < hi[0]) & (y >= lo[1]) & (y < hi[1])
+    if np.isfinite(lo[2]) or np.isfinite(hi[2]):
+        z = rows["Z"] * scales[2] + offsets[2]
+        inside &= (z >= lo[2]) & (z <= hi[2])
+    return inside
+
+
+def _read_box(path, strip: Strip | None, bounds):
+    """What `pcgen.io.open_chunks` queries for one job: the strip's box cut to ``bounds``
+    (False when they do not meet), ``bounds`` alone, or None. A plain file has no octree to
+    query: None, and the job keeps the points in ``bounds`` itself."""
+    octree = is_ept(path) or pio.is_copc(path)
+    if bounds is None or not octree:
+        return None if strip is None else strip.box
+    lo, hi = parse_bounds(bounds)
+    if strip is None:
+        return (*lo, *hi) if np.isfinite(lo[2]) or np.isfinite(hi[2]) else (lo[0], lo[1], hi[0], hi[1])
+    x0, y0 = max(lo[0], strip.box[0]), max(lo[1], strip.box[1])
+    x1, y1 = min(hi[0], strip.box[2]), min(hi[1], strip.box[3])
+    if x0 > x1 or y0 > y1:
+        return False
+    z = (lo[2], hi[2]) if np.isfinite(lo[2]) or np.isfinite(hi[2]) else None
+    return (x0, y0, x1, y1) if z is None else (x0, y0, z[0], x1, y1, z[1])
 
 
 def _write_tiles(store, options: TileOptions, tile_header, scales, offsets, out_dir: Path,
@@ -415,11 +465,19 @@ def _header_boxes(headers: list[laspy.LasHeader]) -> tuple[np.ndarray, np.ndarra
     return np.minimum(mins, maxs), np.maximum(mins, maxs)
 
 
-def overview_raster(headers: list[laspy.LasHeader], pixels: int = 512) -> RasterSpec:
+def overview_raster(headers: list[laspy.LasHeader], pixels: int = 512, bounds=None) -> RasterSpec:
+    """The overview's grid over the headers' boxes (cut to ``bounds``, the tiled box, when given)."""
     lo, hi = _header_boxes(headers)
     lo, hi = lo.min(axis=0), hi.max(axis=0)
     area = float(np.prod(np.maximum(hi - lo, 1e-9)))
     points = sum(int(h.point_count) for h in headers)
+    if bounds is not None:
+        b_lo, b_hi = parse_bounds(bounds)
+        cut_lo, cut_hi = np.maximum(lo, b_lo[:2]), np.minimum(hi, b_hi[:2])
+        if np.all(cut_lo <= cut_hi):  # the points it likely holds: its share of the area
+            lo, hi = cut_lo, cut_hi
+            cut = float(np.prod(np.maximum(hi - lo, 1e-9)))
+            points, area = points * min(cut / area, 1.0), cut
     # about 4 points per pixel on average so sparse files still read as a surface
     cell = max(float((hi - lo).max()) / pixels, 2.0 * np.sqrt(area / max(points, 1)), 1e-9)
     nx, ny = (np.floor((hi - lo) / cell).astype(int) + 1).tolist()
@@ -471,7 +529,7 @@ def tile_files(inputs, out_dir, options: TileOptions | None = None, *, workers: 
     areas = all_areas[:OVERVIEW_AREAS]
     raster_of: dict[int, RasterSpec] = {}
     for area in areas:
-        spec = overview_raster([headers[i] for i in area])
+        spec = overview_raster([headers[i] for i in area], bounds=options.bounds)
         raster_of.update({i: spec for i in area})
     # jobs: each input whole, or an EPT dataset's strips; owner[k] is job k's input
     plans = [plan_strips(f, options.size, options.job_points, options.ground_normalize)
@@ -496,6 +554,10 @@ def tile_files(inputs, out_dir, options: TileOptions | None = None, *, workers: 
             done = _run_jobs(jobs, workers, dask_address, bar, weights, steps, by_node)
             results = [FileResult.merge([r for r, i in zip(done, owner) if i == k])
                        for k in range(len(files))]
+            if options.bounds is not None and not any(r.tiles or r.dropped_tiles for r in results):
+                raise InputError(f"bounds {bounds_text(options.bounds)} hold no point of "
+                                 f"{'the input' if len(files) == 1 else f'the {len(files)} inputs'}",
+                                 files[0] if len(files) == 1 else None)
             dropped = sum(r.dropped_tiles for r in results)
             if dropped and not any(r.tiles for r in results):
                 raise NoTilesKept(f"min-points {options.min_points} dropped every one of the "
