@@ -208,6 +208,7 @@ def detect_gaps(xyz: np.ndarray, classification: np.ndarray | None = None,
     # A hole's edge cuts through cells: those beside a gap holding under rim_ratio of their
     # neighbourhood's count are partly in the hole, and join it.
     rim = ndimage.binary_dilation(sparse, structure=np.ones((3, 3))) & ~sparse & inside & ~excluded
+    seeds = sparse.copy()
     sparse |= rim & (counts < cfg.rim_ratio * around)
     valid = (inside & ~excluded).astype(np.float64)
 
@@ -226,7 +227,12 @@ def detect_gaps(xyz: np.ndarray, classification: np.ndarray | None = None,
         win = np.s_[R0:box_[0].stop + 2, C0:box_[1].stop + 2]
         mine = labels[win] == lab
         rows, cols = np.nonzero(mine)
-        if len(rows) < cfg.min_gap_cells:
+        # Chance leaves a lone cell of a sparse stand empty now and then, and the rim rule made
+        # it a gap. A patch is kept when its sparse cells (the rim left out) should have held at
+        # least two cells' worth of points by their neighbourhoods: chance empties those
+        # e^-16 of the time, a lone cell where 5 points are due e^-5.
+        due = float(around[win][mine & seeds[win]].sum())
+        if len(rows) < cfg.min_gap_cells or due < 2 * cfg.min_expected_points:
             continue
         rows, cols = rows + R0, cols + C0
         poly = None
