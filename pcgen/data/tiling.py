@@ -346,8 +346,7 @@ def _read_box(path, strip: Strip | None, bounds):
     """What `pcgen.io.open_chunks` queries for one job: the strip's box cut to ``bounds``
     (False when they do not meet), ``bounds`` alone, or None. A plain file has no octree to
     query: None, and the job keeps the points in ``bounds`` itself."""
-    octree = is_ept(path) or pio.is_copc(path)
-    if bounds is None or not octree:
+    if bounds is None or not (is_ept(path) or pio.is_copc(path)):
         return None if strip is None else strip.box
     lo, hi = parse_bounds(bounds)
     if strip is None:
