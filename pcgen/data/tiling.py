@@ -63,7 +63,7 @@ from pcgen.inputs import list_inputs
 from pcgen.io.copc import strip_copc_vlrs
 from pcgen.io.crs import crs_name
 from pcgen.io.ept import EptDataset, is_ept
-from pcgen.io.bounds import BoundsMiss, bounds_text, parse_bounds
+from pcgen.io.bounds import BoundsMiss, bounds_text, in_tile_box, parse_bounds
 from pcgen.io.cloud import add_extra_dims
 from pcgen.io.las import writable_header
 
@@ -282,7 +282,8 @@ def tile_file(path, out_dir, options: TileOptions, raster: RasterSpec | None = N
                 if retile:
                     rows = take_records(rows, rows[BUFFER_DIM] == 0)
                 if keep_box is not None:
-                    rows = take_records(rows, _in_tile_box(rows, scales, offsets, *keep_box))
+                    xyz = np.stack(decode_coords(rows, scales, offsets, axes=(0, 1, 2)), axis=1)
+                    rows = take_records(rows, in_tile_box(xyz, *keep_box))
                     if len(rows) == 0:
                         continue
                 x, y = decode_coords(rows, scales, offsets)
@@ -330,16 +331,6 @@ def tile_file(path, out_dir, options: TileOptions, raster: RasterSpec | None = N
         finally:
             store.close()
     return result
-
-
-def _in_tile_box(rows, scales, offsets, lo, hi) -> np.ndarray:
-    """Which raw ``rows`` lie in the box ``[lo, hi)`` in x and y, ``[lo, hi]`` in z."""
-    x, y = decode_coords(rows, scales, offsets)
-    inside = (x >= lo[0]) & (x < hi[0]) & (y >= lo[1]) & (y < hi[1])
-    if np.isfinite(lo[2]) or np.isfinite(hi[2]):
-        z = rows["Z"] * scales[2] + offsets[2]
-        inside &= (z >= lo[2]) & (z <= hi[2])
-    return inside
 
 
 def _read_box(path, strip: Strip | None, bounds):

@@ -50,6 +50,14 @@ def in_bounds(xyz: np.ndarray, mins: np.ndarray, maxs: np.ndarray) -> np.ndarray
     return ((xyz >= mins) & (xyz <= maxs)).all(axis=1)
 
 
+def in_tile_box(xyz: np.ndarray, mins: np.ndarray, maxs: np.ndarray) -> np.ndarray:
+    """(N,) bool: rows of ``xyz`` (N, 3) in the box half-open in x and y (``[min, max)``, as tile
+    cores are: a box on tile edges holds whole tiles) and closed in z; what ``pcgen tile
+    --bounds`` and ``pcgen fill --bounds`` keep."""
+    return ((xyz[:, 0] >= mins[0]) & (xyz[:, 0] < maxs[0]) & (xyz[:, 1] >= mins[1]) & (xyz[:, 1] < maxs[1])
+            & (xyz[:, 2] >= mins[2]) & (xyz[:, 2] <= maxs[2]))
+
+
 def overlaps(lo_a, hi_a, lo_b, hi_b) -> bool:
     """Whether two closed boxes (3D corners) meet."""
     return bool(np.all((np.asarray(lo_a) <= hi_b) & (np.asarray(hi_a) >= lo_b)))

@@ -76,7 +76,7 @@ def run_job(job: FillJob) -> JobResult:
 def _run_job(job: FillJob) -> JobResult:
     import pcgen.io as pio
     from pcgen.data.tile_index import tile_core
-    from pcgen.io.bounds import BoundsMiss
+    from pcgen.io.bounds import BoundsMiss, in_tile_box, parse_bounds
     from pcgen.tasks.gaps import MIN_TILE_POINTS, tile_footprint
     from pcgen.tasks.generators import make_generator
     from pcgen.tasks.masks import MaskMiss, read_mask
@@ -88,6 +88,8 @@ def _run_job(job: FillJob) -> JobResult:
         if job.mask_must_hit:  # the one input: the box is wrong
             raise
         return JobResult(job.src, None, 0, skipped=exc.message)  # one tile of many, outside the box
+    if job.bounds is not None:  # half-open in x and y, as pcgen tile --bounds keeps the same box
+        cloud = cloud.select(in_tile_box(cloud.xyz, *parse_bounds(job.bounds)))
     if len(cloud) < MIN_TILE_POINTS:
         raise InputError(f"{len(cloud)} points: nothing around any gap", job.src)
     if job.mask:
