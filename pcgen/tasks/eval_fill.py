@@ -439,6 +439,11 @@ def run_evaluation(tiles, out_dir, generators, cfg, fill_cfg, progress=False, ex
             table += (f"{len(skipped)} cut(s) left out, too few points around them to fill from: "
                       + "; ".join(skipped[:3]) + ("; ..." if len(skipped) > 3 else "") + "\n")
         sites = list(dict.fromkeys(r["tile"] for r in rows))
+        unscored = [name for name, _, _ in tiles if name not in sites]
+        if unscored:  # a sparse file gives no cut: say so, or the table reads as if it were in
+            table += (f"{len(unscored)} tile(s) left out, no {cfg.gap_size:g} {cfg.unit} cut in them removes "
+                      f"{cfg.min_removed} points with enough around it to fill from (try a larger --gap-size): "
+                      + ", ".join(unscored) + "\n")
         by_site = {}
         if len(sites) > 1:
             for site in sites:
@@ -448,7 +453,8 @@ def run_evaluation(tiles, out_dir, generators, cfg, fill_cfg, progress=False, ex
                            + comparison_text(v["comparison"], unit=cfg.unit)
                            for site, v in by_site.items())
         report = rows_to_json(rows, summary, cfg, {"comparison": cmp, "by_tile": by_site,
-                                                   "skipped_cuts": skipped, **(extra or {})})
+                                                   "skipped_cuts": skipped, "unscored_tiles": unscored,
+                                                   **(extra or {})})
         (tmp / "eval_fill.json").write_text(json.dumps(report, indent=1, default=float))
         (tmp / "eval_fill.md").write_text(f"Gap filling on {len(sites)} held-out tiles, "
                                           f"{cfg.gap_size:g} {cfg.unit} square cuts\n\n" + table +

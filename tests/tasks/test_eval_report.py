@@ -132,6 +132,28 @@ def test_a_cut_too_sparse_to_fill_from_is_left_out_not_the_run(tmp_path):
         assert 5 <= r["x"] <= 55 and 5 <= r["y"] <= 55 and inside.sum() == r["n_true"]
 
 
+def test_a_tile_too_sparse_for_any_cut_is_named_not_dropped_silently(tmp_path):
+    import json
+
+    import numpy as np
+
+    from pcgen.tasks.baselines import MirrorFill
+    from pcgen.tasks.eval_fill import EvalConfig, run_evaluation
+    from pcgen.tasks.fill import FillConfig
+
+    rng = np.random.default_rng(0)
+    dense = np.c_[rng.uniform(0, 60, (20_000, 2)), rng.uniform(0, 1, 20_000)]  # 5.6 points/m²
+    sparse = np.c_[rng.uniform(0, 60, (1_800, 2)), rng.uniform(0, 1, 1_800)]   # 0.5: 12 in a 5 m cut
+    cfg = EvalConfig(cuts_per_tile=3, gap_size=5.0, min_removed=40, seed=0)
+    run_evaluation([("dense.laz", dense, {}), ("sparse.laz", sparse, {})], tmp_path / "ev",
+                   {"mirror": MirrorFill()}, cfg, FillConfig())
+    report = json.loads((tmp_path / "ev" / "eval_fill.json").read_text())
+    assert report["unscored_tiles"] == ["sparse.laz"]
+    assert {r["tile"] for r in report["cuts"]} == {"dense.laz"}
+    md = (tmp_path / "ev" / "eval_fill.md").read_text()
+    assert "1 tile(s) left out, no 5 m cut in them removes 40 points" in md and "sparse.laz" in md
+
+
 def test_repeated_thresholds_make_one_column():
     import argparse
 
