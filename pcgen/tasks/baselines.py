@@ -127,13 +127,15 @@ class CanopyFill:
     A copied point keeps its height above the ground as a share of the canopy height (canopy top
     minus ground, :func:`canopy_top`) where it was copied from and is set at that share of the
     canopy height where it lands: a crown top copied from beside a tall stand into a gap in a
-    low one lands on the low canopy's top, not above it. Where either canopy is under
-    ``min_canopy`` (open ground) it is re-based on the ground only, as :class:`HybridFill` does;
-    the share is kept within ``share_range`` so a point above a thin spot of the canopy top does
-    not shoot up. The same draw of the strips as the mirror and hybrid copies.
+    low one lands on the low canopy's top, not above it, and one copied into open ground lands
+    on the ground. A point copied from under ``min_canopy`` of canopy (open ground, where a
+    share means nothing) is re-based on the ground only, as :class:`HybridFill` does; the share
+    is kept within ``share_range`` so a point above a thin spot of the canopy top does not shoot
+    up. The same draw of the strips as the mirror and hybrid copies.
 
     Args:
-        min_canopy: canopy height (m) under which a point is only re-based on the ground.
+        min_canopy: canopy height (m) where a point was copied from under which it is only
+            re-based on the ground.
         share_range: bounds of a point's height as a share of the canopy height.
     """
 
@@ -158,9 +160,9 @@ class CanopyFill:
         g0, g = ground(was[:, :2]), ground(lands[:, :2])
         c0, c = top(was[:, :2]) - g0, top(lands[:, :2]) - g
         h0 = was[:, 2] - g0
-        tall = (c0 > self.min_canopy) & (c > self.min_canopy)
+        tall = c0 > self.min_canopy
         share = np.clip(h0 / np.where(tall, c0, 1.0), *self.share_range)
-        pts[:, 2] = np.where(tall, g + share * c, g + h0)
+        pts[:, 2] = np.where(tall, g + share * np.maximum(c, 0.0), g + h0)
         return pts, src
 
 

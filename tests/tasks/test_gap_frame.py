@@ -7,7 +7,7 @@ import torch
 from shapely.geometry import box
 
 from pcgen.models.gap_head import clamp_to_gap, context_floor
-from pcgen.tasks.baselines import FILL_BASELINES, CanopyFill, HybridFill, MirrorFill, SurfaceFill
+from pcgen.tasks.baselines import FILL_BASELINES, CanopyFill, HybridFill, MirrorFill, SurfaceFill, canopy_top
 from pcgen.tasks.context import ContextConfig, SortedCloud, build_context
 from pcgen.tasks.frame import GapFrame, GroundSurface, filtered_lowest, ground_heights, ground_points, lowest_per_cell
 from pcgen.tasks.gap_examples import context_subset, cut_examples, frame_example
@@ -200,6 +200,27 @@ def test_canopy_copy_scales_copied_heights_to_the_canopy_where_they_land():
     ctx = build_context(xyz[~inside], gap, ContextConfig(min_half_size=15), attributes={"classification": cls[~inside]})
     np.testing.assert_allclose(CanopyFill().generate(ctx, 400, np.random.default_rng(2)),
                                HybridFill().generate(ctx, 400, np.random.default_rng(2)), atol=1e-9)
+
+
+def test_canopy_copy_lays_crowns_copied_into_a_clearing_down_to_its_low_canopy():
+    # a 15 m stand for x < 30, bare ground beyond: a gap just inside the clearing gets the
+    # stand's edge reflected into it, and the canopy top falls from 15 m to the ground across it
+    gx, gy = np.meshgrid(np.arange(0.5, 60, 1.0), np.arange(0.5, 60, 1.0))
+    xy = np.c_[gx.ravel(), gy.ravel()]
+    stand = xy[xy[:, 0] < 30]
+    xyz = np.r_[np.c_[xy, np.full(len(xy), 100.0)], np.c_[stand + 0.3, np.full(len(stand), 115.0)]]
+    cls = np.r_[np.full(len(xy), 2, np.uint8), np.full(len(stand), 5, np.uint8)]
+    gap = box(30, 25, 40, 35)
+    inside = (xyz[:, 0] >= 30) & (xyz[:, 0] <= 40) & (xyz[:, 1] >= 25) & (xyz[:, 1] <= 35)
+    ctx = build_context(xyz[~inside], gap, ContextConfig(min_half_size=15), attributes={"classification": cls[~inside]})
+    pts, src = CanopyFill().generate_with_source(ctx, 800, np.random.default_rng(2))
+    crown = np.asarray(ctx.attributes["classification"])[src] == 5
+    canopy = canopy_top(ctx.xyz)(pts[:, :2]) - 100  # the canopy height where each point lands
+    assert crown.sum() > 100 and (crown & (canopy < 2)).sum() > 10  # some land where it is open
+    # a copied crown point stands at its share of the canopy where it lands (at most 1.3 times
+    # it); a rule that only scaled under a tall canopy left those in the open at the stand's 15 m
+    assert np.all(pts[crown, 2] - 100 <= 1.3 * np.maximum(canopy[crown], 0) + 1e-6)
+    assert pts[crown & (canopy < 2), 2].max() - 100 < 2.6
 
 
 def test_every_fill_baseline_has_one_name_everywhere():
