@@ -14,6 +14,7 @@ training set of the gap models (``datasets/train_default_fill.py``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Mapping
 
 import numpy as np
 import shapely
@@ -26,6 +27,9 @@ from pcgen.tasks.frame import GROUND_CLASS, GapFrame
 
 COND_DIM = 6  # half side, log density, context height p50 / p95 / max, ground share
 HEIGHT_DESCRIPTORS = slice(2, 5)  # the entries of cond that are heights (they scale with them)
+HEIGHT_UNIT = 10.0  # m; cond's heights are in these units
+P95_DESCRIPTOR = 3  # cond's entry for the context's 95th-percentile height
+HEIGHT_LIMIT_PERCENTILE = 99  # of the training contexts' p95 heights: the tallest forest a model is asked about
 SURFACE_SHARE = 0.5  # of the source drawn from the interpolated surfaces; the rest is a copy
 COPIES = {"hybrid": HybridFill, "canopy": CanopyFill}  # the copy a source starts from (the checkpoint says which)
 
@@ -60,6 +64,50 @@ def gap_source(ctx: GapContext, n: int, rng: np.random.Generator, surface_share:
         return pts, index, kind
     surface, nearest = SurfaceFill().generate_with_source(ctx, k, rng)
     return np.r_[pts, surface], np.r_[np.asarray(index, np.int64), nearest], kind
+
+
+def stretch_heights(parts: Mapping, factor: float) -> dict:
+    """An example's height-bearing parts with every height above ground multiplied by ``factor``:
+    the same gap over a taller or lower forest, its ground where it was.
+
+    ``parts`` maps any of ``source``, ``context``, ``truth`` ((N, 3) arrays), ``cond`` and
+    ``z_max`` to their values (a cached example's dict, or a :class:`FrameExample`'s fields);
+    the returned dict holds new arrays for the ones present and not None. Training stretches
+    examples this way (``data.height_scale``); filling shrinks a forest taller than any the model
+    was trained on into that range (:func:`height_factor`) and stretches the fill back.
+    """
+    out = {}
+    for key in ("source", "context", "truth"):
+        if parts.get(key) is not None:
+            points = np.array(parts[key], copy=True)
+            points[:, 2] *= factor
+            out[key] = points
+    if parts.get("cond") is not None:
+        cond = np.array(parts["cond"], copy=True)
+        cond[HEIGHT_DESCRIPTORS] *= factor
+        out["cond"] = cond
+    if parts.get("z_max") is not None:
+        out["z_max"] = float(parts["z_max"]) * factor
+    return out
+
+
+def height_limit(conds: np.ndarray) -> float:
+    """The tallest forest a model trained on these examples knows: the
+    :data:`HEIGHT_LIMIT_PERCENTILE` th percentile of their (E, COND_DIM) descriptors' context p95 heights."""
+    return float(np.percentile(np.asarray(conds)[:, P95_DESCRIPTOR] * HEIGHT_UNIT, HEIGHT_LIMIT_PERCENTILE))
+
+
+def height_factor(context_heights: np.ndarray, limit: float | None) -> float:
+    """1, or ``limit`` / the context's 95th-percentile height where that exceeds ``limit``.
+
+    The held-out forests the shipped model fills are taller than most of its training gaps, and
+    with every height doubled (a 45 m canopy) the model lost to the canopy copy; shrunk into the
+    trained range first, it won again (docs/tasks.md, "Forests taller than the training sites").
+    """
+    if limit is None or len(context_heights) == 0:
+        return 1.0
+    p95 = float(np.percentile(context_heights, 95))
+    return limit / p95 if p95 > limit else 1.0
 
 
 @dataclass
@@ -121,8 +169,8 @@ def frame_example(ctx: GapContext, n: int, rng: np.random.Generator, truth_xyz: 
     half = np.array([(xmax - xmin) / 2, (ymax - ymin) / 2])
     hz = context[:, 2]
     cond = np.array([half.mean() / 10.0, np.log(max(ctx.density, 1e-3)) / 3.0,
-                     np.percentile(hz, 50) / 10.0, np.percentile(hz, 95) / 10.0, hz.max() / 10.0,
-                     is_ground.mean()], dtype=np.float32)
+                     np.percentile(hz, 50) / HEIGHT_UNIT, np.percentile(hz, 95) / HEIGHT_UNIT,
+                     hz.max() / HEIGHT_UNIT, is_ground.mean()], dtype=np.float32)
     truth = None if truth_xyz is None else frame.to_frame(truth_xyz).astype(np.float32)
     return FrameExample(frame=frame, context=context.astype(np.float32), context_ground=is_ground,
                         source=source.astype(np.float32), cond=cond, half=half.astype(np.float32),

@@ -10,6 +10,7 @@ name, so worker processes (process pool, Dask) can rebuild it from a picklable s
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -118,17 +119,21 @@ class GapModelGenerator:
         context_band: how the head's training chose them (:func:`~pcgen.tasks.gap_examples.context_subset`).
         copy: the copy its sources start from (:data:`~pcgen.tasks.gap_examples.COPIES`), as in training.
         small_copy: the copy for gaps at most :data:`SMALL_GAP_WIDTH` wide (default: ``copy``).
+        height_limit: the tallest forest (context p95 height, frame units) the head was trained
+            on; a taller gap is shrunk into it and its fill stretched back
+            (:func:`~pcgen.tasks.gap_examples.height_factor`). None: never.
     """
 
     name = "pcgen"
 
     def __init__(self, head, max_context: int = 1536, context_band: float = 0.0, copy: str = "hybrid",
-                 small_copy: str | None = None):
+                 small_copy: str | None = None, height_limit: float | None = None):
         self.head = head
         self.max_context = int(max_context)
         self.context_band = float(context_band)
         self.copy = copy
         self.small_copy = small_copy or copy
+        self.height_limit = height_limit
 
     def start_copy(self, polygon) -> str:
         """The copy a gap's sources start from: ``small_copy`` in a gap up to
@@ -152,16 +157,20 @@ class GapModelGenerator:
         import torch
 
         from pcgen.models.gap_head import example_batch
-        from pcgen.tasks.gap_examples import context_subset, frame_example
+        from pcgen.tasks.gap_examples import context_subset, frame_example, height_factor, stretch_heights
 
         ex = frame_example(ctx, int(n), rng, copy=self.start_copy(ctx.polygon))
         if len(ex.context) > self.max_context:
             keep = context_subset(ex.context, ex.half, self.max_context, self.context_band, rng)
             ex.context, ex.context_ground = ex.context[keep], ex.context_ground[keep]
+        factor = height_factor(ex.context[:, 2], self.height_limit)
+        if factor != 1.0:
+            ex = replace(ex, **stretch_heights(vars(ex), factor))
         gen = torch.Generator().manual_seed(int(rng.integers(2**31 - 1)))
         with torch.no_grad():
-            out = self.head.sample(example_batch([ex], with_truth=False), generator=gen)
-        return ex.frame.to_world(out[0].double().numpy()), ex.source_index
+            out = self.head.sample(example_batch([ex], with_truth=False), generator=gen)[0].double().numpy()
+        out[:, 2] /= factor
+        return ex.frame.to_world(out), ex.source_index
 
 
 def load_generator(path: str | os.PathLike | None = None, copy: str | None = None,
@@ -207,13 +216,27 @@ def load_generator(path: str | os.PathLike | None = None, copy: str | None = Non
         return GapModelGenerator(head, max_context=int(data.get("max_context") or 1536),
                                  context_band=float(data.get("context_band") or 0.0),
                                  copy=copy or _source_copy(data.get("source_copy"), path),
-                                 small_copy=copy or "canopy")
+                                 small_copy=copy or "canopy",
+                                 height_limit=_height_limit(data.get("height_limit"), path))
     if copy is not None:
         raise ConfigError(f"a source copy applies to gap heads; this checkpoint holds a "
                           f"{meta.get('kind', 'unknown')} head that starts from noise")
     gap = data.get("gap") or {}
     mode = data.get("normalize") or "sphere"
     return ModelGenerator(head, context_points=int(gap.get("context_points", 1024)), frame=normalization_frame(mode))
+
+
+def _height_limit(value, path) -> float | None:
+    """The checkpoint's height limit (None for checkpoints trained before it was recorded)."""
+    if value is None:
+        return None
+    try:
+        limit = float(value)
+    except (TypeError, ValueError):
+        limit = float("nan")
+    if not (np.isfinite(limit) and limit > 0):
+        raise CheckpointError(f"checkpoint's data.height_limit must be a positive number, got {value!r}", path)
+    return limit
 
 
 def _source_copy(name, path) -> str:

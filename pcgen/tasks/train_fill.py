@@ -133,6 +133,17 @@ def check_outputs(split_file, split: dict, work: Path, out: Path) -> None:
                      overwrite=True, ours=is_fill_output)
 
 
+def cached_height_limit(caches) -> float:
+    """:func:`~pcgen.tasks.gap_examples.height_limit` of every example in these cache files."""
+    from pcgen.tasks.gap_examples import height_limit
+
+    conds = []
+    for cache in caches:
+        with np.load(cache) as data:
+            conds.append(data["cond"])
+    return height_limit(np.concatenate(conds))
+
+
 def build_parser() -> argparse.ArgumentParser:
     from pcgen.options import positive_float, positive_int, seed
     from pcgen.tasks.gap_examples import COPIES
@@ -190,10 +201,12 @@ def train_fill(args) -> dict:
     print(f"trained {trainer.global_step} steps in {train_s:.0f} s: {metrics}", file=sys.stderr)
     meta = head_meta(cfg)
     meta["data"]["source_copy"] = args.copy  # filling draws its sources the same way
+    meta["data"]["height_limit"] = round(cached_height_limit(caches), 1)  # filling shrinks taller forests into it
     strip_checkpoint(module, meta, out)
     sidecar = {"train_sites": split["train"], "heldout_sites": split["heldout"], "examples": counts,
                "steps": int(trainer.global_step), "train_seconds": round(train_s, 1),
-               "final_metrics": metrics, "seed": args.seed, "gap_sizes": [lo, hi], "copy": args.copy, "overrides": [o for o in overrides if "caches" not in o]}
+               "final_metrics": metrics, "seed": args.seed, "gap_sizes": [lo, hi], "copy": args.copy,
+               "height_limit": meta["data"]["height_limit"], "overrides": [o for o in overrides if "caches" not in o]}
     from pcgen.atomic import atomic_path
 
     with atomic_path(out.with_suffix(".json")) as tmp:

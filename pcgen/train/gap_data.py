@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
 from pcgen.errors import ConfigError, InputError
 from pcgen.models.gap_head import example_batch
-from pcgen.tasks.gap_examples import HEIGHT_DESCRIPTORS, context_subset, load_examples
+from pcgen.tasks.gap_examples import context_subset, load_examples, stretch_heights
 
 
 def thin_example(ex: dict, rng: np.random.Generator, min_density: float, keep_points: int = 8) -> dict:
@@ -91,12 +91,8 @@ def augment_example(ex: dict, rng: np.random.Generator, max_context: int, max_po
     stretch = float(np.exp(rng.uniform(np.log(lo), np.log(hi)))) if hi > lo else lo
     for key in ("source", "context", "truth"):
         out[key] = turn(out[key])
-        if stretch != 1.0:
-            out[key][:, 2] *= stretch
     if stretch != 1.0:
-        out["cond"] = ex["cond"].copy()
-        out["cond"][HEIGHT_DESCRIPTORS] *= stretch
-        out["z_max"] = float(ex["z_max"]) * stretch
+        out.update(stretch_heights(out, stretch))
     if k % 2:
         out["half"] = ex["half"][::-1].copy()
     return out

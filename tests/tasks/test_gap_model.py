@@ -22,13 +22,15 @@ REPO = Path(__file__).resolve().parents[2]
 TINY = ["experiment=gap_fill", "model.width=8", "model.head.hidden=8", "logger=none", "data.caches=[unused]"]
 
 
-def tiny_gap_checkpoint(path: Path, *extra: str, source_copy: str | None = None) -> Path:
+def tiny_gap_checkpoint(path: Path, *extra: str, source_copy: str | None = None, height_limit=None) -> Path:
     from pcgen.train.run import build_module, compose_config, head_meta
 
     cfg = compose_config([*TINY, *extra], root=str(path.parent))
     meta = head_meta(cfg)
     if source_copy is not None:  # as datasets/train_default_fill.py --copy records it
         meta["data"]["source_copy"] = source_copy
+    if height_limit is not None:  # as datasets/train_default_fill.py records it
+        meta["data"]["height_limit"] = height_limit
     strip_checkpoint(build_module(cfg), meta, path)
     return path
 
@@ -97,6 +99,65 @@ def test_a_checkpoint_draws_its_sources_from_the_copy_it_was_trained_on(holed_ti
     with pytest.raises(CheckpointError, match="unknown source copy 'exec'"):
         load_generator(tiny_gap_checkpoint(tmp_path / "c.ckpt", source_copy="exec"))
 
+
+def test_the_height_limit_is_the_99th_percentile_of_the_training_contexts_p95():
+    from pcgen.tasks.gap_examples import COND_DIM, height_factor, height_limit
+
+    conds = np.zeros((200, COND_DIM), np.float32)
+    conds[:, 3] = np.arange(1, 201) / 10.0  # p95 heights of 1, 2, ... 200 m, in cond's 10 m units
+    assert height_limit(conds) == pytest.approx(198.01, abs=1e-3)  # numpy's linear percentile
+    heights = np.arange(0.0, 101.0)  # p95 = 95 m
+    assert height_factor(heights, None) == 1.0
+    assert height_factor(heights, 95.0) == 1.0 and height_factor(heights, 120.0) == 1.0
+    assert height_factor(heights, 19.0) == pytest.approx(0.2)
+    assert height_factor(np.zeros(0), 19.0) == 1.0
+
+
+def test_a_forest_taller_than_the_model_knows_is_shrunk_into_its_range_and_back(holed_tile, tmp_path):
+    """The head sees the context's p95 height at the checkpoint's limit; its fill is stretched back,
+    so an untrained head (which returns its source) gives the same points with or without a limit."""
+    import pcgen.io as pio
+    from pcgen.errors import CheckpointError
+    from pcgen.tasks.gap_examples import frame_example
+
+    path, hole, _ = holed_tile
+    cloud = pio.read(path)
+    ctx = build_context(cloud.xyz, hole, FillConfig().context, attributes=dict(cloud.attributes))
+    p95 = float(np.percentile(frame_example(ctx, 10, np.random.default_rng(0)).context[:, 2], 95))
+    assert p95 > 8.0  # a forest: its crowns stand well above the ground
+    noiseless = "model.head.source_noise=0.0"
+    plain = load_generator(tiny_gap_checkpoint(tmp_path / "plain.ckpt", noiseless))
+    limited = load_generator(tiny_gap_checkpoint(tmp_path / "limit.ckpt", noiseless, height_limit=p95 / 2))
+    assert plain.height_limit is None and limited.height_limit == pytest.approx(p95 / 2)
+    seen = {}
+    for name, gen in (("plain", plain), ("limited", limited)):
+        def spy(batch, _sample=gen.head.sample, _name=name, **kw):
+            seen[_name] = batch
+            return _sample(batch, **kw)
+
+        gen.head.sample = spy
+    ref, ref_src = plain.generate_with_source(ctx, 300, np.random.default_rng(5))
+    ours, ours_src = limited.generate_with_source(ctx, 300, np.random.default_rng(5))
+    np.testing.assert_array_equal(ours_src, ref_src)
+    np.testing.assert_allclose(ours, ref, atol=2e-3)
+    batch, before = seen["limited"], seen["plain"]
+    n = int(batch["context_lengths"][0])
+    assert float(np.percentile(batch["context"][0, :n, 2].numpy(), 95)) == pytest.approx(p95 / 2, rel=1e-4)
+    # the start, the envelope and the height descriptors shrink by the same factor (the model reads
+    # at most 1536 context points, whose p95 is about the whole context's); the rest is as it was
+    factor = (p95 / 2) / float(np.percentile(before["context"][0, :n, 2].numpy(), 95))
+    assert factor == pytest.approx(0.5, abs=0.05)
+    torch.testing.assert_close(batch["source"][..., 2], before["source"][..., 2] * factor)
+    torch.testing.assert_close(batch["source"][..., :2], before["source"][..., :2])
+    torch.testing.assert_close(batch["z_max"], before["z_max"] * factor)
+    torch.testing.assert_close(batch["cond"][:, 2:5], before["cond"][:, 2:5] * factor)
+    torch.testing.assert_close(batch["cond"][:, [0, 1, 5]], before["cond"][:, [0, 1, 5]])
+    # a limit above the forest changes nothing, bit for bit
+    high = load_generator(tiny_gap_checkpoint(tmp_path / "high.ckpt", noiseless, height_limit=2 * p95))
+    np.testing.assert_array_equal(high.generate_with_source(ctx, 300, np.random.default_rng(5))[0], ref)
+    for bad in (0, -3.0, float("nan"), "tall"):
+        with pytest.raises(CheckpointError, match="data.height_limit must be a positive number"):
+            load_generator(tiny_gap_checkpoint(tmp_path / "bad.ckpt", height_limit=bad))
 
 def test_a_loaded_gap_model_runs_torch_on_one_thread(tmp_path):
     ckpt = tiny_gap_checkpoint(tmp_path / "gap.ckpt")
@@ -249,6 +310,26 @@ def test_cached_examples_keep_their_sources_kinds(tmp_path):
         np.testing.assert_array_equal(back["source_kind"], ex.source_kind)
 
 
+def test_the_recipe_takes_the_height_limit_from_all_its_caches(tmp_path):
+    from pcgen.tasks.context import SortedCloud
+    from pcgen.tasks.gap_examples import cut_examples, height_limit, save_examples
+    from pcgen.tasks.train_fill import cached_height_limit
+
+    rng = np.random.default_rng(0)
+    gx, gy = np.meshgrid(np.arange(0.5, 60, 1.0), np.arange(0.5, 60, 1.0))
+    conds = []
+    for name, top in (("low", 6.0), ("tall", 30.0)):
+        xyz = np.r_[np.c_[gx.ravel(), gy.ravel(), np.zeros(gx.size)],
+                    np.c_[rng.uniform(0, 60, (2000, 2)), rng.uniform(2, top, 2000)]]
+        exs = cut_examples(SortedCloud(xyz, np.r_[np.full(gx.size, 2), np.full(2000, 5)]), 4, (5, 10),
+                           np.random.default_rng(1))
+        save_examples(exs, tmp_path / f"{name}.npz")
+        conds += [e.cond for e in exs]
+    limit = cached_height_limit([tmp_path / "low.npz", tmp_path / "tall.npz"])
+    assert limit == pytest.approx(height_limit(np.stack(conds)), rel=1e-6)
+    assert 20.0 < limit < 30.0  # the tall site's crowns, not the low one's
+    assert cached_height_limit([tmp_path / "low.npz"]) < 6.0
+
 def test_split_refuses_a_site_in_both_lists(tmp_path):
     bad = tmp_path / "split.yaml"
     bad.write_text("train: [training/a.laz, training/b.laz]\nheldout: [training/b.laz]\n")
@@ -264,6 +345,8 @@ def test_shipped_checkpoint_never_trained_on_the_heldout_sites():
     trained = {Path(s).name for s in sidecar["train_sites"]}
     assert not trained & {Path(s).name for s in sidecar["heldout_sites"]}
     assert set(sidecar["examples"]) == set(sidecar["train_sites"])
+    # filling shrinks taller forests into the range the recipe measured on its examples
+    assert load_generator().height_limit == sidecar["height_limit"] == pytest.approx(23.7)
 
 
 def test_recipe_outputs_never_replace_an_input_or_a_foreign_file(tmp_path, fill_ckpt):
