@@ -33,7 +33,14 @@ def _one_line(capsys, argv, says):
 @pytest.mark.parametrize("override, says", [
     ("model.optimizer.lr=abc", "model.optimizer.lr must be a number, got 'abc'"),
     ("model.optimizer.lr=-1e-3", "model.optimizer.lr must be positive, got -0.001"),
-    ("trainer.max_steps=-5", "trainer.max_steps must be -1 (no limit) or >= 0, got -5"),
+    ("trainer.max_steps=-5", "trainer.max_steps must be -1 (no limit) or 1..1000000000, got -5"),
+    ("trainer.max_steps=0", "trainer.max_steps must be -1 (no limit) or 1..1000000000, got 0"),
+    ("trainer.max_steps=99999999999999999999", "must be -1 (no limit) or 1..1000000000, got 99999999999999999999"),
+    ("trainer.max_steps=-1", "trainer.max_steps=-1 and trainer.max_epochs=-1 with no trainer.max_time: the run "
+                             "would never stop"),
+    ("model.ema_decay=2", "model.ema_decay must be in [0, 1) (0 or null: no average), got 2"),
+    ("data.tile_dir=/no/such/tiles", "/no/such/tiles: tile folder not found (data.tile_dir)"),
+    ("--bogus", "unknown option --bogus: pcgen train takes overrides (key=value) and Hydra's flags"),
     ("trainer.max_steps=2.5", "trainer.max_steps must be an integer, got 2.5"),
     ("data.dataset.num_points=-1", "data.dataset.num_points must be positive, got -1"),
     ("data.batch_size=0", "data.batch_size must be positive, got 0"),

@@ -115,7 +115,7 @@ class TileDataModule(L.LightningDataModule):
                  gap: Mapping[str, Any] | None = None, batch_size: int = 16, num_workers: int = 0,
                  val_fraction: float = 0.0, seed: int = 0):
         super().__init__()
-        self.files = list(files) if files else None
+        self.files = ([files] if isinstance(files, (str, Path)) else list(files)) if files else None  # a=one file
         self.tile_dir = tile_dir
         self.cache_dir = cache_dir
         from pcgen.data import TileDataset

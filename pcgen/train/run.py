@@ -17,7 +17,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from pcgen.errors import CheckpointError, ConfigError
+from pcgen.errors import CheckpointError, ConfigError, InputError
 from pcgen.options import MAX_SEED
 from pcgen.models.gap_head import GAP_KINDS
 from pcgen.train.datamodule import TileDataModule, known_keys
@@ -111,6 +111,7 @@ def head_meta(cfg: DictConfig) -> dict[str, Any]:
 # Numeric settings checked before anything is built or written: dotted key -> (rule, words).
 # ``None`` passes (Lightning's "no limit"); a missing key (another head or data kind) is skipped.
 _POSITIVE, _NON_NEGATIVE, _STEPS, _SEED = "positive", "non-negative", "steps", "seed"
+MAX_STEPS = 1_000_000_000  # steps or epochs: more is a typo (and past what Lightning's counters hold)
 NUMERIC_RULES: dict[str, tuple[str, bool]] = {
     "seed": (_SEED, True),
     "trainer.gradient_clip_val": (_NON_NEGATIVE, False),
@@ -181,9 +182,17 @@ def validate_config(cfg: DictConfig) -> None:
             raise ConfigError(f"{key} must be >= 0, got {value!r}")
         if rule == _SEED and not 0 <= value <= MAX_SEED:
             raise ConfigError(f"{key} must be 0..{MAX_SEED}, got {value!r}")
-        if rule == _STEPS and value < 0 and value != -1:
-            raise ConfigError(f"{key} must be -1 (no limit) or >= 0, got {value!r}")
+        if rule == _STEPS and value != -1 and not 1 <= value <= MAX_STEPS:
+            raise ConfigError(f"{key} must be -1 (no limit) or 1..{MAX_STEPS}, got {value!r}")
     _check_max_time(OmegaConf.select(cfg, "trainer.max_time", default=None))
+    ema = OmegaConf.select(cfg, "model.ema_decay", default=None)
+    if ema is not None and (isinstance(ema, bool) or not isinstance(ema, (int, float))
+                            or not (math.isfinite(ema) and 0 <= ema < 1)):
+        raise ConfigError(f"model.ema_decay must be in [0, 1) (0 or null: no average), got {ema!r}")
+    limits = [OmegaConf.select(cfg, f"trainer.{key}", default=None) for key in ("max_steps", "max_epochs", "max_time")]
+    if limits[0] == -1 and limits[1] == -1 and limits[2] is None:
+        raise ConfigError("trainer.max_steps=-1 and trainer.max_epochs=-1 with no trainer.max_time: the run "
+                          "would never stop; give one of them a limit")
     algorithm = OmegaConf.select(cfg, "trainer.gradient_clip_algorithm", default=None)
     if algorithm is not None and str(algorithm).lower() not in CLIP_ALGORITHMS:
         raise ConfigError(f"trainer.gradient_clip_algorithm must be one of {', '.join(CLIP_ALGORITHMS)}, "
@@ -256,6 +265,8 @@ def run_inputs(cfg: DictConfig) -> list[Path]:
     out: list[Path] = []
     if data.get("tile_dir"):
         out.append(Path(os.path.expanduser(str(data.tile_dir))))
+        if not out[-1].is_dir():
+            raise InputError("tile folder not found (data.tile_dir)", out[-1])
     elif "_target_" not in data:
         files = data.get("files")
         out += resolve_sources(files)

@@ -168,6 +168,7 @@ def precheck(argv: list[str]) -> None:
         ConfigError: the config does not compose or :func:`pcgen.train.run.validate_config` refuses it.
         OutputError: the run folder is, holds or lies inside an input (:func:`pcgen.train.run.check_run_dir`).
     """
+    _check_flags(argv)
     if any(a.startswith("-") and a not in MULTIRUN_FLAGS for a in argv):
         return
     from pcgen.train.run import check_run_dir, compose_config, validate_config
@@ -184,6 +185,24 @@ def precheck(argv: list[str]) -> None:
         # sweep's); a folder not made yet can only lie inside an input, which is what is checked.
         folder = _given(argv, "hydra.sweep.dir" if multirun else "hydra.run.dir")
         check_run_dir(cfg, folder or Path("multirun" if multirun else f"outputs/{cfg.model.kind}") / "new")
+
+
+def _check_flags(argv: list[str]) -> None:
+    """Refuse a flag Hydra does not know (``--bogus``) in one line instead of Hydra's usage text.
+
+    Raises:
+        ConfigError: the first unknown flag.
+    """
+    from hydra._internal.utils import get_args_parser
+
+    from pcgen.errors import ConfigError
+
+    known = {flag for action in get_args_parser()._actions for flag in action.option_strings}
+    for arg in argv:
+        flag = arg.split("=", 1)[0]
+        if flag.startswith("-") and flag not in known:
+            raise ConfigError(f"unknown option {flag}: pcgen train takes overrides (key=value) and "
+                              "Hydra's flags (pcgen train --help)")
 
 
 def cli() -> None:

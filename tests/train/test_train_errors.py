@@ -225,3 +225,12 @@ def test_a_validation_share_that_leaves_one_side_empty_is_refused(tiny_tiles, fr
     dm = TileDataModule(tile_dir=str(tiny_tiles), dataset={"num_points": 64}, val_fraction=fraction)
     with pytest.raises(ConfigError, match=f"data.val_fraction={fraction:g} of .* tiles leaves"):
         dm.setup("fit")  # validation was dropped without a word
+
+
+def test_one_file_given_as_a_plain_value_is_one_file(tmp_path):
+    """data.files=a.laz (no brackets) was read letter by letter ('a: sample LiDAR file not found')."""
+    from pcgen.train.datamodule import TileDataModule
+
+    path = str(tmp_path / "a.laz")
+    assert TileDataModule(files=path).files == [path]
+    assert TileDataModule(files=[path, path + "x"]).files == [path, path + "x"]
