@@ -72,8 +72,13 @@ def int_range(low: int | None = None, high: int | None = None, name: str = "") -
 positive_float = float_range(0.0, MAX_EXTENT, low_open=True, name="positive number")
 non_negative_float = float_range(0.0, MAX_EXTENT, name="non-negative number")
 unit_fraction = float_range(0.0, 1.0, name="fraction")
-positive_int = int_range(1, name="positive integer")
-non_negative_int = int_range(0, name="non-negative integer")
+MAX_COUNT = 2**31 - 1  # a count past this is a typo, and overflows 32-bit indices downstream
+positive_int = int_range(1, MAX_COUNT, name="positive integer")
+non_negative_int = int_range(0, MAX_COUNT, name="non-negative integer")
+MAX_STEPS = 10_000_000  # optimizer steps of one command (months on this hardware)
+step_count = int_range(1, MAX_STEPS, name="step count")
+MAX_CUTS = 10_000  # evaluation cuts per tile: more never fit without overlapping
+cut_count = int_range(1, MAX_CUTS, name="cut count")
 seed = int_range(0, MAX_SEED, name="seed")
 workers = int_range(1, 1024, name="process count")
 

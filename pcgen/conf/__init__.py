@@ -95,12 +95,33 @@ def compose(config_name: str, overrides: Sequence[str] = (),
     except (HydraException, OmegaConfBaseException, ValueError) as exc:  # ValueError: `--set =1`
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         where = f"{overlay} over {config_name!r}" if overlay is not None else repr(config_name)
+        bad = _unparsable(overrides)
+        if bad is not None:
+            first = bad
         unknown = _unknown_key(first, exc.__cause__)
         if unknown is not None:  # Hydra's line named neither the missing key nor the right one
             first = _unknown_key_text(unknown, overrides, lambda rest: compose(
                 config_name, rest, config_dir=config_dir, module=module, overlay=overlay))
         raise ConfigError(f"config {where}: {first}") from None
     return _unnest(cfg, config_name)
+
+
+def _unparsable(overrides: Sequence[str]) -> str | None:
+    """One line naming the first override that is not ``key=value`` (Hydra's own message quotes
+    only a lexer state, ``no viable alternative at input '[1,2'``, or none of it)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    parser = OverridesParser.create()
+    for override in overrides:
+        try:
+            parsed = parser.parse_overrides([override])[0]
+        except HydraException as exc:
+            why = (str(exc).strip().splitlines() or [""])[0]
+            return f"override {override!r} is not key=value ({why})"
+        if not parsed.key_or_group:
+            return f"override {override!r} has no key (key=value)"
+    return None
 
 
 def _unknown_key(first: str, cause) -> str | None:

@@ -14,7 +14,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from pcgen.options import float_range, int_range, positive_float, positive_int, seed, unit_fraction, workers
+from pcgen.options import float_range, int_range, positive_float, seed, step_count, unit_fraction, workers
 
 
 def _overwrite(p: argparse.ArgumentParser) -> None:
@@ -49,8 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--stage", choices=("both", "autoencoder", "ldm"), default="both")
     p.add_argument("--autoencoder", help="first-stage checkpoint for --stage ldm")
     p.add_argument("--cosplace", help="CosPlace checkpoint (published *_cosplace.pth); default random init")
-    p.add_argument("--ae-steps", type=positive_int, help="autoencoder optimizer steps (default: preset)")
-    p.add_argument("--ldm-steps", type=positive_int, help="LDM optimizer steps (default: preset)")
+    p.add_argument("--ae-steps", type=step_count, help="autoencoder optimizer steps (default: preset)")
+    p.add_argument("--ldm-steps", type=step_count, help="LDM optimizer steps (default: preset)")
     p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--threads", type=workers, default=None, help="torch CPU threads (default: torch's choice)")
     _overwrite(p)

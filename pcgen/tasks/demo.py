@@ -21,7 +21,7 @@ import numpy as np
 from shapely.geometry import box
 
 from pcgen.errors import ConfigError, InputError
-from pcgen.options import positive_float, positive_int, seed
+from pcgen.options import cut_count, positive_float, seed
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="LiDAR file to demo on: a path, or the name of a sample file")
     parser.add_argument("--ckpt", default=None, help="conditional checkpoint (default: the shipped one)")
     parser.add_argument("--gap-size", type=positive_float, default=10.0)
-    parser.add_argument("--cuts", type=positive_int, default=3, help="evaluation cuts per held-out tile")
+    parser.add_argument("--cuts", type=cut_count, default=3, help="evaluation cuts per held-out tile")
     parser.add_argument("--seed", type=seed, default=0)
     parser.add_argument("--overwrite", action="store_true",
                         help="write into a non-empty OUT_DIR (replaces only files pcgen wrote there)")

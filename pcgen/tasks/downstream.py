@@ -58,6 +58,9 @@ def load_settings(overrides: Sequence[str] = (), config_dir=None) -> dict:
 
     cfg = OmegaConf.to_container(compose("config", overrides, config_dir=config_dir, module=CONFIG_MODULE),
                                  resolve=True)
+    for key, example in (("arms", "[real, classic]"), ("fractions", "[0.05, 0.2]"), ("seeds", "[0, 1, 2]")):
+        if not isinstance(cfg[key], list):  # a scalar would be read item by item (a string letter by letter)
+            raise ConfigError(f"{key} must be a list, e.g. {key}={example}, got {cfg[key]!r}")
     if not cfg["arms"]:
         raise ConfigError("arms is empty: give at least one (e.g. [real, classic])")
     for arm in cfg["arms"]:

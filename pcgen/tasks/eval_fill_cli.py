@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from pcgen.errors import ConfigError
-from pcgen.options import int_range, non_negative_int, positive_float, positive_int, seed
+from pcgen.options import cut_count, int_range, non_negative_int, positive_float, seed
 from pcgen.tasks.generators import AUTO_COPY, SOURCE_COPIES
 
 
@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source-copy", choices=(AUTO_COPY, *SOURCE_COPIES), default=None,
                         help="the copy the model starts from in every gap (default auto: canopy in "
                              "gaps up to 7.5 m wide, else the trained one)")
-    parser.add_argument("--cuts", type=positive_int, default=None, help="cuts per tile (default from config)")
+    parser.add_argument("--cuts", type=cut_count, default=None, help="cuts per tile (default from config)")
     parser.add_argument("--gap-size", type=positive_float, default=None, help="side of the square cuts, CRS units")
     parser.add_argument("--tau", default=None, help="comma-separated F-score thresholds, CRS units")
     parser.add_argument("--max-tiles", type=non_negative_int, default=None,

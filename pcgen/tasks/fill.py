@@ -69,7 +69,8 @@ def load_fill_config(path: str | os.PathLike | None = None, overrides: Sequence[
         cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(FillConfig), composed))
     except OmegaConfBaseException as exc:
         where = f" ({path} over the packaged task/fill)" if path else ""
-        raise ConfigError(f"bad fill config{where}: {str(exc).splitlines()[0]}") from None
+        key = f"{exc.full_key}: " if getattr(exc, "full_key", None) else ""
+        raise ConfigError(f"bad fill config{where}: {key}{str(exc).splitlines()[0]}") from None
     cfg.gaps.exclude_classes = list(cfg.gaps.exclude_classes)
     return cfg
 
@@ -324,6 +325,16 @@ def fill_cloud(cloud, gaps: Sequence[Gap], generator, config: FillConfig | None 
     cfg = config or FillConfig()
     check_samples(cfg.samples)
     check_fill_config(cfg)
+    code = cfg.output.class_code
+    if code is not None and cloud.header is not None and "classification" in cloud.attributes:
+        from pcgen.io.cloud import check_fits
+
+        try:  # before the fill: the write would refuse it after every gap was filled
+            check_fits("classification", np.array([code]), cloud.header.point_format)
+        except ConfigError:
+            raise ConfigError(f"output.class_code (--class-code) {code} does not fit the classification of "
+                              f"LAS point format {cloud.header.point_format.id} (0..31; formats 6-10 "
+                              "store 0..255)") from None
     xyz = cloud.xyz
     attrs = {k: cloud.attributes[k] for k in ("classification", "return_number", "number_of_returns")
              if k in cloud.attributes}

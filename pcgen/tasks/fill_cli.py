@@ -77,7 +77,8 @@ def _config(args):
         overrides.append(f"output.class_code={args.class_code}")
     if args.exclude_classes is not None:
         try:
-            classes = [int(c) for c in args.exclude_classes.split(",") if c.strip()]
+            # "" clears the list; an empty item among others ("1,,2") is a typo
+            classes = [int(c) for c in args.exclude_classes.split(",")] if args.exclude_classes.strip() else []
         except ValueError:
             raise ConfigError(f"--exclude-classes wants integers, got {args.exclude_classes!r}") from None
         overrides.append(f"gaps.exclude_classes={classes}")

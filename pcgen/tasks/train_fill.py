@@ -145,14 +145,14 @@ def cached_height_limit(caches) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from pcgen.options import positive_float, positive_int, seed
+    from pcgen.options import positive_float, positive_int, seed, step_count
     from pcgen.tasks.gap_examples import COPIES
 
     parser = argparse.ArgumentParser(description="Train the default gap-filling checkpoint on the training sites")
     parser.add_argument("--split", required=True, help="site split YAML (train: [...], heldout: [...])")
     parser.add_argument("--out", required=True, help="checkpoint to write (a sidecar .json goes beside it)")
     parser.add_argument("--work", required=True, help="example caches and the run (kept: a rerun reuses the caches, then trains from step 0)")
-    parser.add_argument("--steps", type=positive_int, default=None, help="override trainer.max_steps")
+    parser.add_argument("--steps", type=step_count, default=None, help="override trainer.max_steps")
     parser.add_argument("--seed", type=seed, default=0)
     parser.add_argument("--threads", type=positive_int, default=2)
     parser.add_argument("--gap-sizes", type=positive_float, nargs=2, default=list(GAP_SIZES), metavar=("MIN", "MAX"),

@@ -40,6 +40,8 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
     except Exception as exc:  # torch raises RuntimeError, UnpicklingError, EOFError, ... here
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         reason = reason.split(". ")[0].rstrip(".")  # torch's first sentence; the rest is advice
+        if len(reason) < 8:  # a bare code or byte ("101") says nothing without its kind
+            reason = f"{type(exc).__name__}: {reason}"
         raise CheckpointError(f"not a readable torch checkpoint (truncated or corrupt?): "
                               f"{reason[:120]}", path) from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:

@@ -119,6 +119,12 @@ def test_arms_and_settings_are_checked():
         load_settings(["fractions=[0.0]"])
     with pytest.raises(ConfigError, match="seeds must be integers 0..4294967295, got -1"):
         load_settings(["seeds=[0,-1]"])
+    with pytest.raises(ConfigError, match=r"seeds must be a list, e.g. seeds=\[0, 1, 2\], got 1"):
+        load_settings(["seeds=1"])
+    with pytest.raises(ConfigError, match="arms must be a list, e.g. arms=.*, got 'foo'"):
+        load_settings(["arms=foo"])
+    with pytest.raises(ConfigError, match="fractions must be a list, e.g. fractions=.*, got 0.5"):
+        load_settings(["fractions=0.5"])
     with pytest.raises(ConfigError, match="classifier.lr must be a finite number"):
         load_settings(["classifier.lr=nan"])
 

@@ -253,3 +253,25 @@ def test_augmentation_and_ground_building_blocks_refuse_what_they_cannot_use():
     with pytest.raises(ValueError, match="no points were added"):
         GroundCollector(0).fit()  # was numpy's "need at least one array to concatenate"
 
+
+
+def test_a_class_code_the_point_format_cannot_store_is_refused_before_filling(holed_tile):
+    path, hole, _ = holed_tile
+    cloud = pio.read(path)
+    assert cloud.header.point_format.id < 6  # 5-bit classification: 0..31
+
+    class Counting(MirrorFill):
+        calls = 0
+
+        def generate_with_source(self, ctx, n, rng):
+            Counting.calls += 1
+            return super().generate_with_source(ctx, n, rng)
+
+    cfg = load_fill_config(overrides=["output.class_code=200", "samples=1"])
+    with pytest.raises(ConfigError, match=f"output.class_code \\(--class-code\\) 200 does not fit the "
+                                          f"classification of LAS point format {cloud.header.point_format.id}"):
+        fill_cloud(cloud, mask_gaps(cloud, [hole]), Counting(), cfg)
+    assert Counting.calls == 0  # refused before a gap was filled (it was refused at the write)
+    cfg = load_fill_config(overrides=["output.class_code=31", "samples=1"])
+    result = fill_cloud(cloud, mask_gaps(cloud, [hole]), MirrorFill(), cfg)
+    assert (result.cloud.attributes["classification"][result.n_original:] == 31).all()
