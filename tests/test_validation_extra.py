@@ -41,6 +41,8 @@ def _one_line(capsys, argv, says):
     ("model.ema_decay=2", "model.ema_decay must be in [0, 1) (0 or null: no average), got 2"),
     ("data.tile_dir=/no/such/tiles", "/no/such/tiles: tile folder not found (data.tile_dir)"),
     ("--bogus", "unknown option --bogus: pcgen train takes overrides (key=value) and Hydra's flags"),
+    ("data=fill", "data=fill feeds each gap's context to the head, and model.kind=diffusion has no context "
+                  "encoder: use experiment=fill"),
     ("trainer.max_steps=2.5", "trainer.max_steps must be an integer, got 2.5"),
     ("data.dataset.num_points=-1", "data.dataset.num_points must be positive, got -1"),
     ("data.batch_size=0", "data.batch_size must be positive, got 0"),

@@ -81,7 +81,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="1: height; 3: height, point density, z std-dev")
     p.add_argument("--tile", type=int_range(0, 65_536), default=256, help="tile side in cells; 0 = whole raster")
     p.add_argument("--max-height", type=positive_float, default=40.0, help="CHM height shown as white (file units)")
-    p.add_argument("--min-valid", type=unit_fraction, default=0.5, help="drop tiles with fewer filled cells")
+    p.add_argument("--min-valid", type=unit_fraction, default=0.5, help="drop tiles whose share of filled cells is below this (0..1)")
     p.add_argument("--pit-depth", type=positive_float, default=2.0,
                    help="CHM: fill one-cell pits deeper than this below their 3x3 median (default 2)")
     p.add_argument("--no-pit-fill", action="store_true", help="CHM: keep pits as measured")

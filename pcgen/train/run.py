@@ -224,6 +224,11 @@ def _check_data_kind(cfg: DictConfig, kind: str | None) -> None:
     if gap_data and kind not in GAP_KINDS:
         raise ConfigError(f"data=gap_examples feeds the gap heads ({', '.join(GAP_KINDS)}), "
                           f"not model.kind={kind}")
+    conditional = bool(OmegaConf.select(cfg, "data.conditional", default=False))
+    encoder = OmegaConf.select(cfg, "model.head.context_encoder", default=None, throw_on_missing=False)
+    if conditional and not gap_data and kind not in GAP_KINDS and encoder is None:
+        raise ConfigError(f"data=fill feeds each gap's context to the head, and model.kind={kind} has no "
+                          "context encoder: use experiment=fill (it adds one)")
 
 
 CLIP_ALGORITHMS = ("norm", "value")  # Lightning's gradient_clip_algorithm choices
