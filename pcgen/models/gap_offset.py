@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from pcgen.errors import ConfigError
-from pcgen.models.gap_head import SYMMETRIES, GapHead, height_w1, turn_xy, unturn_xy
+from pcgen.models.gap_head import SYMMETRIES, GapHead, height_w1, matched_distance, turn_xy, unturn_xy
 from pcgen.nn.gap_conditioner import GapConditioner
 from pcgen.ops import chamfer
 
@@ -40,17 +40,20 @@ class GapOffsetHead(GapHead):
             sampling; training always uses the gap as it is.
         source_kind: every point also reads whether it started as a surface sample or a copy
             (the conditioner's extra_dim counts it).
+        emd_points: > 0 adds the ``emd`` term (:func:`matched_distance` on subsets of this many
+            points) to the loss terms; 0 skips its cost.
     """
 
     kind = "gap_offset"
 
     def __init__(self, conditioner: GapConditioner, iterations: int = 2,
                  max_offset: Sequence[float] = (2.0, 2.0, 6.0), source_noise: float = 0.3, hidden: int = 128,
-                 turns: int = 1, source_kind: bool = False):
+                 turns: int = 1, source_kind: bool = False, emd_points: int = 0):
         super().__init__(conditioner, source_noise, source_kind)
         if turns not in (1, 2, 4, 8):
             raise ConfigError(f"model.head.turns must be 1, 2, 4 or 8, got {turns!r}")
         self.iterations, self.turns = int(iterations), int(turns)
+        self.emd_points = int(emd_points)
         self.register_buffer("max_offset", torch.tensor(list(max_offset), dtype=torch.float32))
         self.offset = nn.Sequential(nn.Linear(conditioner.out_dim, hidden), nn.ReLU(), nn.Linear(hidden, 3))
         nn.init.zeros_(self.offset[-1].weight)  # starts as the identity: the source itself
@@ -94,14 +97,16 @@ class GapOffsetHead(GapHead):
         """
         return self.fit_terms(self.refine(self.start(batch, None), batch), batch)
 
-    @staticmethod
-    def fit_terms(outs: Sequence[Tensor], batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    def fit_terms(self, outs: Sequence[Tensor], batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
         """The Chamfer and height terms of :meth:`refine`'s passes against ``batch``'s true points."""
         cds = [chamfer(o, batch["points"], batch["source_lengths"], batch["points_lengths"],
                        squared=False).loss / 2 for o in outs]
         terms = {"chamfer": cds[-1]}
         terms["chamfer_passes"] = torch.stack(cds[:-1]).mean() if len(cds) > 1 else cds[-1].detach()
         terms["height_w1"] = height_w1(outs[-1], batch["source_lengths"], batch["points"], batch["points_lengths"])
+        if self.emd_points:
+            terms["emd"] = matched_distance(outs[-1], batch["source_lengths"], batch["points"], batch["points_lengths"],
+                                            self.emd_points)
         return terms
 
     def transport(self, x: Tensor, batch: Mapping[str, Tensor], generator: torch.Generator | None) -> Tensor:

@@ -223,3 +223,30 @@ def test_a_head_reads_its_start_points_kinds_only_when_told_to():
     with pytest.raises(ConfigError, match="kind"):
         head = _randomized(tiny_head("gap_offset", "model.head.source_kind=true"))
         head.refine(head.start(batch, None), batch)
+
+
+def test_the_matched_distance_charges_a_fill_that_piles_onto_one_true_point():
+    """Chamfer lets every fill point sit on one of two true crowns and still scores the far
+    direction only; the one-to-one matching charges half the points the crowns' distance.
+    A shifted copy costs exactly its shift."""
+    from pcgen.models.gap_head import matched_distance
+
+    truth = torch.tensor([[[0.0, 0, 10]] * 4 + [[6.0, 0, 10]] * 4])
+    piled = torch.tensor([[[0.0, 0, 10]] * 7 + [[6.0, 0, 10]]])
+    lengths = torch.tensor([8])
+    assert abs(float(matched_distance(piled, lengths, truth, lengths)) - 3 * 6.0 / 8) < 0.06
+    shifted = truth + torch.tensor([0.0, 0.0, 1.5])
+    assert abs(float(matched_distance(shifted, lengths, truth, lengths)) - 1.5) < 0.02
+    # on subsets each side draws its own points, so a shifted copy can cost more than its shift
+    assert float(matched_distance(shifted, lengths, truth, lengths, points=4)) >= 1.5 - 0.02
+
+
+def test_the_emd_term_is_computed_only_when_asked_for():
+    batch = toy_batch(seed=6)
+    assert "emd" not in tiny_head("gap_offset").loss(batch)
+    head = tiny_head("gap_offset", "model.head.emd_points=16", "+loss.terms.terms.emd=0.5")
+    terms = {name: float(value.detach()) for name, value in head.loss(batch).items()}
+    assert set(terms) == {"chamfer", "chamfer_passes", "height_w1", "emd"}
+    # an untrained head leaves the noised start in place: 16 of its points against 16 true ones
+    # sit farther apart, one to one, than the Chamfer's nearest neighbours
+    assert terms["emd"] > terms["chamfer"] > 0
