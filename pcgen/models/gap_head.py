@@ -23,8 +23,10 @@ from torch import Tensor, nn
 from pcgen.errors import ConfigError
 from pcgen.nn.gap_conditioner import GapConditioner, lengths_mask
 from pcgen.ops import emd
+from pcgen.options import check_range
 
 GAP_KINDS = ("gap_offset", "gap_flow", "gap_diffusion", "gap_vae", "gap_gan")
+MAX_METRES = 1000.0  # a noise or a move in metres past this is a typo: gaps are tens of metres
 
 
 def clamp_to_gap(x: Tensor, half: Tensor, z_max: Tensor, z_margin: float = 1.0,
@@ -143,7 +145,7 @@ class GapHead(nn.Module):
     def __init__(self, conditioner: GapConditioner, source_noise: float = 0.3, source_kind: bool = False):
         super().__init__()
         self.conditioner = conditioner
-        self.source_noise = float(source_noise)
+        self.source_noise = float(check_range("model.head.source_noise", source_noise, 0, MAX_METRES))
         self.source_kind = bool(source_kind)
 
     def start(self, batch: Mapping[str, Tensor], generator: torch.Generator | None) -> Tensor:

@@ -22,9 +22,10 @@ import torch
 from torch import Tensor, nn
 
 from pcgen.errors import ConfigError
-from pcgen.models.gap_head import SYMMETRIES, GapHead, height_w1, matched_distance, turn_xy, unturn_xy
+from pcgen.models.gap_head import MAX_METRES, SYMMETRIES, GapHead, height_w1, matched_distance, turn_xy, unturn_xy
 from pcgen.nn.gap_conditioner import GapConditioner
 from pcgen.ops import chamfer
+from pcgen.options import MAX_COUNT, check_range
 
 
 class GapOffsetHead(GapHead):
@@ -52,6 +53,13 @@ class GapOffsetHead(GapHead):
         super().__init__(conditioner, source_noise, source_kind)
         if turns not in (1, 2, 4, 8):
             raise ConfigError(f"model.head.turns must be 1, 2, 4 or 8, got {turns!r}")
+        check_range("model.head.iterations", iterations, 1, 64, integer=True)
+        check_range("model.head.hidden", hidden, 1, MAX_COUNT, integer=True)
+        check_range("model.head.emd_points", emd_points, 0, MAX_COUNT, integer=True)
+        if isinstance(max_offset, (str, bytes)) or not isinstance(max_offset, Sequence) or len(max_offset) != 3:
+            raise ConfigError(f"model.head.max_offset must be 3 numbers (m along x, y, z), got {max_offset!r}")
+        for axis, value in zip("xyz", max_offset):
+            check_range(f"model.head.max_offset ({axis})", value, 0, MAX_METRES, open_low=True)
         self.iterations, self.turns = int(iterations), int(turns)
         self.emd_points = int(emd_points)
         self.register_buffer("max_offset", torch.tensor(list(max_offset), dtype=torch.float32))

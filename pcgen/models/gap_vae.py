@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from pcgen.losses import kl_loss
 from pcgen.models.gap_offset import GapOffsetHead
 from pcgen.nn.gap_conditioner import SCALE, GapConditioner, lengths_mask
+from pcgen.options import MAX_COUNT, check_range
 
 
 def _pointwise(in_dim: int, width: int) -> nn.Sequential:
@@ -48,6 +49,9 @@ class GapVAEHead(GapOffsetHead):
                  iterations: int = 2, max_offset: Sequence[float] = (2.0, 2.0, 6.0),
                  source_noise: float = 0.3, hidden: int = 128, free_bits: float = 0.0, turns: int = 1):
         super().__init__(conditioner, iterations, max_offset, source_noise, hidden, turns)
+        check_range("model.head.latent_dim", latent_dim, 1, MAX_COUNT, integer=True)
+        check_range("model.head.encoder_width", encoder_width, 1, MAX_COUNT, integer=True)
+        check_range("model.head.free_bits", free_bits, 0, 1e6)
         self.latent_dim, self.free_bits = int(latent_dim), float(free_bits)
         self.truth_encoder = _pointwise(3, encoder_width)
         self.context_encoder = _pointwise(4, encoder_width)  # xyz and the ground flag

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from pcgen.ops import knn
+from pcgen.options import MAX_COUNT, check_range
 
 SCALE = 10.0  # metres per network unit
 
@@ -91,6 +92,9 @@ class GapConditioner(nn.Module):
     def __init__(self, width: int = 64, cond_dim: int = 6, extra_dim: int = 0,
                  k_context: int = 12, k_self: int = 8, k_encode: int = 0):
         super().__init__()
+        for key, value, low in (("width", width, 1), ("cond_dim", cond_dim, 0), ("extra_dim", extra_dim, 0),
+                                ("k_context", k_context, 1), ("k_self", k_self, 1), ("k_encode", k_encode, 0)):
+            check_range(f"model.head.conditioner.{key}", value, low, MAX_COUNT, integer=True)
         self.width, self.cond_dim, self.k_context, self.k_self = width, cond_dim, k_context, k_self
         self.k_encode = int(k_encode)
         self.out_dim = 2 * width

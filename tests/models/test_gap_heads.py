@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import tempfile
 
+import pytest
 import torch
 
 from pcgen.models.gap_head import example_batch, paired_truth
@@ -250,3 +252,24 @@ def test_the_emd_term_is_computed_only_when_asked_for():
     # an untrained head leaves the noised start in place: 16 of its points against 16 true ones
     # sit farther apart, one to one, than the Chamfer's nearest neighbours
     assert terms["emd"] > terms["chamfer"] > 0
+
+
+@pytest.mark.parametrize("kind, override, says", [
+    ("gap_offset", "model.head.iterations=0", "model.head.iterations must be >= 1"),
+    ("gap_offset", "model.head.hidden=0", "model.head.hidden must be >= 1"),
+    ("gap_offset", "model.head.emd_points=-5", "model.head.emd_points must be >= 0"),
+    ("gap_offset", "model.head.max_offset=[2,2,-6]", "model.head.max_offset (z) must be > 0"),
+    ("gap_offset", "model.head.max_offset=[2,2]", "model.head.max_offset must be 3 numbers"),
+    ("gap_offset", "model.head.source_noise=-0.3", "model.head.source_noise must be >= 0"),
+    ("gap_flow", "model.head.source_noise=nan", "model.head.source_noise must be >= 0"),
+    ("gap_offset", "model.head.conditioner.k_context=0", "model.head.conditioner.k_context must be >= 1"),
+    ("gap_vae", "model.head.latent_dim=0", "model.head.latent_dim must be >= 1"),
+    ("gap_vae", "model.head.free_bits=-1", "model.head.free_bits must be >= 0"),
+])
+def test_a_gap_head_refuses_a_number_it_cannot_use(kind, override, says):
+    """Each of these was a traceback at step 0 (no pass, a negative subset) or trained a head that
+    could not move (a zero-width MLP, a negative reach flips every move)."""
+    from pcgen.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        tiny_head(kind, override)
