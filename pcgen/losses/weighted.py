@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+import math
 
 import torch
 from torch import Tensor
@@ -30,18 +31,26 @@ class LossOutput:
 
 
 def _parse(name: str, spec) -> tuple[float, Schedule]:
-    if isinstance(spec, (int, float)):
-        return float(spec), Constant()
+    if isinstance(spec, (int, float)) and not isinstance(spec, bool):
+        return _weight(name, spec), Constant()
     if isinstance(spec, Mapping):
         unknown = set(spec) - {"weight", "schedule"}
         if unknown:
             raise ConfigError(f"loss term {name!r}: unknown keys {sorted(unknown)} (use weight, schedule)")
-        return float(spec.get("weight", 1.0)), _schedule(name, spec.get("schedule"))
+        return _weight(name, spec.get("weight", 1.0)), _schedule(name, spec.get("schedule"))
     if isinstance(spec, Sequence) and not isinstance(spec, str) and len(spec) == 2:
         weight, schedule = spec
-        return float(weight), _schedule(name, schedule)
+        return _weight(name, weight), _schedule(name, schedule)
     raise ConfigError(f"loss term {name!r}: expected a weight, (weight, schedule) or "
                       f"{{weight:, schedule:}}, got {spec!r}")
+
+
+def _weight(name: str, weight) -> float:
+    """A term's weight: a finite number >= 0 (a negative weight would maximise the term)."""
+    ok = isinstance(weight, (int, float)) and not isinstance(weight, bool)
+    if not ok or not math.isfinite(weight) or weight < 0:
+        raise ConfigError(f"loss term {name!r}: the weight must be a finite number >= 0, got {weight!r}")
+    return float(weight)
 
 
 def _schedule(name: str, schedule) -> Schedule:
@@ -58,7 +67,8 @@ class WeightedLoss:
     """Weighted sum of named terms: total = Σ_name weight · schedule(step) · term.
 
     Terms the head returns but the config does not name are still reported (so they can be
-    logged) but not summed. A configured term the head did not return is a configuration
+    logged) but not summed. A head may return a term as a zero-argument callable instead of a
+    value: one costly enough that it is computed only when the config weighs it. A configured term the head did not return is a configuration
     mistake and raises, unless ``require_all=False`` (useful when one config covers the GAN's
     generator and discriminator terms, which arrive in separate calls).
 
@@ -83,12 +93,14 @@ class WeightedLoss:
         """Sum the configured terms of one head call.
 
         Args:
-            values: {name: () scalar} from ``head.loss(batch)`` (or generator/discriminator loss).
+            values: {name: () scalar, or a callable returning one} from ``head.loss(batch)`` (or
+                generator/discriminator loss).
             step: the global optimizer step, fed to the schedules.
 
         Returns:
             LossOutput.
         """
+        values = {n: v() if callable(v) else v for n, v in values.items() if n in self.terms or not callable(v)}
         missing = [n for n in self.terms if n not in values]
         if missing and self.require_all:
             raise ConfigError(f"loss terms {missing} are configured but the head returned only "

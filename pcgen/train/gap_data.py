@@ -122,6 +122,7 @@ class GapExamples(Dataset):
         self.thin_share, self.thin_min_density = check_thinning(thin_share, thin_min_density)
         self.seed, self.max_context, self.max_points, self.augment = seed, max_context, max_points, augment
         self.context_band = float(context_band)
+        check_sizes(max_context, max_points, context_band)
         self.draws = 0
 
     def __len__(self) -> int:
@@ -183,7 +184,7 @@ class GapDataModule(L.LightningDataModule):
                  thin_share: float = 0.0, thin_min_density: float = 0.5):
         super().__init__()
         self.thin_share, self.thin_min_density = check_thinning(thin_share, thin_min_density)
-        self.context_band = float(context_band)
+        self.context_band = float(check_sizes(max_context, max_points, context_band))
         self.height_scale = check_height_scale(height_scale)
         self.site_balance = check_site_balance(site_balance)
         self.caches = [Path(str(c)) for c in ([caches] if isinstance(caches, (str, Path)) else caches)]
@@ -233,6 +234,15 @@ def check_thinning(share: float, min_density: float) -> tuple[float, float]:
     if not (np.isfinite(values[1]) and values[1] > 0):
         raise ConfigError(f"data.thin_min_density must be a finite number > 0, got {min_density!r}")
     return values
+
+
+def check_sizes(max_context, max_points, context_band) -> float:
+    """The context and point budgets (whole numbers >= 1) and the band (>= 0); returns the band."""
+    from pcgen.options import MAX_COUNT, check_range
+
+    check_range("data.max_context", max_context, 1, MAX_COUNT, integer=True)
+    check_range("data.max_points", max_points, 1, MAX_COUNT, integer=True)
+    return check_range("data.context_band", context_band, 0, 1e6)
 
 
 def check_site_balance(balance: float) -> float:

@@ -126,6 +126,7 @@ NUMERIC_RULES: dict[str, tuple[str, bool]] = {
     "model.generator_every": (_POSITIVE, True),
     "callbacks.samples.num_samples": (_POSITIVE, True),
     "callbacks.samples.every_n_steps": (_NON_NEGATIVE, True),
+    "model.scheduler.eta_min": (_NON_NEGATIVE, False),
     "data.batch_size": (_POSITIVE, True),
     "data.num_workers": (_NON_NEGATIVE, True),
     "data.dataset.num_points": (_POSITIVE, True),
@@ -367,9 +368,9 @@ def build_datamodule(cfg: DictConfig) -> L.LightningDataModule:
         args.pop("dataset", None)  # tile sample settings (debug presets size them): not for gap examples
         target = args.pop("_target_")
         known_keys(args, GapDataModule, "data", data_first=False)
-        return instantiate({"_target_": target, **args})
+        return _instantiate({"_target_": target, **args}, "data")
     if "_target_" in args:
-        return instantiate(args)
+        return _instantiate(args, "data")
     return TileDataModule(seed=cfg.seed, **args)
 
 

@@ -79,3 +79,23 @@ def test_schedules_that_cannot_run_are_refused_when_built():
         WeightedLoss({"kl": (1e-3, "linear")})  # failed at the first step with a TypeError
     with pytest.raises(ConfigError, match="'kl': a schedule"):
         WeightedLoss({"kl": {"weight": 1e-3, "schedule": 5}})
+
+
+def test_a_callable_term_is_computed_only_when_weighed():
+    calls = []
+
+    def costly():
+        calls.append(1)
+        return torch.tensor(2.0)
+
+    values = {"chamfer": torch.tensor(3.0), "emd": costly}
+    out = WeightedLoss({"chamfer": 1.0})(values)
+    assert calls == [] and set(out.terms) == {"chamfer"} and out.total.item() == 3.0
+    out = WeightedLoss({"chamfer": 1.0, "emd": 0.5})(values)
+    assert calls == [1] and out.terms["emd"].item() == 2.0 and out.total.item() == 4.0
+
+
+@pytest.mark.parametrize("spec", [-1.0, float("nan"), float("inf"), {"weight": -0.5}, (float("nan"), None)])
+def test_a_weight_that_is_negative_or_not_finite_is_refused(spec):
+    with pytest.raises(ConfigError, match="'emd': the weight must be a finite number >= 0"):
+        WeightedLoss({"chamfer": 1.0, "emd": spec})

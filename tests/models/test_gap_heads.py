@@ -243,21 +243,27 @@ def test_the_matched_distance_charges_a_fill_that_piles_onto_one_true_point():
     assert float(matched_distance(shifted, lengths, truth, lengths, points=4)) >= 1.5 - 0.02
 
 
-def test_the_emd_term_is_computed_only_when_asked_for():
+def test_the_emd_term_is_computed_only_when_the_loss_weighs_it():
+    from pcgen.losses import WeightedLoss
+
     batch = toy_batch(seed=6)
-    assert "emd" not in tiny_head("gap_offset").loss(batch)
-    head = tiny_head("gap_offset", "model.head.emd_points=16", "+loss.terms.terms.emd=0.5")
-    terms = {name: float(value.detach()) for name, value in head.loss(batch).items()}
-    assert set(terms) == {"chamfer", "chamfer_passes", "height_w1", "emd"}
+    head = tiny_head("gap_offset", "model.head.emd_points=16")
+    terms = head.loss(batch)
+    assert callable(terms["emd"])  # a term the loss may never ask for
+    plain = WeightedLoss({"chamfer": 1.0})(terms)
+    assert "emd" not in plain.terms
+    out = WeightedLoss({"chamfer": 1.0, "emd": 0.5})(terms)
     # an untrained head leaves the noised start in place: 16 of its points against 16 true ones
     # sit farther apart, one to one, than the Chamfer's nearest neighbours
-    assert terms["emd"] > terms["chamfer"] > 0
+    emd, cd = float(out.terms["emd"]), float(out.terms["chamfer"])
+    assert emd > cd > 0
+    assert abs(float(out.total.detach()) - (cd + 0.5 * emd)) < 1e-5
 
 
 @pytest.mark.parametrize("kind, override, says", [
     ("gap_offset", "model.head.iterations=0", "model.head.iterations must be >= 1"),
     ("gap_offset", "model.head.hidden=0", "model.head.hidden must be >= 1"),
-    ("gap_offset", "model.head.emd_points=-5", "model.head.emd_points must be >= 0"),
+    ("gap_offset", "model.head.emd_points=0", "model.head.emd_points must be >= 1"),
     ("gap_offset", "model.head.max_offset=[2,2,-6]", "model.head.max_offset (z) must be > 0"),
     ("gap_offset", "model.head.max_offset=[2,2]", "model.head.max_offset must be 3 numbers"),
     ("gap_offset", "model.head.source_noise=-0.3", "model.head.source_noise must be >= 0"),

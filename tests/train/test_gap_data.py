@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
 from pcgen.errors import ConfigError
-from pcgen.train.gap_data import GapExamples, augment_example, thin_example
+from pcgen.train.gap_data import GapDataModule, GapExamples, augment_example, thin_example
 
 
 def example(seed: int = 0) -> dict:
@@ -162,3 +164,16 @@ def test_the_source_keeps_its_kinds_when_thinned_or_cut_to_the_budget():
             assert len(out["source"]) < len(ex["source"])
             np.testing.assert_array_equal(out["source_kind"], (out["source"][:, 2] > 15).astype(np.float32))
             assert 0 < out["source_kind"].sum() < len(out["source"])
+
+
+@pytest.mark.parametrize("kwargs, says", [
+    ({"max_points": 0}, "data.max_points must be >= 1"),
+    ({"max_context": 0}, "data.max_context must be >= 1"),
+    ({"context_band": -1.0}, "data.context_band must be >= 0"),
+    ({"site_balance": 2.0}, "data.site_balance must be a number in [0, 1]"),
+])
+def test_the_gap_data_refuses_budgets_it_cannot_draw(kwargs, says):
+    """max_points=0 failed in the neighbour search at step 0, max_context=0 was an index error, a
+    negative band was taken silently; each is now refused when the module is built."""
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        GapDataModule(caches=["unused.npz"], **kwargs)
