@@ -73,6 +73,10 @@ def main(argv: list[str] | None = None) -> int:
         args = argv[1:] if getattr(module, "OWN_ARGV", False) else parser.parse_args(argv[1:])
     except SystemExit as exc:  # --help (0) or a bad option (2, already printed in one line)
         return int(exc.code or 0)
+    empty = None if isinstance(args, list) else _empty_value(parser, args)
+    if empty is not None:  # '' is no path, number or name: os.path reads it as the current folder
+        print(f"pcgen {name}: error: argument {empty}: empty value", file=sys.stderr)
+        return 2
     previous = _install_handlers()
     try:
         return int(module.run(args) or 0)
@@ -86,6 +90,16 @@ def main(argv: list[str] | None = None) -> int:
         return 128 + int(signum)
     finally:
         _restore_handlers(previous)
+
+
+def _empty_value(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str | None:
+    """The first option (or positional) given as an empty string, named as its help names it."""
+    for action in parser._actions:
+        value = getattr(args, action.dest, None)
+        values = value if isinstance(value, list) else [value]
+        if any(v == "" or (isinstance(v, list) and "" in v) for v in values):
+            return "/".join(action.option_strings) or action.metavar or action.dest
+    return None
 
 
 def _install_handlers() -> dict:

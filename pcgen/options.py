@@ -123,6 +123,14 @@ def dask_address(text: str) -> str:
     return text
 
 
+def check_scale_out(workers: int, dask: str | None) -> None:
+    """Refuse ``--workers N`` beside ``--dask``: the scheduler's workers run the jobs, so N would
+    be silently ignored."""
+    if dask is not None and workers != 1:
+        raise ConfigError(f"--workers {workers} starts local processes; with --dask {dask} the "
+                          "scheduler's workers run the jobs (drop one of the two)")
+
+
 def check_range(key: str, value, low: float, high: float, *, open_low: bool = False,
                 nullable: bool = False, integer: bool = False):
     """Return ``value`` if it is a number in ``[low, high]`` (``(low, high]`` with ``open_low``;

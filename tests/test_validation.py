@@ -95,6 +95,28 @@ def test_bad_header_fields(tmp_path, capsys, at, values, says):
     (["augment", "{out}/a", "--tile-size", "inf"], "argument --tile-size: must be a finite"),
     (["eval-augment", "--reference", "{las}", "--train", "{las}", "--out", "{out}/ea", "--points", "-5"],
      "argument --points: must be >= 16"),
+    (["tile", "{las}", "{out}/t", "--voxel", "1e9"], "--voxel 1e+09 is larger than a tile (--size 50)"),
+    (["tile", "{las}", "{out}/t", "--max-memory", "1e-300"], "argument --max-memory: must be >= 0.01"),
+    (["tile", "{las}", "{out}/t", "--dask", "tcp://127.0.0.1:1", "--workers", "2"],
+     "--workers 2 starts local processes; with --dask"),
+    (["fill", "{las}", "{out}/o.las", "--dask", "tcp://127.0.0.1:1", "--workers", "2"],
+     "--workers 2 starts local processes; with --dask"),
+    (["eval-fill", "{las}", "--out", "{out}/e", "--no-model", "--gap-size", "1e-300"],
+     "no tile is large and dense enough for 1e-300 m cuts"),
+    (["eval-fill", "{las}", "--out", "{out}/e", "--set", "gaps.cell_size=1"], "does not use gaps.cell_size"),
+    (["demo", "{out}/d", "--gap-size", "1e-9"], "argument --gap-size: must be >= 1"),
+    (["tile", "{las}", ""], "argument OUT_DIR: empty value"),
+    (["eval-fill", "{las}", "--out", ""], "argument --out: empty value"),
+    (["demo", "{out}/d", "--ckpt", ""], "argument --ckpt: empty value"),
+    (["eval-fill", "{las}", "--out", "{out}/e", "--tau", ""], "argument --tau: empty value"),
+    (["fill", "{las}", "{out}/o.las", "--set", "output.generated_dim=X"],
+     "output.generated_dim 'X' is a standard LAS dimension"),
+    (["fill", "{las}", "{out}/o.las", "--set", "output.uncertainty_dim=generated"],
+     "output.generated_dim and output.uncertainty_dim are both 'generated'"),
+    (["fill", "{las}", "{out}/o.las", "--set", "output.generated_dim=" + "a" * 40],
+     "output.generated_dim must be at most 32 characters"),
+    (["fill", "{las}", "{out}/o.las", "--baseline", "mirror", "--set", "gaps.cell_size=0.001"],
+     "gaps.cell_size=0.001 cuts this"),
 ])
 def test_bad_numeric_options(tmp_path, capsys, argv, says):
     las = datadir.lidar_file("simple.las")
@@ -143,6 +165,30 @@ def test_bad_gap_detection_settings(tmp_path, capsys, setting, says):
     _one_line_error(capsys, ["eval-fill", str(las), "--out", str(tmp_path / "e"), "--no-model",
                              "--set", setting], says)
     assert os.listdir(tmp_path) == []
+
+
+def test_a_config_folder_that_does_not_parse(tmp_path, capsys):
+    (tmp_path / "conf" / "task").mkdir(parents=True)
+    (tmp_path / "conf" / "task" / "fill.yaml").write_text("gaps: [unclosed\n")
+    las = datadir.lidar_file("simple.las")
+    _one_line_error(capsys, ["fill", str(las), str(tmp_path / "o.las"), "--baseline", "mirror",
+                             "--config-dir", str(tmp_path / "conf")],
+                    f"{tmp_path / 'conf' / 'task' / 'fill.yaml'}, line 2: not valid YAML (expected ',' or ']'")
+    assert os.listdir(tmp_path) == ["conf"]
+
+
+def test_a_header_counting_more_points_than_the_file_holds(tmp_path, capsys):
+    """A count of 2^32 - 1 in the header is refused before a reader allocates for it."""
+    bad = tmp_path / "in" / "bomb.las"
+    bad.parent.mkdir()
+    shutil.copy(datadir.lidar_file("simple.las"), bad)
+    data = bytearray(bad.read_bytes())
+    data[107:111] = struct.pack("<I", 2 ** 32 - 1)  # legacy point count of the LAS 1.2 header
+    bad.write_bytes(bytes(data))
+    for argv in (["fill", str(bad), str(tmp_path / "o.las"), "--baseline", "mirror"],
+                 ["eval-fill", str(bad), "--out", str(tmp_path / "e"), "--no-model"]):
+        _one_line_error(capsys, argv, "bomb.las: truncated: header says 4294967295 points, file holds 1065")
+    assert os.listdir(tmp_path) == ["in"]
 
 
 @pytest.mark.parametrize("text, says", [

@@ -62,6 +62,7 @@ def compose(config_name: str, overrides: Sequence[str] = (),
 
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir, initialize_config_module
+    import yaml
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
@@ -103,6 +104,10 @@ def compose(config_name: str, overrides: Sequence[str] = (),
             first = _unknown_key_text(unknown, overrides, lambda rest: compose(
                 config_name, rest, config_dir=config_dir, module=module, overlay=overlay))
         raise ConfigError(f"config {where}: {first}") from None
+    except yaml.MarkedYAMLError as exc:  # a file of the user's config folder does not parse
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{mark.name}, line {mark.line + 1}" if mark is not None else str(config_dir)
+        raise ConfigError(f"{where}: not valid YAML ({exc.problem or exc.context})") from None
     return _unnest(cfg, config_name)
 
 

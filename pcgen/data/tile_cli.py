@@ -6,8 +6,9 @@ import argparse
 import sys
 
 from pcgen.data.tiling import TileOptions, tile_files
-from pcgen.options import (bounds_box, dask_address, float_range, non_negative_float, non_negative_int,
-                           positive_float, positive_int, workers)
+from pcgen.errors import ConfigError
+from pcgen.options import (bounds_box, check_scale_out, dask_address, float_range, non_negative_float,
+                           non_negative_int, positive_float, positive_int, workers)
 from pcgen.outputs import check_output
 
 # Tile names print corners to 3 decimals, and tile keys are int64 products of the two axes'
@@ -15,6 +16,7 @@ from pcgen.outputs import check_output
 # back to per-axis indices but still need extent / voxel within int64.
 TILE_SIZE = float_range(0.01, 1e9, name="tile size")
 VOXEL = float_range(1e-6, 1e9, name="voxel size")
+MEMORY = float_range(0.01, 4096.0, name="memory in GiB")  # under 10 MiB spills every chunk; 4 TiB+ is a typo
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--job-points", type=positive_int, default=20_000_000, metavar="N",
                         help="tile an EPT dataset or COPC file of more points as strips of "
                              "about N points, a job each (20000000)")
-    parser.add_argument("--max-memory", type=positive_float, default=2.0, metavar="GIB",
+    parser.add_argument("--max-memory", type=MEMORY, default=2.0, metavar="GIB",
                         help="point records per file kept in memory before spilling to disk (2)")
     parser.add_argument("--las", action="store_true", help="write uncompressed .las tiles")
     parser.add_argument("--no-overview", action="store_true", help="skip overview.png")
@@ -55,6 +57,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_scale_out(args.workers, args.dask)
+    if args.voxel is not None and args.voxel > args.size:
+        raise ConfigError(f"--voxel {args.voxel:g} is larger than a tile (--size {args.size:g}): "
+                          "each tile would keep a point or two")
     check_output(args.out_dir, args.inputs, folder=True, overwrite=args.overwrite,
                  overwrite_hint="--overwrite")
     options = TileOptions(size=args.size, buffer=args.buffer, min_points=args.min_points,

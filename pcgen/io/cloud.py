@@ -18,6 +18,23 @@ import numpy as np
 from pcgen.errors import ConfigError, InputError, OutputError
 
 _COORDS = ("X", "Y", "Z")
+# Names an extra-bytes dimension may not take: every standard field of LAS point formats 0-10
+# (a file of another format would gain a field that means something else), any case.
+_STANDARD_NAMES = frozenset(n.lower() for f in range(11) for n in laspy.PointFormat(f).dimension_names)
+EXTRA_NAME_BYTES = 32  # the name field of a LAS extra-bytes record
+
+
+def extra_dimension_problem(name) -> str | None:
+    """Why ``name`` cannot be an extra-bytes dimension of a LAS file, or None if it can."""
+    if not isinstance(name, str) or not name:
+        return f"wants a dimension name, got {name!r}"
+    if not name.isascii() or not name.isprintable():
+        return f"must be printable ASCII, got {name!r}"
+    if len(name) > EXTRA_NAME_BYTES:
+        return f"must be at most {EXTRA_NAME_BYTES} characters, got {len(name)} ({name[:12]}...)"
+    if name.lower() in _STANDARD_NAMES:
+        return f"{name!r} is a standard LAS dimension; pick another name"
+    return None
 
 
 class PointAttributes(MutableMapping):

@@ -100,13 +100,16 @@ def check_records(path) -> None:
                                  f"end of the file ({size} bytes)", path)
         count = int(header.point_count)
         if header.are_points_compressed:
-            held = _laz_records(fh, header)
+            held, most = _laz_records(fh, header)
         else:
-            held = (end - header.offset_to_point_data) // header.point_format.size
+            held = most = (end - header.offset_to_point_data) // header.point_format.size
     if held is not None and held > count:
         more = "at least " if header.are_points_compressed else ""
         raise InputError(f"the header says {count} points but the file holds {more}{held} point records; "
                          f"readers would drop the rest, so fix the header's point count first", path)
+    if most is not None and most < count:  # before a reader allocates the header's count
+        more = "at most " if header.are_points_compressed else ""
+        raise InputError(f"truncated: header says {count} points, file holds {more}{max(most, 0)}", path)
 
 
 def _evlrs_end(fh, start: int, count: int, size: int) -> int:
@@ -122,8 +125,9 @@ def _evlrs_end(fh, start: int, count: int, size: int) -> int:
     return at
 
 
-def _laz_records(fh, header: laspy.LasHeader) -> int | None:
-    """How many records a LAZ file's chunk table holds at least (None: no readable table)."""
+def _laz_records(fh, header: laspy.LasHeader) -> tuple[int | None, int | None]:
+    """How many records a LAZ file's chunk table holds at least and at most (None: no readable
+    table)."""
     import lazrs
 
     zips = [v for v in header.vlrs if isinstance(v, laspy.vlrs.known.LasZipVlr)]
@@ -136,12 +140,14 @@ def _laz_records(fh, header: laspy.LasHeader) -> int | None:
     except BaseException as exc:  # noqa: BLE001 - streamed LAZ has no table; lazrs panics
         if isinstance(exc, (KeyboardInterrupt, SystemExit, MemoryError)):
             raise
-        return None
+        return None, None
     if not table:
-        return None
-    # a fixed-size table lists the full chunk size for the last chunk too: it holds at least one
-    last = int(table[-1][0]) if vlr.uses_variable_size_chunks() else 1
-    return sum(int(n) for n, _ in table[:-1]) + last
+        return None, None
+    # a fixed-size table lists the full chunk size for the last chunk too: it holds 1 to that many
+    before = sum(int(n) for n, _ in table[:-1])
+    if vlr.uses_variable_size_chunks():
+        return before + int(table[-1][0]), before + int(table[-1][0])
+    return before + 1, before + int(table[-1][0])
 
 
 def read_las(path) -> PointCloud:

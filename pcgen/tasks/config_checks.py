@@ -70,6 +70,15 @@ def check_fill_config(cfg):
             raise ConfigError(f"gaps.exclude_classes must be ASPRS classes 0..255, got {c!r}")
     if cfg.combine not in COMBINE:
         raise ConfigError(f"combine must be one of {', '.join(COMBINE)}, got {cfg.combine!r}")
+    from pcgen.io.cloud import extra_dimension_problem
+
+    for key in ("output.generated_dim", "output.uncertainty_dim"):
+        problem = extra_dimension_problem(_get(cfg, key))
+        if problem is not None:
+            raise ConfigError(f"{key} {problem}")
+    if cfg.output.generated_dim == cfg.output.uncertainty_dim:
+        raise ConfigError(f"output.generated_dim and output.uncertainty_dim are both "
+                          f"{cfg.output.generated_dim!r}; they name two dimensions")
     code = cfg.output.class_code
     if code is not None and (isinstance(code, bool) or not isinstance(code, int) or not 0 <= code <= 255):
         raise ConfigError(f"output.class_code must be 0..255, got {code!r}")

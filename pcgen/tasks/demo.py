@@ -21,7 +21,7 @@ import numpy as np
 from shapely.geometry import box
 
 from pcgen.errors import ConfigError, InputError
-from pcgen.options import cut_count, positive_float, seed
+from pcgen.options import MAX_EXTENT, cut_count, float_range, seed
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,7 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--file", default="Megaplot.laz",
                         help="LiDAR file to demo on: a path, or the name of a sample file")
     parser.add_argument("--ckpt", default=None, help="conditional checkpoint (default: the shipped one)")
-    parser.add_argument("--gap-size", type=positive_float, default=10.0)
+    parser.add_argument("--gap-size", type=float_range(DEMO_MIN_GAP, MAX_EXTENT, name="gap side"), default=10.0,
+                        help=f"side of the square cuts, m (at least {DEMO_MIN_GAP:g})")
     parser.add_argument("--cuts", type=cut_count, default=3, help="evaluation cuts per held-out tile")
     parser.add_argument("--seed", type=seed, default=0)
     parser.add_argument("--overwrite", action="store_true",
@@ -51,6 +52,7 @@ def check_heldout(ckpt: Path, source: Path) -> None:
 
 
 DEMO_TILE = 40.0  # m: the tiles the demo cuts its gaps from
+DEMO_MIN_GAP = 1.0  # m: a smaller cut of these airborne scans holds too few points to score
 DEMO_MIN_POINTS = 384  # a tile with fewer core points is dropped
 
 

@@ -23,6 +23,7 @@ and a bootstrap 95% interval of its mean Chamfer difference.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -102,10 +103,10 @@ def cut_boxes(name: str, xyz: np.ndarray, attributes: dict, config: EvalConfig,
         return []
     cuts: list[Cut] = []
     half = config.gap_size / 2
-    fit = int(np.prod(np.floor((hi - lo) / config.gap_size)))
+    fit = math.prod(np.floor((hi - lo) / config.gap_size).tolist())  # inf for a vanishing gap
     draws = config.cuts_per_tile * 20
     if draws > MAX_CUT_DRAWS:
-        draws = min(config.cuts_per_tile, fit) * 20
+        draws = int(min(config.cuts_per_tile, fit)) * 20
     for k in range(draws):
         if len(cuts) == config.cuts_per_tile:
             break

@@ -81,6 +81,11 @@ def run(args: argparse.Namespace) -> int:
                               + (" (its cuts and draws follow --seed)" if key == "seed" else
                                  " (it writes no filled file)"))
     fill_cfg = check_fill_config(load_fill_config(overrides=args.set))
+    for item in args.set:  # checked like fill's, then refused: the detector never runs here
+        key = item.split("=", 1)[0].lstrip("+~")
+        if key.startswith("gaps.") and key != "gaps.footprint_concavity":
+            raise ConfigError(f"--set {item}: eval-fill does not use {key} (it cuts its gaps; "
+                              "pcgen fill --gaps-only tests the detector)")
     cfg = eval_config(args, fill_cfg.samples)
     generators = {}
     if not args.no_model:

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from pcgen.errors import ConfigError, InputError
-from pcgen.options import bounds_box, dask_address, seed, workers, yaml_mapping_file
+from pcgen.options import bounds_box, check_scale_out, dask_address, seed, workers, yaml_mapping_file
 from pcgen.tasks.generators import AUTO_COPY, BASELINES, SOURCE_COPIES
 
 
@@ -124,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
     from pcgen.tasks.generators import make_generator
     from pcgen.tasks.jobs import FillJob, expand_inputs, run_jobs
 
+    check_scale_out(args.workers, args.dask)
     if args.gaps_only:
         fill_only = [flag for flag, value in (("--samples", args.samples), ("--baseline", args.baseline),
                                              ("--source-copy", args.source_copy), ("--class-code", args.class_code),

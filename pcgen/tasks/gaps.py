@@ -20,7 +20,7 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 from shapely.geometry import MultiPoint, Polygon, box, mapping
 
-from pcgen.errors import InputError
+from pcgen.errors import ConfigError, InputError
 
 
 @dataclass
@@ -66,6 +66,9 @@ def gap_width(polygon) -> float:
 
 
 MIN_TILE_POINTS = 3  # fewer points span no footprint: nothing to find, fill or cut gaps in
+# Density cells of one detection: about eight float grids this size are held at once (3 GB at
+# the cap); a 7 km square at 1 m cells still fits.
+MAX_GRID_CELLS = 5e7
 
 
 def tile_footprint(xy: np.ndarray, concavity: float = 0.3) -> Polygon:
@@ -163,6 +166,13 @@ def detect_gaps(xyz: np.ndarray, classification: np.ndarray | None = None,
         footprint = tile_footprint(xy, cfg.footprint_concavity)
     cell = cfg.cell_size or _auto_cell(len(xy), footprint.area, cfg.min_expected_points)
     xmin, ymin, xmax, ymax = footprint.bounds
+    cells = max(xmax - xmin, cell) / cell * (max(ymax - ymin, cell) / cell)
+    if not cells <= MAX_GRID_CELLS:  # float first: a tiny cell overflows the integer grid size
+        key = (f"gaps.cell_size={cfg.cell_size:g}" if cfg.cell_size else
+               f"gaps.min_expected_points={cfg.min_expected_points:g} (a {cell:.3g} cell)")
+        raise ConfigError(f"{key} cuts this {xmax - xmin:.0f} x {ymax - ymin:.0f} extent into "
+                          f"{cells:.3g} density cells, more than the {MAX_GRID_CELLS:.0e} the "
+                          "gap detector can hold; use a larger cell")
     nx, ny = max(1, int(np.ceil((xmax - xmin) / cell))), max(1, int(np.ceil((ymax - ymin) / cell)))
     ix = np.clip(((xy[:, 0] - xmin) / cell).astype(np.int64), 0, nx - 1)
     iy = np.clip(((xy[:, 1] - ymin) / cell).astype(np.int64), 0, ny - 1)

@@ -42,6 +42,8 @@ def _check_polygon(p: Polygon, i: int, path) -> None:
     from shapely import get_coordinates
     from shapely.validation import explain_validity
 
+    if p.is_empty:
+        raise InputError(f"mask polygon {i} is empty (it has no coordinates)", path)
     coords = get_coordinates(p)
     if not all(math.isfinite(v) for v in coords.ravel()):
         raise InputError(f"mask polygon {i} has a NaN or infinite coordinate", path)

@@ -127,7 +127,7 @@ def _bad_file(tmp_path, kind):
     ("corrupt.laz", "not a readable LAS/LAZ file"),
     ("text.las", "Invalid file signature"),
     ("empty.las", "contains no points"),
-    ("header_only.las", "not a readable LAS/LAZ file"),
+    ("header_only.las", "truncated: header says 1065 points, file holds 2"),
     ("own_buffer.las", "has a dimension 'buffer' of its own"),
     ("undercounted.las", "header says 1055 points but the file holds 1065 point records"),
 ])

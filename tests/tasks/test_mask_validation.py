@@ -27,6 +27,8 @@ FUZZ = settings(max_examples=int(os.environ.get("PCGEN_FUZZ_EXAMPLES", "25")), d
 
 def _ring(hole, kind):
     x0, y0, x1, y1 = hole.bounds
+    if kind == "empty":
+        return []
     if kind == "bowtie":
         return [[x0, y0], [x1, y1], [x1, y0], [x0, y1], [x0, y0]]
     if kind == "nan":
@@ -37,11 +39,13 @@ def _ring(hole, kind):
 
 @pytest.mark.parametrize("kind, says", [("bowtie", "is invalid (Self-intersection"),
                                         ("nan", "has a NaN or infinite coordinate"),
-                                        ("huge", "has a coordinate beyond 1e+15")])
+                                        ("huge", "has a coordinate beyond 1e+15"),
+                                        ("empty", "is empty (it has no coordinates)")])
 def test_bad_mask_geometry(holed_tile, tmp_path, capsys, kind, says):
     path, hole, _ = holed_tile
     mask = tmp_path / "mask.geojson"
-    mask.write_text(json.dumps({"type": "Polygon", "coordinates": [_ring(hole, kind)]}))
+    ring = _ring(hole, kind)
+    mask.write_text(json.dumps({"type": "Polygon", "coordinates": [ring] if ring else []}))
     out = tmp_path / "out"
     out.mkdir()
     _fails(capsys, ["fill", str(path), str(out / "o.laz"), "--mask", str(mask), "--baseline", "mirror"],
