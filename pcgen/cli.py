@@ -95,6 +95,12 @@ def main(argv: list[str] | None = None) -> int:
 def _empty_value(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str | None:
     """The first option (or positional) given as an empty string, named as its help names it."""
     for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):  # `pcgen image VERB ...`: the verb's own
+            chosen = action.choices.get(getattr(args, action.dest, None))
+            found = None if chosen is None else _empty_value(chosen, args)
+            if found is not None:
+                return found
+            continue
         value = getattr(args, action.dest, None)
         values = value if isinstance(value, list) else [value]
         if any(v == "" or (isinstance(v, list) and "" in v) for v in values):

@@ -118,6 +118,25 @@ def test_evaluate_bad_settings(tmp_path, capsys, setting, says):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_evaluate_pr_k_past_the_set_size(tmp_path, capsys):
+    """k-NN balls over a whole set hold every cloud: precision and recall read 1 whatever the clouds."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "g.npy", rng.normal(size=(4, 32, 3)).astype("f4"))
+    np.save(tmp_path / "r.npy", rng.normal(size=(5, 32, 3)).astype("f4"))
+    _one_line(capsys, ["evaluate", f"generated={tmp_path / 'g.npy'}", f"reference={tmp_path / 'r.npy'}",
+                       f"out={tmp_path / 'o.json'}", "pr_k=4"],
+              "pr_k=4 needs more than 4 clouds in each set; got 4 generated and 5 reference (use pr_k <= 3)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.npy", "r.npy"]
+
+
+def test_a_config_folder_without_yaml(tmp_path, capsys):
+    (tmp_path / "conf").mkdir()
+    _one_line(capsys, ["evaluate", "generated=g.npy", "reference=r.npy", f"out={tmp_path / 'o.json'}",
+                       "--config-dir", str(tmp_path / "conf")], "config folder holds no .yaml file")
+
+
 def test_evaluate_replaces_only_its_own_report(tmp_path, capsys):
     import numpy as np
 

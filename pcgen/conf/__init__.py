@@ -23,13 +23,16 @@ def user_config_dir(config_dir: str | os.PathLike) -> Path:
     """The absolute path of a user's config folder.
 
     Raises:
-        ConfigError: the folder does not exist.
+        ConfigError: the folder does not exist or holds no YAML file (a mistyped folder would
+            otherwise run the packaged config without a word).
     """
     from pcgen.errors import ConfigError
 
     path = Path(os.path.expanduser(str(config_dir))).resolve()
     if not path.is_dir():
         raise ConfigError("config folder not found", path)
+    if next(path.rglob("*.yaml"), None) is None:
+        raise ConfigError("config folder holds no .yaml file", path)
     return path
 
 

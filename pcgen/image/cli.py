@@ -35,6 +35,9 @@ def _common_sampling(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=workers, default=None, help="torch CPU threads (default: torch's choice)")
 
 
+PIT_DEPTH = 2.0  # file units: the CHM pit filler's default depth
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
 
@@ -82,8 +85,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--tile", type=int_range(0, 65_536), default=256, help="tile side in cells; 0 = whole raster")
     p.add_argument("--max-height", type=positive_float, default=40.0, help="CHM height shown as white (file units)")
     p.add_argument("--min-valid", type=unit_fraction, default=0.5, help="drop tiles whose share of filled cells is below this (0..1)")
-    p.add_argument("--pit-depth", type=positive_float, default=2.0,
-                   help="CHM: fill one-cell pits deeper than this below their 3x3 median (default 2)")
+    p.add_argument("--pit-depth", type=positive_float, default=None,
+                   help=f"CHM: fill one-cell pits deeper than this below their 3x3 median (default {PIT_DEPTH:g})")
     p.add_argument("--no-pit-fill", action="store_true", help="CHM: keep pits as measured")
     _overwrite(p)
 
@@ -233,13 +236,18 @@ def _res(text: str):
 
 
 def _rasterize(args) -> int:
+    from pcgen.errors import ConfigError
     from pcgen.image.rasterize import rasterize_files
+
+    if args.pit_depth is not None and (args.no_pit_fill or args.kind == "dsm"):
+        raise ConfigError(f"--pit-depth sets the CHM pit filler; "
+                          f"{'--no-pit-fill turns it off' if args.no_pit_fill else 'a DSM is not pit-filled'}")
 
     counts: list[int] = []  # PNGs per input, by position (one file named twice counts twice)
     chosen: list[float] = []
     written = rasterize_files(args.inputs, args.out_dir, res=args.res, kind=args.kind, channels=args.channels,
                               tile=args.tile, max_height=args.max_height, min_valid=args.min_valid,
-                              pit_depth=None if args.no_pit_fill else args.pit_depth,
+                              pit_depth=None if args.no_pit_fill else args.pit_depth or PIT_DEPTH,
                               overwrite=args.overwrite, counts=counts, chosen=chosen)
     if args.res == "auto":
         print(f"pcgen image rasterize: --res auto: {chosen[0]:g} file units a cell", file=sys.stderr)
@@ -259,7 +267,10 @@ def _guard(args) -> None:
         out, inputs = args.out_dir, list(args.inputs)
     else:
         out = args.out
-        inputs = [getattr(args, k, None) for k in ("images", "ckpt", "autoencoder", "cosplace")]
+        inputs = [getattr(args, k, None) for k in ("images", "ckpt", "autoencoder", "cosplace", "config_dir")]
+        preset = getattr(args, "preset", None)
+        if preset and preset.endswith((".yaml", ".yml")):  # a file, not a packaged preset's name
+            inputs.append(preset)
     check_output(out, inputs, folder=True, overwrite=args.overwrite, overwrite_hint="--overwrite")
 
 

@@ -87,17 +87,34 @@ _RULES = {
     "trainer.autoencoder_steps": (1, False, 10 ** 9, True),  # 0 would write an untrained model
     "trainer.ldm_steps": (1, False, 10 ** 9, True),
     "sampling.steps": (1, False, 100_000, True),
+    "cosplace.image_size": (32, False, 4096, True),  # ResNet and VGG downsample 32x
+    "autoencoder.layers_per_block": (1, False, 64, True),
+    "autoencoder.norm_num_groups": (1, False, 4096, True),
+    "unet.layers_per_block": (1, False, 64, True),
+    "unet.norm_num_groups": (1, False, 4096, True),
 }
+# sections every preset composes; a yaml file given as --preset must bring or inherit them
+_SECTIONS = ("data", "autoencoder", "autoencoder_train", "unet", "diffusion", "trainer", "sampling")
 
 
 def check_preset(cfg) -> None:
     """Raise ``ConfigError`` naming the first bad value of a composed preset."""
     from pcgen.options import check_range
 
+    missing = [k for k in _SECTIONS if not OmegaConf.is_dict(cfg.get(k))]
+    if missing:
+        raise ConfigError(f"the preset has no {', '.join(missing)} section; start a preset file from a "
+                          f"packaged one (defaults: [/image/tiny, _self_]), one of {preset_names()}")
     for key, (low, open_low, high, integer) in _RULES.items():
         value = OmegaConf.select(cfg, key, default=None)
         if value is not None:
             check_range(key, value, low, high, open_low=open_low, integer=integer)
+    for net in ("autoencoder", "unet"):  # group norm splits every block's channels into groups
+        groups = cfg[net].get("norm_num_groups")
+        odd = [c for c in cfg[net].get("block_out_channels") or [] if groups and c % groups]
+        if odd:
+            raise ConfigError(f"{net}.block_out_channels {list(cfg[net].block_out_channels)} must all be "
+                              f"multiples of {net}.norm_num_groups ({groups}); {odd[0]} is not")
     factor = 2 ** (len(cfg.autoencoder.block_out_channels) - 1)
     if cfg.data.image_size % factor:
         raise ConfigError(f"data.image_size must be a multiple of {factor} (the autoencoder's "

@@ -56,6 +56,12 @@ def load_settings(overrides: Sequence[str] = (), config_dir=None) -> dict:
     from pcgen.conf import compose
     from pcgen.options import MAX_SEED, float_range, int_range, unit_fraction
 
+    for item in overrides:  # Hydra reads classes=VALUE as a choice of file and drops a map silently
+        key, _, value = item.partition("=")
+        if key.lstrip("+~") == "classes" and not value.strip().isidentifier():
+            raise ConfigError(f"--set {item}: classes names a class map (landcover, forest, ground_water, "
+                              "or a file of --config-dir DIR/classes/); change one class with "
+                              "classes.NAME=[codes]")
     cfg = OmegaConf.to_container(compose("config", overrides, config_dir=config_dir, module=CONFIG_MODULE),
                                  resolve=True)
     for key, example in (("arms", "[real, classic]"), ("fractions", "[0.05, 0.2]"), ("seeds", "[0, 1, 2]")):

@@ -166,10 +166,13 @@ def run(args: argparse.Namespace) -> int:
                 setattr(args, key, default)
     ref_paths, train_paths = (list_inputs(args.reference, suffixes=SUFFIXES),
                               list_inputs(args.train, suffixes=SUFFIXES))
-    check_output(args.out, [*args.reference, *args.train, *ref_paths, *train_paths, args.ckpt], folder=True,
-                 overwrite=args.overwrite, overwrite_hint="--overwrite")
+    # the downstream settings name inputs too: their checkpoint (--set ckpt=) and config folder
+    cfg = downstream_settings(args) if args.downstream else {}
+    check_output(args.out, [*args.reference, *args.train, *ref_paths, *train_paths, args.ckpt,
+                            cfg.get("ckpt"), args.config_dir],
+                 folder=True, overwrite=args.overwrite, overwrite_hint="--overwrite")
     if args.downstream:
-        return run_downstream(args, ref_paths, train_paths)
+        return run_downstream(args, cfg, ref_paths, train_paths)
     # Claim the output (lock + staging) before the long part, so a second run fails at once.
     with atomic_dir(args.out, overwrite=args.overwrite) as tmp:
         table, doc, grid, labels = compare(args, ref_paths, train_paths)
@@ -214,14 +217,14 @@ def downstream_settings(args: argparse.Namespace) -> dict:
     return cfg
 
 
-def run_downstream(args: argparse.Namespace, ref_paths, train_paths) -> int:
-    """The downstream benchmark (:mod:`pcgen.tasks.downstream`): JSON, Markdown and a bar chart."""
+def run_downstream(args: argparse.Namespace, cfg: dict, ref_paths, train_paths) -> int:
+    """The downstream benchmark (:mod:`pcgen.tasks.downstream`) of the checked settings ``cfg``:
+    JSON, Markdown and a bar chart."""
     import sys
 
     from pcgen.atomic import atomic_dir
     from pcgen.tasks import downstream, downstream_report
 
-    cfg = downstream_settings(args)
     with atomic_dir(args.out, overwrite=args.overwrite) as tmp:
         doc = downstream.run_benchmark(cfg, train_paths, ref_paths, progress=sys.stderr.isatty())
         doc["summary"] = downstream_report.summarize(doc)

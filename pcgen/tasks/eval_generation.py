@@ -240,6 +240,10 @@ def evaluate_generation(cfg: dict) -> dict:
     if "emd" in cfg["metrics"] and gen.shape[1] != ref.shape[1]:
         raise ConfigError(f"EMD needs clouds of equal size: generated have {gen.shape[1]} points, "
                           f"reference {ref.shape[1]}; set num_points=")
+    fewest = min(len(gen), len(ref))
+    if int(cfg["pr_k"]) >= fewest:  # a ball over a whole set holds everything: precision = recall = 1
+        raise ConfigError(f"pr_k={cfg['pr_k']} needs more than {cfg['pr_k']} clouds in each set; "
+                          f"got {len(gen)} generated and {len(ref)} reference (use pr_k <= {fewest - 1})")
     report = evaluate_sets(gen.to(cfg["device"]), ref.to(cfg["device"]), metrics=cfg["metrics"],
                            normalize=cfg["normalize"], chunk=int(cfg["chunk"]),
                            emd_eps=float(cfg["emd_eps"]), emd_squared=bool(cfg["emd_squared"]),

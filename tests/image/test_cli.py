@@ -1,6 +1,7 @@
 """`pcgen image ...` end to end on real data, and every bad-input case: exit 2, one line, no output."""
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -501,3 +502,51 @@ def test_preset_steps_must_be_at_least_one(few_photos, tmp_path, capsys):
                          "--set", "trainer.autoencoder_steps=0")
     assert rc == 2 and "trainer.autoencoder_steps must be >= 1" in one_line_error(err)
     assert not (tmp_path / "t").exists()
+
+
+@pytest.mark.parametrize("override, says", [
+    ("cosplace.image_size=0", "cosplace.image_size must be >= 32"),
+    ("unet.layers_per_block=0", "unet.layers_per_block must be >= 1"),
+    ("autoencoder.norm_num_groups=7",
+     "autoencoder.block_out_channels [16, 32, 32, 32] must all be multiples of autoencoder.norm_num_groups (7)"),
+])
+def test_preset_shapes_the_networks_cannot_take(override, says):
+    """These were tracebacks from torch or diffusers when the first network was built."""
+    from pcgen.errors import ConfigError
+    from pcgen.image.config import load_preset
+
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        load_preset("tiny", [override])
+
+
+def test_a_preset_file_without_the_sections(few_photos, tmp_path, capsys):
+    preset = tmp_path / "mine.yaml"
+    preset.write_text("foo: 1\n")
+    rc, _, err = run_cli(capsys, "train", "--images", few_photos, "--out", tmp_path / "t", "--preset", preset)
+    assert rc == 2 and "the preset has no data, autoencoder" in one_line_error(err)
+    preset.write_text("defaults:\n  - /image/tiny\n  - _self_\ndata:\n  batch_size: 2\n")
+    from pcgen.image.config import load_preset
+
+    assert load_preset(str(preset)).data.batch_size == 2  # a file starting from a packaged preset works
+    assert not (tmp_path / "t").exists()
+
+
+def test_train_output_inside_its_config_folder_is_refused(few_photos, tmp_path, capsys):
+    (tmp_path / "conf" / "image").mkdir(parents=True)
+    (tmp_path / "conf" / "image" / "mine.yaml").write_text("defaults:\n  - /image/tiny\n  - _self_\n")
+    rc, _, err = run_cli(capsys, "train", "--images", few_photos, "--out", tmp_path / "conf" / "run",
+                         "--config-dir", tmp_path / "conf", "--preset", "mine")
+    assert rc == 2 and "output lies inside the input" in one_line_error(err)
+    assert sorted(p.name for p in (tmp_path / "conf").iterdir()) == ["image"]
+
+
+@pytest.mark.parametrize("extra, says", [
+    (["--pit-depth", "3", "--no-pit-fill"], "--pit-depth sets the CHM pit filler; --no-pit-fill turns it off"),
+    (["--kind", "dsm", "--pit-depth", "3"], "--pit-depth sets the CHM pit filler; a DSM is not pit-filled"),
+])
+def test_rasterize_options_that_contradict(tmp_path, capsys, extra, says):
+    from pcgen import datadir
+
+    rc, _, err = run_cli(capsys, "rasterize", datadir.lidar_file("simple.las"), tmp_path / "r", *extra)
+    assert rc == 2 and says in one_line_error(err)
+    assert not (tmp_path / "r").exists()

@@ -127,6 +127,10 @@ def test_arms_and_settings_are_checked():
         load_settings(["fractions=0.5"])
     with pytest.raises(ConfigError, match="classifier.lr must be a finite number"):
         load_settings(["classifier.lr=nan"])
+    # Hydra took a map for the classes group as nothing and kept landcover
+    with pytest.raises(ConfigError, match=r"--set classes=\{ground:\[2\]\}: classes names a class map"):
+        load_settings(["classes={ground:[2]}"])
+    assert load_settings(["classes.ground=[2,8]"])["classes"]["ground"] == [2, 8]
 
 
 def test_heldout_sites_are_never_training_sites():
@@ -284,6 +288,22 @@ def test_downstream_ckpt_path_needs_no_override_quoting(fill_ckpt, tmp_path, cap
     missing = tmp_path / "ck" / "it's gone.ckpt"
     _fails(capsys, smoke(tmp_path / "b", "--set", "arms=[pcgen]", "--ckpt", str(missing)), tmp_path / "b",
            f"{missing}: checkpoint not found")
+
+
+def test_downstream_output_among_its_settings_inputs_is_refused(tmp_path, capsys, fill_ckpt):
+    """The checkpoint of --set ckpt= and the --config-dir folder are inputs as much as --ckpt."""
+    (tmp_path / "ck").mkdir()
+    ckpt = tmp_path / "ck" / "fill.ckpt"
+    ckpt.write_bytes(Path(fill_ckpt).read_bytes())
+    assert main(smoke(tmp_path / "ck", "--set", "arms=[pcgen]", "--set", f"ckpt={ckpt}", "--overwrite")) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"output would contain the input {ckpt}" in err, err
+    (tmp_path / "conf" / "classes").mkdir(parents=True)
+    (tmp_path / "conf" / "classes" / "mine.yaml").write_text("ground: [2]\nvegetation: [3, 4, 5]\n")
+    _fails(capsys, smoke(tmp_path / "conf" / "out", "--set", "arms=[real]", "--config-dir",
+                         str(tmp_path / "conf"), "--set", "classes=mine"),
+           tmp_path / "conf" / "out", "output lies inside the input")
+    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["fill.ckpt"]
 
 
 def test_downstream_ckpt_needs_a_pcgen_arm(tmp_path, capsys, fill_ckpt):
