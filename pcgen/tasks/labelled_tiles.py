@@ -41,6 +41,8 @@ class ClassMap:
             raise ConfigError("the class map is empty: name at least one class (e.g. ground: [2])")
         names, codes, seen = [], [], {}
         for name, group in classes.items():
+            if not isinstance(group, (int, list, tuple)):  # a string would be read letter by letter
+                raise ConfigError(f"class {name!r} wants ASPRS codes, e.g. {name}: [3, 4, 5], got {group!r}")
             group = [group] if isinstance(group, int) else list(group)
             if not group:
                 raise ConfigError(f"class {name!r} names no ASPRS code")

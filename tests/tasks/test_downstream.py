@@ -32,6 +32,8 @@ def smoke(out, *extra):
 
 
 def test_class_map_labels_codes_and_ignores_the_rest():
+    with pytest.raises(ConfigError, match="class 'veg' wants ASPRS codes, e.g. veg: \\[3, 4, 5\\], got 'abc'"):
+        ClassMap.from_mapping({"veg": "abc"})
     cm = ClassMap.from_mapping({"ground": [2], "vegetation": [3, 4, 5], "water": 9})
     assert cm.labels(np.array([0, 1, 2, 3, 4, 5, 6, 9, 18])).tolist() == [
         IGNORE, IGNORE, 0, 1, 1, 1, IGNORE, 2, IGNORE]
