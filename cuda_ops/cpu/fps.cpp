@@ -3,7 +3,8 @@
 // Schema: farthest_point_sample(points (B,N,D), lengths (B,), n, start_idx (B,)) -> idx (B,n),
 // -1 past a cloud's length. Parallel over clouds; a single large cloud is instead split
 // across threads inside each step (arg-max per chunk, then over chunks). Ties pick the
-// lowest index, as torch.argmax does in the reference.
+// lowest index, as torch.argmax does in the reference. A picked point's distance becomes -1,
+// so duplicates (distance 0 to a pick) still yield n distinct indices while n <= length.
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
@@ -41,7 +42,7 @@ void fps_one(const T* pts, int64_t L, int64_t D, int64_t n, int64_t start, int64
             T t = p[k] - c[k];
             d += t * t;
           }
-          T m = std::min(mind[j], d);
+          T m = j == cur ? T(-1) : std::min(mind[j], d);  // picked: never again, even at distance 0
           mind[j] = m;
           if (m > bd) bd = m, bi = j;
         }

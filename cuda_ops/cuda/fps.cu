@@ -43,7 +43,7 @@ __global__ void fps_kernel(const T* __restrict__ pts, const int64_t* __restrict_
         T diff = p[j * D + c] - p[cur * D + c];
         d += diff * diff;
       }
-      T m = min(md[j], d);
+      T m = j == cur ? T(-1) : min(md[j], d);  // picked: never again (see cpu/fps.cpp)
       md[j] = m;
       if (m > bd) bd = m, bi = j;
     }

@@ -7,7 +7,7 @@ from typing import Literal, NamedTuple
 import torch
 
 from pcgen.errors import ConfigError, ShapeError
-from pcgen.ops._checks import as_lengths, check_pair
+from pcgen.ops._checks import as_lengths, check_finite, check_pair
 from pcgen.ops.knn import knn
 
 
@@ -39,6 +39,18 @@ def _reduce_points(d, mask, w, how):
     raise ConfigError(f"point_reduction must be 'mean', 'sum', 'max' or None, got {how!r}")
 
 
+def _weights(name: str, w, shape: tuple, like: torch.Tensor) -> torch.Tensor:
+    """``w`` as ``like``'s dtype, if it is a tensor of ``shape`` holding finite weights >= 0
+    (a weighted mean of negative weights is no distance)."""
+    if not isinstance(w, torch.Tensor) or tuple(w.shape) != shape:
+        got = tuple(w.shape) if isinstance(w, torch.Tensor) else type(w).__name__
+        raise ShapeError(f"{name} must be a {shape} tensor (per cloud, or a tuple of the per-point "
+                         f"(B, N) and (B, M) weights), got {got}")
+    if not torch.compiler.is_compiling() and w.numel() and not bool(((w >= 0) & torch.isfinite(w)).all()):
+        raise ShapeError(f"{name} must be finite and non-negative")
+    return w.to(device=like.device, dtype=like.dtype)
+
+
 def chamfer(x: torch.Tensor, y: torch.Tensor, x_lengths=None, y_lengths=None, weights=None,
             squared: bool = True, single_directional: bool = False,
             point_reduction: Literal["mean", "sum", "max"] | None = "mean",
@@ -53,8 +65,8 @@ def chamfer(x: torch.Tensor, y: torch.Tensor, x_lengths=None, y_lengths=None, we
         y: (B, M, D).
         x_lengths, y_lengths: (B,) valid points per cloud (default: all).
         weights: None; a (B,) tensor of per-cloud weights (as pytorch3d: the batch mean divides by
-            their sum); or a pair ``(x_weights (B, N), y_weights (B, M))`` of per-point weights
-            (the point mean becomes a weighted mean).
+            their sum); or a tuple ``(x_weights (B, N), y_weights (B, M) or None)`` of per-point
+            weights (the point mean becomes a weighted mean). Finite and >= 0.
         squared: squared distances (default) or plain Euclidean ones.
         single_directional: only the x -> y term.
         point_reduction: "mean", "sum", "max" or None (per-point terms returned as a tuple
@@ -74,21 +86,14 @@ def chamfer(x: torch.Tensor, y: torch.Tensor, x_lengths=None, y_lengths=None, we
         raise ConfigError("point_reduction=None needs batch_reduction=None")
     B, N, _ = x.shape
     M = y.shape[1]
+    check_finite("x", x)  # a NaN point made the loss NaN, inf or silently dropped, by cloud size
+    check_finite("y", y)
     cloud_w = wx = wy = None
-    if isinstance(weights, (tuple, list)):
-        wx, wy = weights
-        if wx.shape != (B, N) or (wy is not None and wy.shape != (B, M)):
-            raise ShapeError("per-point weights must be (B, N) and (B, M)")
-        if not torch.compiler.is_compiling() and any(bool((w < 0).any()) for w in (wx, wy) if w is not None):
-            raise ShapeError("per-point weights must be non-negative")  # a weighted mean of them is no distance
-        wx, wy = wx.to(x.dtype), None if wy is None else wy.to(x.dtype)
+    if isinstance(weights, tuple) and len(weights) == 2:
+        wx = _weights("per-point weights of x", weights[0], (B, N), x)
+        wy = None if weights[1] is None else _weights("per-point weights of y", weights[1], (B, M), x)
     elif weights is not None:
-        if weights.shape != (B,):
-            raise ShapeError(f"weights must be (B,) = ({B},) or a pair of per-point weights, "
-                             f"got {tuple(weights.shape)}")
-        if not torch.compiler.is_compiling() and bool((weights < 0).any()):
-            raise ShapeError("weights must be non-negative")
-        cloud_w = weights.to(x.dtype)
+        cloud_w = _weights("weights", weights, (B,), x)
 
     def one_side(a, b, al, bl, w):
         d, idx = knn(a, b, 1, al, bl)

@@ -33,6 +33,8 @@ def gather_points(points: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     """
     B, N, K = idx.shape
     C = points.shape[-1]
+    if points.shape[1] == 0:  # an empty cloud: every index is -1, nothing to gather from
+        return points.new_zeros(B, N, K, C)
     safe = idx.clamp_min(0).reshape(B, N * K, 1).expand(B, N * K, C)
     out = points.gather(1, safe).reshape(B, N, K, C)
     valid = idx >= 0
@@ -142,5 +144,6 @@ def farthest_point_sample_reference(points, lengths, n: int, start_idx) -> torch
         p = points[rows, cur]
         d = ((points - p[:, None, :]) ** 2).sum(-1)
         mind = torch.minimum(mind, d).masked_fill_(~valid, -1.0)
+        mind[rows, cur] = -1.0  # picked: never again, even where duplicates leave only distance 0
         cur = mind.argmax(-1)
     return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from pcgen.ops import _ext, reference
-from pcgen.ops._checks import as_lengths, check_points, whole_number
+from pcgen.ops._checks import as_lengths, check_finite, check_points, whole_number
 
 
 def farthest_point_sample(points: torch.Tensor, n: int, lengths=None, random_start: bool = False,
@@ -19,9 +19,11 @@ def farthest_point_sample(points: torch.Tensor, n: int, lengths=None, random_sta
         random_start: start from a random valid point instead of point 0.
         generator: torch generator for the random start (default: the global one).
     Returns:
-        (B, n) int64 indices into ``points``; -1 past a cloud's length when n > lengths[b].
+        (B, n) int64 indices into ``points``, distinct within a cloud (duplicate points too);
+        -1 past a cloud's length when n > lengths[b].
     """
     check_points("points", points)
+    check_finite("points", points)  # a NaN point was picked again and again
     n = whole_number("n", n, 0)
     lengths = as_lengths("lengths", lengths, points)
     B = points.shape[0]

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from pcgen.errors import ConfigError, ShapeError
-from pcgen.ops import _ext, ball_query, chamfer, farthest_point_sample, knn
+from pcgen.ops import _ext, ball_query, chamfer, farthest_point_sample, knn, knn_gather, reference
 
 _spec = importlib.util.spec_from_file_location("ops_checks", Path(__file__).with_name("checks.py"))
 checks = importlib.util.module_from_spec(_spec)
@@ -211,7 +211,7 @@ def test_bad_inputs():
         chamfer(x, x, weights=torch.ones(3))
     with pytest.raises(ShapeError, match="non-negative"):
         chamfer(x, x, weights=torch.tensor([1.0, -1.0]))
-    with pytest.raises(ShapeError, match="per-point weights must be non-negative"):  # gave -4.7e11
+    with pytest.raises(ShapeError, match="per-point weights of x must be finite and non-negative"):  # gave -4.7e11
         chamfer(x, x, weights=(-torch.ones(x.shape[:2], dtype=x.dtype), torch.ones(x.shape[:2], dtype=x.dtype)))
 
 
@@ -248,3 +248,40 @@ def test_non_finite_points_do_not_break_the_search():
     far[0, 5] = 1e6
     y[0, 5] = float("inf")
     assert torch.equal(knn(x, y, 2).idx, knn(x, far, 2).idx)
+
+
+def test_chamfer_refuses_what_it_cannot_measure():
+    """A NaN point gave a NaN, an infinite or a finite loss that left the point out, by cloud size;
+    a list or array of weights was an AttributeError, and a NaN weight passed."""
+    x = torch.rand(2, 200, 3)
+    y = torch.rand(2, 200, 3)
+    y[0, -1] = float("nan")
+    with pytest.raises(ShapeError, match="y hold NaN or infinite coordinates"):
+        chamfer(x, y, single_directional=True)
+    y[0, -1] = 0.5
+    for weights, says in (([1.0, 1.0], "weights must be a \\(2,\\) tensor .* got list"),
+                          (np.ones(2), "weights must be a \\(2,\\) tensor .* got ndarray"),
+                          (torch.tensor([float("nan"), 1.0]), "weights must be finite and non-negative"),
+                          ((torch.ones(2, 200), torch.ones(2, 7)), "per-point weights of y must be a \\(2, 200\\)")):
+        with pytest.raises(ShapeError, match=says):
+            chamfer(x, y, weights=weights)
+
+
+def test_farthest_point_sample_never_repeats_a_pick():
+    """Duplicate returns left only distance 0 and the argmax took point 0 again: [0, 5, 0, 0]."""
+    p = torch.zeros(1, 10, 3)
+    p[0, 5:, 0] = 1.0
+    assert farthest_point_sample(p, 4).tolist() == [[0, 5, 1, 2]]
+    ref = reference.farthest_point_sample_reference(p, torch.tensor([10]), 4, torch.tensor([7]))
+    assert ref.tolist() == [[7, 0, 1, 2]]
+    assert sorted(farthest_point_sample(p, 10)[0].tolist()) == list(range(10))
+    p[0, 3] = float("nan")
+    with pytest.raises(ShapeError, match="points hold NaN or infinite coordinates"):
+        farthest_point_sample(p, 4)
+
+
+def test_gather_from_an_empty_cloud_gives_zeros():
+    p1, p2 = torch.rand(1, 4, 3), torch.rand(1, 0, 3)
+    result = knn(p1, p2, 2)
+    assert result.idx.tolist() == [[[-1, -1]] * 4]
+    assert torch.equal(knn_gather(p2, result.idx), torch.zeros(1, 4, 2, 3))
