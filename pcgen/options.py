@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import numbers
 from typing import Callable
 
 from pcgen.errors import ConfigError
@@ -139,7 +140,9 @@ def check_range(key: str, value, low: float, high: float, *, open_low: bool = Fa
     if value is None and nullable:
         return value
     kind = "an integer" if integer else "a number"
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
+    # numpy scalars count too (np.int64(64) from an array is an integer); True is no number
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or (
+            integer and not isinstance(value, numbers.Integral)):
         raise ConfigError(f"{key} must be {kind}, got {value!r}")
     if not math.isfinite(value) or value > high or (value <= low if open_low else value < low):
         lo, hi = (str(int(low)), str(int(high))) if integer else (f"{low:g}", f"{high:g}")

@@ -10,6 +10,7 @@ unit cube. ``center``/``scale`` are kept in float64, so ``points * scale + cente
 from __future__ import annotations
 
 import json
+import numbers
 from pathlib import Path
 from typing import Literal, Sequence
 
@@ -85,9 +86,17 @@ class TileDataset(Dataset):
 
         check_range("num_points", num_points, 1, 10 ** 8, integer=True)
         check_range("seed", seed, 0, MAX_SEED, integer=True)
-        bad = [c for c in classes if isinstance(c, bool) or not isinstance(c, int) or not 0 <= c <= 255]
+        for key, value in (("classes", classes), ("features", features)):  # a string reads letter by letter
+            if isinstance(value, (str, bytes)):
+                raise ConfigError(f"{key} must be a list, e.g. {key}=[{value!r}], got {value!r}")
+        bad = [c for c in classes if isinstance(c, bool) or not isinstance(c, numbers.Integral) or not 0 <= c <= 255]
         if bad:
             raise ConfigError(f"classes must be ASPRS codes 0..255, got {bad[0]!r}")
+        twice = sorted({int(c) for c in classes if list(classes).count(c) > 1})
+        if twice:  # a second one-hot channel for a code would always read 0
+            raise ConfigError(f"classes repeats {twice}: give each code once")
+        if augment is not None and not callable(augment):
+            raise ConfigError(f"augment must be callable (points, rng) -> points, e.g. an Augment, got {augment!r}")
         if sampling not in ("fps", "random"):
             raise ConfigError(f"sampling must be 'fps' or 'random', got {sampling!r}")
         try:
@@ -145,6 +154,8 @@ class TileDataset(Dataset):
         return pool[idx]
 
     def __getitem__(self, index: int) -> dict:
+        if isinstance(index, bool) or not isinstance(index, numbers.Integral):  # 0.7 read tile 0
+            raise TypeError(f"tile index must be an integer, got {index!r}")
         if not -len(self) <= index < len(self):
             raise IndexError(f"tile {index} of a dataset of {len(self)}")
         index = int(index) % len(self)  # d[-1] is the last tile, as for a list

@@ -133,10 +133,21 @@ def test_bad_arguments(tmp_path, tile_dir):
     ({"seed": -1}, "seed must be >= 0 and <= 4294967295, got -1"),
     ({"classes": (2, 300)}, "classes must be ASPRS codes 0..255, got 300"),
     ({"classes": (-1,)}, "classes must be ASPRS codes 0..255, got -1"),
+    ({"classes": (2, 2)}, "classes repeats [2]: give each code once"),
+    ({"features": "intensity"}, "features must be a list, e.g. features=['intensity'], got 'intensity'"),
+    ({"augment": "yes"}, "augment must be callable (points, rng) -> points"),
 ])
 def test_dataset_settings_are_checked_where_they_enter(tile_dir, kwargs, says):
-    with pytest.raises(ConfigError, match=says.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
+    with pytest.raises(ConfigError, match=says.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")
+                       .replace("[", r"\[").replace("]", r"\]")):
         TileDataset(tile_dir, **kwargs)
+
+
+def test_numpy_numbers_are_numbers_and_an_index_is_whole(tile_dir):
+    ds = TileDataset(tile_dir, num_points=np.int64(16), classes=np.array([2, 5]), features=("classification",))
+    assert ds[0]["points"].shape == (16, 3) and ds.feature_dim == 3
+    with pytest.raises(TypeError, match="tile index must be an integer, got 0.7"):
+        ds[0.7]
 
 
 @pytest.mark.parametrize("kwargs, says", [
