@@ -55,7 +55,7 @@ def check_resolution(resolution) -> float:
     except (TypeError, ValueError):
         raise ConfigError(f"resolution must be a number, got {resolution!r}") from None
     if not (math.isfinite(value) and value > 0):
-        raise ConfigError(f"resolution must be > 0, got {resolution!r}")
+        raise ConfigError(f"resolution must be a finite number > 0, got {resolution!r}")
     if value < MIN_RESOLUTION:  # 1e-309: the octree depth it asks for overflowed
         raise ConfigError(f"resolution must be >= {MIN_RESOLUTION:g} (CRS units), got {resolution!r}")
     return value

@@ -173,7 +173,7 @@ def test_errors(copc, tmp_path):
         pio.read(path, bounds=(0, 0, 1, 1))
     with pytest.raises(ConfigError, match="bounds must be"):
         pio.read(path, bounds=(0, 1, 2))
-    with pytest.raises(ConfigError, match="resolution must be > 0"):
+    with pytest.raises(ConfigError, match="resolution must be a finite number > 0"):
         pio.read(path, resolution=0)
     plain = datadir.data_dir() / "training" / SOURCE
     with pytest.raises(ConfigError, match="needs an octree"):

@@ -242,7 +242,7 @@ def test_bounds_that_miss_the_data():
         pio.read(EPT, bounds=(0, 0, 10, 10))
     with pytest.raises(ConfigError, match="bounds must be"):
         pio.read(EPT, bounds=(0, 0, 10))
-    with pytest.raises(ConfigError, match="resolution must be > 0"):
+    with pytest.raises(ConfigError, match="resolution must be a finite number > 0"):
         pio.read(EPT, resolution=-1)
     with pytest.raises(ConfigError, match="resolution must be a number, got True"):
         pio.read(EPT, resolution=True)
