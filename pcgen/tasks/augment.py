@@ -164,7 +164,7 @@ def reimagine(cloud, generator, gap_fraction: float, rng: np.random.Generator, f
     """
     from shapely.geometry import box
 
-    from pcgen.tasks.fill import FillConfig, fill_cloud, mask_gaps
+    from pcgen.tasks.fill import FillConfig, OutputConfig, fill_cloud, mask_gaps
 
     if not 0 < gap_fraction < 1:
         raise ConfigError(f"gap fraction must be in (0, 1), got {gap_fraction}")
@@ -185,7 +185,9 @@ def reimagine(cloud, generator, gap_fraction: float, rng: np.random.Generator, f
     if len(kept) < MIN_TILE_POINTS or not np.ptp(kept.xyz[:, :2], axis=0).all():
         raise InputError(f"{len(kept)} of its points lie outside the re-imagined box, not spread over "
                          "an area: nothing around the box to fill it from", source)
-    cfg = fill_config or FillConfig(seed=int(rng.integers(2**31 - 1)))
+    # labels travel with the generated points (the point each was made from), not read off their
+    # neighbours afterwards as pcgen fill's attributes are: a synthetic tile's labels are the model's
+    cfg = fill_config or FillConfig(seed=int(rng.integers(2**31 - 1)), output=OutputConfig(attributes="source"))
     try:
         return fill_cloud(kept, mask_gaps(kept, [box(*(c - half), *(c + half))]), generator, cfg)
     except InputError as exc:  # a problem of this tile's points: name the tile

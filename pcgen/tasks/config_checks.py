@@ -58,7 +58,7 @@ def check_fill_config(cfg):
     for key, value in _numbers(cfg):
         if not math.isfinite(value):
             raise ConfigError(f"{key} must be a finite number, got {value!r}")
-    from pcgen.tasks.fill import COMBINE
+    from pcgen.tasks.fill import ATTRIBUTE_DONORS, COMBINE
 
     for key, (low, open_low, high, nullable) in _RULES.items():
         check_range(key, _get(cfg, key), low, high, open_low=open_low, nullable=nullable)
@@ -79,6 +79,9 @@ def check_fill_config(cfg):
     if cfg.output.generated_dim == cfg.output.uncertainty_dim:
         raise ConfigError(f"output.generated_dim and output.uncertainty_dim are both "
                           f"{cfg.output.generated_dim!r}; they name two dimensions")
+    if cfg.output.attributes not in ATTRIBUTE_DONORS:
+        raise ConfigError(f"output.attributes must be one of {', '.join(ATTRIBUTE_DONORS)}, "
+                          f"got {cfg.output.attributes!r}")
     code = cfg.output.class_code
     if code is not None and (isinstance(code, bool) or not isinstance(code, int) or not 0 <= code <= 255):
         raise ConfigError(f"output.class_code must be 0..255, got {code!r}")

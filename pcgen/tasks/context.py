@@ -87,6 +87,15 @@ def gap_window(polygon: Polygon, config: ContextConfig) -> Polygon:
     return box(cx - half, cy - half, cx + half, cy + half)
 
 
+def window_index(xyz: np.ndarray, window: Polygon, cloud: SortedCloud | None = None) -> np.ndarray:
+    """Sorted indices of the points of ``xyz`` inside ``window``'s bounds (``cloud``: ``xyz`` as a
+    :class:`SortedCloud`, for many windows of one large file)."""
+    xmin, ymin, xmax, ymax = window.bounds
+    if cloud is None:
+        return np.nonzero((xyz[:, 0] >= xmin) & (xyz[:, 0] <= xmax) & (xyz[:, 1] >= ymin) & (xyz[:, 1] <= ymax))[0]
+    return np.sort(cloud.order[cloud.window(xmin, ymin, xmax, ymax)])
+
+
 def build_context(xyz: np.ndarray, polygon: Polygon, config: ContextConfig | None = None,
                   attributes: dict | None = None, footprint: Polygon | None = None,
                   rng: np.random.Generator | None = None, gap_id: int | str = "",
@@ -110,11 +119,7 @@ def build_context(xyz: np.ndarray, polygon: Polygon, config: ContextConfig | Non
     """
     cfg = config or ContextConfig()
     window = gap_window(polygon, cfg)
-    xmin, ymin, xmax, ymax = window.bounds
-    if cloud is None:
-        near = np.nonzero((xyz[:, 0] >= xmin) & (xyz[:, 0] <= xmax) & (xyz[:, 1] >= ymin) & (xyz[:, 1] <= ymax))[0]
-    else:
-        near = np.sort(cloud.order[cloud.window(xmin, ymin, xmax, ymax)])
+    near = window_index(xyz, window, cloud)
     outside_gap = ~shapely.contains_xy(polygon, xyz[near, 0], xyz[near, 1])
     index = near[outside_gap]
     if len(index) < cfg.min_points:

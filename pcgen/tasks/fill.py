@@ -5,7 +5,8 @@ box: the shipped model (:class:`pcgen.tasks.generators.ModelGenerator`) or a bas
 (:mod:`pcgen.tasks.baselines`). New points get the ASPRS ``synthetic`` flag and an extra-bytes
 dimension (``generated`` by default: 1 new, 0 original; laspy already names the standard flag
 bit ``synthetic``, so an extra-bytes ``synthetic`` would be unreadable by name), their other
-attributes from the nearest original point, and with K > 1 samples an ``uncertainty``
+attributes from one original point the originals around them pick (:mod:`pcgen.tasks.donors`;
+``output.attributes``), and with K > 1 samples an ``uncertainty``
 dimension: the mean distance from each point to the nearest point of the K - 1 other draws.
 """
 
@@ -22,13 +23,14 @@ from scipy.spatial import cKDTree
 from shapely.geometry import Polygon
 
 from pcgen.errors import ConfigError, InputError, OutputError
-from pcgen.tasks.context import ContextConfig, GapContext, SortedCloud, build_context, draw_in_gap
+from pcgen.tasks.context import ContextConfig, GapContext, SortedCloud, build_context, draw_in_gap, window_index
 from pcgen.tasks.gaps import Gap, GapConfig, detect_gaps, tile_footprint
 
 
 @dataclass
 class OutputConfig:
-    class_code: int | None = None        # ASPRS class of new points; None: nearest original's
+    class_code: int | None = None        # ASPRS class of new points; None: the donor's (``attributes``)
+    attributes: str = "neighbours"       # donor of a new point's attributes: ATTRIBUTE_DONORS
     generated_dim: str = "generated"      # extra bytes: 1 new, 0 original
     uncertainty_dim: str = "uncertainty"  # extra bytes (K > 1): metres between draws
     set_synthetic_flag: bool = True       # the LAS standard 'synthetic' classification bit
@@ -248,7 +250,10 @@ def _fill_gap(xyz, cloud, i: int, gap: Gap, generator, attributes, cfg: FillConf
     src, unc = np.zeros(0, np.int64), np.zeros(0, np.float32)
     if len(pts):
         unc = draw_spread([pts] + [d[0] for j, d in enumerate(draws) if j != k])
-        src = ctx.index[made_from] if made_from is not None else _nearest_source(ctx, pts)
+        if cfg.output.attributes == "neighbours":
+            src = _neighbour_donors(xyz, cloud, ctx, attributes, pts)
+        else:
+            src = ctx.index[made_from] if made_from is not None else _nearest_source(ctx, pts)
     return pts, src, unc, GapResult(id=gap.id, area=round(gap.area, 3), density=round(ctx.density, 4),
                                     n_context=len(ctx.index), n_target=ctx.n_target, n_generated=len(pts))
 
@@ -296,6 +301,24 @@ def _fill_batch(job) -> list:
     xyz, attrs, cloud = _POINTS[folder]
     generator = make_generator(spec)
     return [_fill_gap(xyz, cloud, i, gap, generator, attrs, cfg, footprint) for i, gap in batch]
+
+
+ATTRIBUTE_DONORS = ("neighbours", "source")  # output.attributes: see OutputConfig and docs/tasks.md
+
+
+def _neighbour_donors(xyz, cloud, ctx: GapContext, attributes, pts: np.ndarray) -> np.ndarray:
+    """Index (into the tile) of the original that lends each new point its attributes: every
+    original point of the gap's window votes (:func:`pcgen.tasks.donors.attribute_donors`), not
+    only the thinned subset the generator read; heights are taken above the gap frame's ground."""
+    from pcgen.tasks.donors import attribute_donors
+    from pcgen.tasks.frame import GroundSurface, ground_points
+
+    near = window_index(xyz, ctx.window, cloud)
+    cls = (attributes or {}).get("classification")
+    ground = GroundSurface.of(ground_points(ctx.xyz, ctx.attributes.get("classification")))
+    donors = attribute_donors(np.asarray(xyz[near], dtype=np.float64),
+                              None if cls is None else np.asarray(cls)[near], ground, pts)
+    return near[donors]
 
 
 def _nearest_source(ctx: GapContext, pts: np.ndarray) -> np.ndarray:

@@ -33,7 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the copy the model starts from in every gap (default auto: canopy in "
                              "gaps up to 7.5 m wide, where it is closer, else the trained one)")
     parser.add_argument("--class-code", type=int, default=None,
-                        help="ASPRS class of new points (default: copied from the nearest original)")
+                        help="ASPRS class of new points (default: the class most common among the 15 "
+                             "originals nearest each one, heights above ground)")
     parser.add_argument("--exclude-classes", default=None,
                         help="comma-separated classes never called gaps (default from config: 9, water)")
     parser.add_argument("--gaps", default=None, metavar="GEOJSON",

@@ -1,4 +1,6 @@
-"""Generated points carry the attributes (class, returns) of the real point they were copied from."""
+"""Generated points carry the attributes (class, returns) of a real point: by default the original
+their neighbours pick (pcgen.tasks.donors), with ``output.attributes=source`` the one they were
+copied from."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from shapely.geometry import box
 import pcgen.io as pio
 from pcgen.tasks.baselines import HybridFill, MirrorFill
 from pcgen.tasks.context import build_context, draw_in_gap
-from pcgen.tasks.fill import FillConfig, fill_cloud, mask_gaps
+from pcgen.tasks.fill import FillConfig, OutputConfig, fill_cloud, mask_gaps
 
 
 @pytest.fixture()
@@ -42,7 +44,8 @@ def test_mirror_points_say_which_point_they_reflect(tagged_tile):
 
 def test_filled_points_take_the_attributes_of_their_source(tagged_tile):
     cloud, hole = tagged_tile
-    result = fill_cloud(cloud, mask_gaps(cloud, [box(*hole.bounds)]), MirrorFill(), FillConfig(seed=3))
+    result = fill_cloud(cloud, mask_gaps(cloud, [box(*hole.bounds)]), MirrorFill(),
+                        FillConfig(seed=3, output=OutputConfig(attributes="source")))
     n = result.n_original
     new = result.cloud.select(np.arange(n, len(result.cloud)))
     tag = np.asarray(new.attributes["intensity"]).astype(np.int64)
@@ -53,6 +56,33 @@ def test_filled_points_take_the_attributes_of_their_source(tagged_tile):
     from scipy.spatial import cKDTree
     _, nn = cKDTree(nearest.xyz).query(new.xyz)
     assert np.mean(nn != tag) > 0.5  # provenance, not nearest-neighbour imputation
+
+
+def test_neighbours_lend_attributes_that_match_the_truth_more_often(tagged_tile, topo):
+    """The hole's true points are known (the uncut Topography crop). Each new point's class is
+    compared with the class of the true point nearest to it. The hybrid copy's points carry the
+    class of the point they were copied from on 86% of them (365 true points). The default donors,
+    read off the originals around where each point lands, agree on 89%. The intensity tag shows every new
+    point takes its attributes from a single original."""
+    from scipy.spatial import cKDTree
+
+    cloud, hole = tagged_tile
+    xy = topo.xyz[:, :2]
+    xmin, ymin, xmax, ymax = hole.bounds
+    inside = (xy[:, 0] >= xmin) & (xy[:, 0] <= xmax) & (xy[:, 1] >= ymin) & (xy[:, 1] <= ymax)
+    inside &= ~np.isin(np.round(topo.xyz[:, 0], 2) + 1j * np.round(topo.xyz[:, 1], 2),
+                       np.round(cloud.xyz[:, 0], 2) + 1j * np.round(cloud.xyz[:, 1], 2))
+    truth, truth_cls = topo.xyz[inside], np.asarray(topo.attributes["classification"])[inside]
+    share = {}
+    for mode in ("source", "neighbours"):
+        result = fill_cloud(cloud, mask_gaps(cloud, [box(*hole.bounds)]), HybridFill(),
+                            FillConfig(seed=3, output=OutputConfig(attributes=mode)))
+        new = result.cloud.select(np.arange(result.n_original, len(result.cloud)))
+        cls = np.asarray(new.attributes["classification"])
+        tag = np.asarray(new.attributes["intensity"]).astype(np.int64)
+        np.testing.assert_array_equal(cls, np.asarray(cloud.attributes["classification"])[tag])
+        share[mode] = float(np.mean(cls == truth_cls[cKDTree(truth).query(new.xyz)[1]]))
+    assert round(share["source"], 2) == 0.86 and round(share["neighbours"], 2) == 0.89
 
 
 def test_hybrid_ground_copies_stay_on_the_ground(holed_tile, topo):
@@ -107,3 +137,44 @@ def test_copied_roofs_do_not_stand_over_copied_ground():
     made = ctx.attributes["classification"][src]
     assert (made == 6).sum() > 10 and (made == 2).sum() > 10
     assert not under_roofs(pts, made).any()
+
+
+def test_donors_vote_by_height_above_the_ground_and_lend_the_nearest_of_the_winning_class():
+    from pcgen.tasks.donors import attribute_donors
+
+    rng = np.random.default_rng(0)
+    xy = rng.uniform(0, 20, (400, 2))
+    slope = lambda p: 0.3 * p[:, 0]  # a 30% slope: heights are read above it, not as z
+    ground = np.c_[xy[:200], slope(xy[:200])]
+    crowns = np.c_[xy[200:], slope(xy[200:]) + 10.0]
+    xyz = np.r_[ground, crowns]
+    cls = np.r_[np.full(200, 2), np.full(200, 5)]
+    new_xy = np.array([[5.0, 5.0], [15.0, 12.0]])
+    low = np.c_[new_xy, slope(new_xy) + 0.4]   # just over the ground: lent by a ground return
+    high = np.c_[new_xy, slope(new_xy) + 8.5]  # in the crowns
+    pts = np.r_[low, high]
+    donors = attribute_donors(xyz, cls, slope, pts)
+    np.testing.assert_array_equal(cls[donors], [2, 2, 5, 5])
+    # the donor is the nearest voter of the winning class, distances across halved
+    frame = lambda p: np.c_[p[:, :2] * 0.5, p[:, 2] - slope(p)]
+    for p, d in zip(pts, donors):
+        same = np.flatnonzero(cls == cls[d])
+        assert d == same[np.argmin(np.linalg.norm(frame(xyz[same]) - frame(p[None]), axis=1))]
+    # one isolated vegetation return beside the new ground-level point is outvoted by the ground
+    lone = np.r_[xyz, [[5.1, 5.0, slope(np.array([[5.1]]))[0] + 0.45]]]
+    lone_cls = np.r_[cls, 5]
+    assert lone_cls[attribute_donors(lone, lone_cls, slope, low[:1])][0] == 2
+    # without a classification the nearest original lends
+    nearest = attribute_donors(xyz, None, slope, pts)
+    np.testing.assert_array_equal(nearest, [np.argmin(np.linalg.norm(frame(xyz) - frame(p[None]), axis=1)) for p in pts])
+    assert attribute_donors(xyz, cls, slope, np.zeros((0, 3))).shape == (0,)
+
+
+def test_a_fill_config_names_a_known_donor():
+    from pcgen.errors import ConfigError
+    from pcgen.tasks.fill import load_fill_config
+
+    assert load_fill_config().output.attributes == "neighbours"
+    with pytest.raises(ConfigError, match="output.attributes must be one of neighbours, source, got 'nearest'"):
+        fill_cloud(pio.PointCloud(np.zeros((3, 3))), [], MirrorFill(),
+                   FillConfig(output=OutputConfig(attributes="nearest")))
