@@ -86,6 +86,8 @@ def test_bad_header_fields(tmp_path, capsys, at, values, says):
      "argument --ldm-steps: must be <= 10000000"),
     (["eval-fill", "{las}", "--out", "{out}/e", "--set", "seed=5"], "--set seed=5: eval-fill does not use seed"),
     (["eval-fill", "{las}", "--out", "{out}/e", "--set", "output.class_code=3"], "does not use output.class_code"),
+    (["eval-fill", "{las}", "--out", "{out}/e", "--set", "output.attributes=nearest"],
+     "output.attributes must be one of neighbours, source, got 'nearest'"),
     (["eval-fill", "{metres}", "{feet}", "--out", "{out}/e"], "4_6_crop.las: its CRS is in US ft, that of"),
     (["tile", "{las}", "{out}/t", "--max-memory", "nan"], "argument --max-memory: must be a finite number"),
     (["tile", "{las}", "{out}/t", "--dask", "notanaddress"], "argument --dask: not a Dask scheduler"),

@@ -141,11 +141,6 @@ def build_context(xyz: np.ndarray, polygon: Polygon, config: ContextConfig | Non
                       attributes=attrs, window=window, n_target=n_target, density=density)
 
 
-def generate_in_gap(generator, ctx: GapContext, rng: np.random.Generator, max_tries: int = 4) -> np.ndarray:
-    """The points of :func:`draw_in_gap` without their sources."""
-    return draw_in_gap(generator, ctx, rng, max_tries)[0]
-
-
 MIN_HIT_RATE = 0.01  # asks at most 100x the shortfall (a 1 x 100 m diagonal strip)
 
 

@@ -13,6 +13,9 @@ Every generator (the model and the baselines) fills the same cuts with the same 
   points; in a file without a ground class, from the lowest returns the gap frame keeps,
   :func:`pcgen.tasks.frame.filtered_lowest`) p50 / p95, and points per m², each as absolute
   error against the truth;
+* in a classified file, the share of new points whose class (from the original that lends it,
+  ``output.attributes``: :func:`pcgen.tasks.fill.attribute_sources`, as ``pcgen fill`` writes it)
+  is the class of the true point nearest to them;
 * with K > 1 draws, the Spearman correlation, pooled over every cut, between a point's
   uncertainty (its mean distance to the other draws, as ``pcgen fill --samples K`` writes it)
   and its distance to the nearest true point.
@@ -33,8 +36,8 @@ from scipy.spatial import cKDTree
 from shapely.geometry import box as shapely_box
 
 from pcgen.errors import InputError
-from pcgen.tasks.context import build_context, generate_in_gap
-from pcgen.tasks.fill import FillConfig, combine_draws, draw_spread
+from pcgen.tasks.context import build_context, draw_in_gap
+from pcgen.tasks.fill import FillConfig, attribute_sources, combine_draws, draw_spread
 from pcgen.tasks.frame import GroundSurface, filtered_lowest
 from pcgen.tasks.gaps import MIN_TILE_POINTS, tile_footprint
 
@@ -198,10 +201,14 @@ def evaluate_fill(tiles: Sequence[tuple[str, np.ndarray, dict]], generators: dic
             skipped.append(exc.message)
             continue
         ground = _ground_near(left, attributes.get("classification"), cut.polygon, config)
+        cls = attributes.get("classification")
+        truth_tree = cKDTree(removed)
+        true_cls = None if cls is None else np.asarray(cut.tile_attributes["classification"])[cut.inside]
         fills = {}
         for name, gen in generators.items():
             grng = np.random.default_rng([config.seed, i, 7])  # same stream for every method
-            draws = [generate_in_gap(gen, ctx, grng) for _ in range(max(config.samples, 1))]
+            traced = [draw_in_gap(gen, ctx, grng) for _ in range(max(config.samples, 1))]
+            draws = [d[0] for d in traced]
             pts, k = combine_draws(draws, fcfg.combine, cut.polygon)  # as pcgen fill --samples K writes it
             draws = [pts] + draws[:k] + draws[k + 1:]
             fills[name] = pts
@@ -210,9 +217,12 @@ def evaluate_fill(tiles: Sequence[tuple[str, np.ndarray, dict]], generators: dic
                    "area": float(cut.polygon.area), "density_around": ctx.density}
             row.update(fill_metrics(pts, removed, cut.polygon.area, ground, config.tau,
                                     config.emd_points, np.random.default_rng([config.seed, i, 11])))
+            if cls is not None and len(pts):
+                lent = attribute_sources(fcfg, left, None, ctx, attributes, pts, traced[k][1])
+                row["same_class"] = float(np.mean(cls[lent] == true_cls[truth_tree.query(pts, k=1)[1]]))
             if len(draws) > 1 and len(pts):
                 row["_uncertainty"] = draw_spread(draws)
-                row["_error"] = cKDTree(removed).query(pts, k=1)[0]
+                row["_error"] = truth_tree.query(pts, k=1)[0]
             rows.append(row)
         if len(examples) < keep:
             examples.append({"cut": cut, "context": ctx, "fills": fills})
@@ -236,7 +246,7 @@ def summarize(rows: list[dict], tau: Sequence[float]) -> dict:
     K > 1 draws the pooled uncertainty–error Spearman correlation."""
     from scipy.stats import spearmanr
 
-    keys = ["chamfer", "emd"] + [f"fscore@{t:g}" for t in tau] + ["p50_err", "p95_err", "density_err"]
+    keys = ["chamfer", "emd"] + [f"fscore@{t:g}" for t in tau] + ["p50_err", "p95_err", "density_err", "same_class"]
     out: dict = {}
     for method in dict.fromkeys(r["method"] for r in rows):
         mine = [r for r in rows if r["method"] == method]
@@ -320,6 +330,8 @@ def markdown_table(summary: dict, tau: Sequence[float], unit: str = "m") -> str:
     cols = [("chamfer", f"Chamfer {u} ↓"), ("emd", f"EMD {u} ↓")] + \
         [(f"fscore@{t:g}", f"F@{t:g}{_tight(u)} ↑") for t in tau] + \
         [("p50_err", rf"\|Δp50\| {u} ↓"), ("p95_err", rf"\|Δp95\| {u} ↓"), ("density_err", rf"\|Δdensity\| /{u}² ↓")]
+    if any(np.isfinite(v.get("same_class", np.nan)) for v in summary.values()):
+        cols.append(("same_class", "same class ↑"))
     lines = ["| method | cuts | " + " | ".join(c[1] for c in cols) + " |",
              "|---|---:|" + "---:|" * len(cols)]
     spear = any("uncertainty_spearman" in v for v in summary.values())
@@ -327,7 +339,7 @@ def markdown_table(summary: dict, tau: Sequence[float], unit: str = "m") -> str:
         lines[0] += " uncertainty–error ρ ↑ |"
         lines[1] += "---:|"
     for method, vals in summary.items():
-        cells = " | ".join(f"{vals[k]:.3f}" for k, _ in cols)
+        cells = " | ".join(f"{vals[k]:.3f}" if np.isfinite(vals[k]) else "–" for k, _ in cols)
         if spear:
             cells += f" | {vals.get('uncertainty_spearman', float('nan')):.3f}"
         lines.append(f"| {method} | {vals['cuts']} | " + cells + " |")

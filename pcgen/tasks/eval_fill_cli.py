@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
                  overwrite_hint="--overwrite")
     for item in args.set:  # fill settings an evaluation never reads: accepted, they changed nothing
         key = item.split("=", 1)[0].lstrip("+~")
-        if key == "seed" or key.startswith("output."):
+        if key == "seed" or (key.startswith("output.") and key != "output.attributes"):  # it scores the class
             raise ConfigError(f"--set {item}: eval-fill does not use {key}"
                               + (" (its cuts and draws follow --seed)" if key == "seed" else
                                  " (it writes no filled file)"))

@@ -250,10 +250,7 @@ def _fill_gap(xyz, cloud, i: int, gap: Gap, generator, attributes, cfg: FillConf
     src, unc = np.zeros(0, np.int64), np.zeros(0, np.float32)
     if len(pts):
         unc = draw_spread([pts] + [d[0] for j, d in enumerate(draws) if j != k])
-        if cfg.output.attributes == "neighbours":
-            src = _neighbour_donors(xyz, cloud, ctx, attributes, pts)
-        else:
-            src = ctx.index[made_from] if made_from is not None else _nearest_source(ctx, pts)
+        src = attribute_sources(cfg, xyz, cloud, ctx, attributes, pts, made_from)
     return pts, src, unc, GapResult(id=gap.id, area=round(gap.area, 3), density=round(ctx.density, 4),
                                     n_context=len(ctx.index), n_target=ctx.n_target, n_generated=len(pts))
 
@@ -304,6 +301,17 @@ def _fill_batch(job) -> list:
 
 
 ATTRIBUTE_DONORS = ("neighbours", "source")  # output.attributes: see OutputConfig and docs/tasks.md
+
+
+def attribute_sources(cfg: FillConfig, xyz, cloud, ctx: GapContext, attributes, pts: np.ndarray,
+                      made_from) -> np.ndarray:
+    """(P,) index (into the tile) of the original that lends each of ``pts`` its attributes, by
+    ``cfg.output.attributes``: the originals around it pick (``neighbours``), or the point it was
+    made from (``source``: ``made_from`` indexes the context; the nearest original for
+    generators that say nothing)."""
+    if cfg.output.attributes == "neighbours":
+        return _neighbour_donors(xyz, cloud, ctx, attributes, pts)
+    return ctx.index[made_from] if made_from is not None else _nearest_source(ctx, pts)
 
 
 def _neighbour_donors(xyz, cloud, ctx: GapContext, attributes, pts: np.ndarray) -> np.ndarray:

@@ -198,3 +198,28 @@ def test_heights_in_a_file_without_a_ground_class_are_above_its_filtered_ground(
     classed = _ground_near(xyz, cls, box(15, 25, 25, 35), cfg)
     near = np.abs(xyz[:n_ground, :2] - [20, 30]).max(1) < 30
     np.testing.assert_array_equal(classed, xyz[:n_ground][near])  # class 2, as before
+
+
+def test_the_class_a_fill_writes_is_scored_against_the_nearest_true_point(topo):
+    """Four 10 m cuts of Topography.laz filled by the hybrid copy: the class each new point gets
+    (as pcgen fill writes it) matches the nearest removed point's class on 80.0% of points per cut
+    when the copied point lends it and 84.9% when the originals around it pick the donor.
+    A file without classes gets no class column."""
+    import numpy as np
+
+    from pcgen.tasks.baselines import HybridFill
+    from pcgen.tasks.eval_fill import EvalConfig, evaluate_fill, markdown_table
+    from pcgen.tasks.fill import FillConfig, OutputConfig
+
+    tiles = [("Topography.laz", topo.xyz, {"classification": np.asarray(topo.attributes["classification"])})]
+    cfg = EvalConfig(cuts_per_tile=4, gap_size=10.0, seed=1)
+    mean = {}
+    for mode in ("source", "neighbours"):
+        rows, _, _ = evaluate_fill(tiles, {"hybrid": HybridFill()}, cfg, FillConfig(output=OutputConfig(attributes=mode)))
+        assert len(rows) == 4 and all(0 <= r["same_class"] <= 1 for r in rows)
+        mean[mode] = summarize(rows, cfg.tau)["hybrid"]["same_class"]
+        assert "same class ↑" in markdown_table(summarize(rows, cfg.tau), cfg.tau)
+    assert (round(mean["source"], 3), round(mean["neighbours"], 3)) == (0.8, 0.849)
+    bare = [("bare.laz", topo.xyz, {})]
+    rows, _, _ = evaluate_fill(bare, {"hybrid": HybridFill()}, EvalConfig(cuts_per_tile=1, gap_size=10.0, seed=1))
+    assert "same_class" not in rows[0] and "same class" not in markdown_table(summarize(rows, cfg.tau), cfg.tau)
