@@ -11,6 +11,9 @@ import math
 from pcgen.errors import ConfigError
 from pcgen.options import MAX_SEED, check_range
 
+COMBINE = ("consensus", "medoid")            # combine: how K > 1 draws become the written fill
+ATTRIBUTE_DONORS = ("neighbours", "source")  # output.attributes: who lends a new point its attributes
+
 # dotted key -> (lowest, low bound open?, highest, may be None)
 _RULES: dict[str, tuple[float, bool, float, bool]] = {
     "gaps.cell_size": (0.0, True, 1e9, True),
@@ -58,8 +61,6 @@ def check_fill_config(cfg):
     for key, value in _numbers(cfg):
         if not math.isfinite(value):
             raise ConfigError(f"{key} must be a finite number, got {value!r}")
-    from pcgen.tasks.fill import ATTRIBUTE_DONORS, COMBINE
-
     for key, (low, open_low, high, nullable) in _RULES.items():
         check_range(key, _get(cfg, key), low, high, open_low=open_low, nullable=nullable)
     if cfg.context.max_points < cfg.context.min_points:

@@ -23,6 +23,7 @@ from scipy.spatial import cKDTree
 from shapely.geometry import Polygon
 
 from pcgen.errors import ConfigError, InputError, OutputError
+from pcgen.tasks.config_checks import COMBINE, check_fill_config
 from pcgen.tasks.context import ContextConfig, GapContext, SortedCloud, build_context, draw_in_gap, window_index
 from pcgen.tasks.gaps import Gap, GapConfig, detect_gaps, tile_footprint
 
@@ -30,7 +31,7 @@ from pcgen.tasks.gaps import Gap, GapConfig, detect_gaps, tile_footprint
 @dataclass
 class OutputConfig:
     class_code: int | None = None        # ASPRS class of new points; None: the donor's (``attributes``)
-    attributes: str = "neighbours"       # donor of a new point's attributes: ATTRIBUTE_DONORS
+    attributes: str = "neighbours"       # who lends a new point its attributes: config_checks.ATTRIBUTE_DONORS
     generated_dim: str = "generated"      # extra bytes: 1 new, 0 original
     uncertainty_dim: str = "uncertainty"  # extra bytes (K > 1): metres between draws
     set_synthetic_flag: bool = True       # the LAS standard 'synthetic' classification bit
@@ -135,7 +136,6 @@ def representative(draws: list[np.ndarray]) -> int:
     return int(np.argmin((cost + cost.T).sum(1)))
 
 
-COMBINE = ("consensus", "medoid")
 
 
 def consensus(draws: list[np.ndarray], first: int, rounds: int = 3) -> np.ndarray:
@@ -213,7 +213,6 @@ def fill_points(xyz: np.ndarray, gaps: Sequence[Gap], generator, *, attributes: 
     """
     from tqdm.auto import tqdm
 
-    from pcgen.tasks.config_checks import check_fill_config
 
     cfg = config or FillConfig()
     check_samples(cfg.samples)
@@ -300,9 +299,6 @@ def _fill_batch(job) -> list:
     return [_fill_gap(xyz, cloud, i, gap, generator, attrs, cfg, footprint) for i, gap in batch]
 
 
-ATTRIBUTE_DONORS = ("neighbours", "source")  # output.attributes: see OutputConfig and docs/tasks.md
-
-
 def attribute_sources(cfg: FillConfig, xyz, cloud, ctx: GapContext, attributes, pts: np.ndarray,
                       made_from) -> np.ndarray:
     """(P,) index (into the tile) of the original that lends each of ``pts`` its attributes, by
@@ -351,7 +347,6 @@ def fill_cloud(cloud, gaps: Sequence[Gap], generator, config: FillConfig | None 
         ``generated`` (and with K > 1 ``uncertainty``) extra-bytes dimensions.
     """
     from pcgen.io import concat
-    from pcgen.tasks.config_checks import check_fill_config
 
     cfg = config or FillConfig()
     check_samples(cfg.samples)
