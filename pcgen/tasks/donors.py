@@ -9,7 +9,7 @@ gap's window, the most common class wins. Distances use plan coordinates times `
 heights above the interpolated ground, because classes and returns change far faster with
 height than across a stand. The nearest point of the winning class lends every attribute, so
 one real point's class, returns and intensity travel together. On cut gaps of the training
-sites (docs/tasks.md, "Attributes of the new points") this agreed with the nearest true point's
+sites (docs/fill-experiments.md, "Attributes of the new points") this agreed with the nearest true point's
 class on 80% of new points, where the made-from point agreed on 70%.
 """
 

@@ -46,12 +46,12 @@ def gap_source(ctx: GapContext, n: int, rng: np.random.Generator, surface_share:
     the canopy top into the gap, but have no inside. The first ``n - round(n * surface_share)``
     points are the copy, the rest surface samples. Half and half (fixed, not tuned on held-out
     sites) beat either source alone for the same head on every held-out gap size
-    (``docs/tasks.md``). ``copy`` names the copy (:data:`COPIES`): ``canopy``
+    (``docs/fill-experiments.md``). ``copy`` names the copy (:data:`COPIES`): ``canopy``
     (:class:`~pcgen.tasks.baselines.CanopyFill`) also scales copied heights to the canopy where
     they land; a checkpoint records the copy it was trained from. A surface point speaks for the ground or first return nearest to it
     (:meth:`~pcgen.tasks.baselines.SurfaceFill.generate_with_source`), so attributes are imputed
     from it as from a copy. The kinds let a head tell the two apart (``model.head.source_kind``;
-    off in the shipped model, which did no better with them: ``docs/tasks.md``).
+    off in the shipped model, which did no better with them: ``docs/fill-experiments.md``).
     """
     if not 0.0 <= surface_share <= 1.0:
         raise ValueError(f"surface_share must be in [0, 1], got {surface_share}")
@@ -102,7 +102,7 @@ def height_factor(context_heights: np.ndarray, limit: float | None) -> float:
 
     The held-out forests the shipped model fills are taller than most of its training gaps, and
     with every height doubled (a 45 m canopy) the model lost to the canopy copy; shrunk into the
-    trained range first, it won again (docs/tasks.md, "Forests taller than the training sites").
+    trained range first, it won again (docs/fill-experiments.md, "Forests taller than the training sites").
     """
     if limit is None or len(context_heights) == 0:
         return 1.0

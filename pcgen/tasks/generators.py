@@ -22,7 +22,7 @@ DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "d
 BASELINES = ("mirror", "hybrid", "canopy", "surface")  # pcgen.tasks.baselines.FILL_BASELINES (tested equal)
 SOURCE_COPIES = ("hybrid", "canopy")  # pcgen.tasks.gap_examples.COPIES (tested equal)
 AUTO_COPY = "auto"  # the start by gap width: the canopy copy up to SMALL_GAP_WIDTH, else the trained copy
-SMALL_GAP_WIDTH = 7.5  # m (pcgen.tasks.gaps.gap_width): the canopy copy is closer in 5 m holes (docs/tasks.md)
+SMALL_GAP_WIDTH = 7.5  # m (pcgen.tasks.gaps.gap_width): the canopy copy is closer in 5 m holes (docs/fill-experiments.md)
 
 
 def window_frame(xyz: np.ndarray, window_bounds) -> tuple[np.ndarray, float]:
@@ -181,7 +181,7 @@ def load_generator(path: str | os.PathLike | None = None, copy: str | None = Non
         path: the checkpoint.
         copy: start a gap head from this copy (:data:`SOURCE_COPIES`) in every gap; None or
             :data:`AUTO_COPY`: the canopy copy in gaps up to :data:`SMALL_GAP_WIDTH` wide (it is
-            closer in 5 m holes, docs/tasks.md) and the copy it was trained from in wider ones.
+            closer in 5 m holes, docs/fill-experiments.md) and the copy it was trained from in wider ones.
         threads: torch's intra-op threads for this process from now on (None leaves them).
             A gap's network calls are small: split over two threads they wait on each other,
             and on a busy 2-core machine pyfor_test's fill took 40-88 s instead of 12-13 s
