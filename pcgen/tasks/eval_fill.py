@@ -69,6 +69,15 @@ class Cut:
     inside: np.ndarray      # (N,) bool: the tile's points the cut removes
     tile_xyz: np.ndarray    # (N, 3) the whole tile (shared by its cuts)
     tile_attributes: dict
+    centre: np.ndarray      # (2,) and the half-side: what a worker rebuilds the cut from (:meth:`at`)
+    half: float
+
+    @classmethod
+    def at(cls, tile: str, xyz: np.ndarray, attributes: dict, centre: np.ndarray, half: float) -> "Cut":
+        """The square of half-side ``half`` around ``centre`` cut out of a tile."""
+        inside = np.all(np.abs(xyz[:, :2] - centre) <= half, axis=1)
+        poly = shapely_box(centre[0] - half, centre[1] - half, centre[0] + half, centre[1] + half)
+        return cls(tile, poly, inside, xyz, attributes, centre, half)
 
     @property
     def removed(self) -> np.ndarray:
@@ -116,14 +125,12 @@ def cut_boxes(name: str, xyz: np.ndarray, attributes: dict, config: EvalConfig,
         if len(cuts) == fit:  # no room for another: the stream moves on as if each draw failed
             rng.uniform(lo + half, hi - half, size=(draws - k, 2))
             break
-        c = rng.uniform(lo + half, hi - half)
-        inside = np.all(np.abs(xyz[:, :2] - c) <= half, axis=1)
-        if inside.sum() < config.min_removed:
+        cut = Cut.at(name, xyz, attributes, rng.uniform(lo + half, hi - half), half)
+        if cut.inside.sum() < config.min_removed:
             continue
-        poly = shapely_box(c[0] - half, c[1] - half, c[0] + half, c[1] + half)
-        if any(poly.intersects(k.polygon) for k in cuts):
+        if any(cut.polygon.intersects(k.polygon) for k in cuts):
             continue
-        cuts.append(Cut(name, poly, inside, xyz, attributes))
+        cuts.append(cut)
     return cuts
 
 
@@ -168,14 +175,18 @@ def fill_metrics(generated: np.ndarray, true: np.ndarray, area: float, ground: n
 
 
 def evaluate_fill(tiles: Sequence[tuple[str, np.ndarray, dict]], generators: dict, config: EvalConfig,
-                  fill_config: FillConfig | None = None, progress: bool = False, keep: int = 1):
+                  fill_config: FillConfig | None = None, progress: bool = False, keep: int = 1,
+                  workers: int = 1):
     """Run every generator on the same cuts of held-out tiles.
 
     Args:
         tiles: (name, xyz (N, 3), attributes) of held-out tiles.
-        generators: name -> generator (``generate(ctx, n, rng)``).
+        generators: name -> generator (``generate(ctx, n, rng)``), or its picklable spec
+            (:func:`pcgen.tasks.generators.make_generator`), which a worker builds once.
         config: cuts and metrics; fill_config: context windows.
         keep: how many cuts to keep with their fills, for the before/after renders.
+        workers: processes the cuts are spread over. Every cut draws from its own random
+            streams, so the rows are the same for any number.
     Returns:
         (rows: list of per-cut, per-method metric dicts, examples: list of dicts for rendering,
         skipped: one line per cut with too few points around it to fill from, left out; the
@@ -189,46 +200,118 @@ def evaluate_fill(tiles: Sequence[tuple[str, np.ndarray, dict]], generators: dic
     if not cuts:
         raise InputError(f"no tile is large and dense enough for {config.gap_size:g} {config.unit} cuts "
                          f"with {config.min_removed} points")
+    bar = tqdm(total=len(cuts), desc="cuts", disable=not progress)
+    try:
+        if workers > 1 and len(cuts) > 1:
+            from pcgen.dispatch import run_all
+
+            jobs = cut_jobs(cuts, generators, config, fcfg, workers)
+            done = run_all(score_cuts, jobs, workers=workers, weights=[len(j.cuts) for j in jobs],
+                           on_done=lambda _, result: bar.update(len(result)), preload=["pcgen.tasks.eval_fill"])
+            scored = [one for result in done for one in result]
+        else:
+            gens = built(generators)
+            scored = []
+            for i, cut in enumerate(cuts):
+                scored.append(score_cut(i, cut, gens, config, fcfg))
+                bar.update()
+    finally:
+        bar.close()
     rows, examples, skipped = [], [], []
-    for i, cut in enumerate(tqdm(cuts, desc="cuts", disable=not progress)):
-        # density over the part of the window inside the tile (a tile is much smaller than a file)
-        left, removed, attributes = cut.xyz, cut.removed, cut.attributes
-        footprint = tile_footprint(np.r_[left, removed][:, :2], fcfg.gaps.footprint_concavity)
-        try:
-            ctx = build_context(left, cut.polygon, fcfg.context, attributes=attributes, footprint=footprint,
-                                rng=np.random.default_rng([config.seed, i]), gap_id=f"{cut.tile}#{i}")
-        except InputError as exc:  # a cut where the survey is too sparse to fill from
-            skipped.append(exc.message)
+    for i, (cut_rows, reason, fills) in enumerate(scored):
+        if reason is not None:
+            skipped.append(reason)
             continue
-        ground = _ground_near(left, attributes.get("classification"), cut.polygon, config)
-        cls = attributes.get("classification")
-        truth_tree = cKDTree(removed)
-        true_cls = None if cls is None else np.asarray(cut.tile_attributes["classification"])[cut.inside]
-        fills = {}
-        for name, gen in generators.items():
-            grng = np.random.default_rng([config.seed, i, 7])  # same stream for every method
-            traced = [draw_in_gap(gen, ctx, grng) for _ in range(max(config.samples, 1))]
-            draws = [d[0] for d in traced]
-            pts, k = combine_draws(draws, fcfg.combine, cut.polygon)  # as pcgen fill --samples K writes it
-            draws = [pts] + draws[:k] + draws[k + 1:]
-            fills[name] = pts
-            centre = cut.polygon.centroid
-            row = {"tile": cut.tile, "cut": i, "method": name, "x": centre.x, "y": centre.y,
-                   "area": float(cut.polygon.area), "density_around": ctx.density}
-            row.update(fill_metrics(pts, removed, cut.polygon.area, ground, config.tau,
-                                    config.emd_points, np.random.default_rng([config.seed, i, 11])))
-            if cls is not None and len(pts):
-                lent = attribute_sources(fcfg, left, None, ctx, attributes, pts, traced[k][1])
-                row["same_class"] = float(np.mean(cls[lent] == true_cls[truth_tree.query(pts, k=1)[1]]))
-            if len(draws) > 1 and len(pts):
-                row["_uncertainty"] = draw_spread(draws)
-                row["_error"] = truth_tree.query(pts, k=1)[0]
-            rows.append(row)
+        rows.extend(cut_rows)
         if len(examples) < keep:
-            examples.append({"cut": cut, "context": ctx, "fills": fills})
+            examples.append({"cut": cuts[i], **fills})
     if not rows:
         raise InputError(f"no cut has enough points around it to fill from ({skipped[0]})")
     return rows, examples, skipped
+
+
+def built(generators: dict) -> dict:
+    """name -> generator, building those given as specs (once per process)."""
+    from pcgen.tasks.generators import make_generator
+
+    return {name: make_generator(g) if isinstance(g, tuple) else g for name, g in generators.items()}
+
+
+def score_cut(i: int, cut: Cut, generators: dict, config: EvalConfig, fcfg: FillConfig):
+    """Every method's rows on cut ``i`` (its random streams are ``(seed, i, ...)``), as
+    (rows, None, {"context", "fills"}), or ([], why, None) for a cut too sparse to fill from."""
+    # density over the part of the window inside the tile (a tile is much smaller than a file)
+    left, removed, attributes = cut.xyz, cut.removed, cut.attributes
+    footprint = tile_footprint(np.r_[left, removed][:, :2], fcfg.gaps.footprint_concavity)
+    try:
+        ctx = build_context(left, cut.polygon, fcfg.context, attributes=attributes, footprint=footprint,
+                            rng=np.random.default_rng([config.seed, i]), gap_id=f"{cut.tile}#{i}")
+    except InputError as exc:  # a cut where the survey is too sparse to fill from
+        return [], exc.message, None
+    ground = _ground_near(left, attributes.get("classification"), cut.polygon, config)
+    cls = attributes.get("classification")
+    truth_tree = cKDTree(removed)
+    true_cls = None if cls is None else np.asarray(cut.tile_attributes["classification"])[cut.inside]
+    rows, fills = [], {}
+    for name, gen in generators.items():
+        grng = np.random.default_rng([config.seed, i, 7])  # same stream for every method
+        traced = [draw_in_gap(gen, ctx, grng) for _ in range(max(config.samples, 1))]
+        draws = [d[0] for d in traced]
+        pts, k = combine_draws(draws, fcfg.combine, cut.polygon)  # as pcgen fill --samples K writes it
+        draws = [pts] + draws[:k] + draws[k + 1:]
+        fills[name] = pts
+        centre = cut.polygon.centroid
+        row = {"tile": cut.tile, "cut": i, "method": name, "x": centre.x, "y": centre.y,
+               "area": float(cut.polygon.area), "density_around": ctx.density}
+        row.update(fill_metrics(pts, removed, cut.polygon.area, ground, config.tau,
+                                config.emd_points, np.random.default_rng([config.seed, i, 11])))
+        if cls is not None and len(pts):
+            lent = attribute_sources(fcfg, left, None, ctx, attributes, pts, traced[k][1])
+            row["same_class"] = float(np.mean(cls[lent] == true_cls[truth_tree.query(pts, k=1)[1]]))
+        if len(draws) > 1 and len(pts):
+            row["_uncertainty"] = draw_spread(draws)
+            row["_error"] = truth_tree.query(pts, k=1)[0]
+        rows.append(row)
+    return rows, None, {"context": ctx, "fills": fills}
+
+
+@dataclass
+class CutJob:
+    """Some cuts of one tile, for a worker: the tile's arrays once and each cut as
+    (index, centre, half-side), not its mask."""
+
+    tile: str
+    xyz: np.ndarray
+    attributes: dict
+    cuts: list
+    generators: dict
+    config: EvalConfig
+    fill_config: FillConfig
+
+
+def cut_jobs(cuts: list[Cut], generators: dict, config: EvalConfig, fcfg: FillConfig, workers: int) -> list[CutJob]:
+    """The cuts in runs of consecutive cuts of one tile, each tile split ``workers`` ways, so
+    one large tile still spreads over every worker while each job carries a single tile."""
+    jobs = []
+    for tile in dict.fromkeys(c.tile for c in cuts):
+        mine = [(i, c) for i, c in enumerate(cuts) if c.tile == tile]
+        first = mine[0][1]
+        for part in np.array_split(np.arange(len(mine)), min(workers, len(mine))):
+            jobs.append(CutJob(tile, first.tile_xyz, first.tile_attributes,
+                               [(mine[j][0], mine[j][1].centre, mine[j][1].half) for j in part],
+                               generators, config, fcfg))
+    return jobs
+
+
+def score_cuts(job: CutJob) -> list:
+    """:func:`score_cut` over a job's cuts, in a worker process (one torch thread: processes are
+    what scale the evaluation)."""
+    import torch
+
+    torch.set_num_threads(1)
+    gens = built(job.generators)
+    return [score_cut(i, Cut.at(job.tile, job.xyz, job.attributes, centre, half), gens, job.config, job.fill_config)
+            for i, centre, half in job.cuts]
 
 
 def _ground_near(left: np.ndarray, cls, polygon, config: EvalConfig) -> np.ndarray:
@@ -433,7 +516,7 @@ def load_tiles(paths):
 
 
 def run_evaluation(tiles, out_dir, generators, cfg, fill_cfg, progress=False, extra=None,
-                   overwrite: bool = True) -> dict:
+                   overwrite: bool = True, workers: int = 1) -> dict:
     """Evaluate and write eval_fill.json / .md / .png into ``out_dir`` atomically; returns the summary.
 
     The output folder is claimed (locked, staged) before the evaluation starts, so a second run
@@ -444,7 +527,8 @@ def run_evaluation(tiles, out_dir, generators, cfg, fill_cfg, progress=False, ex
     from pcgen.atomic import atomic_dir
 
     with atomic_dir(out_dir, overwrite=overwrite) as tmp:
-        rows, examples, skipped = evaluate_fill(tiles, generators, cfg, fill_cfg, progress=progress)
+        rows, examples, skipped = evaluate_fill(tiles, generators, cfg, fill_cfg, progress=progress,
+                                                workers=workers)
         summary = summarize(rows, cfg.tau)
         cmp = compare(rows, bootstrap=cfg.bootstrap, seed=cfg.seed)
         table = markdown_table(summary, cfg.tau, cfg.unit) + comparison_text(cmp, unit=cfg.unit)

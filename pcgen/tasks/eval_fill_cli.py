@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from pcgen.errors import ConfigError
-from pcgen.options import cut_count, int_range, non_negative_int, positive_float, seed
+from pcgen.options import cut_count, int_range, non_negative_int, positive_float, seed, workers
 from pcgen.tasks.generators import AUTO_COPY, SOURCE_COPIES
 
 
@@ -29,6 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "K > 1 also scores each method's uncertainty against its error")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a fill config value (context.*)")
+    parser.add_argument("--workers", "-j", type=workers, default=1,
+                        help="processes the cuts are spread over (the same table for any number)")
     parser.add_argument("--overwrite", action="store_true",
                         help="write into a non-empty --out (replaces only files pcgen wrote there)")
     parser.add_argument("--quiet", "-q", action="store_true",
@@ -87,16 +90,18 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--set {item}: eval-fill does not use {key} (it cuts its gaps; "
                               "pcgen fill --gaps-only tests the detector)")
     cfg = eval_config(args, fill_cfg.samples)
-    generators = {}
-    if not args.no_model:
-        from pcgen.tasks.generators import load_generator
+    from pcgen.tasks.generators import make_generator
 
-        generators["pcgen"] = load_generator(args.ckpt, args.source_copy)
-    generators.update({name: make() for name, make in FILL_BASELINES.items()})
+    # specs, so that workers build their own; built here first, so a bad checkpoint stops the run now
+    ckpt = None if args.ckpt is None else os.path.abspath(args.ckpt)  # a worker's folder may differ
+    generators = {} if args.no_model else {"pcgen": ("model", ckpt, args.source_copy)}
+    generators.update({name: (name,) for name in FILL_BASELINES})
+    for spec in generators.values():
+        make_generator(spec)
     if args.max_tiles:
         paths = paths[: args.max_tiles]
     tiles, cfg.unit = load_tiles(paths)
-    result = run_evaluation(tiles, args.out, generators, cfg, fill_cfg,
+    result = run_evaluation(tiles, args.out, generators, cfg, fill_cfg, workers=args.workers,
                             progress=not args.quiet and sys.stderr.isatty(), overwrite=args.overwrite)
     print(result["table"], end="")
     return 0

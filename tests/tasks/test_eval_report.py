@@ -223,3 +223,33 @@ def test_the_class_a_fill_writes_is_scored_against_the_nearest_true_point(topo):
     bare = [("bare.laz", topo.xyz, {})]
     rows, _, _ = evaluate_fill(bare, {"hybrid": HybridFill()}, EvalConfig(cuts_per_tile=1, gap_size=10.0, seed=1))
     assert "same_class" not in rows[0] and "same class" not in markdown_table(summarize(rows, cfg.tau), cfg.tau)
+
+
+def test_cuts_spread_over_processes_give_the_same_rows(topo):
+    """Four 10 m cuts of Topography.laz, the shipped model (a spec each worker builds) and the
+    hybrid copy, two draws each: the rows of two worker processes are those of one process,
+    value for value, and so is the cut kept for the picture."""
+    import numpy as np
+
+    from pcgen.tasks.eval_fill import EvalConfig, cut_jobs, evaluate_fill
+    from pcgen.tasks.fill import FillConfig
+
+    tiles = [("Topography.laz", topo.xyz, {"classification": np.asarray(topo.attributes["classification"])})]
+    gens = {"pcgen": ("model", None, None), "hybrid": ("hybrid",)}
+    cfg = EvalConfig(cuts_per_tile=4, gap_size=10.0, seed=2, samples=2)
+    one, ex1, _ = evaluate_fill(tiles, gens, cfg)
+    two, ex2, _ = evaluate_fill(tiles, gens, cfg, workers=2)
+    assert len(one) == 8 and [(r["cut"], r["method"]) for r in one] == [(r["cut"], r["method"]) for r in two]
+    for a, b in zip(one, two):
+        assert a.keys() == b.keys()
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    assert ex1[0]["cut"].polygon.equals_exact(ex2[0]["cut"].polygon, 0)
+    for name in gens:
+        np.testing.assert_array_equal(ex1[0]["fills"][name], ex2[0]["fills"][name])
+    # each job holds one tile's run of cuts, and a tile is split over the workers
+    from pcgen.tasks.eval_fill import cut_boxes
+
+    cuts = cut_boxes("t", topo.xyz, {}, cfg, np.random.default_rng(0))
+    jobs = cut_jobs(cuts, gens, cfg, FillConfig(), workers=3)
+    assert [[i for i, _, _ in j.cuts] for j in jobs] == [[0, 1], [2], [3]]
