@@ -176,7 +176,7 @@ def fill_metrics(generated: np.ndarray, true: np.ndarray, area: float, ground: n
 
 def evaluate_fill(tiles: Sequence[tuple[str, np.ndarray, dict]], generators: dict, config: EvalConfig,
                   fill_config: FillConfig | None = None, progress: bool = False, keep: int = 1,
-                  workers: int = 1):
+                  workers: int = 1, dask_address: str | None = None):
     """Run every generator on the same cuts of held-out tiles.
 
     Args:
@@ -186,7 +186,9 @@ def evaluate_fill(tiles: Sequence[tuple[str, np.ndarray, dict]], generators: dic
         config: cuts and metrics; fill_config: context windows.
         keep: how many cuts to keep with their fills, for the before/after renders.
         workers: processes the cuts are spread over. Every cut draws from its own random
-            streams, so the rows are the same for any number.
+            streams, so the rows are the same for any number, and on a Dask scheduler.
+        dask_address: run the cuts on this Dask scheduler's workers instead, in runs of at most
+            :data:`DASK_RUN` cuts of one tile.
     Returns:
         (rows: list of per-cut, per-method metric dicts, examples: list of dicts for rendering,
         skipped: one line per cut with too few points around it to fill from, left out; the
@@ -202,12 +204,13 @@ def evaluate_fill(tiles: Sequence[tuple[str, np.ndarray, dict]], generators: dic
                          f"with {config.min_removed} points")
     bar = tqdm(total=len(cuts), desc="cuts", disable=not progress)
     try:
-        if workers > 1 and len(cuts) > 1:
+        if dask_address or (workers > 1 and len(cuts) > 1):
             from pcgen.dispatch import run_all
 
-            jobs = cut_jobs(cuts, generators, config, fcfg, workers)
-            done = run_all(score_cuts, jobs, workers=workers, weights=[len(j.cuts) for j in jobs],
-                           on_done=lambda _, result: bar.update(len(result)), preload=["pcgen.tasks.eval_fill"])
+            jobs = cut_jobs(cuts, generators, config, fcfg, workers, DASK_RUN if dask_address else None)
+            done = run_all(score_cuts, jobs, workers=workers, dask_address=dask_address,
+                           weights=[len(j.cuts) for j in jobs], on_done=lambda _, result: bar.update(len(result)),
+                           preload=["pcgen.tasks.eval_fill"])
             scored = [one for result in done for one in result]
         else:
             gens = built(generators)
@@ -289,14 +292,20 @@ class CutJob:
     fill_config: FillConfig
 
 
-def cut_jobs(cuts: list[Cut], generators: dict, config: EvalConfig, fcfg: FillConfig, workers: int) -> list[CutJob]:
-    """The cuts in runs of consecutive cuts of one tile, each tile split ``workers`` ways, so
-    one large tile still spreads over every worker while each job carries a single tile."""
+DASK_RUN = 8  # cuts per job on a Dask cluster, whose worker count the client does not set
+
+
+def cut_jobs(cuts: list[Cut], generators: dict, config: EvalConfig, fcfg: FillConfig, workers: int,
+             run: int | None = None) -> list[CutJob]:
+    """The cuts in runs of consecutive cuts of one tile, each tile split ``workers`` ways (or into
+    runs of at most ``run`` cuts), so one large tile still spreads over every worker while each
+    job carries a single tile."""
     jobs = []
     for tile in dict.fromkeys(c.tile for c in cuts):
         mine = [(i, c) for i, c in enumerate(cuts) if c.tile == tile]
         first = mine[0][1]
-        for part in np.array_split(np.arange(len(mine)), min(workers, len(mine))):
+        parts = -(-len(mine) // run) if run else min(workers, len(mine))
+        for part in np.array_split(np.arange(len(mine)), parts):
             jobs.append(CutJob(tile, first.tile_xyz, first.tile_attributes,
                                [(mine[j][0], mine[j][1].centre, mine[j][1].half) for j in part],
                                generators, config, fcfg))
@@ -304,14 +313,18 @@ def cut_jobs(cuts: list[Cut], generators: dict, config: EvalConfig, fcfg: FillCo
 
 
 def score_cuts(job: CutJob) -> list:
-    """:func:`score_cut` over a job's cuts, in a worker process (one torch thread: processes are
-    what scale the evaluation)."""
+    """:func:`score_cut` over a job's cuts, in a worker (one torch thread while it runs:
+    processes are what scale the evaluation, and a Dask worker may share its process)."""
     import torch
 
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    gens = built(job.generators)
-    return [score_cut(i, Cut.at(job.tile, job.xyz, job.attributes, centre, half), gens, job.config, job.fill_config)
-            for i, centre, half in job.cuts]
+    try:
+        gens = built(job.generators)
+        return [score_cut(i, Cut.at(job.tile, job.xyz, job.attributes, centre, half), gens, job.config,
+                          job.fill_config) for i, centre, half in job.cuts]
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _ground_near(left: np.ndarray, cls, polygon, config: EvalConfig) -> np.ndarray:
@@ -516,7 +529,7 @@ def load_tiles(paths):
 
 
 def run_evaluation(tiles, out_dir, generators, cfg, fill_cfg, progress=False, extra=None,
-                   overwrite: bool = True, workers: int = 1) -> dict:
+                   overwrite: bool = True, workers: int = 1, dask_address: str | None = None) -> dict:
     """Evaluate and write eval_fill.json / .md / .png into ``out_dir`` atomically; returns the summary.
 
     The output folder is claimed (locked, staged) before the evaluation starts, so a second run
@@ -528,7 +541,7 @@ def run_evaluation(tiles, out_dir, generators, cfg, fill_cfg, progress=False, ex
 
     with atomic_dir(out_dir, overwrite=overwrite) as tmp:
         rows, examples, skipped = evaluate_fill(tiles, generators, cfg, fill_cfg, progress=progress,
-                                                workers=workers)
+                                                workers=workers, dask_address=dask_address)
         summary = summarize(rows, cfg.tau)
         cmp = compare(rows, bootstrap=cfg.bootstrap, seed=cfg.seed)
         table = markdown_table(summary, cfg.tau, cfg.unit) + comparison_text(cmp, unit=cfg.unit)

@@ -7,7 +7,8 @@ import os
 import sys
 
 from pcgen.errors import ConfigError
-from pcgen.options import cut_count, int_range, non_negative_int, positive_float, seed, workers
+from pcgen.options import (check_scale_out, cut_count, dask_address, int_range, non_negative_int, positive_float,
+                            seed, workers)
 from pcgen.tasks.generators import AUTO_COPY, SOURCE_COPIES
 
 
@@ -32,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override a fill config value (context.*)")
     parser.add_argument("--workers", "-j", type=workers, default=1,
                         help="processes the cuts are spread over (the same table for any number)")
+    parser.add_argument("--dask", type=dask_address, default=None, metavar="ADDRESS",
+                        help="run the cuts on a Dask scheduler (tcp://host:8786); its workers get the points, "
+                             "and need pcgen and the --ckpt path")
     parser.add_argument("--overwrite", action="store_true",
                         help="write into a non-empty --out (replaces only files pcgen wrote there)")
     parser.add_argument("--quiet", "-q", action="store_true",
@@ -71,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
     from pcgen.tasks.eval_fill import load_tiles, run_evaluation
     from pcgen.tasks.fill import load_fill_config
 
+    check_scale_out(args.workers, args.dask)
     if args.no_model and (args.ckpt or args.source_copy):
         raise ConfigError(f"{'--ckpt' if args.ckpt else '--source-copy'} sets up the model; "
                           "--no-model scores the baselines only")
@@ -102,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
         paths = paths[: args.max_tiles]
     tiles, cfg.unit = load_tiles(paths)
     result = run_evaluation(tiles, args.out, generators, cfg, fill_cfg, workers=args.workers,
-                            progress=not args.quiet and sys.stderr.isatty(), overwrite=args.overwrite)
+                            dask_address=args.dask, progress=not args.quiet and sys.stderr.isatty(),
+                            overwrite=args.overwrite)
     print(result["table"], end="")
     return 0

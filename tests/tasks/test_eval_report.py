@@ -247,9 +247,33 @@ def test_cuts_spread_over_processes_give_the_same_rows(topo):
     assert ex1[0]["cut"].polygon.equals_exact(ex2[0]["cut"].polygon, 0)
     for name in gens:
         np.testing.assert_array_equal(ex1[0]["fills"][name], ex2[0]["fills"][name])
-    # each job holds one tile's run of cuts, and a tile is split over the workers
+    # each job holds one tile's run of cuts, and a tile is split over the workers (on Dask,
+    # into runs of at most DASK_RUN cuts)
     from pcgen.tasks.eval_fill import cut_boxes
 
     cuts = cut_boxes("t", topo.xyz, {}, cfg, np.random.default_rng(0))
     jobs = cut_jobs(cuts, gens, cfg, FillConfig(), workers=3)
     assert [[i for i, _, _ in j.cuts] for j in jobs] == [[0, 1], [2], [3]]
+    assert [[i for i, _, _ in j.cuts] for j in cut_jobs(cuts, gens, cfg, FillConfig(), 1, run=3)] == [[0, 1], [2, 3]]
+
+
+def test_cuts_on_a_dask_cluster_give_the_same_rows(topo):
+    """The same four cuts with the hybrid copy on a Dask cluster: the rows of one process, and
+    the test process keeps its torch threads (an in-process worker shares them)."""
+    import numpy as np
+    import torch
+    from distributed import LocalCluster
+
+    from pcgen.tasks.eval_fill import EvalConfig, evaluate_fill
+
+    tiles = [("Topography.laz", topo.xyz, {})]
+    cfg = EvalConfig(cuts_per_tile=4, gap_size=10.0, seed=2, samples=2)
+    one, _, _ = evaluate_fill(tiles, {"hybrid": ("hybrid",)}, cfg)
+    threads = torch.get_num_threads()
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        dask, _, _ = evaluate_fill(tiles, {"hybrid": ("hybrid",)}, cfg, dask_address=cluster.scheduler_address)
+    assert torch.get_num_threads() == threads
+    assert len(dask) == 4
+    for a, b in zip(one, dask):
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
