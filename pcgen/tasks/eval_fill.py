@@ -207,7 +207,7 @@ def evaluate_fill(tiles: Sequence[tuple[str, np.ndarray, dict]], generators: dic
         if dask_address or (workers > 1 and len(cuts) > 1):
             from pcgen.dispatch import run_all
 
-            jobs = cut_jobs(cuts, generators, config, fcfg, workers, DASK_RUN if dask_address else None)
+            jobs = cut_jobs(cuts, generators, config, fcfg, workers, DASK_RUN if dask_address else None, keep)
             done = run_all(score_cuts, jobs, workers=workers, dask_address=dask_address,
                            weights=[len(j.cuts) for j in jobs], on_done=lambda _, result: bar.update(len(result)),
                            preload=["pcgen.tasks.eval_fill"])
@@ -218,6 +218,7 @@ def evaluate_fill(tiles: Sequence[tuple[str, np.ndarray, dict]], generators: dic
             for i, cut in enumerate(cuts):
                 scored.append(score_cut(i, cut, gens, config, fcfg))
                 bar.update()
+            scored = first_shown(scored, keep)
     finally:
         bar.close()
     rows, examples, skipped = [], [], []
@@ -226,11 +227,21 @@ def evaluate_fill(tiles: Sequence[tuple[str, np.ndarray, dict]], generators: dic
             skipped.append(reason)
             continue
         rows.extend(cut_rows)
-        if len(examples) < keep:
+        if fills is not None and len(examples) < keep:
             examples.append({"cut": cuts[i], **fills})
     if not rows:
         raise InputError(f"no cut has enough points around it to fill from ({skipped[0]})")
     return rows, examples, skipped
+
+
+def first_shown(scored: list, keep: int) -> list:
+    """:func:`score_cut` results with the fills dropped past the first ``keep`` scored cuts (only
+    those are drawn), so the fills of every cut are not held, nor sent back by a worker."""
+    out, shown = [], 0
+    for rows, reason, fills in scored:
+        shown += fills is not None
+        out.append((rows, reason, fills if shown <= keep else None))
+    return out
 
 
 def built(generators: dict) -> dict:
@@ -290,13 +301,14 @@ class CutJob:
     generators: dict
     config: EvalConfig
     fill_config: FillConfig
+    keep: int = 1  # cuts whose fills come back, for the picture (:func:`first_shown`)
 
 
 DASK_RUN = 8  # cuts per job on a Dask cluster, whose worker count the client does not set
 
 
 def cut_jobs(cuts: list[Cut], generators: dict, config: EvalConfig, fcfg: FillConfig, workers: int,
-             run: int | None = None) -> list[CutJob]:
+             run: int | None = None, keep: int = 1) -> list[CutJob]:
     """The cuts in runs of consecutive cuts of one tile, each tile split ``workers`` ways (or into
     runs of at most ``run`` cuts), so one large tile still spreads over every worker while each
     job carries a single tile."""
@@ -308,7 +320,7 @@ def cut_jobs(cuts: list[Cut], generators: dict, config: EvalConfig, fcfg: FillCo
         for part in np.array_split(np.arange(len(mine)), parts):
             jobs.append(CutJob(tile, first.tile_xyz, first.tile_attributes,
                                [(mine[j][0], mine[j][1].centre, mine[j][1].half) for j in part],
-                               generators, config, fcfg))
+                               generators, config, fcfg, keep))
     return jobs
 
 
@@ -321,8 +333,8 @@ def score_cuts(job: CutJob) -> list:
     torch.set_num_threads(1)
     try:
         gens = built(job.generators)
-        return [score_cut(i, Cut.at(job.tile, job.xyz, job.attributes, centre, half), gens, job.config,
-                          job.fill_config) for i, centre, half in job.cuts]
+        return first_shown([score_cut(i, Cut.at(job.tile, job.xyz, job.attributes, centre, half), gens, job.config,
+                                      job.fill_config) for i, centre, half in job.cuts], job.keep)
     finally:
         torch.set_num_threads(threads)
 
