@@ -5,7 +5,8 @@ generators that copy points also have ``generate_with_source``, which adds the c
 new point was copied from, so its class and other attributes carry over instead of being guessed):
 
 * :class:`MirrorFill` copies the surrounding points into the gap by reflecting the strips
-  beside each side of the gap across that side (what a PDAL/CloudCompare user does by hand).
+  beside each side of the gap across that side (what a PDAL/CloudCompare user does by hand),
+  each spot taking its copy mostly from the side nearest to it.
 * :class:`HybridFill` is the mirror copy with its heights re-based from the ground it was
   copied from to the gap's own ground: the bar a model must clear.
 * :class:`CanopyFill` is the hybrid copy with each point's height also scaled from the
@@ -32,20 +33,31 @@ from pcgen.tasks.context import GapContext
 from pcgen.tasks.frame import GroundSurface, filtered_lowest, ground_points
 
 
-def mirror_pool(ctx: GapContext) -> tuple[np.ndarray, np.ndarray]:
-    """Reflections into the gap's box of the strips beside its four sides.
+NEAR_SIDE_POWER = 2.0  # how strongly a spot in the gap prefers the strip nearest to it (0: not at all)
+
+
+def mirror_pool(ctx: GapContext) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Reflections into the gap's box of the strips beside its four sides, and how much each counts.
 
     Each side contributes the strip outside it as wide (or tall) as the gap, mirrored across
     that side, so near the edge the copy continues the surface it touches. Where no strip
-    touches the box, the context points themselves stand in.
+    touches the box, the context points themselves stand in (all weighted alike).
+
+    A spot in the gap is covered by all four reflections, but the one across the nearest side
+    was copied from closest by, and nearby ground and crowns are what it most resembles. So a
+    reflected point weighs ``f(its copy distance)``, normalised over the strips present at the
+    spot where it lands, with ``f(s) = (s + 0.05 w)^-NEAR_SIDE_POWER`` (``w`` the box's larger
+    side): the weights at any spot sum to one, so drawing by them keeps the density even, and
+    at the centre all strips count alike.
 
     Returns:
-        (pool (P, 3) reflected world points, source (P,) the context point each is a copy of).
+        (pool (P, 3) reflected world points, source (P,) the context point each is a copy of,
+        weight (P,) its share in a draw).
     """
     xmin, ymin, xmax, ymax = ctx.gap_box
     w, h = xmax - xmin, ymax - ymin
     p = ctx.xyz
-    pools, sources = [], []
+    pools, sources, sides = [], [], []
     for axis, lo, hi, width in ((0, xmin, xmax, w), (1, ymin, ymax, h)):
         other = 1 - axis
         olo, ohi = (ymin, ymax) if axis == 0 else (xmin, xmax)
@@ -57,38 +69,67 @@ def mirror_pool(ctx: GapContext) -> tuple[np.ndarray, np.ndarray]:
             q[:, axis] = edge - sign * d[sel]
             pools.append(q)
             sources.append(np.nonzero(sel)[0])
-    pool = np.concatenate(pools) if pools else np.zeros((0, 3))
+            sides.append(np.full(int(sel.sum()), len(sides)))
+    pool = np.concatenate(pools)
     if len(pool) == 0:
-        return ctx.xyz, np.arange(len(ctx.xyz))
-    return pool, np.concatenate(sources)
+        return ctx.xyz, np.arange(len(ctx.xyz)), np.ones(len(ctx.xyz))
+    side = np.concatenate(sides)
+    # twice the distance to each side (x low, x high, y low, y high): the copy distance of that side's reflection
+    across = 2 * np.stack([pool[:, 0] - xmin, xmax - pool[:, 0], pool[:, 1] - ymin, ymax - pool[:, 1]], 1).clip(0)
+    f = (across + 0.05 * max(w, h)) ** -NEAR_SIDE_POWER
+    present = np.bincount(side, minlength=4) > 0
+    weight = f[np.arange(len(pool)), side] / f[:, present].sum(1)
+    return pool, np.concatenate(sources), weight
 
 
-def _draw_mirrored(ctx: GapContext, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """(n, 3) points drawn from :func:`mirror_pool` (every one once before any repeats) and the
-    (n,) context point each is a copy of."""
-    pool, source = mirror_pool(ctx)
-    idx = resample_index(len(pool), n, rng)
-    return pool[idx], source[idx]
+class _Copy:
+    """What the copies share: how they draw from :func:`mirror_pool`.
 
-
-class MirrorFill:
-    """Reflect the points beside each side of the gap's box into the box (:func:`mirror_pool`).
-
-    ``n`` points are drawn from the pool of all four reflections.
+    Args:
+        near_side: each spot takes its copy mostly from the strip nearest to it (the pool's
+            weights); False draws all four reflections alike, as gap models trained before the
+            weights do (their checkpoints say so).
     """
 
-    name = "mirror"
+    def __init__(self, near_side: bool = True):
+        self.near_side = bool(near_side)
+
+    def draw(self, ctx: GapContext, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """(n, 3) points drawn from :func:`mirror_pool` and the (n,) context point each is a copy of.
+
+        With ``near_side``, by the pool's weights (without repeats while the pool lasts; the
+        whole pool once per ``len(pool)`` beyond it); without, every pool point alike (every one
+        once before any repeats).
+        """
+        pool, source, weight = mirror_pool(ctx)
+        if not self.near_side:
+            idx = resample_index(len(pool), n, rng)
+            return pool[idx], source[idx]
+        whole, rest = divmod(int(n), len(pool))
+        idx = np.r_[np.tile(np.arange(len(pool)), whole),
+                    rng.choice(len(pool), rest, replace=False, p=weight / weight.sum())].astype(np.int64)
+        return pool[idx], source[idx]
 
     def generate(self, ctx: GapContext, n: int, rng: np.random.Generator) -> np.ndarray:
         return self.generate_with_source(ctx, n, rng)[0]
 
+
+class MirrorFill(_Copy):
+    """Reflect the points beside each side of the gap's box into the box (:func:`mirror_pool`).
+
+    ``n`` points are drawn from the pool of all four reflections, each spot mostly from the
+    reflection across the side nearest to it (:func:`mirror_pool`'s weights).
+    """
+
+    name = "mirror"
+
     def generate_with_source(self, ctx: GapContext, n: int, rng: np.random.Generator):
         """(n, 3) points and (n,) the context point each is a copy of (its attributes carry over)."""
-        return _draw_mirrored(ctx, n, rng)
+        return self.draw(ctx, n, rng)
 
 
-class HybridFill:
-    """The mirror copy re-based onto the gap's own ground: the strongest simple baseline.
+class HybridFill(_Copy):
+    """The mirror copy re-based onto the gap's own ground.
 
     Points are drawn from :func:`mirror_pool` (the strips beside all four sides, reflected
     across their side). Each keeps its height above the ground where it was copied from and is
@@ -100,12 +141,9 @@ class HybridFill:
 
     name = "hybrid"
 
-    def generate(self, ctx: GapContext, n: int, rng: np.random.Generator) -> np.ndarray:
-        return self.generate_with_source(ctx, n, rng)[0]
-
     def generate_with_source(self, ctx: GapContext, n: int, rng: np.random.Generator):
         """(n, 3) points and (n,) the context point each is a copy of (its attributes carry over)."""
-        pts, src = _draw_mirrored(ctx, n, rng)  # a fresh array: re-based in place below
+        pts, src = self.draw(ctx, n, rng)  # a fresh array: re-based in place below
         ground = GroundSurface.of(ground_points(ctx.xyz, ctx.attributes.get("classification")))
         pts[:, 2] += ground(pts[:, :2]) - ground(ctx.xyz[src, :2])
         return pts, src
@@ -121,7 +159,7 @@ def canopy_top(xyz: np.ndarray, cell: float = 2.0) -> GroundSurface:
     return GroundSurface.of(xyz[order][highest])
 
 
-class CanopyFill:
+class CanopyFill(_Copy):
     """The hybrid copy, its heights scaled to the canopy where they land.
 
     A copied point keeps its height above the ground as a share of the canopy height (canopy top
@@ -137,23 +175,23 @@ class CanopyFill:
         min_canopy: canopy height (m) where a point was copied from under which it is only
             re-based on the ground.
         share_range: bounds of a point's height as a share of the canopy height.
+        near_side: as for every copy (:class:`_Copy`).
     """
 
     name = "canopy"
 
-    def __init__(self, min_canopy: float = 2.0, share_range: tuple[float, float] = (-0.5, 1.3)):
+    def __init__(self, min_canopy: float = 2.0, share_range: tuple[float, float] = (-0.5, 1.3),
+                 near_side: bool = True):
         from pcgen.options import check_range
 
+        super().__init__(near_side)
         self.min_canopy = check_range("min_canopy", min_canopy, 0, 1e4)
         low = check_range("share_range[0]", share_range[0], -1e3, 1e3)
         self.share_range = (low, check_range("share_range[1]", share_range[1], low, 1e3))  # clip(lo > hi) gave hi everywhere
 
-    def generate(self, ctx: GapContext, n: int, rng: np.random.Generator) -> np.ndarray:
-        return self.generate_with_source(ctx, n, rng)[0]
-
     def generate_with_source(self, ctx: GapContext, n: int, rng: np.random.Generator):
         """(n, 3) points and (n,) the context point each is a copy of (its attributes carry over)."""
-        pts, src = _draw_mirrored(ctx, n, rng)  # a fresh array: moved in place below
+        pts, src = self.draw(ctx, n, rng)  # a fresh array: moved in place below
         ground = GroundSurface.of(ground_points(ctx.xyz, ctx.attributes.get("classification")))
         top = canopy_top(ctx.xyz)
         was, lands = ctx.xyz[src], pts

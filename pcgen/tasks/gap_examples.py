@@ -35,7 +35,7 @@ COPIES = {"hybrid": HybridFill, "canopy": CanopyFill}  # the copy a source start
 
 
 def gap_source(ctx: GapContext, n: int, rng: np.random.Generator, surface_share: float = SURFACE_SHARE,
-               copy: str = "hybrid") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               copy: str = "hybrid", near_side: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(n, 3) world points a gap model starts from, (n,) the context point each one speaks for,
     and (n,) float32 kinds: 1 for a surface sample, 0 for a copied point.
 
@@ -50,7 +50,9 @@ def gap_source(ctx: GapContext, n: int, rng: np.random.Generator, surface_share:
     (:class:`~pcgen.tasks.baselines.CanopyFill`) also scales copied heights to the canopy where
     they land; a checkpoint records the copy it was trained from. A surface point speaks for the ground or first return nearest to it
     (:meth:`~pcgen.tasks.baselines.SurfaceFill.generate_with_source`), so attributes are imputed
-    from it as from a copy. The kinds let a head tell the two apart (``model.head.source_kind``;
+    from it as from a copy. ``near_side`` is how the copy draws from the four strips
+    (:class:`~pcgen.tasks.baselines.MirrorFill`; the shipped weights were trained on the uniform
+    draw, and a checkpoint records which). The kinds let a head tell the two apart (``model.head.source_kind``;
     off in the shipped model, which did no better with them: ``docs/fill-experiments.md``).
     """
     if not 0.0 <= surface_share <= 1.0:
@@ -58,7 +60,7 @@ def gap_source(ctx: GapContext, n: int, rng: np.random.Generator, surface_share:
     if copy not in COPIES:
         raise ValueError(f"copy must be one of {', '.join(COPIES)}, got {copy!r}")
     k = int(round(n * surface_share))
-    pts, index = COPIES[copy]().generate_with_source(ctx, n - k, rng)
+    pts, index = COPIES[copy](near_side=near_side).generate_with_source(ctx, n - k, rng)
     kind = np.r_[np.zeros(n - k, np.float32), np.ones(k, np.float32)]
     if k == 0:
         return pts, index, kind
@@ -142,7 +144,7 @@ class FrameExample:
 
 
 def frame_example(ctx: GapContext, n: int, rng: np.random.Generator, truth_xyz: np.ndarray | None = None,
-                  source_xyz: np.ndarray | None = None, copy: str = "hybrid") -> FrameExample:
+                  source_xyz: np.ndarray | None = None, copy: str = "hybrid", near_side: bool = False) -> FrameExample:
     """Put one gap, its source of ``n`` points and (optionally) its true points in the gap frame.
 
     Args:
@@ -152,6 +154,7 @@ def frame_example(ctx: GapContext, n: int, rng: np.random.Generator, truth_xyz: 
         truth_xyz: (R, 3) world points removed from the gap, for training.
         source_xyz: (n, 3) world source points to use instead of a fresh :func:`gap_source`.
         copy: the copy of a fresh source (:data:`COPIES`).
+        near_side: how that copy draws from the strips (:func:`gap_source`).
     """
     cls = ctx.attributes.get("classification")
     frame = GapFrame.fit(ctx.xyz, ctx.gap_box, cls)
@@ -163,7 +166,7 @@ def frame_example(ctx: GapContext, n: int, rng: np.random.Generator, truth_xyz: 
     if source_xyz is not None:
         src, src_index, src_kind = source_xyz, None, None
     else:
-        src, src_index, src_kind = gap_source(ctx, n, rng, copy=copy)
+        src, src_index, src_kind = gap_source(ctx, n, rng, copy=copy, near_side=near_side)
     source = frame.to_frame(src)
     xmin, ymin, xmax, ymax = ctx.gap_box
     half = np.array([(xmax - xmin) / 2, (ymax - ymin) / 2])
@@ -179,7 +182,7 @@ def frame_example(ctx: GapContext, n: int, rng: np.random.Generator, truth_xyz: 
 
 def cut_examples(cloud: SortedCloud, count: int, gap_sizes, rng: np.random.Generator,
                  context: ContextConfig | None = None, min_removed: int = 40, max_truth: int = 1024,
-                 max_tries: int = 40, copy: str = "hybrid") -> list[FrameExample]:
+                 max_tries: int = 40, copy: str = "hybrid", near_side: bool = False) -> list[FrameExample]:
     """Cut ``count`` random square gaps out of a real cloud and frame each with its truth.
 
     Gaps lie where their whole context window is inside the data's bounds; a window whose
@@ -192,6 +195,7 @@ def cut_examples(cloud: SortedCloud, count: int, gap_sizes, rng: np.random.Gener
         count: examples wanted (fewer if the cloud keeps refusing cuts).
         gap_sizes: sides to draw from uniformly, e.g. (5, 20) for a range.
         copy: the copy each source starts from (:data:`COPIES`).
+        near_side: how that copy draws from the strips (:func:`gap_source`).
     """
     cfg = context or ContextConfig()
     lo_s, hi_s = float(min(gap_sizes)), float(max(gap_sizes))
@@ -228,7 +232,7 @@ def cut_examples(cloud: SortedCloud, count: int, gap_sizes, rng: np.random.Gener
             n = max(int(round(n * keep)), 1)
         if n < 8:
             continue
-        out.append(frame_example(ctx, n, rng, truth_xyz=truth, copy=copy))
+        out.append(frame_example(ctx, n, rng, truth_xyz=truth, copy=copy, near_side=near_side))
     return out
 
 

@@ -122,13 +122,17 @@ class GapModelGenerator:
         height_limit: the tallest forest (context p95 height, frame units) the head was trained
             on; a taller gap is shrunk into it and its fill stretched back
             (:func:`~pcgen.tasks.gap_examples.height_factor`). None: never.
+        near_side: the copy draws each spot mostly from its nearest strip
+            (:class:`~pcgen.tasks.baselines.MirrorFill`), as the head's training sources did
+            (False: all four strips alike, as for the shipped weights).
     """
 
     name = "pcgen"
 
     def __init__(self, head, max_context: int = 1536, context_band: float = 0.0, copy: str = "hybrid",
-                 small_copy: str | None = None, height_limit: float | None = None):
+                 small_copy: str | None = None, height_limit: float | None = None, near_side: bool = False):
         self.head = head
+        self.near_side = bool(near_side)
         self.max_context = int(max_context)
         self.context_band = float(context_band)
         self.copy = copy
@@ -159,7 +163,7 @@ class GapModelGenerator:
         from pcgen.models.gap_head import example_batch
         from pcgen.tasks.gap_examples import context_subset, frame_example, height_factor, stretch_heights
 
-        ex = frame_example(ctx, int(n), rng, copy=self.start_copy(ctx.polygon))
+        ex = frame_example(ctx, int(n), rng, copy=self.start_copy(ctx.polygon), near_side=self.near_side)
         if len(ex.context) > self.max_context:
             keep = context_subset(ex.context, ex.half, self.max_context, self.context_band, rng)
             ex.context, ex.context_ground = ex.context[keep], ex.context_ground[keep]
@@ -217,7 +221,8 @@ def load_generator(path: str | os.PathLike | None = None, copy: str | None = Non
                                  context_band=float(data.get("context_band") or 0.0),
                                  copy=copy or _source_copy(data.get("source_copy"), path),
                                  small_copy=copy or "canopy",
-                                 height_limit=_height_limit(data.get("height_limit"), path))
+                                 height_limit=_height_limit(data.get("height_limit"), path),
+                                 near_side=_near_side(data.get("near_side", False), path))
     if copy is not None:
         raise ConfigError(f"a source copy applies to gap heads; this checkpoint holds a "
                           f"{meta.get('kind', 'unknown')} head that starts from noise")
@@ -237,6 +242,14 @@ def _height_limit(value, path) -> float | None:
     if not (np.isfinite(limit) and limit > 0):
         raise CheckpointError(f"checkpoint's data.height_limit must be a positive number, got {value!r}", path)
     return limit
+
+
+def _near_side(value, path) -> bool:
+    """Whether a checkpoint's sources drew each spot's copy mostly from its nearest strip
+    (checkpoints trained before that was recorded drew all four strips alike)."""
+    if not isinstance(value, bool):
+        raise CheckpointError(f"checkpoint's data.near_side must be true or false, got {value!r}", path)
+    return value
 
 
 def _source_copy(name, path) -> str:

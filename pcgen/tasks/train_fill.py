@@ -58,13 +58,14 @@ GAP_SIZES = (5.0, 25.0)     # sides (m) of the training gaps, drawn uniformly; w
                             # the evaluation asks for, so 20 m gaps are not at the edge of training
 
 
-def cache_name(name: str, gap_sizes, copy: str = "hybrid") -> str:
+def cache_name(name: str, gap_sizes, copy: str = "hybrid", near_side: bool = False) -> str:
     """A site's cache file name, with its gap range and copy (a change never reuses old examples)."""
     lo, hi = gap_sizes
-    return f"{Path(name).stem}_gaps{lo:g}-{hi:g}m{'' if copy == 'hybrid' else '_' + copy}.npz"
+    return f"{Path(name).stem}_gaps{lo:g}-{hi:g}m{'' if copy == 'hybrid' else '_' + copy}{'_near' if near_side else ''}.npz"
 
 
-def cache_site(name: str, cache: Path, seed: int, gap_sizes=GAP_SIZES, copy: str = "hybrid") -> int:
+def cache_site(name: str, cache: Path, seed: int, gap_sizes=GAP_SIZES, copy: str = "hybrid",
+               near_side: bool = False) -> int:
     """Cut a site's gap examples into ``cache`` (an ``.npz``) unless it exists; returns the count."""
     import pcgen.io as pio
     from pcgen.tasks.context import SortedCloud
@@ -78,7 +79,7 @@ def cache_site(name: str, cache: Path, seed: int, gap_sizes=GAP_SIZES, copy: str
     area = float(np.prod(sorted_cloud.hi - sorted_cloud.lo))
     count = int(np.clip(area * EXAMPLES_PER_M2, MIN_EXAMPLES, MAX_EXAMPLES))
     rng = np.random.default_rng([seed, sum(name.encode())])
-    examples = cut_examples(sorted_cloud, count, gap_sizes, rng, copy=copy)
+    examples = cut_examples(sorted_cloud, count, gap_sizes, rng, copy=copy, near_side=near_side)
     if examples:
         save_examples(examples, cache)
     return len(examples)
@@ -159,6 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="side range (m) of the training gaps (default: %(default)s)")
     parser.add_argument("--copy", choices=sorted(COPIES), default=SOURCE_COPY,
                         help="the copy half of each source starts from (default: %(default)s)")
+    parser.add_argument("--near-side", action=argparse.BooleanOptionalAction, default=False,
+                        help="the copy draws each spot mostly from the strip nearest to it, as the "
+                             "baselines do (default: all four strips alike, as the shipped weights were "
+                             "trained; docs/fill-experiments.md, 'Each spot copied from its nearest side')")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="Hydra override of the gap_fill experiment (model.width=48, ...)")
     return parser
@@ -186,8 +191,8 @@ def train_fill(args) -> dict:
     t0 = time.time()
     caches, counts = [], {}
     for name in split["train"]:
-        cache = work / "examples" / cache_name(name, (lo, hi), args.copy)
-        counts[name] = cache_site(name, cache, args.seed, (lo, hi), args.copy)
+        cache = work / "examples" / cache_name(name, (lo, hi), args.copy, args.near_side)
+        counts[name] = cache_site(name, cache, args.seed, (lo, hi), args.copy, args.near_side)
         print(f"[{time.time() - t0:5.0f} s] {name}: {counts[name]} gap examples", file=sys.stderr)
         if counts[name]:
             caches.append(str(cache.resolve()))
@@ -201,11 +206,13 @@ def train_fill(args) -> dict:
     print(f"trained {trainer.global_step} steps in {train_s:.0f} s: {metrics}", file=sys.stderr)
     meta = head_meta(cfg)
     meta["data"]["source_copy"] = args.copy  # filling draws its sources the same way
+    meta["data"]["near_side"] = bool(args.near_side)
     meta["data"]["height_limit"] = round(cached_height_limit(caches), 1)  # filling shrinks taller forests into it
     strip_checkpoint(module, meta, out)
     sidecar = {"train_sites": split["train"], "heldout_sites": split["heldout"], "examples": counts,
                "steps": int(trainer.global_step), "train_seconds": round(train_s, 1),
                "final_metrics": metrics, "seed": args.seed, "gap_sizes": [lo, hi], "copy": args.copy,
+               "near_side": bool(args.near_side),
                "height_limit": meta["data"]["height_limit"], "overrides": [o for o in overrides if "caches" not in o]}
     from pcgen.atomic import atomic_path
 

@@ -202,8 +202,8 @@ def test_heights_in_a_file_without_a_ground_class_are_above_its_filtered_ground(
 
 def test_the_class_a_fill_writes_is_scored_against_the_nearest_true_point(topo):
     """Four 10 m cuts of Topography.laz filled by the hybrid copy: the class each new point gets
-    (as pcgen fill writes it) matches the nearest removed point's class on 80.0% of points per cut
-    when the copied point lends it and 84.9% when the originals around it pick the donor.
+    (as pcgen fill writes it) matches the nearest removed point's class on 77.6% of points per cut
+    when the copied point lends it and 80.6% when the originals around it pick the donor.
     A file without classes gets no class column."""
     import numpy as np
 
@@ -219,7 +219,7 @@ def test_the_class_a_fill_writes_is_scored_against_the_nearest_true_point(topo):
         assert len(rows) == 4 and all(0 <= r["same_class"] <= 1 for r in rows)
         mean[mode] = summarize(rows, cfg.tau)["hybrid"]["same_class"]
         assert "same class ↑" in markdown_table(summarize(rows, cfg.tau), cfg.tau)
-    assert (round(mean["source"], 3), round(mean["neighbours"], 3)) == (0.8, 0.849)
+    assert (round(mean["source"], 3), round(mean["neighbours"], 3)) == (0.776, 0.806)
     bare = [("bare.laz", topo.xyz, {})]
     rows, _, _ = evaluate_fill(bare, {"hybrid": HybridFill()}, EvalConfig(cuts_per_tile=1, gap_size=10.0, seed=1))
     assert "same_class" not in rows[0] and "same class" not in markdown_table(summarize(rows, cfg.tau), cfg.tau)

@@ -22,7 +22,8 @@ REPO = Path(__file__).resolve().parents[2]
 TINY = ["experiment=gap_fill", "model.width=8", "model.head.hidden=8", "logger=none", "data.caches=[unused]"]
 
 
-def tiny_gap_checkpoint(path: Path, *extra: str, source_copy: str | None = None, height_limit=None) -> Path:
+def tiny_gap_checkpoint(path: Path, *extra: str, source_copy: str | None = None, height_limit=None,
+                        near_side=False) -> Path:
     from pcgen.train.run import build_module, compose_config, head_meta
 
     cfg = compose_config([*TINY, *extra], root=str(path.parent))
@@ -31,6 +32,8 @@ def tiny_gap_checkpoint(path: Path, *extra: str, source_copy: str | None = None,
         meta["data"]["source_copy"] = source_copy
     if height_limit is not None:  # as datasets/train_default_fill.py records it
         meta["data"]["height_limit"] = height_limit
+    if near_side is not None:  # as datasets/train_default_fill.py records it (None: older checkpoints)
+        meta["data"]["near_side"] = near_side
     strip_checkpoint(build_module(cfg), meta, path)
     return path
 
@@ -65,7 +68,8 @@ def test_source_is_half_copy_half_surface_with_the_classes_beneath(holed_tile):
     assert pts.shape == (300, 3) and index.shape == (300,)
     np.testing.assert_array_equal(kind, np.r_[np.zeros(150), np.ones(150)])  # copy 0, surface 1
     # the first 150 points are the hybrid copy drawn with the same generator, classes and all
-    ref, ref_index = HybridFill().generate_with_source(ctx, 150, np.random.default_rng(3))
+    # (all four strips alike, as the shipped weights were trained)
+    ref, ref_index = HybridFill(near_side=False).generate_with_source(ctx, 150, np.random.default_rng(3))
     np.testing.assert_array_equal(pts[:150], ref)
     np.testing.assert_array_equal(index[:150], ref_index)
     # the other 150 are surface samples: those on the interpolated ground speak for ground returns
@@ -76,7 +80,7 @@ def test_source_is_half_copy_half_surface_with_the_classes_beneath(holed_tile):
     assert (cls[index[150:][on_ground]] == GROUND_CLASS).mean() > 0.9
     # no surface share: the copy alone
     only, _, _ = gap_source(ctx, 40, np.random.default_rng(3), surface_share=0.0)
-    np.testing.assert_array_equal(only, HybridFill().generate_with_source(ctx, 40, np.random.default_rng(3))[0])
+    np.testing.assert_array_equal(only, HybridFill(near_side=False).generate_with_source(ctx, 40, np.random.default_rng(3))[0])
 
 
 def test_a_checkpoint_draws_its_sources_from_the_copy_it_was_trained_on(holed_tile, tmp_path):
@@ -88,7 +92,7 @@ def test_a_checkpoint_draws_its_sources_from_the_copy_it_was_trained_on(holed_ti
     cloud = pio.read(path)
     ctx = build_context(cloud.xyz, hole, FillConfig().context, attributes=dict(cloud.attributes))
     pts, index, _ = gap_source(ctx, 300, np.random.default_rng(3), copy="canopy")
-    ref, ref_index = CanopyFill().generate_with_source(ctx, 150, np.random.default_rng(3))
+    ref, ref_index = CanopyFill(near_side=False).generate_with_source(ctx, 150, np.random.default_rng(3))
     np.testing.assert_array_equal(pts[:150], ref)
     np.testing.assert_array_equal(index[:150], ref_index)
     assert not np.array_equal(pts[:150], gap_source(ctx, 300, np.random.default_rng(3))[0][:150])
@@ -98,6 +102,30 @@ def test_a_checkpoint_draws_its_sources_from_the_copy_it_was_trained_on(holed_ti
     assert load_generator(tiny_gap_checkpoint(tmp_path / "b.ckpt", source_copy="canopy")).copy == "canopy"
     with pytest.raises(CheckpointError, match="unknown source copy 'exec'"):
         load_generator(tiny_gap_checkpoint(tmp_path / "c.ckpt", source_copy="exec"))
+
+
+def test_a_checkpoint_draws_its_copy_from_the_strips_as_it_was_trained(holed_tile, tmp_path):
+    import pcgen.io as pio
+    from pcgen.errors import CheckpointError
+    from pcgen.tasks.baselines import HybridFill
+
+    path, hole, _ = holed_tile
+    cloud = pio.read(path)
+    ctx = build_context(cloud.xyz, hole, FillConfig().context, attributes=dict(cloud.attributes))
+    for near_side in (True, False):
+        pts, index, _ = gap_source(ctx, 300, np.random.default_rng(3), near_side=near_side)
+        ref, ref_index = HybridFill(near_side=near_side).generate_with_source(ctx, 150, np.random.default_rng(3))
+        np.testing.assert_array_equal(pts[:150], ref)
+        np.testing.assert_array_equal(index[:150], ref_index)
+    assert not np.array_equal(gap_source(ctx, 300, np.random.default_rng(3), near_side=True)[0],
+                              gap_source(ctx, 300, np.random.default_rng(3))[0])
+    assert load_generator(tiny_gap_checkpoint(tmp_path / "a.ckpt", near_side=True)).near_side is True
+    assert load_generator(tiny_gap_checkpoint(tmp_path / "b.ckpt")).near_side is False
+    # checkpoints from before the field drew all four strips alike, as the shipped weights do
+    assert load_generator(tiny_gap_checkpoint(tmp_path / "d.ckpt", near_side=None)).near_side is False
+    assert load_generator().near_side is False
+    with pytest.raises(CheckpointError, match="data.near_side must be true or false, got 'yes'"):
+        load_generator(tiny_gap_checkpoint(tmp_path / "c.ckpt", near_side="yes"))
 
 
 def test_the_height_limit_is_the_99th_percentile_of_the_training_contexts_p95():
