@@ -358,6 +358,18 @@ def test_the_recipe_takes_the_height_limit_from_all_its_caches(tmp_path):
     assert 20.0 < limit < 30.0  # the tall site's crowns, not the low one's
     assert cached_height_limit([tmp_path / "low.npz"]) < 6.0
 
+
+def test_a_recipe_on_the_other_draw_never_reuses_the_old_examples():
+    from pcgen.tasks.train_fill import build_parser, cache_name
+
+    assert cache_name("training/hawaii_ept", (5, 25)) == "hawaii_ept_gaps5-25m.npz"  # the shipped recipe's
+    assert cache_name("training/hawaii_ept", (5, 25), near_side=True) == "hawaii_ept_gaps5-25m_near.npz"
+    assert cache_name("training/hawaii_ept", (5, 25), "canopy", True) == "hawaii_ept_gaps5-25m_canopy_near.npz"
+    base = ["--split", "s.yaml", "--out", "o.ckpt", "--work", "w"]
+    assert build_parser().parse_args(base).near_side is False  # as the shipped weights were trained
+    assert build_parser().parse_args([*base, "--near-side"]).near_side is True
+
+
 def test_split_refuses_a_site_in_both_lists(tmp_path):
     bad = tmp_path / "split.yaml"
     bad.write_text("train: [training/a.laz, training/b.laz]\nheldout: [training/b.laz]\n")
