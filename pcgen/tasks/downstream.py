@@ -220,8 +220,8 @@ def run_benchmark(cfg: dict, train_paths: Sequence, test_paths: Sequence, progre
         generators["pcgen"] = load_generator(cfg["ckpt"], threads=None)  # the classifiers train after
     if "hybrid" in sources:  # the gap model's own starting point, without the model
         from pcgen.tasks.baselines import HybridFill
-        # drawn as the shipped weights' sources are (all four strips alike), as docs/metrics.md measured it
-        generators["hybrid"] = HybridFill(near_side=False)
+        # drawn from each spot's nearest side, as the gap model's start is
+        generators["hybrid"] = HybridFill()
     runs, gen_seconds, distances = [], {name: [] for name in generators}, {}
     prep_s = time.perf_counter() - t0
     for seed in cfg["seeds"]:

@@ -123,14 +123,15 @@ class GapModelGenerator:
             on; a taller gap is shrunk into it and its fill stretched back
             (:func:`~pcgen.tasks.gap_examples.height_factor`). None: never.
         near_side: the copy draws each spot mostly from its nearest strip
-            (:class:`~pcgen.tasks.baselines.MirrorFill`), as the head's training sources did
-            (False: all four strips alike, as for the shipped weights).
+            (:class:`~pcgen.tasks.baselines.MirrorFill`), as the baselines do, whatever draw the
+            head was trained on (the shipped weights, trained on all four strips alike, come 1-3%
+            closer from it on 15 held-out cut sets; docs/fill-experiments.md). False: all four alike.
     """
 
     name = "pcgen"
 
     def __init__(self, head, max_context: int = 1536, context_band: float = 0.0, copy: str = "hybrid",
-                 small_copy: str | None = None, height_limit: float | None = None, near_side: bool = False):
+                 small_copy: str | None = None, height_limit: float | None = None, near_side: bool = True):
         self.head = head
         self.near_side = bool(near_side)
         self.max_context = int(max_context)
@@ -186,6 +187,8 @@ def load_generator(path: str | os.PathLike | None = None, copy: str | None = Non
         copy: start a gap head from this copy (:data:`SOURCE_COPIES`) in every gap; None or
             :data:`AUTO_COPY`: the canopy copy in gaps up to :data:`SMALL_GAP_WIDTH` wide (it is
             closer in 5 m holes, docs/fill-experiments.md) and the copy it was trained from in wider ones.
+            Either copy draws each spot from its nearest side, as the baselines do (the
+            checkpoint's ``data.near_side`` records its training draw only).
         threads: torch's intra-op threads for this process from now on (None leaves them).
             A gap's network calls are small: split over two threads they wait on each other,
             and on a busy 2-core machine pyfor_test's fill took 40-88 s instead of 12-13 s
@@ -221,8 +224,7 @@ def load_generator(path: str | os.PathLike | None = None, copy: str | None = Non
                                  context_band=float(data.get("context_band") or 0.0),
                                  copy=copy or _source_copy(data.get("source_copy"), path),
                                  small_copy=copy or "canopy",
-                                 height_limit=_height_limit(data.get("height_limit"), path),
-                                 near_side=_near_side(data.get("near_side", False), path))
+                                 height_limit=_height_limit(data.get("height_limit"), path))
     if copy is not None:
         raise ConfigError(f"a source copy applies to gap heads; this checkpoint holds a "
                           f"{meta.get('kind', 'unknown')} head that starts from noise")
@@ -242,14 +244,6 @@ def _height_limit(value, path) -> float | None:
     if not (np.isfinite(limit) and limit > 0):
         raise CheckpointError(f"checkpoint's data.height_limit must be a positive number, got {value!r}", path)
     return limit
-
-
-def _near_side(value, path) -> bool:
-    """Whether a checkpoint's sources drew each spot's copy mostly from its nearest strip
-    (checkpoints trained before that was recorded drew all four strips alike)."""
-    if not isinstance(value, bool):
-        raise CheckpointError(f"checkpoint's data.near_side must be true or false, got {value!r}", path)
-    return value
 
 
 def _source_copy(name, path) -> str:
