@@ -4,7 +4,8 @@ A gap's content is predictable only near its edges (a crown cut in half, the slo
 ground); one global context vector throws that away. :class:`GapConditioner` gives every query
 point (a source point being moved, or a noisy point being denoised) features gathered from its
 k nearest context points at two layers, plus an EdgeConv over its nearest fellow query points,
-FiLM-modulated by a few gap descriptors. With ``k_encode`` > 0 the context points are first
+FiLM-modulated by a few gap descriptors. With ``dilation`` d > 1 the second layer reads every d-th
+of its 2·d·k nearest context points, a view d times as wide for the same cost. With ``k_encode`` > 0 the context points are first
 encoded by an edge layer over their own neighbours (as LiDiff encodes its partial scan), so the
 second layer reads what surrounds each context point (a crown's top, a gap in the canopy), not
 only where it is. Every gap head (offset, flow, diffusion, VAE, GAN) uses
@@ -87,16 +88,20 @@ class GapConditioner(nn.Module):
         k_context: context neighbours per query point (first layer; the second uses twice as many).
         k_self: query neighbours in the EdgeConv.
         k_encode: context neighbours of the context encoder read by the second layer (0: none).
+        dilation: the second layer reads every ``dilation``-th of its nearest context points.
     """
 
     def __init__(self, width: int = 64, cond_dim: int = 6, extra_dim: int = 0,
-                 k_context: int = 12, k_self: int = 8, k_encode: int = 0):
+                 k_context: int = 12, k_self: int = 8, k_encode: int = 0,
+                 dilation: int = 1):
         super().__init__()
         for key, value, low in (("width", width, 1), ("cond_dim", cond_dim, 0), ("extra_dim", extra_dim, 0),
-                                ("k_context", k_context, 1), ("k_self", k_self, 1), ("k_encode", k_encode, 0)):
+                                ("k_context", k_context, 1), ("k_self", k_self, 1), ("k_encode", k_encode, 0),
+                                ("dilation", dilation, 1)):
             check_range(f"model.head.conditioner.{key}", value, low, MAX_COUNT, integer=True)
         self.width, self.cond_dim, self.k_context, self.k_self = width, cond_dim, k_context, k_self
         self.k_encode = int(k_encode)
+        self.dilation = int(dilation)
         self.out_dim = 2 * width
         self.embed = _mlp([3 + extra_dim, width, width])
         self.film = nn.Linear(cond_dim, 2 * width)
@@ -124,7 +129,7 @@ class GapConditioner(nn.Module):
         g = ctx_ground[..., None]
         with torch.no_grad():
             xd = x.detach()
-            cidx = knn(xd, ctx, 2 * self.k_context, x_len, ctx_len).idx
+            cidx = knn(xd, ctx, 2 * self.k_context * self.dilation, x_len, ctx_len).idx
             sidx = knn(xd, xd, min(self.k_self, x.shape[1]), x_len, x_len).idx
             if self.encode is not None:
                 eidx = knn(ctx, ctx, min(self.k_encode, ctx.shape[1]), ctx_len, ctx_len).idx
@@ -132,7 +137,7 @@ class GapConditioner(nn.Module):
         hq = h0 + c1
         e = self.edge(x, x, hq, sidx, hq)
         ctx_feat = g if self.encode is None else self.encode(ctx, ctx, g, eidx, None)
-        c2 = self.cross2(x, ctx, ctx_feat, cidx, e)
+        c2 = self.cross2(x, ctx, ctx_feat, cidx[..., :: self.dilation], e)
         return self.out(torch.cat([h0, c1, e, c2], -1))
 
 

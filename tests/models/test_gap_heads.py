@@ -203,6 +203,26 @@ def test_the_context_encoder_lets_a_point_read_its_context_neighbours_surroundin
         assert ((after - before).abs().max() > 1e-4) == moves, k_encode
 
 
+def test_a_dilated_second_layer_reads_context_points_further_out_for_the_same_count():
+    """With k = 1 the second layer reads two context points: the two nearest (0.5 and 1 m out),
+    or with dilation 3 the 1st and the 4th nearest of six (0.5 and 2 m). Raising the point 2 m out
+    changes the query's features only with the dilation."""
+    from pcgen.nn import GapConditioner
+
+    x = torch.zeros(1, 1, 3)
+    ctx = torch.tensor([[[r, 0.0, 1.0] for r in (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5)]])
+    raised = ctx.clone()
+    raised[0, 3, 2] = 4.0
+    x_len, ground, ctx_len, cond = torch.tensor([1]), torch.zeros(1, 7), torch.tensor([7]), torch.zeros(1, 6)
+    for dilation, moves in ((1, False), (3, True)):
+        torch.manual_seed(0)
+        net = GapConditioner(width=16, k_context=1, k_self=1, dilation=dilation).eval()
+        with torch.no_grad():
+            before = net(x, x_len, ctx, ground, ctx_len, cond)
+            after = net(x, x_len, raised, ground, ctx_len, cond)
+        assert ((after - before).abs().max() > 1e-4) == moves, dilation
+
+
 def test_a_head_reads_its_start_points_kinds_only_when_told_to():
     """With ``source_kind`` a point's move depends on whether it started as a surface sample or a
     copy (the conditioner has one more input); without it, the kinds in the batch are ignored.
